@@ -1,0 +1,1 @@
+"""Deployment tooling: the embedded local AWS, the CloudFormation stack, the Lambda package."""

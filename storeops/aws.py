@@ -1,0 +1,167 @@
+"""The AWS client factory and the stack's resource names.
+
+Every boto3 client and every awswrangler call in the project goes through ``AwsClients``:
+it applies the endpoint (the embedded emulator's, or AWS's own), standard-mode retries and
+connect/read timeouts. Business code receives an ``AwsClients`` and never builds a client.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from pydantic import BaseModel, ConfigDict, Field
+
+from storeops.exceptions import ConfigurationError, EmulatorError, StackError
+
+if TYPE_CHECKING:
+    from storeops.settings import Settings
+
+# The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # noqa: S105
+
+
+def botocore_config(settings: Settings, max_pool_connections: int = 32) -> Config:
+    """Standard retry mode with bounded attempts, and explicit timeouts."""
+    return Config(
+        region_name=settings.region,
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_pool_connections=max_pool_connections,
+        tcp_keepalive=True,
+    )
+
+
+class AwsClients:
+    """Builds and caches boto3 clients for one target; thread-safe.
+
+    ``endpoint_url=None`` means AWS's own endpoints (or, inside a Lambda on the emulator, the
+    ``AWS_ENDPOINT_URL`` the emulator injects): no code path depends on which.
+    """
+
+    def __init__(self, session: boto3.Session, config: Config, endpoint_url: str | None = None) -> None:
+        self.session = session
+        self.config = config
+        self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsClients:
+        """The factory for CLIs and flows: the emulator for `local`, the credential chain for `aws`."""
+        if settings.is_local:
+            session = boto3.Session(region_name=settings.region, **LOCAL_CREDENTIALS)
+        else:
+            try:
+                session = boto3.Session(region_name=settings.region, profile_name=settings.aws_profile)
+            except BotoCoreError as exc:
+                raise ConfigurationError(
+                    f"cannot use AWS profile {settings.aws_profile!r}: {exc}",
+                    hint="set STOREOPS_AWS_PROFILE to a profile from ~/.aws/config, or unset it",
+                ) from None
+        return cls(session, botocore_config(settings), settings.endpoint_url)
+
+    @classmethod
+    def for_lambda(cls, region: str, config: Config | None = None) -> AwsClients:
+        """The factory inside a Lambda: the function's role, the runtime's endpoints."""
+        session = boto3.Session(region_name=region)
+        return cls(session, config or Config(region_name=region, retries={"mode": "standard"}))
+
+    def client(self, service: str) -> Any:
+        """A cached client for ``service`` with this factory's endpoint and config."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session.client(
+                    service, endpoint_url=self.endpoint_url, config=self.config
+                )
+            return self._clients[service]
+
+    def check_credentials(self) -> None:
+        """Fail in one line when the `aws` target has no credentials to use."""
+        if self.endpoint_url is None and self.session.get_credentials() is None:
+            raise ConfigurationError(
+                "no AWS credentials found for the aws target",
+                hint="run `aws configure` or `aws sso login`, set STOREOPS_AWS_PROFILE, "
+                "or use STOREOPS_TARGET=local",
+            )
+
+    def configure_awswrangler(self) -> None:
+        """Point awswrangler at this factory's endpoint and botocore config.
+
+        awswrangler builds its own clients from the ``boto3_session`` it is given plus its
+        process-wide ``wr.config``; this is the one place that sets that config.
+        """
+        import awswrangler as wr
+
+        for service in ("s3", "athena", "glue", "sts"):
+            setattr(wr.config, f"{service}_endpoint_url", self.endpoint_url)
+        wr.config.botocore_config = self.config
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line description of a boto3 error, naming its code."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
+    return str(exc).replace("\n", " ")
+
+
+class StackResources(BaseModel):
+    """Names of the stack's resources, read from its CloudFormation outputs (not repeated in code)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    data_lake_bucket: str = Field(alias="DataLakeBucket")
+    delivery_stream: str = Field(alias="DeliveryStreamName")
+    glue_database: str = Field(alias="GlueDatabase")
+    inventory_table: str = Field(alias="InventoryTable")
+    ledger_table: str = Field(alias="DispatchLedgerTable")
+    athena_workgroup: str = Field(alias="AthenaWorkGroup")
+    planning_function: str = Field(alias="PlanningFunctionName")
+    dispatch_queue_url: str = Field(alias="DispatchQueueUrl")
+    dead_letter_queue_url: str = Field(alias="DeadLetterQueueUrl")
+    claims_table: str = Field(alias="ClaimsTableName")
+
+    @classmethod
+    def load(cls, clients: AwsClients, stack_name: str) -> StackResources:
+        """Read the outputs of a complete stack, or explain what to run."""
+        outputs = stack_outputs(clients, stack_name)
+        missing = [f.alias for f in cls.model_fields.values() if f.alias not in outputs]
+        if missing:
+            raise StackError(
+                f"stack {stack_name} lacks outputs {', '.join(missing)} (deployed from an older template?)",
+                hint="run `python -m deployments.stack deploy`",
+            )
+        return cls.model_validate(outputs)
+
+
+def stack_outputs(clients: AwsClients, stack_name: str) -> dict[str, str]:
+    """The outputs of ``stack_name`` as a dict; a one-line error if it is missing or failed."""
+    cfn = clients.client("cloudformation")
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except EndpointConnectionError:
+        raise EmulatorError(
+            f"cannot reach AWS endpoint {clients.endpoint_url or 'of the region'}",
+            hint="start the emulator with `python -m deployments.localaws start` (local target) "
+            "or check your network (aws target)",
+        ) from None
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            raise StackError(
+                f"stack {stack_name} does not exist", hint="run `python -m deployments.stack deploy`"
+            ) from None
+        raise StackError(f"cannot read stack {stack_name}: {describe_error(exc)}") from None
+    stack = stacks[0]
+    status = stack["StackStatus"]
+    if status not in {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}:
+        raise StackError(
+            f"stack {stack_name} is in state {status}",
+            hint="redeploy with `python -m deployments.stack deploy`, or delete it with "
+            "`python -m deployments.stack delete --yes` and deploy again",
+        )
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

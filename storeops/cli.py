@@ -1,0 +1,67 @@
+"""What every command-line entry point shares: one-line errors, exit codes, ``--json`` output.
+
+Usage errors exit 2 (argparse's convention), domain errors exit with their ``exit_code``,
+Ctrl-C exits 130. With ``--json`` the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from storeops.exceptions import StoreOpsError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def emit_json(payload: Mapping[str, Any]) -> None:
+    """Print one JSON object as the last stdout line."""
+    sys.stdout.flush()
+    print(json.dumps(payload, default=str, sort_keys=True), flush=True)
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run ``main`` and exit with its code; turn known errors into one line on stderr."""
+    try:
+        code = main() or 0
+    except StoreOpsError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: stopped cleanly, nothing left half-done", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

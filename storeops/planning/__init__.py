@@ -1,0 +1,1 @@
+"""StorePlanningApp: the shortage analysis and the dispatch requests it sends."""

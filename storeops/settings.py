@@ -1,0 +1,81 @@
+"""The one settings model of the project.
+
+Built once at each entry point (a CLI, a flow, the Lambda handler) and passed down; never
+read at import time. Every field can be set by an environment variable ``STOREOPS_<FIELD>``
+(for example ``STOREOPS_TARGET=aws``). Resource names are not settings: they come from the
+CloudFormation stack outputs (see ``storeops.aws.StackOutputs``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storeops.exceptions import ConfigurationError
+
+ENV_PREFIX = "STOREOPS_"
+LOOPBACK = "127.0.0.1"
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``sql/`` and ``deployments/``)."""
+    return Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Where the system runs and how it talks to AWS."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    target: Literal["local", "aws"] = Field(
+        "local", description="`local`: the embedded emulator on loopback; `aws`: real AWS."
+    )
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region.")
+    stack_name: str = Field(
+        "storeops",
+        pattern=r"^[a-z][a-z0-9-]{0,27}[a-z0-9]$",
+        description="CloudFormation stack name; lowercase, it prefixes bucket names.",
+    )
+    aws_profile: str | None = Field(None, description="Named AWS profile for `aws` (default chain if unset).")
+    local_port: int = Field(4566, ge=1024, le=65535, description="Port of the embedded emulator.")
+    local_home: Path = Field(
+        default_factory=lambda: project_root() / ".localaws",
+        description="Folder holding the emulator's PID, log, state and build cache (git-ignored).",
+    )
+    pandas_layer_arn: str | None = Field(
+        None, description="AWS SDK for pandas layer ARN (aws target; default: looked up in SSM)."
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection to AWS.")
+    read_timeout: float = Field(70.0, gt=0, description="Seconds to wait for an AWS response.")
+    max_attempts: int = Field(6, ge=1, le=20, description="botocore standard-mode attempts per call.")
+
+    @field_validator("local_home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The emulator's URL for `local`; None (AWS's own endpoints) for `aws`."""
+        return f"http://{LOOPBACK}:{self.local_port}" if self.target == "local" else None
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus explicit overrides, or fail in one line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        env = f"{ENV_PREFIX}{field.upper()}"
+        raise ConfigurationError(
+            f"invalid setting {field}={first.get('input')!r}: {first['msg']}",
+            hint=f"set {env} to a valid value (see the README's configuration reference)",
+        ) from None
