@@ -47,7 +47,9 @@ class LambdaPlatform:
     @classmethod
     def this_interpreter(cls) -> LambdaPlatform:
         """The emulator runs functions with the interpreter that started it: this one."""
-        return cls(f"{sys.version_info.major}.{sys.version_info.minor}", f"manylinux2014_{platform.machine()}")
+        return cls(
+            f"{sys.version_info.major}.{sys.version_info.minor}", f"manylinux2014_{platform.machine()}"
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ starts with the fixes of ``deployments.emulator_fixes`` installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -146,7 +147,7 @@ class LocalAws:
 
     def reset(self) -> None:
         """Wipe every service's state (about 1 ms)."""
-        request = urllib.request.Request(f"{self.endpoint}/_ministack/reset", method="POST", data=b"")
+        request = urllib.request.Request(f"{self.endpoint}/_ministack/reset", method="POST", data=b"")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
                 resp.read()
@@ -214,10 +215,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _port_in_use(port: int) -> bool:

@@ -20,12 +20,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from storeops.aws import AwsClients, describe_error, stack_outputs
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError, StackError
 from storeops.settings import Settings, load_settings
-
-from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
 STABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
@@ -211,7 +210,9 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
             reason = _first_failure(clients, name, started)
             cfn.delete_stack(StackName=name)  # leave nothing half-created
             _wait(clients, name, progress)
-            raise StackError(f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
+            raise StackError(
+                f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again"
+            )
         action = "created"
     else:
         try:
@@ -225,7 +226,9 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
             final = _wait(clients, name, progress)
             if final != "UPDATE_COMPLETE":
                 reason = _first_failure(clients, name, started)
-                raise StackError(f"updating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
+                raise StackError(
+                    f"updating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again"
+                )
             action = "updated"
     return DeployResult(
         stack_name=name,
@@ -319,7 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
         for key, value in sorted(result.outputs.items()):
             print(f"  {key:22} {value}")
-        payload: dict[str, Any] = {"stack": result.stack_name, "action": result.action, "outputs": result.outputs}
+        payload: dict[str, Any] = {
+            "stack": result.stack_name,
+            "action": result.action,
+            "outputs": result.outputs,
+        }
     elif args.action == "outputs":
         outputs = stack_outputs(clients, settings.stack_name)
         for key, value in sorted(outputs.items()):

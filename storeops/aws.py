@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from storeops.settings import Settings
 
 # The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # noqa: S105
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 def botocore_config(settings: Settings, max_pool_connections: int = 32) -> Config:
@@ -54,7 +54,11 @@ class AwsClients:
     def from_settings(cls, settings: Settings) -> AwsClients:
         """The factory for CLIs and flows: the emulator for `local`, the credential chain for `aws`."""
         if settings.is_local:
-            session = boto3.Session(region_name=settings.region, **LOCAL_CREDENTIALS)
+            session = boto3.Session(
+                aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+                aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+                region_name=settings.region,
+            )
         else:
             try:
                 session = boto3.Session(region_name=settings.region, profile_name=settings.aws_profile)
@@ -76,15 +80,24 @@ class AwsClients:
         with self._lock:
             if service not in self._clients:
                 self._clients[service] = self.session.client(
-                    service, endpoint_url=self.endpoint_url, config=self.config
+                    service,  # type: ignore[call-overload]
+                    endpoint_url=self.endpoint_url,
+                    config=self.config,
                 )
             return self._clients[service]
 
     def check_credentials(self) -> None:
         """Fail in one line when the `aws` target has no credentials to use."""
-        if self.endpoint_url is None and self.session.get_credentials() is None:
+        if self.endpoint_url is not None:
+            return
+        try:
+            credentials = self.session.get_credentials()
+            problem = "" if credentials is not None else "none found"
+        except BotoCoreError as exc:
+            problem = str(exc).replace("\n", " ")
+        if problem:
             raise ConfigurationError(
-                "no AWS credentials found for the aws target",
+                f"no usable AWS credentials for the aws target ({problem})",
                 hint="run `aws configure` or `aws sso login`, set STOREOPS_AWS_PROFILE, "
                 "or use STOREOPS_TARGET=local",
             )
@@ -130,7 +143,7 @@ class StackResources(BaseModel):
     def load(cls, clients: AwsClients, stack_name: str) -> StackResources:
         """Read the outputs of a complete stack, or explain what to run."""
         outputs = stack_outputs(clients, stack_name)
-        missing = [f.alias for f in cls.model_fields.values() if f.alias not in outputs]
+        missing = [f.alias for f in cls.model_fields.values() if f.alias and f.alias not in outputs]
         if missing:
             raise StackError(
                 f"stack {stack_name} lacks outputs {', '.join(missing)} (deployed from an older template?)",

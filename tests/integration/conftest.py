@@ -1,0 +1,57 @@
+"""One emulator per test session, reset before every test that asks for the stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deployments.localaws import LocalAws
+from deployments.stack import deploy
+from storeops.aws import AwsClients, StackResources
+from storeops.settings import Settings, load_settings
+from tests.conftest import free_port
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    clients: AwsClients
+    resources: StackResources
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables pointing a CLI at this emulator."""
+        return {
+            "STOREOPS_LOCAL_PORT": str(self.settings.local_port),
+            "STOREOPS_LOCAL_HOME": str(self.settings.local_home),
+            "STOREOPS_TARGET": "local",
+        }
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    home: Path = tmp_path_factory.mktemp("localaws")
+    settings = load_settings(local_port=free_port(), local_home=home)
+    local = LocalAws(settings)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def emulator_settings(emulator: LocalAws) -> Settings:
+    return emulator.settings
+
+
+@pytest.fixture
+def local_stack(emulator: LocalAws) -> LocalStack:
+    """A freshly reset emulator with the stack deployed."""
+    emulator.reset()
+    settings = emulator.settings
+    clients = AwsClients.from_settings(settings)
+    deploy(settings, clients)
+    clients.configure_awswrangler()
+    return LocalStack(settings, clients, StackResources.load(clients, settings.stack_name))

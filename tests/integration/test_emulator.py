@@ -1,0 +1,114 @@
+"""The embedded emulator: loopback only, its launcher, and the fix it needs (ministack 1.5.33)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from deployments import emulator_fixes
+from deployments.localaws import LocalAws
+from storeops.exceptions import EmulatorError
+from storeops.settings import load_settings
+from tests.conftest import free_port, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """Local addresses of the TCP sockets ``pid`` listens on (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A = LISTEN
+                address_hex, port_hex = local.split(":")
+                if len(address_hex) == 8:
+                    address = socket.inet_ntoa(bytes.fromhex(address_hex)[::-1])
+                else:
+                    address = "::" if set(address_hex) == {"0"} else address_hex
+                found.add(f"{address}:{int(port_hex, 16)}")
+    return found
+
+
+def test_emulator_listens_on_loopback_only(emulator: LocalAws) -> None:
+    pid = emulator.pid()
+    assert pid is not None
+    addresses = _listening_addresses(pid)
+    assert f"127.0.0.1:{emulator.port}" in addresses
+    assert all(a.startswith("127.0.0.1:") for a in addresses), addresses
+
+
+def test_status_and_idempotent_start(emulator: LocalAws) -> None:
+    status = emulator.status()
+    assert status.running
+    again = emulator.start()
+    assert again.pid == status.pid
+
+
+def test_the_pinned_emulator_still_needs_the_athena_fix() -> None:
+    """Fails loudly when ministack changes: re-check deployments/emulator_fixes.py then."""
+    assert version("ministack") == emulator_fixes.PINNED_MINISTACK
+    assert emulator_fixes.athena_result_location_bug_present(), (
+        "ministack no longer builds the buggy Athena result location: remove the fix"
+    )
+
+
+def test_an_outdated_fix_stops_the_server_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulator_fixes, "BUGGY_RESULT_LOCATION", "this text is not in ministack")
+    with pytest.raises(emulator_fixes.EmulatorFixOutdated, match="remove this fix"):
+        emulator_fixes.install_athena_result_location_fix()
+
+
+def test_start_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        local = LocalAws(load_settings(local_port=port, local_home=tmp_path))
+        with pytest.raises(EmulatorError) as info:
+            local.start()
+        assert f"port {port}" in info.value.one_line()
+        assert "STOREOPS_LOCAL_PORT" in info.value.one_line()
+        result = run_cli(
+            ["-m", "deployments.localaws", "start"],
+            env={"STOREOPS_LOCAL_PORT": str(port), "STOREOPS_LOCAL_HOME": str(tmp_path)},
+        )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ministack.pid").exists()
+
+
+def test_cli_start_stop_status_cycle(tmp_path: Path) -> None:
+    env = {"STOREOPS_LOCAL_PORT": str(free_port()), "STOREOPS_LOCAL_HOME": str(tmp_path)}
+    started = run_cli(["-m", "deployments.localaws", "start", "--json"], env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert '"running": true' in started.stdout.strip().splitlines()[-1]
+        status = run_cli(["-m", "deployments.localaws", "status"], env=env)
+        assert status.returncode == 0
+        assert (tmp_path / "ministack.log").exists()
+    finally:
+        stopped = run_cli(["-m", "deployments.localaws", "stop", "--json"], env=env)
+    assert stopped.returncode == 0
+    assert '"running": false' in stopped.stdout.strip().splitlines()[-1]
+    assert run_cli(["-m", "deployments.localaws", "status"], env=env).returncode == 1
+
+
+def test_unknown_action_is_a_usage_error() -> None:
+    result = run_cli(["-m", "deployments.localaws", "explode"])
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

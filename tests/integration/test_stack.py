@@ -1,0 +1,167 @@
+"""The stack on the emulator: idempotent deploys, the data path, the Lambda, the DLQ, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import awswrangler as wr
+import pytest
+
+from deployments.localaws import LocalAws
+from deployments.stack import deploy
+from storeops.aws import AwsClients
+from storeops.exceptions import StackError
+from tests.conftest import free_port, run_cli, wait_for
+from tests.integration.conftest import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def _physical_ids(clients: AwsClients, stack: str) -> dict[str, str]:
+    resources = clients.client("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+
+
+def test_deploying_twice_changes_nothing(local_stack: LocalStack) -> None:
+    before = _physical_ids(local_stack.clients, local_stack.settings.stack_name)
+    again = deploy(local_stack.settings, local_stack.clients)
+    assert again.action == "unchanged"
+    assert _physical_ids(local_stack.clients, local_stack.settings.stack_name) == before
+    assert again.outputs["DataLakeBucket"] == local_stack.resources.data_lake_bucket
+
+
+def test_a_firehose_record_is_readable_through_athena(local_stack: LocalStack) -> None:
+    res = local_stack.resources
+    reading = {"event_id": "e-1", "store_id": "S001", "product_id": "P001", "on_hand": 7,
+               "observed_at": "2026-01-01T00:00:00.000Z", "schema_version": 1}  # fmt: skip
+    response = local_stack.clients.client("firehose").put_record_batch(
+        DeliveryStreamName=res.delivery_stream, Records=[{"Data": (json.dumps(reading) + "\n").encode()}]
+    )
+    assert response["FailedPutCount"] == 0
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+
+    def query() -> object:
+        frame = wr.athena.read_sql_query(
+            "select store_id, on_hand, dt from inventory_readings where dt = :dt",
+            database=res.glue_database,
+            workgroup=res.athena_workgroup,
+            ctas_approach=False,
+            params={"dt": today},
+            paramstyle="named",
+            boto3_session=local_stack.clients.session,
+        )
+        return frame.to_dict("records") if len(frame) else None
+
+    records = wait_for(query, timeout=20, interval=0.2)
+    assert records == [{"store_id": "S001", "on_hand": 7, "dt": today}]
+
+
+def test_the_planning_lambda_can_be_invoked(local_stack: LocalStack) -> None:
+    response = local_stack.clients.client("lambda").invoke(
+        FunctionName=local_stack.resources.planning_function, Payload=json.dumps({"dry_run": True}).encode()
+    )
+    assert response["StatusCode"] == 200
+    assert "FunctionError" not in response, response["Payload"].read()
+
+
+def test_a_message_failing_more_than_max_receive_count_lands_in_the_dlq(local_stack: LocalStack) -> None:
+    sqs = local_stack.clients.client("sqs")
+    queue, dlq = local_stack.resources.dispatch_queue_url, local_stack.resources.dead_letter_queue_url
+    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]
+    max_receives = int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"])
+    sqs.send_message(QueueUrl=queue, MessageBody='{"poison": true}')
+    receives = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and receives < max_receives + 2:
+        got = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0, WaitTimeSeconds=1).get("Messages", [])
+        receives += len(got)  # received, never deleted: a failing consumer
+        if not got:
+            break
+    assert receives == max_receives
+
+    def in_dlq() -> object:
+        return sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages")
+
+    (message,) = wait_for(in_dlq, timeout=10)  # type: ignore[misc]
+    assert message["Body"] == '{"poison": true}'
+
+
+def test_stack_cli_outputs_json(local_stack: LocalStack) -> None:
+    result = run_cli(["-m", "deployments.stack", "outputs", "--json"], env=local_stack.env)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["outputs"]["DispatchQueueUrl"] == local_stack.resources.dispatch_queue_url
+
+
+def test_a_stack_in_a_failed_state_is_reported_with_the_fix(local_stack: LocalStack) -> None:
+    settings = local_stack.settings.model_copy(update={"stack_name": "broken"})
+    cfn = local_stack.clients.client("cloudformation")
+    bad = {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": -5}}}}
+    cfn.create_stack(StackName="broken", TemplateBody=json.dumps(bad), OnFailure="ROLLBACK")
+    status = wait_for(
+        lambda: (
+            (s := cfn.describe_stacks(StackName="broken")["Stacks"][0]["StackStatus"]).endswith("COMPLETE")
+            and s
+        )
+    )
+    assert status == "ROLLBACK_COMPLETE"
+    with pytest.raises(StackError) as info:
+        deploy(settings, local_stack.clients)
+    assert "ROLLBACK_COMPLETE" in info.value.one_line()
+    assert "delete --yes" in info.value.one_line()
+    result = run_cli(
+        ["-m", "deployments.stack", "deploy"], env={**local_stack.env, "STOREOPS_STACK_NAME": "broken"}
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    deleted = run_cli(
+        ["-m", "deployments.stack", "delete", "--yes"],
+        env={**local_stack.env, "STOREOPS_STACK_NAME": "broken"},
+    )
+    assert deleted.returncode == 0, deleted.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"STOREOPS_TARGET": "azure"}, "STOREOPS_TARGET"),
+        ({"STOREOPS_LOCAL_PORT": "0"}, "STOREOPS_LOCAL_PORT"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(env: dict[str, str], needle: str) -> None:
+    result = run_cli(["-m", "deployments.stack", "outputs"], env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unreachable_endpoint_exits_2_with_one_line(tmp_path) -> None:
+    env = {"STOREOPS_LOCAL_PORT": str(free_port()), "STOREOPS_LOCAL_HOME": str(tmp_path)}
+    result = run_cli(["-m", "deployments.stack", "outputs"], env=env)
+    assert result.returncode == 2
+    assert "localaws start" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_aws_target_without_credentials_exits_2(tmp_path) -> None:
+    env = {
+        "STOREOPS_TARGET": "aws", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_CONFIG_FILE": str(tmp_path / "x"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "x"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }  # fmt: skip
+    result = run_cli(["-m", "deployments.stack", "deploy"], env=env)
+    assert result.returncode == 2
+    assert "credentials" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_emulator_state_survives_a_restart(emulator: LocalAws, local_stack: LocalStack) -> None:
+    s3 = local_stack.clients.client("s3")
+    s3.put_object(Bucket=local_stack.resources.data_lake_bucket, Key="probe.txt", Body=b"kept")
+    emulator.stop()
+    emulator.start()
+    body = s3.get_object(Bucket=local_stack.resources.data_lake_bucket, Key="probe.txt")["Body"].read()
+    assert body == b"kept"
