@@ -47,9 +47,7 @@ class LambdaPlatform:
     @classmethod
     def this_interpreter(cls) -> LambdaPlatform:
         """The emulator runs functions with the interpreter that started it: this one."""
-        return cls(
-            f"{sys.version_info.major}.{sys.version_info.minor}", f"manylinux2014_{platform.machine()}"
-        )
+        return cls(f"{sys.version_info.major}.{sys.version_info.minor}", f"manylinux2014_{platform.machine()}")
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,7 @@ def build_package(build_dir: Path, target: LambdaPlatform, root: Path | None = N
     package = LambdaPackage(final, digest, final.stat().st_size, unzipped)
     if package.zipped_bytes > MAX_ZIPPED_BYTES or package.unzipped_bytes > MAX_UNZIPPED_BYTES:
         raise StackError(
-            f"the Lambda package is too large ({package.zipped_bytes} B zipped, "
-            f"{package.unzipped_bytes} B unzipped)",
+            f"the Lambda package is too large ({package.zipped_bytes} B zipped, {package.unzipped_bytes} B unzipped)",
             hint="bundle less: the AWS SDK for pandas layer already provides pandas and awswrangler",
         )
     return package

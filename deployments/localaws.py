@@ -126,9 +126,7 @@ class LocalAws:
                 return self.status()
             time.sleep(0.05)
         self.stop()
-        raise EmulatorError(
-            f"the emulator did not become healthy within {timeout:.0f} s", hint=f"see {self.log_file}"
-        )
+        raise EmulatorError(f"the emulator did not become healthy within {timeout:.0f} s", hint=f"see {self.log_file}")
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the emulator with SIGTERM (its whole process group); True if one was running."""

@@ -210,9 +210,7 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
             reason = _first_failure(clients, name, started)
             cfn.delete_stack(StackName=name)  # leave nothing half-created
             _wait(clients, name, progress)
-            raise StackError(
-                f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again"
-            )
+            raise StackError(f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
         action = "created"
     else:
         try:

@@ -98,8 +98,7 @@ class AwsClients:
         if problem:
             raise ConfigurationError(
                 f"no usable AWS credentials for the aws target ({problem})",
-                hint="run `aws configure` or `aws sso login`, set STOREOPS_AWS_PROFILE, "
-                "or use STOREOPS_TARGET=local",
+                hint="run `aws configure` or `aws sso login`, set STOREOPS_AWS_PROFILE, or use STOREOPS_TARGET=local",
             )
 
     def configure_awswrangler(self) -> None:

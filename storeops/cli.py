@@ -61,7 +61,20 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except StoreOpsError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         code = exc.exit_code
+    except BrokenPipeError:  # e.g. `... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        code = 0
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly, nothing left half-done", file=sys.stderr)
         code = 130
     raise SystemExit(code)
+
+
+def print_summary(title: str, rows: list[tuple[str, Any]]) -> None:
+    """A two-column summary table on stdout."""
+    width = max((len(label) for label, _ in rows), default=0)
+    print(title)
+    print("-" * max(len(title), width + 14))
+    for label, value in rows:
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        print(f"  {label:<{width}}  {shown}")

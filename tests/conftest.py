@@ -23,11 +23,12 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns a result (not None, False or empty); fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if value:
+        empty = isinstance(value, list | dict | str | tuple) and not value
+        if value is not None and value is not False and not empty:
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")

@@ -101,19 +101,14 @@ def test_a_stack_in_a_failed_state_is_reported_with_the_fix(local_stack: LocalSt
     bad = {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": -5}}}}
     cfn.create_stack(StackName="broken", TemplateBody=json.dumps(bad), OnFailure="ROLLBACK")
     status = wait_for(
-        lambda: (
-            (s := cfn.describe_stacks(StackName="broken")["Stacks"][0]["StackStatus"]).endswith("COMPLETE")
-            and s
-        )
+        lambda: (s := cfn.describe_stacks(StackName="broken")["Stacks"][0]["StackStatus"]).endswith("COMPLETE") and s
     )
     assert status == "ROLLBACK_COMPLETE"
     with pytest.raises(StackError) as info:
         deploy(settings, local_stack.clients)
     assert "ROLLBACK_COMPLETE" in info.value.one_line()
     assert "delete --yes" in info.value.one_line()
-    result = run_cli(
-        ["-m", "deployments.stack", "deploy"], env={**local_stack.env, "STOREOPS_STACK_NAME": "broken"}
-    )
+    result = run_cli(["-m", "deployments.stack", "deploy"], env={**local_stack.env, "STOREOPS_STACK_NAME": "broken"})
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     deleted = run_cli(

@@ -1,0 +1,91 @@
+"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.ingest``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from storeops.catalog import Catalog
+from storeops.firehose import FirehoseSender
+from storeops.ingest import (
+    IngestReport,
+    SimulationConfig,
+    SimulationStore,
+    backfill,
+    load_or_start,
+    stream_ticks,
+)
+from storeops.simulation import SimulationState
+
+
+def _log_progress(label: str, total: int):  # type: ignore[no-untyped-def]
+    logger = get_run_logger()
+    step = max(1, total // 10)
+
+    def report(done: int, of: int) -> None:
+        if done == of or done % step == 0:
+            logger.info("%s: %d/%d (%.0f%%)", label, done, of, 100.0 * done / of)
+
+    return report
+
+
+@task(
+    name="load-simulation",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+)
+def load_simulation(store: SimulationStore, config: SimulationConfig) -> tuple[Catalog, SimulationState, str | None]:
+    catalog, state, etag = load_or_start(store, config)
+    get_run_logger().info(
+        "simulation %s: %d stores x %d products, tick %d, simulated clock %s",
+        config.state_key, config.stores, config.products, state.ticks, state.sim_clock.isoformat(),
+    )  # fmt: skip
+    return catalog, state, etag
+
+
+# No task-level retries: the sender retries exactly the failed entries; a task retry would resend successes.
+@task(name="stream-readings", cache_policy=NO_CACHE)
+def stream_readings(
+    catalog: Catalog, state: SimulationState, sender: FirehoseSender, ticks: int, hours_per_tick: float
+) -> IngestReport:
+    report = stream_ticks(catalog, state, sender, ticks, hours_per_tick, progress=_log_progress("ticks sent", ticks))
+    get_run_logger().info(
+        "sent %d readings in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
+        "%d rejected %s; billed %.1f KB for %.1f KB of JSON",
+        report.rows_sent, report.firehose_records, report.firehose_calls, report.retried_records,
+        report.seconds, report.readings_per_s, report.rows_rejected, report.rejected_reasons or "",
+        report.billed_bytes / 1024, report.raw_bytes / 1024,
+    )  # fmt: skip
+    return report
+
+
+@task(name="backfill-history", cache_policy=NO_CACHE)
+def backfill_history(
+    catalog: Catalog, s3: object, bucket: str, days: int, end: datetime, every_hours: int
+) -> tuple[SimulationState, IngestReport]:
+    state, report = backfill(
+        catalog, s3, bucket, days, end=end, every_hours=every_hours,
+        progress=_log_progress("backfilled hours", days * 24),
+    )  # fmt: skip
+    get_run_logger().info(
+        "backfilled %d readings in %d objects over %d days in %.1f s",
+        report.backfill_rows, report.backfill_objects, days, report.seconds,
+    )  # fmt: skip
+    return state, report
+
+
+@task(
+    name="save-simulation",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=lambda task, task_run, state: "another run changed" not in str(state.message or ""),
+)
+def save_simulation(store: SimulationStore, config: SimulationConfig, state: SimulationState, etag: str | None) -> str:
+    return store.save(config, state, etag)

@@ -1,0 +1,163 @@
+"""Packing and sending with a stubbed Firehose: limits, exactly-once packing, partial retries."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+from storeops.catalog import build_catalog
+from storeops.exceptions import DeliveryError
+from storeops.firehose import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    FirehoseSender,
+    PackedRecord,
+    billed_bytes,
+    chunk_bounds,
+    pack,
+    plan_batches,
+)
+from storeops.readings import ReadingEncoder
+from storeops.simulation import initial_state
+
+
+def make_batch(stores: int = 30, products: int = 40):  # type: ignore[no-untyped-def]
+    catalog = build_catalog(stores, products, 1)
+    state = initial_state(catalog, datetime(2026, 1, 1, tzinfo=UTC))
+    encoder = ReadingEncoder(catalog, state.reorder_point, state.target_stock)
+    return encoder.encode(state.on_hand, np.zeros_like(state.on_hand), datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_every_reading_lands_in_exactly_one_record_in_order() -> None:
+    batch = make_batch()
+    records = pack(batch, raw_chunk_bytes=20_000)
+    assert len(records) > 10
+    unpacked = b"".join(gzip.decompress(r.data) for r in records)
+    assert unpacked == batch.buffer.tobytes()
+    assert sum(r.readings for r in records) == batch.count
+    assert all(gzip.decompress(r.data).count(b"\n") == r.readings for r in records)
+
+
+def test_records_never_exceed_the_record_limit_even_when_incompressible() -> None:
+    batch = make_batch()
+    records = pack(batch, raw_chunk_bytes=200_000, max_record_bytes=6_000)
+    assert all(len(r.data) <= 6_000 for r in records)
+    assert sum(r.readings for r in records) == batch.count
+
+
+def test_chunk_bounds_cover_all_lines_once() -> None:
+    ends = np.cumsum(np.array([5, 7, 300, 2, 2, 2, 9]))
+    bounds = chunk_bounds(ends, 10)
+    assert bounds == [(0, 1), (1, 2), (2, 3), (3, 6), (6, 7)]
+
+
+def test_batches_respect_count_and_size_limits() -> None:
+    sizes = [900_000] * 9 + [100] * 1200
+    batches = plan_batches(sizes)
+    assert sorted(i for b in batches for i in b) == list(range(len(sizes)))
+    for batch in batches:
+        assert len(batch) <= MAX_BATCH_RECORDS
+        assert sum(sizes[i] for i in batch) <= MAX_BATCH_BYTES
+
+
+def test_billing_rounds_each_record_up_to_5_kb() -> None:
+    assert billed_bytes([1, 5120, 5121, 0]) == 5120 + 5120 + 10240 + 0
+
+
+class StubFirehose:
+    """Fails the entries whose payloads are listed, a given number of times each."""
+
+    def __init__(self, failures: dict[bytes, int] | None = None, raise_first: int = 0) -> None:
+        self.failures = dict(failures or {})
+        self.calls: list[list[bytes]] = []
+        self.delivered: list[bytes] = []
+        self.raise_first = raise_first
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
+        payloads = [r["Data"] for r in Records]
+        self.calls.append(payloads)
+        if self.raise_first:
+            self.raise_first -= 1
+            raise ClientError(
+                {"Error": {"Code": "ServiceUnavailableException", "Message": "slow down"}}, "PutRecordBatch"
+            )
+        responses = []
+        for data in payloads:
+            if self.failures.get(data, 0) > 0:
+                self.failures[data] -= 1
+                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "busy"})
+            else:
+                self.delivered.append(data)
+                responses.append({"RecordId": "x"})
+        return {"FailedPutCount": sum(1 for r in responses if "ErrorCode" in r), "RequestResponses": responses}
+
+
+def records(n: int) -> list[PackedRecord]:
+    return [PackedRecord(f"r{i}".encode(), readings=10, raw_bytes=100) for i in range(n)]
+
+
+def sender(stub: StubFirehose, sleeps: list[float], attempts: int = 4) -> FirehoseSender:
+    return FirehoseSender(stub, "s", max_attempts=attempts, sleep=sleeps.append, jitter=lambda: 1.0, max_in_flight=1)
+
+
+def test_only_failed_entries_are_resent() -> None:
+    stub = StubFirehose({b"r1": 1, b"r3": 2})
+    sleeps: list[float] = []
+    result = sender(stub, sleeps).send(records(5))
+    assert stub.calls == [[b"r0", b"r1", b"r2", b"r3", b"r4"], [b"r1", b"r3"], [b"r3"]]
+    assert sorted(stub.delivered) == [b"r0", b"r1", b"r2", b"r3", b"r4"]  # each exactly once
+    assert result.readings_sent == 50
+    assert result.readings_failed == 0
+    assert result.retried_records == 3
+    assert sleeps == [0.1, 0.2]  # exponential backoff (jitter fixed at 1.0)
+
+
+def test_the_retry_bound_is_honoured_and_the_loss_is_counted() -> None:
+    stub = StubFirehose({b"r2": 100})
+    sleeps: list[float] = []
+    result = sender(stub, sleeps, attempts=3).send(records(4))
+    assert len(stub.calls) == 3
+    assert result.records_failed == 1
+    assert result.readings_failed == 10
+    assert result.readings_sent == 30
+    assert "ServiceUnavailableException" in result.last_error
+
+
+def test_a_failed_call_is_retried_whole() -> None:
+    stub = StubFirehose(raise_first=2)
+    result = sender(stub, []).send(records(3))
+    assert len(stub.calls) == 3
+    assert sorted(stub.delivered) == [b"r0", b"r1", b"r2"]
+    assert result.readings_failed == 0
+
+
+def test_a_missing_stream_fails_at_once_naming_the_fix() -> None:
+    class Missing:
+        def put_record_batch(self, **_: Any) -> dict[str, Any]:
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "no stream"}}, "PutRecordBatch"
+            )
+
+    with pytest.raises(DeliveryError) as info:
+        FirehoseSender(Missing(), "gone", max_in_flight=1).send(records(2))
+    assert info.value.lost == 20
+    assert "deploy" in info.value.one_line()
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    s = FirehoseSender(StubFirehose(), "s", base_delay=0.5, max_delay=2.0, jitter=lambda: 0.5)
+    assert [s.backoff(a) for a in (1, 2, 3, 4, 5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_concurrent_sending_delivers_everything_once() -> None:
+    stub = StubFirehose({b"r7": 1})
+    big = [PackedRecord(f"r{i}".encode() + b"x" * 900_000, readings=1, raw_bytes=1) for i in range(20)]
+    stub.failures = {big[7].data: 1}
+    result = FirehoseSender(stub, "s", sleep=lambda _: None, max_in_flight=4).send(big)
+    assert result.readings_sent == 20
+    assert sorted(stub.delivered) == sorted(r.data for r in big)
