@@ -179,6 +179,7 @@ class LocalAws:
             AWS_SECRET_ACCESS_KEY="test",  # noqa: S106
             AWS_DEFAULT_REGION=self.settings.region,
             PYTHONUNBUFFERED="1",
+            TZ="UTC",  # Athena's DuckDB renders timestamps in the process time zone
         )
         return env
 

@@ -17,6 +17,9 @@ class StoreOpsError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         """The cause and the fix on one line, as CLIs print it."""
         text = self.message.replace("\n", " ")

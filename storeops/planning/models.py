@@ -1,0 +1,172 @@
+"""Planning's input (the Lambda event), its window, and its output (dispatch request messages)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from storeops.exceptions import ConfigurationError, ValidationFailed
+from storeops.readings import ID_PATTERN, format_timestamp
+from storeops.sql import validate_identifier
+
+CLOCK_SKEW = timedelta(minutes=5)
+ShortageKind = Literal["out_of_stock", "below_reorder_point", "at_risk"]
+
+
+def one_line_validation_error(exc: ValidationError, what: str) -> ValidationFailed:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or what
+    return ValidationFailed(f"invalid {what} field {field}={first.get('input')!r}: {first['msg']}")
+
+
+class PlanRequest(BaseModel):
+    """The planning event; every field optional and validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    as_of: AwareDatetime | None = Field(None, description="Planning time (default: now); not in the future.")
+    lookback_hours: float = Field(24.0, gt=0, le=24 * 31, description="Window of readings and sales.")
+    lead_time_hours: float = Field(24.0, ge=0, le=24 * 14, description="at_risk below this many hours of cover.")
+    stores: tuple[str, ...] = Field((), max_length=1000, description="Restrict to these store ids.")
+    dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
+    max_messages: int = Field(10_000, ge=0, le=100_000, description="At most this many requests, by priority.")
+
+    @field_validator("stores")
+    @classmethod
+    def _store_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        bad = [s for s in value if not re.match(ID_PATTERN, s)]
+        if bad:
+            raise ValueError(f"store ids look like S0001, got {', '.join(bad[:5])}")
+        return tuple(dict.fromkeys(value))
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any] | None) -> PlanRequest:
+        try:
+            return cls.model_validate(dict(event or {}))
+        except ValidationError as exc:
+            raise one_line_validation_error(exc, "event") from None
+
+
+@dataclass(frozen=True)
+class PlanWindow:
+    """The resolved window: its bounds, its partitions, and the query's parameters."""
+
+    as_of: datetime
+    window_start: datetime
+    lookback_hours: float
+    lead_time_hours: float
+    stores: tuple[str, ...]
+    ledger_days: int = 3
+
+    @classmethod
+    def resolve(cls, request: PlanRequest, now: datetime) -> PlanWindow:
+        as_of = (request.as_of or now).astimezone(UTC)
+        if as_of > now + CLOCK_SKEW:
+            raise ValidationFailed(
+                f"as_of {format_timestamp(as_of)} is in the future (now is {format_timestamp(now)})",
+                hint="omit as_of to plan for now, or give a past time",
+            )
+        start = as_of - timedelta(hours=request.lookback_hours)
+        return cls(as_of, start, request.lookback_hours, request.lead_time_hours, request.stores)
+
+    @property
+    def partitions(self) -> list[tuple[str, str]]:
+        """Every (dt, hour) partition the window touches, oldest first."""
+        hour = self.window_start.replace(minute=0, second=0, microsecond=0)
+        out = []
+        while hour <= self.as_of:
+            out.append((f"{hour:%Y-%m-%d}", f"{hour:%H}"))
+            hour += timedelta(hours=1)
+        return out
+
+    def query_parameters(self) -> dict[str, Any]:
+        first, last = self.partitions[0], self.partitions[-1]
+        ledger_start = self.as_of - timedelta(days=max(self.ledger_days, math.ceil(self.lookback_hours / 24) + 1))
+        return {
+            "as_of": format_timestamp(self.as_of),
+            "window_start": format_timestamp(self.window_start),
+            "start_dt": first[0],
+            "start_hour": first[1],
+            "end_dt": last[0],
+            "end_hour": last[1],
+            "window_hours": float(self.lookback_hours),
+            "lead_time_hours": float(self.lead_time_hours),
+            "store_filter": "," + ",".join(self.stores) + "," if self.stores else "",
+            "ledger_start_dt": f"{ledger_start:%Y-%m-%d}",
+        }
+
+
+def shortage_id(store_id: str, product_id: str, reading_event_id: str) -> str:
+    """Deterministic: the same shortage (store, product, reading) always gets the same id."""
+    digest = hashlib.sha256(f"{store_id}|{product_id}|{reading_event_id}".encode()).hexdigest()
+    return f"sh-{digest[:32]}"
+
+
+class DispatchRequest(BaseModel):
+    """A dispatch request message on the queue (schema version 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    shortage_id: str = Field(pattern=r"^sh-[0-9a-f]{32}$")
+    plan_id: str = Field(min_length=1, max_length=128)
+    planned_at: AwareDatetime
+    store_id: str = Field(pattern=ID_PATTERN)
+    product_id: str = Field(pattern=ID_PATTERN)
+    product_name: str = Field(min_length=1, max_length=64)
+    category: str = Field(min_length=1, max_length=32)
+    kind: ShortageKind
+    priority: int = Field(ge=1, le=3)
+    quantity: int = Field(gt=0, le=1_000_000)
+    case_pack: int = Field(ge=1)
+    on_hand: int = Field(ge=0)
+    reorder_point: int = Field(ge=0)
+    target_stock: int = Field(ge=1)
+    hours_of_cover: float | None = Field(None, ge=0)
+    reading_event_id: str
+    observed_at: str
+
+
+@dataclass(frozen=True)
+class PlanningTargets:
+    """Where planning reads and writes; in the Lambda, from the environment the stack sets."""
+
+    database: str
+    inventory_table: str
+    ledger_table: str
+    workgroup: str
+    queue_url: str
+    bucket: str
+    request_ttl_hours: float = 6.0
+
+    ENV = {
+        "database": "STOREOPS_GLUE_DATABASE",
+        "inventory_table": "STOREOPS_INVENTORY_TABLE",
+        "ledger_table": "STOREOPS_LEDGER_TABLE",
+        "workgroup": "STOREOPS_ATHENA_WORKGROUP",
+        "queue_url": "STOREOPS_DISPATCH_QUEUE_URL",
+        "bucket": "STOREOPS_DATA_LAKE_BUCKET",
+    }
+
+    def __post_init__(self) -> None:
+        for name in (self.database, self.inventory_table, self.ledger_table):
+            validate_identifier(name)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> PlanningTargets:
+        missing = [v for v in cls.ENV.values() if not environ.get(v)]
+        if missing:
+            raise ConfigurationError(
+                f"the planning function lacks environment variables {', '.join(missing)}",
+                hint="deploy the stack (`python -m deployments.stack deploy`)",
+            )
+        ttl = float(environ.get("STOREOPS_REQUEST_TTL_HOURS", "6"))
+        return cls(**{k: environ[v] for k, v in cls.ENV.items()}, request_ttl_hours=ttl)

@@ -1,0 +1,260 @@
+"""Plan shortages: run the Athena query, turn shortages into dispatch requests, record and send them.
+
+The planning Lambda's handler and the tests call ``plan_shortages``; nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from storeops.aws import AwsClients, describe_error
+from storeops.exceptions import DeliveryError, QueryFailed, StackError, ValidationFailed
+from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
+from storeops.planning.models import DispatchRequest, PlanningTargets, PlanRequest, PlanWindow, shortage_id
+from storeops.readings import format_timestamp
+from storeops.sql import load_query
+from storeops.sqs import SqsBatcher
+
+ATHENA_USD_PER_TB = 5.0
+ATHENA_MIN_BYTES = 10 * 1024 * 1024  # Athena bills at least 10 MB per query
+SHORTAGE_COLUMNS = [
+    "shortage_id", "store_id", "product_id", "product_name", "category", "kind", "priority", "on_hand",
+    "reorder_point", "target_stock", "case_pack", "quantity", "units_sold_in_window", "sales_per_hour",
+    "hours_of_cover", "reading_event_id", "observed_at",
+]  # fmt: skip
+
+
+@dataclass
+class QueryRun:
+    frame: pd.DataFrame
+    query_execution_id: str
+    bytes_scanned: int
+    seconds: float
+
+
+@dataclass
+class PlanResult:
+    """What a planning run found and did."""
+
+    plan_id: str
+    as_of: str
+    window_start: str
+    dry_run: bool
+    shortages: pd.DataFrame
+    query_execution_id: str
+    bytes_scanned: int
+    query_seconds: float
+    messages_sent: int = 0
+    messages_failed: int = 0
+    deferred: int = 0
+    ledger_key: str | None = None
+    seconds: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cost_usd(self) -> float:
+        return max(self.bytes_scanned, ATHENA_MIN_BYTES) / 1e12 * ATHENA_USD_PER_TB
+
+    def to_payload(self, max_rows: int = 2000) -> dict[str, Any]:
+        """A JSON-safe summary (the Lambda's response; stays far below Lambda's 6 MB)."""
+        rows = json.loads(self.shortages.head(max_rows).to_json(orient="records", date_format="iso"))
+        return {
+            "plan_id": self.plan_id,
+            "as_of": self.as_of,
+            "window_start": self.window_start,
+            "dry_run": self.dry_run,
+            "query_execution_id": self.query_execution_id,
+            "bytes_scanned": self.bytes_scanned,
+            "query_cost_usd": round(self.cost_usd, 8),
+            "query_seconds": round(self.query_seconds, 3),
+            "shortages_by_kind": self.by_kind,
+            "shortage_count": len(self.shortages),
+            "shortages": rows,
+            "shortages_truncated": len(self.shortages) > max_rows,
+            "messages_sent": self.messages_sent,
+            "messages_failed": self.messages_failed,
+            "deferred": self.deferred,
+            "ledger_key": self.ledger_key,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | None:
+    """awswrangler's QueryFailed carries no id: find our query among the workgroup's latest."""
+    athena = clients.client("athena")
+    try:
+        ids = athena.list_query_executions(WorkGroup=workgroup, MaxResults=20).get("QueryExecutionIds", [])
+        if not ids:
+            return None
+        executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
+    except ClientError:
+        return None
+    head = sql.strip()[:200]
+    for execution in executions:
+        if execution["Status"]["State"] == "FAILED" and execution.get("Query", "").strip().startswith(head[:60]):
+            return str(execution["QueryExecutionId"])
+    return None
+
+
+def run_query(clients: AwsClients, targets: PlanningTargets, name: str, params: dict[str, Any]) -> QueryRun:
+    """Run ``sql/<name>.sql`` with bound parameters through awswrangler; one-line errors."""
+    import awswrangler as wr
+
+    sql = load_query(name, inventory_table=targets.inventory_table, ledger_table=targets.ledger_table)
+    started = time.perf_counter()
+    try:
+        frame = wr.athena.read_sql_query(
+            sql,
+            database=targets.database,
+            workgroup=targets.workgroup,
+            ctas_approach=False,
+            params=params,
+            paramstyle="named",
+            boto3_session=clients.session,
+        )
+    except wr.exceptions.QueryFailed as exc:
+        query_id = _failed_query_id(clients, targets.workgroup, sql)
+        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
+        raise QueryFailed(
+            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
+            query_execution_id=query_id,
+            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
+        ) from None
+    except ClientError as exc:
+        message = describe_error(exc)
+        if "WorkGroup" in message or "workgroup" in message:
+            raise StackError(
+                f"Athena workgroup {targets.workgroup} is not usable: {message}",
+                hint="deploy the stack (`python -m deployments.stack deploy`)",
+            ) from None
+        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
+    metadata = getattr(frame, "query_metadata", None) or {}
+    statistics = metadata.get("Statistics", {})
+    return QueryRun(
+        frame=frame,
+        query_execution_id=str(metadata.get("QueryExecutionId", "")),
+        bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def to_requests(shortages: pd.DataFrame, plan_id: str, planned_at: datetime) -> list[DispatchRequest]:
+    """One validated message per shortage row."""
+    requests = []
+    for row in shortages.to_dict("records"):
+        cover = row.get("hours_of_cover")
+        requests.append(
+            DispatchRequest(
+                shortage_id=row["shortage_id"],
+                plan_id=plan_id,
+                planned_at=planned_at,
+                store_id=row["store_id"],
+                product_id=row["product_id"],
+                product_name=row["product_name"],
+                category=row["category"],
+                kind=row["kind"],
+                priority=int(row["priority"]),
+                quantity=int(row["quantity"]),
+                case_pack=int(row["case_pack"]),
+                on_hand=int(row["on_hand"]),
+                reorder_point=int(row["reorder_point"]),
+                target_stock=int(row["target_stock"]),
+                hours_of_cover=None if cover is None or pd.isna(cover) else round(float(cover), 3),
+                reading_event_id=row["reading_event_id"],
+                observed_at=str(row["observed_at"]),
+            )
+        )
+    return requests
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed columns plus the deterministic shortage id, whatever the engine returned."""
+    out = frame.copy()
+    for column in ("on_hand", "reorder_point", "target_stock", "case_pack", "quantity", "priority",
+                   "units_sold_in_window"):  # fmt: skip
+        out[column] = out[column].astype("int64")
+    for column in ("sales_per_hour", "hours_of_cover"):
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    out["observed_at"] = out["observed_at"].map(_iso_text)
+    out["shortage_id"] = [
+        shortage_id(s, p, e)
+        for s, p, e in zip(out["store_id"], out["product_id"], out["reading_event_id"], strict=True)
+    ]
+    return out[SHORTAGE_COLUMNS].reset_index(drop=True)
+
+
+def _iso_text(value: Any) -> str:
+    if isinstance(value, datetime | pd.Timestamp):
+        return format_timestamp(pd.Timestamp(value).to_pydatetime())
+    return str(value)
+
+
+def plan_shortages(
+    clients: AwsClients,
+    targets: PlanningTargets,
+    request: PlanRequest,
+    now: datetime,
+    batcher: SqsBatcher | None = None,
+) -> PlanResult:
+    """Find shortages at ``request.as_of`` and, unless a dry run, record and send the requests."""
+    started = time.perf_counter()
+    window = PlanWindow.resolve(request, now)
+    params = window.query_parameters()
+    if window.stores:
+        present = set(run_query(clients, targets, "stores_in_window", params).frame["store_id"])
+        unknown = [s for s in window.stores if s not in present]
+        if unknown:
+            raise ValidationFailed(
+                f"unknown store ids (no readings between {params['window_start']} and {params['as_of']}): "
+                + ", ".join(unknown[:10]),
+                hint="check the ids, or widen lookback_hours",
+            )
+    run = run_query(clients, targets, "shortages", params)
+    shortages = normalise(run.frame)
+    plan_id = run.query_execution_id or f"plan-{int(now.timestamp())}"
+    result = PlanResult(
+        plan_id=plan_id,
+        as_of=params["as_of"],
+        window_start=params["window_start"],
+        dry_run=request.dry_run,
+        shortages=shortages,
+        query_execution_id=run.query_execution_id,
+        bytes_scanned=run.bytes_scanned,
+        query_seconds=run.seconds,
+        by_kind={k: int(v) for k, v in shortages["kind"].value_counts().sort_index().items()},
+    )
+    to_send = shortages.head(request.max_messages)
+    result.deferred = len(shortages) - len(to_send)
+    if request.dry_run or to_send.empty:
+        result.seconds = time.perf_counter() - started
+        return result
+    messages = to_requests(to_send, plan_id, now)
+    # Record the requests before sending: a crash after this never leads to asking twice.
+    open_until = iso(now + timedelta(hours=targets.request_ttl_hours))
+    rows = [
+        LedgerRow(record_type="request", shortage_id=m.shortage_id, store_id=m.store_id, product_id=m.product_id,
+                  quantity=m.quantity, recorded_at=iso(now), open_until=open_until)
+        for m in messages
+    ]  # fmt: skip
+    result.ledger_key = write_rows(clients.client("s3"), targets.bucket, ledger_key(now, f"requests-{plan_id}"), rows)
+    batcher = batcher or SqsBatcher(clients.client("sqs"))
+    outcome = batcher.send(targets.queue_url, [(f"m{i}", m.model_dump_json()) for i, m in enumerate(messages)])
+    result.messages_sent = len(outcome.succeeded)
+    result.messages_failed = len(outcome.failed)
+    result.seconds = time.perf_counter() - started
+    if outcome.failed:
+        first = next(iter(outcome.failed.values()))
+        raise DeliveryError(
+            f"{len(outcome.failed)} of {len(messages)} dispatch requests were not sent ({first}); they stay "
+            f"excluded until {open_until} and are planned again after that",
+            lost=len(outcome.failed),
+            hint="check the dispatch queue, then run planning again after the request TTL",
+        )
+    return result

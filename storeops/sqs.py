@@ -1,0 +1,108 @@
+"""SQS batch calls that retry only the entries that failed, then report what was lost."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storeops.aws import describe_error
+
+SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
+
+
+@dataclass
+class BatchOutcome:
+    """Per entry id: which succeeded, and why the others failed after every attempt."""
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    calls: int = 0
+    retried: int = 0
+
+
+class SqsBatcher:
+    """Runs SQS ``*Batch`` operations in groups of 10 with bounded, jittered retries of failed entries."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        *,
+        max_attempts: int = 6,
+        base_delay: float = 0.1,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.sqs = sqs
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+        self.jitter = jitter
+
+    def backoff(self, attempt: int) -> float:
+        return self.jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+    def send(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> BatchOutcome:
+        """SendMessageBatch for (entry id, body) pairs; ids must be unique, [A-Za-z0-9_-]{1,80}."""
+        return self._run("send_message_batch", queue_url, [{"Id": i, "MessageBody": b} for i, b in bodies])
+
+    def delete(self, queue_url: str, receipts: Sequence[tuple[str, str]]) -> BatchOutcome:
+        """DeleteMessageBatch for (entry id, receipt handle) pairs."""
+        return self._run("delete_message_batch", queue_url, [{"Id": i, "ReceiptHandle": r} for i, r in receipts])
+
+    def change_visibility(self, queue_url: str, receipts: Sequence[tuple[str, str]], seconds: int) -> BatchOutcome:
+        """ChangeMessageVisibilityBatch: ``seconds=0`` releases messages at once."""
+        entries = [{"Id": i, "ReceiptHandle": r, "VisibilityTimeout": seconds} for i, r in receipts]
+        return self._run("change_message_visibility_batch", queue_url, entries)
+
+    def _run(self, operation: str, queue_url: str, entries: list[dict[str, Any]]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        for start in range(0, len(entries), SQS_BATCH):
+            self._run_group(operation, queue_url, entries[start : start + SQS_BATCH], outcome)
+        return outcome
+
+    def _run_group(self, operation: str, queue_url: str, group: list[dict[str, Any]], outcome: BatchOutcome) -> None:
+        pending = group
+        reasons: dict[str, str] = {}
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                outcome.retried += len(pending)
+                self.sleep(self.backoff(attempt - 1))
+            outcome.calls += 1
+            try:
+                response = getattr(self.sqs, operation)(QueueUrl=queue_url, Entries=pending)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if "NonExistentQueue" in code or code in {
+                    "AWS.SimpleQueueService.NonExistentQueue",
+                    "QueueDoesNotExist",
+                }:
+                    for entry in pending:
+                        outcome.failed[entry["Id"]] = describe_error(exc)
+                    return
+                reasons = {e["Id"]: describe_error(exc) for e in pending}
+                continue
+            except BotoCoreError as exc:
+                reasons = {e["Id"]: str(exc) for e in pending}
+                continue
+            outcome.succeeded.extend(s["Id"] for s in response.get("Successful", []))
+            retry_ids = set()
+            reasons = {}
+            for failure in response.get("Failed", []):
+                reason = f"{failure.get('Code')}: {failure.get('Message', '')}"
+                if failure.get("SenderFault"):
+                    outcome.failed[failure["Id"]] = reason  # the request itself is wrong: retrying cannot help
+                else:
+                    retry_ids.add(failure["Id"])
+                    reasons[failure["Id"]] = reason
+            pending = [e for e in pending if e["Id"] in retry_ids]
+            if not pending:
+                return
+        for entry in pending:
+            outcome.failed[entry["Id"]] = reasons.get(entry["Id"], "failed after retries")

@@ -1,0 +1,244 @@
+"""Planning on the emulator: the SQL agrees with an independent pandas computation, edge cases,
+the ledger's exclusions, the Lambda, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from storeops.catalog import build_catalog
+from storeops.exceptions import QueryFailed, StackError, ValidationFailed
+from storeops.ingest import backfill
+from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
+from storeops.planning.models import DispatchRequest, PlanningTargets, PlanRequest
+from storeops.planning.service import plan_shortages
+from storeops.readings import format_timestamp
+from tests.integration.conftest import LocalStack
+from tests.planning_reference import reference_shortages
+
+pytestmark = pytest.mark.integration
+
+
+def targets_for(stack: LocalStack, **overrides: str) -> PlanningTargets:
+    res = stack.resources
+    values = {
+        "database": res.glue_database, "inventory_table": res.inventory_table, "ledger_table": res.ledger_table,
+        "workgroup": res.athena_workgroup, "queue_url": res.dispatch_queue_url, "bucket": res.data_lake_bucket,
+    }  # fmt: skip
+    return PlanningTargets(**{**values, **overrides})
+
+
+def lake_readings(stack: LocalStack) -> pd.DataFrame:
+    """Every reading in the lake, read straight from S3 (no SQL)."""
+    s3 = stack.clients.client("s3")
+    frames = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=stack.resources.data_lake_bucket, Prefix="inventory/"
+    ):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=stack.resources.data_lake_bucket, Key=obj["Key"])["Body"].read()
+            frames.append(pd.read_json(io.BytesIO(gzip.decompress(body)), lines=True, dtype={"observed_at": str}))
+    return pd.concat(frames, ignore_index=True)
+
+
+READING_DEFAULTS = {"product_name": "Milk", "category": "dairy", "case_pack": 12, "reorder_point": 10,
+                    "target_stock": 60, "units_sold": 0, "schema_version": 1}  # fmt: skip
+
+
+def complete(rows: list[dict]) -> list[dict]:
+    return [{"event_id": str(uuid.uuid4()), **READING_DEFAULTS, **row} for row in rows]
+
+
+def put_readings(stack: LocalStack, rows: list[dict]) -> list[dict]:
+    """Write hand-made readings into the partitions of their observed_at; returns them completed."""
+    by_partition: dict[str, list[str]] = {}
+    completed = complete(rows)
+    for full in completed:
+        moment = datetime.fromisoformat(full["observed_at"].replace("Z", "+00:00"))
+        key = f"inventory/dt={moment:%Y-%m-%d}/hour={moment:%H}/test-{uuid.uuid4().hex}.json.gz"
+        by_partition.setdefault(key, []).append(json.dumps(full))
+    for key, lines in by_partition.items():
+        stack.clients.client("s3").put_object(
+            Bucket=stack.resources.data_lake_bucket, Key=key, Body=gzip.compress(("\n".join(lines) + "\n").encode())
+        )
+    return completed
+
+
+def comparable(frame: pd.DataFrame) -> list[tuple]:
+    return [
+        (r["store_id"], r["product_id"], r["kind"], int(r["on_hand"]), int(r["quantity"]))
+        for r in frame.to_dict("records")
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sql_matches_an_independent_pandas_computation(local_stack: LocalStack, seed: int) -> None:
+    now = datetime.now(UTC)
+    backfill(build_catalog(25, 12, seed), local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket,
+             2, end=now)  # fmt: skip
+    request = PlanRequest(lookback_hours=24, lead_time_hours=30, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=now)
+    expected = reference_shortages(lake_readings(local_stack), now, 24, 30)
+    assert len(expected) > 10
+    assert len(set(expected["kind"])) >= 2
+    assert comparable(result.shortages) == comparable(expected)
+    assert result.shortages["hours_of_cover"].round(6).fillna(-1).tolist() == pytest.approx(
+        expected["hours_of_cover"].astype(float).round(6).fillna(-1).tolist()
+    )
+    assert result.shortages["shortage_id"].is_unique
+
+
+AS_OF = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)  # a window crossing midnight
+
+
+def edge_rows() -> list[dict]:
+    t = lambda **kw: format_timestamp(AS_OF - timedelta(**kw))  # noqa: E731
+    return [
+        # A: two readings at the same instant: the larger event_id wins (deterministic)
+        {"store_id": "S0001", "product_id": "P0001", "observed_at": t(minutes=30), "on_hand": 50,
+         "event_id": "00000000-0000-4000-8000-00000000000a"},
+        {"store_id": "S0001", "product_id": "P0001", "observed_at": t(minutes=30), "on_hand": 0,
+         "event_id": "00000000-0000-4000-8000-00000000000b"},
+        # B: in-window reading is fine; one exactly at the window start and one after as_of are outside
+        {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=3), "on_hand": 0},
+        {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=2, minutes=30), "on_hand": 40},
+        {"store_id": "S0001", "product_id": "P0002", "observed_at": format_timestamp(AS_OF + timedelta(milliseconds=1)),
+         "on_hand": 0},
+        # C: no sales at all, below the reorder point: no hours of cover
+        {"store_id": "S0002", "product_id": "P0001", "observed_at": t(hours=1), "on_hand": 3, "reorder_point": 5},
+        # D: 12 units sold in 3 h (before and after midnight), cover 5 h < lead time: at risk
+        {"store_id": "S0002", "product_id": "P0002", "observed_at": t(hours=2), "on_hand": 26, "units_sold": 6},
+        {"store_id": "S0002", "product_id": "P0002", "observed_at": t(minutes=10), "on_hand": 20, "units_sold": 6},
+    ]  # fmt: skip
+
+
+def test_edge_cases(local_stack: LocalStack) -> None:
+    written = put_readings(local_stack, edge_rows())
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3, lead_time_hours=24, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF + timedelta(hours=1))
+    rows = {(r["store_id"], r["product_id"]): r for r in result.shortages.to_dict("records")}
+    assert set(rows) == {("S0001", "P0001"), ("S0002", "P0001"), ("S0002", "P0002")}
+    assert rows["S0001", "P0001"]["kind"] == "out_of_stock"
+    assert rows["S0001", "P0001"]["quantity"] == 60
+    assert rows["S0002", "P0001"]["kind"] == "below_reorder_point"
+    assert pd.isna(rows["S0002", "P0001"]["hours_of_cover"])
+    assert rows["S0002", "P0002"]["kind"] == "at_risk"
+    assert rows["S0002", "P0002"]["hours_of_cover"] == pytest.approx(5.0)
+    assert rows["S0002", "P0002"]["quantity"] == 48
+    assert result.shortages["kind"].tolist() == ["out_of_stock", "below_reorder_point", "at_risk"]
+    assert comparable(result.shortages) == comparable(reference_shortages(pd.DataFrame(written), AS_OF, 3, 24))
+
+
+def test_a_store_with_no_readings_is_named(local_stack: LocalStack) -> None:
+    put_readings(local_stack, edge_rows())
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3, stores=("S0002", "S0003"), dry_run=True)
+    with pytest.raises(ValidationFailed, match="S0003"):
+        plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF)
+    only = PlanRequest(as_of=AS_OF, lookback_hours=3, stores=("S0002",), dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), only, now=AS_OF)
+    assert set(result.shortages["store_id"]) == {"S0002"}
+
+
+def drain(stack: LocalStack) -> list[dict]:
+    sqs = stack.clients.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(
+        QueueUrl=stack.resources.dispatch_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
+        for m in messages:
+            bodies.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=stack.resources.dispatch_queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def test_planning_twice_never_requests_the_same_goods_twice(local_stack: LocalStack) -> None:
+    put_readings(local_stack, edge_rows())
+    targets = targets_for(local_stack)
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3)
+    first = plan_shortages(local_stack.clients, targets, request, now=AS_OF)
+    assert first.messages_sent == 3
+    sent = drain(local_stack)
+    assert {m["store_id"] + m["product_id"] for m in sent} == {"S0001P0001", "S0002P0001", "S0002P0002"}
+    for message in sent:
+        DispatchRequest.model_validate(message)
+    # new readings arrive, the pairs are still short: planning again sends nothing
+    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "observed_at": format_timestamp(
+        AS_OF - timedelta(minutes=5)), "on_hand": 0}])  # fmt: skip
+    second = plan_shortages(local_stack.clients, targets, request, now=AS_OF + timedelta(minutes=1))
+    assert second.messages_sent == 0
+    assert second.shortages.empty
+
+
+def test_a_dispatch_stays_open_until_a_reading_after_its_arrival(local_stack: LocalStack) -> None:
+    put_readings(local_stack, edge_rows())
+    targets = targets_for(local_stack)
+    eta = AS_OF + timedelta(hours=2)
+    row = LedgerRow(
+        record_type="dispatch", shortage_id="sh-" + "0" * 32, store_id="S0001", product_id="P0001", quantity=60,
+        recorded_at=iso(AS_OF), load_id="L1", truck_id="T1", stop_number=1, eta=iso(eta),
+    )  # fmt: skip
+    write_rows(local_stack.clients.client("s3"), targets.bucket, ledger_key(AS_OF, "load-L1"), [row])
+    later = AS_OF + timedelta(hours=4)
+    request = PlanRequest(as_of=later, lookback_hours=6, dry_run=True)
+    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "on_hand": 0,
+                                "observed_at": format_timestamp(eta - timedelta(minutes=5))}])  # fmt: skip
+    before = plan_shortages(local_stack.clients, targets, request, now=later)
+    assert ("S0001", "P0001") not in set(zip(before.shortages["store_id"], before.shortages["product_id"], strict=True))
+    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "on_hand": 1,
+                                "observed_at": format_timestamp(eta + timedelta(minutes=5))}])  # fmt: skip
+    after = plan_shortages(local_stack.clients, targets, request, now=later)
+    assert ("S0001", "P0001") in set(zip(after.shortages["store_id"], after.shortages["product_id"], strict=True))
+
+
+def test_the_lambda_plans_and_sends(local_stack: LocalStack) -> None:
+    put_readings(local_stack, edge_rows())
+    response = local_stack.clients.client("lambda").invoke(
+        FunctionName=local_stack.resources.planning_function,
+        Payload=json.dumps({"as_of": AS_OF.isoformat(), "lookback_hours": 3}).encode(),
+    )
+    payload = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, payload
+    assert payload["messages_sent"] == 3
+    assert payload["shortages_by_kind"] == {"at_risk": 1, "below_reorder_point": 1, "out_of_stock": 1}
+    assert payload["query_execution_id"]
+    assert len(drain(local_stack)) == 3
+
+
+@pytest.mark.parametrize(
+    ("event", "needle"),
+    [
+        ({"lookback_hours": -1}, "lookback_hours"),
+        ({"as_of": "2999-01-01T00:00:00Z"}, "in the future"),
+        ({"stores": ["not a store"]}, "stores"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_event_is_a_clear_error_and_sends_nothing(local_stack: LocalStack, event: dict, needle: str) -> None:
+    put_readings(local_stack, edge_rows())
+    response = local_stack.clients.client("lambda").invoke(
+        FunctionName=local_stack.resources.planning_function, Payload=json.dumps(event).encode()
+    )
+    payload = json.loads(response["Payload"].read())
+    assert response.get("FunctionError")
+    assert needle in payload["errorMessage"]
+    assert drain(local_stack) == []
+
+
+def test_a_missing_table_names_the_failed_query(local_stack: LocalStack) -> None:
+    with pytest.raises(QueryFailed) as info:
+        plan_shortages(local_stack.clients, targets_for(local_stack, inventory_table="no_such_table"),
+                       PlanRequest(dry_run=True), now=datetime.now(UTC))  # fmt: skip
+    assert info.value.query_execution_id
+    assert info.value.query_execution_id in info.value.one_line()
+
+
+def test_a_missing_workgroup_is_a_stack_error(local_stack: LocalStack) -> None:
+    with pytest.raises(StackError, match="workgroup"):
+        plan_shortages(local_stack.clients, targets_for(local_stack, workgroup="nope"),
+                       PlanRequest(dry_run=True), now=datetime.now(UTC))  # fmt: skip
