@@ -15,6 +15,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field, ValidationError
 
 from deployments.environment import prepare
+from flows.console import quiet_expected_tracebacks
 from storeops.cli import emit_json, non_negative_int, positive_float, positive_int, print_summary, run_cli
 from storeops.exceptions import DeliveryError, ValidationFailed
 from storeops.firehose import FirehoseSender
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         backfill_every_hours=args.backfill_every_hours,
     )  # fmt: skip
     load_settings()  # fail on bad settings before Prefect starts
+    quiet_expected_tracebacks()
     result = store_data(
         stores=args.stores, products=args.products, ticks=args.ticks, seed=args.seed,
         hours_per_tick=args.hours_per_tick, backfill_days=args.backfill_days,

@@ -75,16 +75,21 @@ class AwsClients:
         session = boto3.Session(region_name=region)
         return cls(session, config or Config(region_name=region, retries={"mode": "standard"}))
 
-    def client(self, service: str) -> Any:
-        """A cached client for ``service`` with this factory's endpoint and config."""
+    def client(self, service: str, read_timeout: float | None = None) -> Any:
+        """A cached client for ``service`` with this factory's endpoint and config.
+
+        ``read_timeout`` overrides the default for slow calls (a synchronous Lambda invoke).
+        """
+        key = f"{service}:{read_timeout}"
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = self.session.client(
+            if key not in self._clients:
+                config = self.config if read_timeout is None else self.config.merge(Config(read_timeout=read_timeout))
+                self._clients[key] = self.session.client(
                     service,  # type: ignore[call-overload]
                     endpoint_url=self.endpoint_url,
-                    config=self.config,
+                    config=config,
                 )
-            return self._clients[service]
+            return self._clients[key]
 
     def check_credentials(self) -> None:
         """Fail in one line when the `aws` target has no credentials to use."""

@@ -96,11 +96,15 @@ def _failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | Non
         executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
     except ClientError:
         return None
-    head = sql.strip()[:200]
-    for execution in executions:
-        if execution["Status"]["State"] == "FAILED" and execution.get("Query", "").strip().startswith(head[:60]):
-            return str(execution["QueryExecutionId"])
-    return None
+    head = sql.strip()[:60]
+    matches = [
+        e for e in executions
+        if e["Status"]["State"] == "FAILED" and e.get("Query", "").strip().startswith(head)
+    ]  # fmt: skip
+    if not matches:
+        return None
+    newest = max(matches, key=lambda e: e["Status"].get("SubmissionDateTime") or 0)
+    return str(newest["QueryExecutionId"])
 
 
 def run_query(clients: AwsClients, targets: PlanningTargets, name: str, params: dict[str, Any]) -> QueryRun:

@@ -32,3 +32,15 @@ def flow_env(prefect_harness: None, local_stack: LocalStack, monkeypatch: pytest
     for key, value in local_stack.env.items():
         monkeypatch.setenv(key, value)
     return local_stack
+
+
+@pytest.fixture(scope="session")
+def cli_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One PREFECT_HOME for every CLI subprocess (the first pays for the database migrations)."""
+    return str(tmp_path_factory.mktemp("prefect-home"))
+
+
+@pytest.fixture
+def cli_env(flow_env: LocalStack, cli_prefect_home: str) -> dict[str, str]:
+    """Environment for running a flow CLI as a subprocess against the test emulator."""
+    return {**flow_env.env, "PREFECT_HOME": cli_prefect_home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -48,9 +48,10 @@ def test_bad_cli_values_exit_2_with_one_line(args: list[str]) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("python -m flows.generate: error:")
 
 
-def test_generate_cli_json(flow_env: LocalStack, tmp_path) -> None:
-    env = {**flow_env.env, "PREFECT_HOME": str(tmp_path)}
-    result = run_cli(["-m", "flows.generate", "--stores", "4", "--products", "3", "--ticks", "2", "--json"], env=env)
+def test_generate_cli_json(cli_env: dict[str, str]) -> None:
+    result = run_cli(
+        ["-m", "flows.generate", "--stores", "4", "--products", "3", "--ticks", "2", "--json"], env=cli_env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("rows_sent", "rows_rejected", "rows_failed", "firehose_records", "billed_bytes", "seconds"):

@@ -1,0 +1,104 @@
+"""Flow ``plan``: invoke the StorePlanningApp Lambda and publish its shortages.
+
+python -m flows.plan [--as-of T] [--lookback-hours H] [--lead-time-hours L]
+    [--store ID ...] [--dry-run] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow
+
+from deployments.environment import prepare
+from flows.console import quiet_expected_tracebacks
+from storeops.cli import emit_json, positive_float, positive_int, run_cli
+from storeops.planning.models import PlanRequest, PlanWindow
+from storeops.settings import load_settings
+from tasks.planning import invoke_planner, publish_plan
+
+
+def build_event(
+    as_of: str | None, lookback_hours: float, lead_time_hours: float, stores: list[str] | None, dry_run: bool,
+    max_messages: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The validated Lambda event (the same checks the function makes, done before invoking it)."""
+    request = PlanRequest.from_event(
+        {
+            "as_of": as_of,
+            "lookback_hours": lookback_hours,
+            "lead_time_hours": lead_time_hours,
+            "stores": stores or [],
+            "dry_run": dry_run,
+            "max_messages": max_messages,
+        }
+    )
+    PlanWindow.resolve(request, datetime.now(UTC))  # e.g. an as_of in the future
+    return request.model_dump(mode="json", exclude_none=True)
+
+
+@flow(name="plan", description="Find store-product shortages in Athena and send dispatch requests.")
+def plan(
+    as_of: str | None = None,
+    lookback_hours: float = 24.0,
+    lead_time_hours: float = 24.0,
+    stores: list[str] | None = None,
+    dry_run: bool = False,
+    max_messages: int = 10_000,
+) -> dict[str, Any]:
+    """Invoke the planning Lambda (RequestResponse) and publish its result as artifacts."""
+    event = build_event(as_of, lookback_hours, lead_time_hours, stores, dry_run, max_messages)
+    env = prepare(load_settings())
+    payload = invoke_planner(env.clients, env.resources.planning_function, event)
+    publish_plan(payload)
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.plan",
+        description="Run the shortage analysis (the planning Lambda) and send dispatch requests.",
+    )
+    parser.add_argument("--as-of", help="planning time, ISO-8601 with time zone (default: now)")
+    parser.add_argument("--lookback-hours", type=positive_float, default=24.0, help="window (default 24)")
+    parser.add_argument(
+        "--lead-time-hours", type=positive_float, default=24.0, help="at_risk below this cover (default 24)"
+    )
+    parser.add_argument("--store", action="append", dest="stores", metavar="ID", help="restrict to a store (repeat)")
+    parser.add_argument("--max-messages", type=positive_int, default=10_000, help="cap on requests (default 10000)")
+    parser.add_argument("--dry-run", action="store_true", help="compute shortages; send and record nothing")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+    if args.as_of:
+        try:
+            parsed = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+        except ValueError:
+            parser.error(f"--as-of: not an ISO-8601 time: {args.as_of!r}")
+        if parsed.tzinfo is None:
+            parser.error("--as-of needs a time zone, e.g. 2026-11-26T12:00:00Z")
+    build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_messages)
+    load_settings()
+    quiet_expected_tracebacks()
+    payload = plan(
+        as_of=args.as_of, lookback_hours=args.lookback_hours, lead_time_hours=args.lead_time_hours,
+        stores=args.stores, dry_run=args.dry_run, max_messages=args.max_messages,
+    )  # fmt: skip
+    print(f"plan {payload['plan_id']} at {payload['as_of']}{' (dry run)' if payload['dry_run'] else ''}")
+    print(f"  shortages: {payload['shortage_count']} {payload['shortages_by_kind']}")
+    print(f"  dispatch requests sent: {payload['messages_sent']}  deferred: {payload['deferred']}")
+    print(f"  bytes scanned: {payload['bytes_scanned']:,}  (${payload['query_cost_usd']:.6f})")
+    for row in payload["shortages"][:10]:
+        print(f"    {row['store_id']} {row['product_id']} {row['kind']:<20} on hand {row['on_hand']:>5}  "
+              f"send {row['quantity']:>5}")  # fmt: skip
+    if payload["shortage_count"] > 10:
+        print(f"    ... {payload['shortage_count'] - 10} more")
+    if args.json:
+        keep = ("store_id", "product_id", "kind", "on_hand", "quantity", "shortage_id")
+        emit_json({**payload, "shortages": [{k: r[k] for k in keep} for r in payload["shortages"]]})
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

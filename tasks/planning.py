@@ -1,0 +1,102 @@
+"""Tasks of the ``plan`` flow: invoke the planning Lambda, publish what it found."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from storeops.aws import AwsClients, describe_error
+from storeops.exceptions import StoreOpsError
+
+INVOKE_READ_TIMEOUT = 330.0  # the function's timeout (300 s) plus margin
+RETRYABLE_CODES = {
+    "TooManyRequestsException", "ServiceException", "EC2ThrottledException", "ResourceNotReadyException",
+    "ThrottlingException", "ServiceUnavailableException",
+}  # fmt: skip
+
+
+class PlannerUnavailable(StoreOpsError):
+    """Throttling or a 5xx from Lambda: worth retrying."""
+
+
+class PlanningFailed(StoreOpsError):
+    """The planning function itself failed; the message is its own error message."""
+
+
+def _retry_only_unavailable(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except PlannerUnavailable:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="invoke-planner",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_only_unavailable,
+)
+def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the planning Lambda synchronously and return its summary."""
+    client = clients.client("lambda", read_timeout=INVOKE_READ_TIMEOUT)
+    try:
+        response = client.invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in RETRYABLE_CODES or status >= 500:
+            raise PlannerUnavailable(f"the planning function is unavailable: {describe_error(exc)}") from None
+        raise PlanningFailed(
+            f"cannot invoke {function_name}: {describe_error(exc)}",
+            hint="deploy the stack (`python -m deployments.stack deploy`)",
+        ) from None
+    payload = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        message = payload.get("errorMessage", "no message") if isinstance(payload, dict) else str(payload)
+        raise PlanningFailed(f"planning failed: {message}")
+    get_run_logger().info(
+        "plan %s: %d shortages %s, %d messages sent, %d bytes scanned, %.2f s in the function",
+        payload["plan_id"], payload["shortage_count"], payload["shortages_by_kind"], payload["messages_sent"],
+        payload["bytes_scanned"], payload["seconds"],
+    )  # fmt: skip
+    return dict(payload)
+
+
+@task(name="publish-plan", cache_policy=NO_CACHE)
+def publish_plan(payload: dict[str, Any]) -> None:
+    """A table of the shortages and a markdown summary in the Prefect UI."""
+    columns = ("store_id", "product_id", "product_name", "kind", "on_hand", "quantity", "hours_of_cover", "shortage_id")
+    rows = [{c: r.get(c) for c in columns} for r in payload["shortages"][:500]]
+    create_table_artifact(
+        key="plan-shortages", table=rows or [{c: None for c in columns}],
+        description=f"Shortages at {payload['as_of']} (first {len(rows)} of {payload['shortage_count']})",
+    )  # fmt: skip
+    kinds = "\n".join(f"| {k} | {v} |" for k, v in payload["shortages_by_kind"].items()) or "| none | 0 |"
+    cost = payload["query_cost_usd"]
+    create_markdown_artifact(
+        key="plan-summary",
+        markdown=(
+            f"## Plan {payload['plan_id']}\n\n"
+            f"Window `{payload['window_start']}` to `{payload['as_of']}`"
+            f"{' (dry run: nothing sent)' if payload['dry_run'] else ''}.\n\n"
+            f"| kind | shortages |\n|---|---|\n{kinds}\n\n"
+            f"- dispatch requests sent: **{payload['messages_sent']}** (deferred by max_messages: "
+            f"{payload['deferred']})\n"
+            f"- Athena query `{payload['query_execution_id']}`: {payload['bytes_scanned']:,} bytes scanned, "
+            f"${cost:.6f} at $5/TB (10 MB minimum)\n"
+            f"- planning took {payload['seconds']:.2f} s in the function\n"
+        ),
+    )

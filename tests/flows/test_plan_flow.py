@@ -1,0 +1,76 @@
+"""The plan flow (through the deployed Lambda) and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.generate import store_data
+from flows.plan import plan
+from storeops.exceptions import ValidationFailed
+from tasks.planning import PlanningFailed
+from tests.conftest import run_cli
+from tests.integration.conftest import LocalStack
+
+pytestmark = pytest.mark.flow
+
+
+def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> None:
+    from prefect.artifacts import Artifact
+
+    store_data(stores=12, products=8, ticks=1, seed=5)
+    result = plan(dry_run=True)
+    assert result["shortage_count"] > 0
+    assert result["messages_sent"] == 0
+    assert sum(result["shortages_by_kind"].values()) == result["shortage_count"]
+    table = Artifact.get("plan-shortages")
+    summary = Artifact.get("plan-summary")
+    assert table is not None
+    assert summary is not None
+    assert "$5/TB" in str(summary.data)
+
+    sent = plan()
+    assert sent["messages_sent"] == sent["shortage_count"] > 0
+    again = plan()
+    assert again["messages_sent"] == 0  # the ledger holds the open requests
+
+
+def test_the_functions_own_error_fails_the_flow(flow_env: LocalStack) -> None:
+    store_data(stores=2, products=2, ticks=1)
+    with pytest.raises(PlanningFailed, match="S0777"):
+        plan(stores=["S0777"], dry_run=True)
+
+
+def test_bad_parameters_fail_before_invoking(flow_env: LocalStack) -> None:
+    with pytest.raises(ValidationFailed, match="in the future"):
+        plan(as_of="2999-01-01T00:00:00+00:00")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--lookback-hours", "-3"], "--lookback-hours"),
+        (["--as-of", "yesterday"], "--as-of"),
+        (["--as-of", "2026-01-01T00:00:00"], "time zone"),
+        (["--as-of", "2999-01-01T00:00:00Z"], "in the future"),
+        (["--store", "bad id"], "stores"),
+    ],
+)
+def test_bad_cli_values_exit_2_with_one_line(args: list[str], needle: str) -> None:
+    result = run_cli(["-m", "flows.plan", *args])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr.strip().splitlines()[-1]
+
+
+def test_plan_cli_json(cli_env: dict[str, str]) -> None:
+    generated = run_cli(["-m", "flows.generate", "--stores", "6", "--products", "5"], env=cli_env)
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    result = run_cli(["-m", "flows.plan", "--json"], env=cli_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["messages_sent"] == len(payload["shortages"]) > 0
+    assert set(payload["shortages"][0]) == {"store_id", "product_id", "kind", "on_hand", "quantity", "shortage_id"}
+    assert payload["query_execution_id"]
+    assert "bytes_scanned" in payload
