@@ -1,0 +1,112 @@
+"""Planning benchmark: wall time and selected bytes as history grows (1, 7, 30 days).
+
+    python -m bench.plan [--stores 200] [--products 100] [--days 1,7,30] [--json]
+
+For each history length, on a fresh emulator state: backfill that many days of hourly
+readings, run the planning Lambda once (dry run, 24 h window), and measure the bytes under the
+partitions the query selects against the bytes of the whole table: what Athena scans on AWS
+with partition pruning, and without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+
+from bench.harness import bench_environment
+from deployments.environment import prepare
+from deployments.localaws import LocalAws
+from storeops.catalog import build_catalog
+from storeops.cli import emit_json, positive_int, print_summary
+from storeops.ingest import backfill
+from storeops.planning.models import PlanRequest, PlanWindow
+
+
+def _sizes(s3: object, bucket: str) -> dict[tuple[str, str], int]:
+    sizes: dict[tuple[str, str], int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="inventory/"):  # type: ignore[attr-defined]
+        for obj in page.get("Contents", []):
+            parts = dict(p.split("=", 1) for p in obj["Key"].split("/")[1:3])
+            key = (parts["dt"], parts["hour"])
+            sizes[key] = sizes.get(key, 0) + int(obj["Size"])
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", type=positive_int, default=200)
+    parser.add_argument("--products", type=positive_int, default=100)
+    parser.add_argument("--days", default="1,7,30", help="history lengths, comma-separated")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    lengths = [int(d) for d in args.days.split(",")]
+    catalog = build_catalog(args.stores, args.products, 7)
+    per_length: dict[int, dict[str, float]] = {}
+    with bench_environment() as env:
+        emulator = LocalAws(env.settings)
+        for days in lengths:
+            emulator.reset()
+            current = prepare(env.settings)  # redeploys the stack on the wiped emulator
+            s3 = current.clients.client("s3")
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            _, report = backfill(catalog, s3, current.resources.data_lake_bucket, days, end=now)
+            backfill_seconds = time.perf_counter() - started
+            window = PlanWindow.resolve(PlanRequest(lookback_hours=24), now)
+            sizes = _sizes(s3, current.resources.data_lake_bucket)
+            selected = sum(sizes.get(p, 0) for p in window.partitions)
+            lam = current.clients.client("lambda", read_timeout=600)
+            lam.invoke(FunctionName=current.resources.planning_function, Payload=b'{"dry_run": true}')  # warm
+            started = time.perf_counter()
+            response = lam.invoke(
+                FunctionName=current.resources.planning_function,
+                Payload=json.dumps({"dry_run": True, "as_of": now.isoformat()}).encode(),
+            )
+            plan_seconds = time.perf_counter() - started
+            payload = json.loads(response["Payload"].read())
+            if response.get("FunctionError"):
+                raise SystemExit(f"planning failed: {payload}")
+            per_length[days] = {
+                "readings": report.backfill_rows,
+                "backfill_seconds": round(backfill_seconds, 1),
+                "plan_seconds": round(plan_seconds, 2),
+                "shortages": payload["shortage_count"],
+                "selected_bytes": selected,
+                "full_scan_bytes": sum(sizes.values()),
+            }
+            print(f"{days:>3} days: {per_length[days]}", flush=True)
+    first, last = per_length[lengths[0]], per_length[lengths[-1]]
+    result = {
+        "stores": args.stores,
+        "products": args.products,
+        "history": per_length,
+        f"selected_bytes_{lengths[0]}d": first["selected_bytes"],
+        f"selected_bytes_{lengths[-1]}d": last["selected_bytes"],
+        f"full_scan_bytes_{lengths[-1]}d": last["full_scan_bytes"],
+        f"growth_{lengths[-1]}d_over_{lengths[0]}d": round(last["selected_bytes"] / first["selected_bytes"], 3),
+        "full_scan_ratio": round(last["full_scan_bytes"] / last["selected_bytes"], 1),
+        f"plan_seconds_{lengths[0]}d": first["plan_seconds"],
+    }
+    rows = [
+        (f"{d} days: plan seconds / selected bytes / full scan bytes",
+         f"{v['plan_seconds']:.2f} s / {int(v['selected_bytes']):,} / {int(v['full_scan_bytes']):,}")
+        for d, v in per_length.items()
+    ]  # fmt: skip
+    rows += [
+        (
+            "selected bytes growth (last / first)",
+            f"{result[f'growth_{lengths[-1]}d_over_{lengths[0]}d']}  (target <= 1.1)",
+        ),
+        ("full scan / selected at the longest", f"{result['full_scan_ratio']}x  (target >= 20x)"),
+        (f"planning over {lengths[0]} day", f"{first['plan_seconds']:.2f} s  (target < 10 s)"),
+    ]
+    print_summary(f"planning benchmark: {args.stores} stores x {args.products} products", rows)
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
