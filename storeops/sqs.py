@@ -48,9 +48,25 @@ class SqsBatcher:
     def backoff(self, attempt: int) -> float:
         return self.jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
 
-    def send(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> BatchOutcome:
-        """SendMessageBatch for (entry id, body) pairs; ids must be unique, [A-Za-z0-9_-]{1,80}."""
-        return self._run("send_message_batch", queue_url, [{"Id": i, "MessageBody": b} for i, b in bodies])
+    def send(
+        self,
+        queue_url: str,
+        bodies: Sequence[tuple[str, str]],
+        attributes: dict[str, dict[str, str]] | None = None,
+    ) -> BatchOutcome:
+        """SendMessageBatch for (entry id, body) pairs; ids unique, [A-Za-z0-9_-]{1,80}.
+
+        ``attributes`` maps an entry id to string message attributes.
+        """
+        entries = []
+        for entry_id, body in bodies:
+            entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body}
+            if attributes and attributes.get(entry_id):
+                entry["MessageAttributes"] = {
+                    k: {"DataType": "String", "StringValue": v[:1024]} for k, v in attributes[entry_id].items()
+                }
+            entries.append(entry)
+        return self._run("send_message_batch", queue_url, entries)
 
     def delete(self, queue_url: str, receipts: Sequence[tuple[str, str]]) -> BatchOutcome:
         """DeleteMessageBatch for (entry id, receipt handle) pairs."""

@@ -1,0 +1,1 @@
+"""StoreTruckApp: validate dispatch requests, claim them exactly once, load trucks, record loads."""

@@ -1,0 +1,55 @@
+"""Validating dispatch request messages: a bad one gets a reason, never an exception."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from storeops.dispatch.routing import FleetPolicy, StoreLocation
+from storeops.planning.models import DispatchRequest
+
+
+@dataclass(frozen=True)
+class Received:
+    """One SQS message as received."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int = 1
+
+    @classmethod
+    def from_sqs(cls, message: dict[str, Any]) -> Received:
+        attributes = message.get("Attributes", {})
+        return cls(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=message.get("Body", ""),
+            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+        )
+
+
+def parse_request(
+    body: str, stores: dict[str, StoreLocation], policy: FleetPolicy
+) -> tuple[DispatchRequest | None, str]:
+    """The request, or None and a one-line reason it cannot be dispatched."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at character {exc.pos}"
+    if not isinstance(data, dict):
+        return None, f"not a JSON object: {type(data).__name__}"
+    try:
+        request = DispatchRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "message"
+        return None, f"schema: {field}: {first['msg']}"
+    if request.store_id not in stores:
+        return None, f"unknown store {request.store_id}: not in the store directory"
+    if request.quantity > policy.capacity_units:
+        return None, f"quantity {request.quantity} exceeds a truck's capacity {policy.capacity_units}"
+    return request, ""

@@ -1,0 +1,335 @@
+"""The dispatch worker: one window at a time, exactly one dispatch per shortage.
+
+A window: receive (long polling, batches of 10) up to a number of messages or seconds;
+validate; send invalid messages to the dead-letter queue with their reason; claim the new
+shortages atomically; consolidate them into truck loads; record each load in the ledger;
+mark the claims dispatched; only then delete the messages. Redelivered or duplicate messages
+find their shortage dispatched (or held by a live claim) and are deleted (or left to retry).
+Plain code over injected clients: the ``trucks`` flow loops over it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from storeops.dispatch.claims import ClaimStore
+from storeops.dispatch.messages import Received, parse_request
+from storeops.dispatch.routing import FleetPolicy, Load, StoreLocation, consolidate, lower_bound_trucks
+from storeops.exceptions import StoreOpsError
+from storeops.ledger import LEDGER_PREFIX, LedgerRow, iso, ledger_key, write_rows
+from storeops.planning.models import DispatchRequest
+from storeops.sqs import SqsBatcher
+
+log = logging.getLogger("storeops.dispatch")
+STORE_DIRECTORY_KEY = "reference/stores.json"
+RETRY_LATER_SECONDS = 30  # visibility for a message whose shortage another worker holds
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    queue_url: str
+    dead_letter_queue_url: str
+    bucket: str
+    claims_table: str
+    window_messages: int = 500
+    window_seconds: float = 10.0
+    wait_seconds: int = 20
+    visibility_seconds: int = 120
+    lease_seconds: int = 300
+    policy: FleetPolicy = field(default_factory=FleetPolicy)
+    worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    load_id: str
+    truck_id: str
+    region: str
+    stops: int
+    units: int
+    shortages: int
+    distance_km: float
+    route: str
+
+
+@dataclass
+class WindowReport:
+    """What one window did; every received message is in exactly one outcome."""
+
+    window_id: str = ""
+    received: int = 0
+    dispatched: int = 0
+    duplicates_skipped: int = 0
+    dead_lettered: int = 0
+    held_elsewhere: int = 0
+    released: int = 0
+    delete_failures: int = 0
+    loads: list[LoadSummary] = field(default_factory=list)
+    lower_bound_trucks: int = 0
+    units: int = 0
+    oldest_age_s: float = 0.0
+    dead_letter_reasons: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def trucks(self) -> int:
+        return len(self.loads)
+
+
+def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
+    """The store directory the simulation publishes (``reference/stores.json``)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return {}
+        raise
+    return {s["store_id"]: StoreLocation(s["store_id"], s["region"], s["lat"], s["lon"]) for s in json.loads(body)}
+
+
+def publish_store_directory(s3: Any, bucket: str, stores: list[dict[str, Any]]) -> None:
+    s3.put_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY, Body=json.dumps(stores).encode())
+
+
+class DispatchWorker:
+    """Processes the dispatch queue window by window; safe to run several at once."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        dynamodb: Any,
+        s3: Any,
+        config: WorkerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        should_stop: Callable[[], bool] = lambda: False,
+        batcher: SqsBatcher | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.s3 = s3
+        self.config = config
+        self.clock = clock
+        self.should_stop = should_stop
+        self.batcher = batcher or SqsBatcher(sqs)
+        self.claims = ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
+        self.stores: dict[str, StoreLocation] = {}
+        self.windows = 0
+        self._oldest_sent: float | None = None  # SentTimestamp of the oldest message held
+
+    # -- receiving --------------------------------------------------------------------------
+    def gather(self, until_empty: bool = False) -> list[Received]:
+        """Receive up to ``window_messages`` or for ``window_seconds``; extend visibility if long."""
+        held: dict[str, Received] = {}
+        started = last_extended = self.clock()
+        while len(held) < self.config.window_messages and not self.should_stop():
+            remaining = self.config.window_seconds - (self.clock() - started)
+            if remaining <= 0:
+                break
+            wait = 0 if until_empty and held else min(self.config.wait_seconds, max(1, int(remaining)))
+            response = self.sqs.receive_message(
+                QueueUrl=self.config.queue_url,
+                MaxNumberOfMessages=min(10, self.config.window_messages - len(held)),
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.config.visibility_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+            messages = response.get("Messages", [])
+            for message in messages:
+                received = Received.from_sqs(message)
+                held[received.message_id] = received  # a redelivery in the same window replaces the handle
+                sent = float(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000
+                if sent:
+                    self._oldest_sent = sent if self._oldest_sent is None else min(self._oldest_sent, sent)
+            if not messages and (until_empty or held):
+                break
+            if self.clock() - last_extended > self.config.visibility_seconds / 2 and held:
+                self.extend(list(held.values()))
+                last_extended = self.clock()
+        return list(held.values())
+
+    def extend(self, messages: list[Received]) -> None:
+        """Keep held messages invisible while a long window gathers."""
+        self.batcher.change_visibility(
+            self.config.queue_url, [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)],
+            self.config.visibility_seconds,
+        )  # fmt: skip
+
+    def release(self, messages: list[Received]) -> int:
+        """Make messages visible again at once (on shutdown or an aborted window)."""
+        if not messages:
+            return 0
+        outcome = self.batcher.change_visibility(
+            self.config.queue_url, [(f"r{i}", m.receipt_handle) for i, m in enumerate(messages)], 0
+        )
+        return len(outcome.succeeded)
+
+    # -- processing -------------------------------------------------------------------------
+    def process(self, messages: list[Received]) -> WindowReport:
+        """Dispatch a window's messages; deletes only what is durably recorded (or dead-lettered)."""
+        started = time.perf_counter()
+        now = self.clock()
+        self.windows += 1
+        window_id = f"{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%S}-{self.config.worker_id}-{self.windows:06d}"
+        report = WindowReport(window_id=window_id, received=len(messages))
+        if self._oldest_sent is not None:
+            report.oldest_age_s = round(max(0.0, now - self._oldest_sent), 1)
+        self._oldest_sent = None
+        if not messages:
+            return report
+        if not self.stores or any(self._unknown_store(m) for m in messages):
+            self.stores = load_store_directory(self.s3, self.config.bucket)
+
+        valid: dict[str, list[tuple[Received, DispatchRequest]]] = {}
+        invalid: list[tuple[Received, str]] = []
+        for message in messages:
+            request, reason = parse_request(message.body, self.stores, self.config.policy)
+            if request is None:
+                invalid.append((message, reason))
+            else:
+                valid.setdefault(request.shortage_id, []).append((message, request))
+        self._dead_letter(invalid, report)
+
+        existing = self.claims.lookup(valid)
+        candidates: list[str] = []
+        to_delete: list[Received] = []
+        retry_later: list[Received] = []
+        for shortage_id, copies in valid.items():
+            claim = existing.get(shortage_id)
+            if claim is None or (claim.worker == self.config.worker_id and claim.state == "claimed"):
+                candidates.append(shortage_id)
+            elif claim.state == "dispatched":
+                to_delete += [m for m, _ in copies]
+                report.duplicates_skipped += len(copies)
+            elif claim.lease_expires > now:
+                retry_later += [m for m, _ in copies]
+                report.held_elsewhere += len(copies)
+            elif self._recorded_in_ledger(claim.ledger_dt, claim.window_id, shortage_id):
+                self.claims.repair_dispatched(shortage_id, claim.window_id)
+                to_delete += [m for m, _ in copies]
+                report.duplicates_skipped += len(copies)
+            else:
+                candidates.append(shortage_id)  # abandoned by a dead worker: take it over
+
+        ledger_dt = f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d}"
+        won, lost = self.claims.claim(candidates, self.config.worker_id, window_id, ledger_dt)
+        for shortage_id in lost:
+            retry_later += [m for m, _ in valid[shortage_id]]
+            report.held_elsewhere += len(valid[shortage_id])
+        requests = [valid[s][0][1] for s in candidates if s in won]
+        if requests:
+            try:
+                loads = self._record_loads(requests, window_id, now)
+            except BaseException:
+                self.claims.release(won, self.config.worker_id)
+                raise
+            self.claims.mark_dispatched(sorted(won), self.config.worker_id)
+            report.loads = [_summary(load) for load in loads]
+            report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
+            report.units = sum(r.quantity for r in requests)
+            for shortage_id in won:
+                copies = valid[shortage_id]
+                to_delete += [m for m, _ in copies]
+                report.dispatched += 1
+                report.duplicates_skipped += len(copies) - 1  # in-window duplicates of a dispatched request
+        report.delete_failures += self._delete(to_delete)
+        if retry_later:
+            self.batcher.change_visibility(
+                self.config.queue_url, [(f"h{i}", m.receipt_handle) for i, m in enumerate(retry_later)],
+                RETRY_LATER_SECONDS,
+            )  # fmt: skip
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- internals --------------------------------------------------------------------------
+    def _unknown_store(self, message: Received) -> bool:
+        try:
+            store = json.loads(message.body).get("store_id")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(store, str) and store not in self.stores
+
+    def _dead_letter(self, invalid: list[tuple[Received, str]], report: WindowReport) -> None:
+        if not invalid:
+            return
+        entries = [(f"d{i}", m.body) for i, (m, _) in enumerate(invalid)]
+        attributes = {
+            f"d{i}": {"failure_reason": reason, "source_message_id": m.message_id, "failed_at": iso(datetime.now(UTC))}
+            for i, (m, reason) in enumerate(invalid)
+        }
+        outcome = self.batcher.send(self.config.dead_letter_queue_url, entries, attributes)
+        moved = [invalid[int(i[1:])][0] for i in outcome.succeeded]
+        for entry_id in outcome.succeeded:
+            message, reason = invalid[int(entry_id[1:])]
+            report.dead_letter_reasons[message.message_id] = reason
+            log.warning("dead-lettered message %s: %s", message.message_id, reason)
+        report.dead_lettered += len(moved)
+        report.delete_failures += self._delete(moved)  # left in place if the DLQ send failed
+
+    def _delete(self, messages: list[Received]) -> int:
+        if not messages:
+            return 0
+        outcome = self.batcher.delete(
+            self.config.queue_url, [(f"x{i}", m.receipt_handle) for i, m in enumerate(messages)]
+        )
+        return len(outcome.failed)
+
+    def _record_loads(self, requests: list[DispatchRequest], window_id: str, now: float) -> list[Load]:
+        departure = datetime.fromtimestamp(now, UTC)
+        loads = consolidate(requests, self.stores, self.config.policy, departure, f"load-{window_id}")
+        for load in loads:
+            if self.clock() > now + self.config.lease_seconds * 0.8:
+                raise StoreOpsError(
+                    f"window {window_id} ran out of claim lease before recording its loads",
+                    hint="lower window_messages or raise lease_seconds",
+                )
+            rows = [
+                LedgerRow(
+                    record_type="dispatch", shortage_id=r.shortage_id, store_id=r.store_id, product_id=r.product_id,
+                    quantity=r.quantity, recorded_at=iso(departure), load_id=load.load_id, truck_id=load.truck_id,
+                    stop_number=n, eta=iso(stop.eta or departure),
+                )
+                for n, stop in enumerate(load.stops, start=1)
+                for r in stop.requests
+            ]  # fmt: skip
+            write_rows(self.s3, self.config.bucket, ledger_key(departure, load.load_id), rows)
+        return loads
+
+    def _recorded_in_ledger(self, ledger_dt: str, window_id: str, shortage_id: str) -> bool:
+        """Did the window that claimed this shortage record it in a load before it died?"""
+        if not ledger_dt or not window_id:
+            return False
+        prefix = f"{LEDGER_PREFIX}dt={ledger_dt}/load-{window_id}-"
+        listing = self.s3.list_objects_v2(Bucket=self.config.bucket, Prefix=prefix)
+        for obj in listing.get("Contents", []):
+            body = self.s3.get_object(Bucket=self.config.bucket, Key=obj["Key"])["Body"].read()
+            if shortage_id.encode() in body:
+                return True
+        return False
+
+    def queue_depth(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.config.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+def _summary(load: Load) -> LoadSummary:
+    return LoadSummary(
+        load_id=load.load_id,
+        truck_id=load.truck_id,
+        region=load.region,
+        stops=len(load.stops),
+        units=load.units,
+        shortages=len(load.shortage_ids),
+        distance_km=round(load.distance_km, 1),
+        route=" > ".join(s.store_id for s in load.stops),
+    )
