@@ -21,7 +21,7 @@ from storeops.exceptions import DeliveryError, ValidationFailed
 from storeops.firehose import FirehoseSender
 from storeops.ingest import IngestReport, SimulationConfig, SimulationStore
 from storeops.settings import load_settings
-from tasks.ingest import backfill_history, load_simulation, save_simulation, stream_readings
+from tasks.ingest import backfill_history, load_simulation, receive_deliveries, save_simulation, stream_readings
 
 
 class GenerateRequest(BaseModel):
@@ -73,6 +73,7 @@ def store_data(
             catalog, s3, env.resources.data_lake_bucket, request.backfill_days,
             datetime.now(UTC), request.backfill_every_hours,
         )  # fmt: skip
+    delivered = receive_deliveries(s3, env.resources.data_lake_bucket, catalog, state, datetime.now(UTC))
     sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream)
     try:
         report = stream_readings(catalog, state, sender, request.ticks, request.hours_per_tick)
@@ -82,6 +83,7 @@ def store_data(
     save_simulation(store, config, state, etag)
     if backfilled:
         report.backfill_rows, report.backfill_objects = backfilled.backfill_rows, backfilled.backfill_objects
+    report.units_delivered = delivered
     _publish(report, env.resources.delivery_stream)
     return report.as_dict()
 
@@ -97,6 +99,7 @@ def _publish(report: IngestReport, stream: str) -> None:
         {"metric": "JSON bytes", "value": report.raw_bytes},
         {"metric": "readings/s", "value": round(report.readings_per_s)},
         {"metric": "backfilled readings", "value": report.backfill_rows},
+        {"metric": "units delivered by trucks", "value": report.units_delivered},
         {"metric": "simulated clock", "value": report.sim_clock},
     ]
     create_table_artifact(
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             ("Firehose records", result["firehose_records"]),
             ("billed bytes", result["billed_bytes"]),
             ("backfilled readings", result["backfill_rows"]),
+            ("units delivered by trucks", result["units_delivered"]),
             ("readings/s", f"{result['readings_per_s']:,.0f}"),
             ("seconds", f"{result['seconds']:.2f}"),
         ],

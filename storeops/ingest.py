@@ -102,6 +102,7 @@ class IngestReport:
     raw_bytes: int = 0
     backfill_rows: int = 0
     backfill_objects: int = 0
+    units_delivered: int = 0
     seconds: float = 0.0
     sim_clock: str = ""
 

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from storeops.catalog import Catalog
+from storeops.deliveries import apply_due, due_deliveries
 from storeops.firehose import FirehoseSender
 from storeops.ingest import (
     IngestReport,
@@ -19,6 +20,7 @@ from storeops.ingest import (
     stream_ticks,
 )
 from storeops.simulation import SimulationState
+from storeops.store_directory import directory_of, publish_store_directory
 
 
 def _log_progress(label: str, total: int):  # type: ignore[no-untyped-def]
@@ -89,3 +91,20 @@ def backfill_history(
 )
 def save_simulation(store: SimulationStore, config: SimulationConfig, state: SimulationState, etag: str | None) -> str:
     return store.save(config, state, etag)
+
+
+@task(
+    name="receive-deliveries",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+)
+def receive_deliveries(s3: object, bucket: str, catalog: Catalog, state: SimulationState, now: datetime) -> int:
+    """Add every truck stop whose ETA has passed to the simulated stock (once); publish the store directory."""
+    deliveries, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
+    units = apply_due(state, catalog, deliveries, complete)
+    publish_store_directory(s3, bucket, directory_of(catalog))
+    if deliveries:
+        get_run_logger().info("%d truck stops delivered %d units", len(deliveries), units)
+    return units

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from storeops.dispatch.claims import ClaimStore
 from storeops.dispatch.messages import Received, parse_request
 from storeops.dispatch.routing import FleetPolicy, Load, StoreLocation, consolidate, lower_bound_trucks
@@ -28,9 +26,9 @@ from storeops.exceptions import StoreOpsError
 from storeops.ledger import LEDGER_PREFIX, LedgerRow, iso, ledger_key, write_rows
 from storeops.planning.models import DispatchRequest
 from storeops.sqs import SqsBatcher
+from storeops.store_directory import load_store_directory
 
 log = logging.getLogger("storeops.dispatch")
-STORE_DIRECTORY_KEY = "reference/stores.json"
 RETRY_LATER_SECONDS = 30  # visibility for a message whose shortage another worker holds
 
 
@@ -85,21 +83,6 @@ class WindowReport:
         return len(self.loads)
 
 
-def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
-    """The store directory the simulation publishes (``reference/stores.json``)."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-            return {}
-        raise
-    return {s["store_id"]: StoreLocation(s["store_id"], s["region"], s["lat"], s["lon"]) for s in json.loads(body)}
-
-
-def publish_store_directory(s3: Any, bucket: str, stores: list[dict[str, Any]]) -> None:
-    s3.put_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY, Body=json.dumps(stores).encode())
-
-
 class DispatchWorker:
     """Processes the dispatch queue window by window; safe to run several at once."""
 
@@ -134,7 +117,10 @@ class DispatchWorker:
             remaining = self.config.window_seconds - (self.clock() - started)
             if remaining <= 0:
                 break
-            wait = 0 if until_empty and held else min(self.config.wait_seconds, max(1, int(remaining)))
+            if until_empty:  # draining: a short poll tells an empty queue quickly
+                wait = 0 if held else min(2, self.config.wait_seconds)
+            else:
+                wait = min(self.config.wait_seconds, max(1, int(remaining)))
             response = self.sqs.receive_message(
                 QueueUrl=self.config.queue_url,
                 MaxNumberOfMessages=min(10, self.config.window_messages - len(held)),

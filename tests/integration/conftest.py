@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,18 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     home: Path = tmp_path_factory.mktemp("localaws")
     settings = load_settings(local_port=free_port(), local_home=home)
     local = LocalAws(settings)
+    # A SIGTERM (e.g. from `timeout`) ends the session like Ctrl-C, so this teardown stops the emulator.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     local.start()
-    yield local
-    local.stop()
+    try:
+        yield local
+    finally:
+        local.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture

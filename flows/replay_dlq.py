@@ -1,0 +1,75 @@
+"""Flow ``replay-dlq``: show what sits in the dead-letter queue and why, and move it back.
+
+python -m flows.replay_dlq [--dry-run] [--limit N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from deployments.environment import prepare
+from flows.console import quiet_expected_tracebacks
+from storeops.cli import emit_json, positive_int, run_cli
+from storeops.dispatch.replay import move_back, reasons, receive_all, release
+from storeops.settings import load_settings
+from storeops.sqs import SqsBatcher
+
+
+@flow(name="replay-dlq", description="Show the dead-letter queue by reason and move its messages back.")
+def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
+    env = prepare(load_settings())
+    sqs = env.clients.client("sqs")
+    res = env.resources
+    letters = receive_all(sqs, res.dead_letter_queue_url, limit=limit)
+    by_reason = reasons(letters)
+    batcher = SqsBatcher(sqs)
+    if dry_run:
+        release(batcher, res.dead_letter_queue_url, letters)
+        moved, failed = 0, 0
+    else:
+        moved, failed = move_back(batcher, res.dispatch_queue_url, res.dead_letter_queue_url, letters)
+    rows = [{"reason": reason, "messages": count} for reason, count in by_reason.most_common()]
+    create_table_artifact(
+        key="dead-letter-reasons", table=rows or [{"reason": "(empty)", "messages": 0}],
+        description=f"{len(letters)} dead-lettered messages; {moved} moved back",
+    )  # fmt: skip
+    get_run_logger().info("dead-letter queue: %d messages %s; moved back %d, failed %d", len(letters),
+                          dict(by_reason), moved, failed)  # fmt: skip
+    return {
+        "dead_letters": len(letters),
+        "reasons": dict(by_reason),
+        "moved": moved,
+        "failed": failed,
+        "dry_run": dry_run,
+        "samples": [{"message_id": x.message_id, "reason": x.reason, "body": x.body[:200]} for x in letters[:20]],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.replay_dlq",
+        description="Show what sits in the dead-letter queue and why; move it back to the dispatch queue.",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="only show; leave the messages in the DLQ")
+    parser.add_argument("--limit", type=positive_int, default=10_000, help="at most this many messages (10000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+    load_settings()
+    quiet_expected_tracebacks()
+    result = replay_dlq(dry_run=args.dry_run, limit=args.limit)
+    print(f"dead-letter queue: {result['dead_letters']} messages")
+    for reason, count in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
+        print(f"  {count:>6}  {reason}")
+    action = "left in place (dry run)" if args.dry_run else f"moved back to the dispatch queue: {result['moved']}"
+    print(action)
+    if args.json:
+        emit_json(result)
+    return 1 if result["failed"] else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

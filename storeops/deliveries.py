@@ -1,0 +1,88 @@
+"""Deliveries: truck loads in the ledger reach their stores at each stop's ETA.
+
+The store-data flow applies due deliveries to the simulated stock before each run, once
+each (stop ids are remembered in the simulation state), so shortages resolve and the next
+readings show the delivered goods.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from storeops.catalog import Catalog
+from storeops.ledger import LEDGER_PREFIX
+from storeops.readings import format_timestamp
+from storeops.simulation import SimulationState, apply_deliveries
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The goods one truck stop brings to one store."""
+
+    delivery_id: str  # <load_id>#<stop_number>
+    load_id: str
+    store_id: str
+    items: tuple[tuple[str, int], ...]  # (product_id, quantity)
+
+
+def due_deliveries(
+    s3: Any, bucket: str, now: datetime, applied: set[str], lookback_days: int = 3
+) -> tuple[list[Delivery], set[str]]:
+    """Stops whose ETA has passed and that were not applied; plus the loads now fully due."""
+    due: list[Delivery] = []
+    complete: set[str] = set()
+    cutoff = format_timestamp(now)
+    for day in range(lookback_days, -1, -1):
+        prefix = f"{LEDGER_PREFIX}dt={now - timedelta(days=day):%Y-%m-%d}/load-"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                load_id = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
+                if load_id in applied:
+                    continue  # every stop of it was applied before: no need to read it
+                rows = [json.loads(line) for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines()]
+                stops: dict[int, list[dict[str, Any]]] = {}
+                for row in rows:
+                    stops.setdefault(int(row["stop_number"]), []).append(row)
+                pending = 0
+                for number, stop_rows in sorted(stops.items()):
+                    delivery_id = f"{load_id}#{number}"
+                    if delivery_id in applied:
+                        continue
+                    if stop_rows[0]["eta"] > cutoff:
+                        pending += 1
+                        continue
+                    items = tuple((r["product_id"], int(r["quantity"])) for r in stop_rows)
+                    due.append(Delivery(delivery_id, load_id, stop_rows[0]["store_id"], items))
+                if not pending:
+                    complete.add(load_id)
+    return due, complete
+
+
+def apply_due(state: SimulationState, catalog: Catalog, deliveries: list[Delivery], complete: set[str]) -> int:
+    """Add due deliveries to stock; returns units delivered. Unknown stores/products are skipped."""
+    store_index = {s: i for i, s in enumerate(catalog.stores["store_id"])}
+    product_index = {p: i for i, p in enumerate(catalog.products["product_id"])}
+    units = 0
+    for delivery in deliveries:
+        known = [(p, q) for p, q in delivery.items if p in product_index]
+        if delivery.store_id not in store_index or not known:
+            state.applied_deliveries.append(delivery.delivery_id)
+            continue
+        quantities = np.array([q for _, q in known])
+        if apply_deliveries(
+            state,
+            delivery.delivery_id,
+            np.full(len(known), store_index[delivery.store_id]),
+            np.array([product_index[p] for p, _ in known]),
+            quantities,
+        ):
+            units += int(quantities.sum())
+    for load_id in complete:
+        if load_id not in state.applied_deliveries:
+            state.applied_deliveries.append(load_id)
+    return units

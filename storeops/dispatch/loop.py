@@ -1,0 +1,147 @@
+"""The long-running dispatch loop: windows until stopped, with bounded backoff on AWS errors.
+
+Memory stays flat: only counters accumulate. A stop request (SIGTERM, Ctrl-C, a Prefect
+cancellation) is honoured between windows: the window in hand is finished (its messages
+recorded and deleted, or released with visibility 0) before the loop returns.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from types import FrameType
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storeops.dispatch.worker import DispatchWorker, WindowReport
+from storeops.exceptions import StoreOpsError
+
+
+class StopFlag:
+    """Set by a signal or a caller; checked between receives and windows."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def request(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag) -> Iterator[StopFlag]:
+    """First SIGTERM/SIGINT asks for a clean stop; a second one stops at once (default handling)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if flag.requested:  # second signal: give up on the clean stop
+            signal.signal(signum, previous[signal.Signals(signum)] or signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        flag.request(signal.Signals(signum).name)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class TruckTotals:
+    windows: int = 0
+    messages_received: int = 0
+    dispatched: int = 0
+    duplicates_skipped: int = 0
+    dead_lettered: int = 0
+    held_elsewhere: int = 0
+    released: int = 0
+    delete_failures: int = 0
+    trucks: int = 0
+    lower_bound_trucks: int = 0
+    units: int = 0
+    transient_errors: int = 0
+    seconds: float = 0.0
+    stopped_by: str = ""
+    last_errors: list[str] = field(default_factory=list)
+
+    def add(self, report: WindowReport) -> None:
+        self.windows += 1
+        self.messages_received += report.received
+        self.dispatched += report.dispatched
+        self.duplicates_skipped += report.duplicates_skipped
+        self.dead_lettered += report.dead_lettered
+        self.held_elsewhere += report.held_elsewhere
+        self.delete_failures += report.delete_failures
+        self.trucks += report.trucks
+        self.lower_bound_trucks += report.lower_bound_trucks
+        self.units += report.units
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "last_errors"} | {"last_errors": self.last_errors[-5:]}
+
+
+def backoff_seconds(
+    failures: int, base: float = 0.5, cap: float = 30.0, jitter: Callable[[], float] = random.random
+) -> float:
+    """Full-jitter exponential backoff after ``failures`` consecutive failures."""
+    return jitter() * min(cap, base * 2 ** (failures - 1))
+
+
+def run_dispatch_loop(
+    worker: DispatchWorker,
+    stop: StopFlag,
+    *,
+    until_empty: bool = False,
+    max_seconds: float | None = None,
+    observe: Callable[[WindowReport], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_consecutive_failures: int = 20,
+) -> TruckTotals:
+    """Process windows until stopped, out of time, or (``until_empty``) the queue is drained."""
+    totals = TruckTotals()
+    started = time.monotonic()
+    failures = 0
+    while not stop.requested:
+        if max_seconds is not None and time.monotonic() - started >= max_seconds:
+            totals.stopped_by = "max_seconds"
+            break
+        held = []
+        try:
+            held = worker.gather(until_empty=until_empty)
+            report = worker.process(held)
+        except (ClientError, BotoCoreError, StoreOpsError) as exc:
+            failures += 1
+            totals.transient_errors += 1
+            totals.last_errors = [*totals.last_errors[-4:], str(exc).splitlines()[0][:300]]
+            with suppress(ClientError, BotoCoreError):  # else the visibility timeout returns them
+                totals.released += worker.release(held)
+            if failures >= max_consecutive_failures:
+                raise
+            sleep(backoff_seconds(failures))
+            continue
+        failures = 0
+        totals.add(report)
+        observe(report)
+        if until_empty and report.received == 0:
+            totals.stopped_by = "queue empty"
+            break
+    if stop.requested:
+        totals.stopped_by = stop.reason or "stop requested"
+    totals.seconds = round(time.monotonic() - started, 3)
+    return totals

@@ -1,0 +1,56 @@
+"""Inspect the dead-letter queue and move its messages back to the dispatch queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from storeops.sqs import SqsBatcher
+
+REDRIVE_REASON = "redriven by SQS after maxReceiveCount receives (no reason recorded)"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    receipt_handle: str
+    body: str
+    reason: str
+    receive_count: int
+
+
+def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int = 300) -> list[DeadLetter]:
+    """Every message in the DLQ (up to ``limit``), held invisible for ``hold_seconds`` (at least 1)."""
+    hold_seconds = max(1, hold_seconds)
+    found: dict[str, DeadLetter] = {}
+    while len(found) < limit:
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=min(10, limit - len(found)), WaitTimeSeconds=1,
+            VisibilityTimeout=hold_seconds, MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])  # fmt: skip
+        if not messages or all(m["MessageId"] in found for m in messages):
+            break  # empty, or only messages already held (they came back): everything was seen
+        for m in messages:
+            reason = m.get("MessageAttributes", {}).get("failure_reason", {}).get("StringValue", REDRIVE_REASON)
+            count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            found[m["MessageId"]] = DeadLetter(m["MessageId"], m["ReceiptHandle"], m.get("Body", ""), reason, count)
+    return list(found.values())
+
+
+def reasons(letters: list[DeadLetter]) -> Counter[str]:
+    return Counter(letter.reason for letter in letters)
+
+
+def move_back(batcher: SqsBatcher, queue_url: str, dlq_url: str, letters: list[DeadLetter]) -> tuple[int, int]:
+    """Send to the main queue, then delete from the DLQ only what was sent. Returns (moved, failed)."""
+    outcome = batcher.send(queue_url, [(f"m{i}", letter.body) for i, letter in enumerate(letters)])
+    sent = [letters[int(i[1:])] for i in outcome.succeeded]
+    deleted = batcher.delete(dlq_url, [(f"d{i}", letter.receipt_handle) for i, letter in enumerate(sent)])
+    return len(sent), len(outcome.failed) + len(deleted.failed)
+
+
+def release(batcher: SqsBatcher, dlq_url: str, letters: list[DeadLetter]) -> None:
+    """Leave the messages in the DLQ, visible again."""
+    batcher.change_visibility(dlq_url, [(f"r{i}", letter.receipt_handle) for i, letter in enumerate(letters)], 0)

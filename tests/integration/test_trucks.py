@@ -1,0 +1,211 @@
+"""StoreTruckApp on the emulator: exactly-once dispatch under concurrency, crashes and redelivery;
+poison messages and the DLQ replay; a stop mid-window loses nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from storeops.catalog import build_catalog
+from storeops.dispatch.loop import StopFlag, run_dispatch_loop
+from storeops.dispatch.replay import move_back, receive_all, release
+from storeops.dispatch.worker import DispatchWorker, WorkerConfig
+from storeops.planning.models import DispatchRequest, shortage_id
+from storeops.sqs import SqsBatcher
+from storeops.store_directory import directory_of, publish_store_directory
+from tests.conftest import wait_for
+from tests.integration.conftest import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def requests_for(stack: LocalStack, count: int, stores: int = 20) -> list[DispatchRequest]:
+    catalog = build_catalog(stores, 10, 3)
+    publish_store_directory(stack.clients.client("s3"), stack.resources.data_lake_bucket, directory_of(catalog))
+    now = datetime.now(UTC)
+    out = []
+    for i in range(count):
+        store, product = f"S{i % stores + 1:04d}", f"P{i // stores + 1:04d}"
+        out.append(DispatchRequest(
+            shortage_id=shortage_id(store, product, f"r{i}"), plan_id="test", planned_at=now, store_id=store,
+            product_id=product, product_name="Milk", category="dairy", kind="out_of_stock", priority=1,
+            quantity=6 * (1 + i % 9), case_pack=6, on_hand=0, reorder_point=4, target_stock=60,
+            reading_event_id=f"r{i}", observed_at="2026-01-01T00:00:00.000Z",
+        ))  # fmt: skip
+    return out
+
+
+def send(stack: LocalStack, bodies: list[str], queue: str | None = None) -> None:
+    outcome = SqsBatcher(stack.clients.client("sqs")).send(
+        queue or stack.resources.dispatch_queue_url, [(f"m{i}", b) for i, b in enumerate(bodies)]
+    )
+    assert not outcome.failed
+
+
+def worker(stack: LocalStack, **overrides: object) -> DispatchWorker:
+    res = stack.resources
+    settings = {"window_messages": 100, "window_seconds": 5.0, "wait_seconds": 1, **overrides}
+    config = WorkerConfig(queue_url=res.dispatch_queue_url, dead_letter_queue_url=res.dead_letter_queue_url,
+                          bucket=res.data_lake_bucket, claims_table=res.claims_table, **settings)  # type: ignore[arg-type]  # fmt: skip
+    c = stack.clients
+    return DispatchWorker(c.client("sqs"), c.client("dynamodb"), c.client("s3"), config)
+
+
+def ledger_dispatches(stack: LocalStack) -> Counter[str]:
+    """How many dispatch rows each shortage has in the ledger (read from S3, no SQL)."""
+    s3, bucket = stack.clients.client("s3"), stack.resources.data_lake_bucket
+    counts: Counter[str] = Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dispatch-ledger/"):
+        for obj in page.get("Contents", []):
+            for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines():
+                row = json.loads(line)
+                if row["record_type"] == "dispatch":
+                    counts[row["shortage_id"]] += 1
+    return counts
+
+
+def queue_counts(stack: LocalStack, queue: str) -> tuple[int, int]:
+    attrs = stack.clients.client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def visible_again(stack: LocalStack, count: int) -> None:
+    """Wait until ``count`` messages are back in the queue (their visibility timeout ran out)."""
+    wait_for(lambda: queue_counts(stack, stack.resources.dispatch_queue_url)[0] == count or None, timeout=30)
+
+
+def drain(w: DispatchWorker) -> dict[str, object]:
+    return run_dispatch_loop(w, StopFlag(), until_empty=True, max_seconds=120).as_dict()
+
+
+def test_two_workers_at_once_dispatch_every_request_exactly_once(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 300)
+    bodies = [r.model_dump_json() for r in requests]
+    send(local_stack, bodies + bodies[:60])  # 60 duplicate messages too
+    results: list[dict[str, object]] = []
+    threads = [threading.Thread(target=lambda: results.append(drain(worker(local_stack)))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    wait_for(lambda: queue_counts(local_stack, local_stack.resources.dispatch_queue_url) == (0, 0) or None, timeout=60)
+    ledger = ledger_dispatches(local_stack)
+    assert set(ledger) == {r.shortage_id for r in requests}
+    assert set(ledger.values()) == {1}
+    assert sum(int(r["dispatched"]) for r in results) == 300  # type: ignore[call-overload]
+    assert sum(int(r["duplicates_skipped"]) for r in results) == 60  # type: ignore[call-overload]
+    assert all(int(r["messages_received"]) > 0 for r in results)  # type: ignore[call-overload]
+
+
+def test_a_worker_dying_between_recording_and_deleting_causes_no_second_dispatch(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 40)
+    send(local_stack, [r.model_dump_json() for r in requests])
+    doomed = worker(local_stack, visibility_seconds=2)
+
+    def crash(_messages: object) -> int:
+        raise KeyboardInterrupt("killed after the ledger write, before deleting")
+
+    doomed._delete = crash  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        doomed.process(doomed.gather(until_empty=True))
+    assert len(ledger_dispatches(local_stack)) == 40
+    visible_again(local_stack, 40)
+    survivor = drain(worker(local_stack))
+    assert survivor["dispatched"] == 0
+    assert survivor["duplicates_skipped"] == 40
+    assert set(ledger_dispatches(local_stack).values()) == {1}
+    assert queue_counts(local_stack, local_stack.resources.dispatch_queue_url) == (0, 0)
+
+
+def test_an_abandoned_claim_is_taken_over_after_its_lease(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 15)
+    send(local_stack, [r.model_dump_json() for r in requests])
+    doomed = worker(local_stack, visibility_seconds=2, lease_seconds=1)
+    doomed.claims.release = lambda *_: None  # type: ignore[method-assign]  # a hard crash releases nothing
+
+    def crash(*_: object) -> None:
+        raise KeyboardInterrupt("killed after claiming, before recording")
+
+    doomed._record_loads = crash  # type: ignore[method-assign,assignment]
+    with pytest.raises(KeyboardInterrupt):
+        doomed.process(doomed.gather(until_empty=True))
+    assert ledger_dispatches(local_stack) == Counter()
+    visible_again(local_stack, 15)  # by then the 1 s lease has expired too
+    survivor = drain(worker(local_stack))
+    assert survivor["dispatched"] == 15
+    assert set(ledger_dispatches(local_stack).values()) == {1}
+
+
+def test_a_crash_after_recording_but_before_marking_is_repaired_not_redispatched(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 12)
+    send(local_stack, [r.model_dump_json() for r in requests])
+    doomed = worker(local_stack, visibility_seconds=2, lease_seconds=1)
+
+    def crash(*_: object) -> None:
+        raise KeyboardInterrupt("killed after the ledger write, before marking dispatched")
+
+    doomed.claims.mark_dispatched = crash  # type: ignore[method-assign,assignment]
+    doomed.claims.release = lambda *_: None  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        doomed.process(doomed.gather(until_empty=True))
+    visible_again(local_stack, 12)
+    survivor = drain(worker(local_stack))
+    assert survivor["dispatched"] == 0
+    assert survivor["duplicates_skipped"] == 12
+    assert set(ledger_dispatches(local_stack).values()) == {1}
+
+
+def test_poison_messages_reach_the_dlq_with_a_reason_and_replay_brings_them_back(local_stack: LocalStack) -> None:
+    good = requests_for(local_stack, 10)
+    unknown_store = good[0].model_copy(update={"store_id": "S0999", "shortage_id": "sh-" + "9" * 32})
+    poison = ["{not json", json.dumps({"shortage_id": "nope"}), unknown_store.model_dump_json()]
+    send(local_stack, [r.model_dump_json() for r in good] + poison)
+    result = drain(worker(local_stack))
+    assert result["dispatched"] == 10
+    assert result["dead_lettered"] == 3
+    sqs = local_stack.clients.client("sqs")
+    letters = receive_all(sqs, local_stack.resources.dead_letter_queue_url)
+    release(SqsBatcher(sqs), local_stack.resources.dead_letter_queue_url, letters)  # what --dry-run does
+    reasons = sorted(letter.reason for letter in letters)
+    assert len(reasons) == 3
+    assert any("not JSON" in r for r in reasons)
+    assert any("schema" in r for r in reasons)
+    assert any("unknown store S0999" in r for r in reasons)
+    letters = receive_all(sqs, local_stack.resources.dead_letter_queue_url)
+    moved, failed = move_back(SqsBatcher(sqs), local_stack.resources.dispatch_queue_url,
+                              local_stack.resources.dead_letter_queue_url, letters)  # fmt: skip
+    assert (moved, failed) == (3, 0)
+    assert queue_counts(local_stack, local_stack.resources.dispatch_queue_url)[0] == 3
+    assert queue_counts(local_stack, local_stack.resources.dead_letter_queue_url) == (0, 0)
+
+
+def test_stopping_mid_window_loses_nothing(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 200)
+    send(local_stack, [r.model_dump_json() for r in requests])
+    stop = StopFlag()
+    w = worker(local_stack, window_messages=150, window_seconds=30.0)
+    original_gather = w.sqs.receive_message
+    calls = {"n": 0}
+
+    def receive_then_stop(**kwargs: object) -> dict[str, object]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            stop.request("SIGTERM")  # a signal arrives while the window is gathering
+        return original_gather(**kwargs)
+
+    w.sqs = type("Sqs", (), {"receive_message": staticmethod(receive_then_stop),
+                             "__getattr__": lambda self, name: getattr(original_gather.__self__, name)})()  # fmt: skip
+    w.should_stop = lambda: stop.requested
+    first = run_dispatch_loop(w, stop).as_dict()
+    assert first["stopped_by"] == "SIGTERM"
+    assert 0 < int(first["dispatched"]) < 200  # type: ignore[call-overload]
+    second = drain(worker(local_stack))
+    assert int(first["dispatched"]) + int(second["dispatched"]) == 200  # type: ignore[call-overload]
+    assert set(ledger_dispatches(local_stack).values()) == {1}
+    assert len(ledger_dispatches(local_stack)) == 200
