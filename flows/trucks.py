@@ -121,6 +121,8 @@ def trucks(
     window_seconds: float = 10.0,
     capacity_units: int = 4000,
     max_stops: int = 8,
+    speed_kmh: float = 50.0,
+    minutes_per_stop: float = 20.0,
 ) -> dict[str, Any]:
     """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty)."""
     env = prepare(load_settings())
@@ -128,7 +130,7 @@ def trucks(
     config = WorkerConfig(
         queue_url=res.dispatch_queue_url, dead_letter_queue_url=res.dead_letter_queue_url,
         bucket=res.data_lake_bucket, claims_table=res.claims_table, window_messages=window_messages,
-        window_seconds=window_seconds, policy=FleetPolicy(capacity_units=capacity_units, max_stops=max_stops),
+        window_seconds=window_seconds, policy=FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
     )  # fmt: skip
     stop = StopFlag()
     c = env.clients

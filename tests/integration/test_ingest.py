@@ -146,3 +146,41 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
     assert len(frame) >= 1
     assert set(frame["n"].astype(int)) == {24}
     assert state.ticks == 48
+
+
+def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> None:
+    from storeops.deliveries import apply_due, due_deliveries
+    from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
+
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    now = datetime.now(UTC)
+    catalog, state, _ = load_or_start(SimulationStore(s3, bucket), SimulationConfig(stores=3, products=2))
+    before = state.on_hand.copy()
+    rows = [
+        LedgerRow(
+            record_type="dispatch",
+            shortage_id=f"sh-{i:032d}",
+            store_id=store,
+            product_id="P0002",
+            quantity=qty,
+            recorded_at=iso(now),
+            load_id="load-x-001",
+            truck_id="T",
+            stop_number=stop,
+            eta=iso(now + timedelta(minutes=offset)),
+        )
+        for i, (store, stop, qty, offset) in enumerate([("S0001", 1, 12, -30), ("S0003", 2, 24, 90)])
+    ]
+    write_rows(s3, bucket, ledger_key(now, "load-x-001"), rows)
+    due, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
+    assert [d.delivery_id for d in due] == ["load-x-001#1"]
+    assert complete == set()  # stop 2 is still on the road
+    assert apply_due(state, catalog, due, complete) == 12
+    assert state.on_hand[0, 1] == before[0, 1] + 12
+    due_again, _ = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
+    assert due_again == []  # applied once
+    later = now + timedelta(hours=2)
+    due_later, complete_later = due_deliveries(s3, bucket, later, set(state.applied_deliveries))
+    assert [d.delivery_id for d in due_later] == ["load-x-001#2"]
+    assert apply_due(state, catalog, due_later, complete_later) == 24
+    assert "load-x-001" in state.applied_deliveries  # fully delivered: not read again

@@ -1,0 +1,92 @@
+"""The trucks and replay-dlq flows, and their CLIs (including a SIGTERM mid-run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from flows.generate import store_data
+from flows.plan import plan
+from flows.replay_dlq import replay_dlq
+from flows.trucks import trucks
+from tests.conftest import ROOT, run_cli, wait_for
+from tests.integration.conftest import LocalStack
+from tests.integration.test_trucks import ledger_dispatches, queue_counts, requests_for, send
+
+pytestmark = pytest.mark.flow
+
+
+def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack) -> None:
+    from prefect.artifacts import Artifact
+
+    store_data(stores=15, products=6, ticks=1, seed=2)
+    first = plan(lead_time_hours=0)
+    assert first["messages_sent"] > 0
+    totals = trucks(until_empty=True, window_seconds=3)
+    assert totals["dispatched"] == first["messages_sent"]
+    assert totals["trucks"] >= 1
+    assert Artifact.get("truck-loads") is not None
+    assert Artifact.get("truck-summary") is not None
+    ran = store_data(stores=15, products=6, ticks=1, seed=2)
+    assert ran["units_delivered"] == 0  # the trucks are still on the road (ETAs are minutes to hours away)
+
+
+def test_replay_flow_moves_dead_letters_back(flow_env: LocalStack) -> None:
+    send(flow_env, ["{broken", "[]"], queue=flow_env.resources.dead_letter_queue_url)
+    shown = replay_dlq(dry_run=True)
+    assert shown["dead_letters"] == 2
+    assert shown["moved"] == 0
+    moved = replay_dlq()
+    assert moved["moved"] == 2
+    assert queue_counts(flow_env, flow_env.resources.dispatch_queue_url)[0] == 2
+
+
+def test_trucks_cli_stops_cleanly_on_sigterm_and_loses_nothing(cli_env: dict[str, str], flow_env: LocalStack) -> None:
+    requests = requests_for(flow_env, 120)
+    send(flow_env, [r.model_dump_json() for r in requests])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.trucks", "--window-messages", "20", "--window-seconds", "2", "--json"],
+        cwd=ROOT, env={**os.environ, **cli_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(ledger_dispatches(flow_env)) >= 20 or None, timeout=90, interval=0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    totals = json.loads(out.strip().splitlines()[-1])
+    assert totals["stopped_by"] == "SIGTERM"
+    rest = run_cli(["-m", "flows.trucks", "--until-empty", "--json"], env=cli_env)
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    second = json.loads(rest.stdout.strip().splitlines()[-1])
+    assert totals["dispatched"] + second["dispatched"] == 120
+    ledger = ledger_dispatches(flow_env)
+    assert len(ledger) == 120
+    assert set(ledger.values()) == {1}
+
+
+def test_replay_cli_json(cli_env: dict[str, str], flow_env: LocalStack) -> None:
+    send(flow_env, ["{broken"], queue=flow_env.resources.dead_letter_queue_url)
+    result = run_cli(["-m", "flows.replay_dlq", "--dry-run", "--json"], env=cli_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["dead_letters"] == 1
+    assert payload["dry_run"] is True
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [("flows.trucks", ["--max-seconds", "0"]), ("flows.trucks", ["--window-messages", "x"]),
+     ("flows.replay_dlq", ["--limit", "0"]), ("flows.replay_dlq", ["--bogus"])],
+)  # fmt: skip
+def test_bad_cli_values_exit_2(module: str, args: list[str]) -> None:
+    result = run_cli(["-m", module, *args])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
