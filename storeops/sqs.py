@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,10 @@ class SqsBatcher:
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        max_workers: int = 1,
     ) -> None:
         self.sqs = sqs
+        self.max_workers = max_workers
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -78,10 +81,21 @@ class SqsBatcher:
         return self._run("change_message_visibility_batch", queue_url, entries)
 
     def _run(self, operation: str, queue_url: str, entries: list[dict[str, Any]]) -> BatchOutcome:
-        outcome = BatchOutcome()
-        for start in range(0, len(entries), SQS_BATCH):
-            self._run_group(operation, queue_url, entries[start : start + SQS_BATCH], outcome)
-        return outcome
+        groups = [entries[start : start + SQS_BATCH] for start in range(0, len(entries), SQS_BATCH)]
+        outcomes = [BatchOutcome() for _ in groups]
+        if self.max_workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups))) as pool:
+                list(pool.map(lambda g: self._run_group(operation, queue_url, *g), zip(groups, outcomes, strict=True)))
+        else:
+            for group, outcome in zip(groups, outcomes, strict=True):
+                self._run_group(operation, queue_url, group, outcome)
+        total = BatchOutcome()
+        for outcome in outcomes:
+            total.succeeded += outcome.succeeded
+            total.failed.update(outcome.failed)
+            total.calls += outcome.calls
+            total.retried += outcome.retried
+        return total
 
     def _run_group(self, operation: str, queue_url: str, group: list[dict[str, Any]], outcome: BatchOutcome) -> None:
         pending = group

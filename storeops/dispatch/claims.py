@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
 BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
 RETENTION_SECONDS = 30 * 24 * 3600  # DynamoDB TTL removes claims a month after their lease
 
 
@@ -89,26 +90,51 @@ class ClaimStore:
                 pending = []
         return won, lost
 
-    def mark_dispatched(self, shortage_ids: list[str], worker: str) -> None:
-        """claimed -> dispatched, only for claims this worker holds (raises if one was lost)."""
-        for start in range(0, len(shortage_ids), TRANSACTION_LIMIT):
-            actions = [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"shortage_id": {"S": i}},
-                        "UpdateExpression": "SET #state = :dispatched, dispatched_at = :now",
-                        "ConditionExpression": "#state = :claimed AND worker = :me",
-                        "ExpressionAttributeNames": {"#state": "state"},
-                        "ExpressionAttributeValues": {
-                            ":dispatched": {"S": "dispatched"}, ":claimed": {"S": "claimed"},
-                            ":me": {"S": worker}, ":now": {"N": f"{self.clock():.3f}"},
-                        },
-                    }
-                }
-                for i in shortage_ids[start : start + TRANSACTION_LIMIT]
-            ]  # fmt: skip
-            self.dynamodb.transact_write_items(TransactItems=actions)
+    def mark_dispatched(self, shortage_ids: list[str], worker: str, window_id: str, ledger_dt: str) -> None:
+        """claimed -> dispatched for claims this worker holds, once their loads are in the ledger.
+
+        Plain BatchWriteItem puts (25 a call): the claims are ours (the worker checks its lease
+        before recording), so no condition is needed and this costs a fraction of a transaction.
+        """
+        now = self.clock()
+        items = [
+            {"PutRequest": {"Item": {
+                "shortage_id": {"S": i}, "state": {"S": "dispatched"}, "worker": {"S": worker},
+                "window_id": {"S": window_id}, "ledger_dt": {"S": ledger_dt}, "dispatched_at": {"N": f"{now:.3f}"},
+                "lease_expires": {"N": "0"}, "ttl": {"N": str(int(now + RETENTION_SECONDS))},
+            }}}
+            for i in shortage_ids
+        ]  # fmt: skip
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            request = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
+            for attempt in range(10):
+                response = self.dynamodb.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            if request:
+                raise RuntimeError(f"could not mark {len(request[self.table])} claims dispatched")
+
+    def take_over(self, claim: Claim, worker: str, window_id: str, ledger_dt: str) -> bool:
+        """Claim an abandoned shortage: only if its claim is still exactly the expired one we saw."""
+        now = self.clock()
+        put = self._claim_put(claim.shortage_id, worker, window_id, ledger_dt, now)["Put"]
+        put["ConditionExpression"] = "#state = :claimed AND worker = :old AND lease_expires = :lease AND :lease < :now"
+        put["ExpressionAttributeValues"] = {
+            ":claimed": {"S": "claimed"}, ":old": {"S": claim.worker},
+            ":lease": {"N": f"{claim.lease_expires:.3f}"}, ":now": {"N": f"{now:.3f}"},
+        }  # fmt: skip
+        try:
+            self.dynamodb.put_item(TableName=put["TableName"], Item=put["Item"],
+                                   ConditionExpression=put["ConditionExpression"],
+                                   ExpressionAttributeNames=put["ExpressionAttributeNames"],
+                                   ExpressionAttributeValues=put["ExpressionAttributeValues"])  # fmt: skip
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def repair_dispatched(self, shortage_id: str, window_id: str) -> None:
         """Mark an expired claim dispatched when the ledger shows its load was recorded."""
@@ -152,13 +178,10 @@ class ClaimStore:
                     "ledger_dt": {"S": ledger_dt}, "claimed_at": {"N": f"{now:.3f}"},
                     "ttl": {"N": str(int(lease + RETENTION_SECONDS))},
                 },
-                # new, or re-claimed by the same worker, or an abandoned (expired) claim
-                "ConditionExpression": "attribute_not_exists(shortage_id) OR "
-                "(#state = :claimed AND (worker = :me OR lease_expires < :now))",
+                # new, or re-claimed by the same worker; abandoned claims go through take_over()
+                "ConditionExpression": "attribute_not_exists(shortage_id) OR (#state = :claimed AND worker = :me)",
                 "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {
-                    ":claimed": {"S": "claimed"}, ":me": {"S": worker}, ":now": {"N": f"{now:.3f}"},
-                },
+                "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":me": {"S": worker}},
             }
         }  # fmt: skip
 

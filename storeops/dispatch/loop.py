@@ -141,6 +141,7 @@ def run_dispatch_loop(
         if until_empty and report.received == 0:
             totals.stopped_by = "queue empty"
             break
+    worker.finish_marking()
     if stop.requested:
         totals.stopped_by = stop.reason or "stop requested"
     totals.seconds = round(time.monotonic() - started, 3)

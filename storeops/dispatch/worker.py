@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ class WorkerConfig:
     wait_seconds: int = 20
     visibility_seconds: int = 120
     lease_seconds: int = 300
+    io_threads: int = 4  # concurrent ledger writes and SQS batch calls
     policy: FleetPolicy = field(default_factory=FleetPolicy)
     worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
 
@@ -102,11 +104,27 @@ class DispatchWorker:
         self.config = config
         self.clock = clock
         self.should_stop = should_stop
-        self.batcher = batcher or SqsBatcher(sqs)
+        self.batcher = batcher or SqsBatcher(sqs, max_workers=config.io_threads)
         self.claims = ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
         self.stores: dict[str, StoreLocation] = {}
         self.windows = 0
         self._oldest_sent: float | None = None  # SentTimestamp of the oldest message held
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-dispatched")
+        self._marking: Future[None] | None = None
+
+    def finish_marking(self) -> None:
+        """Wait for the previous window's claims to be marked dispatched; a failure is only logged."""
+        if self._marking is not None:
+            try:
+                self._marking.result()
+            except Exception as exc:
+                log.warning("marking claims dispatched failed (they will be repaired from the ledger): %s", exc)
+            self._marking = None
+
+    def close(self) -> None:
+        """Finish background work; call before the process exits."""
+        self.finish_marking()
+        self._background.shutdown(wait=True)
 
     # -- receiving --------------------------------------------------------------------------
     def gather(self, until_empty: bool = False) -> list[Received]:
@@ -184,32 +202,29 @@ class DispatchWorker:
                 valid.setdefault(request.shortage_id, []).append((message, request))
         self._dead_letter(invalid, report)
 
-        existing = self.claims.lookup(valid)
-        candidates: list[str] = []
+        ledger_dt = f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d}"
         to_delete: list[Received] = []
         retry_later: list[Received] = []
-        for shortage_id, copies in valid.items():
-            claim = existing.get(shortage_id)
-            if claim is None or (claim.worker == self.config.worker_id and claim.state == "claimed"):
-                candidates.append(shortage_id)
-            elif claim.state == "dispatched":
-                to_delete += [m for m, _ in copies]
+        # Claim first: new shortages (the common case) cost one transaction per 100.
+        candidates = list(valid)
+        won, lost = self.claims.claim(candidates, self.config.worker_id, window_id, ledger_dt)
+        for shortage_id, claim in self.claims.lookup(lost).items():
+            copies = [m for m, _ in valid[shortage_id]]
+            if claim.state == "dispatched":
+                to_delete += copies
                 report.duplicates_skipped += len(copies)
             elif claim.lease_expires > now:
-                retry_later += [m for m, _ in copies]
+                retry_later += copies
                 report.held_elsewhere += len(copies)
             elif self._recorded_in_ledger(claim.ledger_dt, claim.window_id, shortage_id):
-                self.claims.repair_dispatched(shortage_id, claim.window_id)
-                to_delete += [m for m, _ in copies]
+                self.claims.repair_dispatched(shortage_id, claim.window_id)  # its worker died after recording
+                to_delete += copies
                 report.duplicates_skipped += len(copies)
+            elif self.claims.take_over(claim, self.config.worker_id, window_id, ledger_dt):
+                won.add(shortage_id)  # abandoned by a dead worker before it recorded anything
             else:
-                candidates.append(shortage_id)  # abandoned by a dead worker: take it over
-
-        ledger_dt = f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d}"
-        won, lost = self.claims.claim(candidates, self.config.worker_id, window_id, ledger_dt)
-        for shortage_id in lost:
-            retry_later += [m for m, _ in valid[shortage_id]]
-            report.held_elsewhere += len(valid[shortage_id])
+                retry_later += copies
+                report.held_elsewhere += len(copies)
         requests = [valid[s][0][1] for s in candidates if s in won]
         if requests:
             try:
@@ -217,16 +232,23 @@ class DispatchWorker:
             except BaseException:
                 self.claims.release(won, self.config.worker_id)
                 raise
-            self.claims.mark_dispatched(sorted(won), self.config.worker_id)
+            marked = sorted(won)
             report.loads = [_summary(load) for load in loads]
             report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
             report.units = sum(r.quantity for r in requests)
             for shortage_id in won:
-                copies = valid[shortage_id]
-                to_delete += [m for m, _ in copies]
+                pairs = valid[shortage_id]
+                to_delete += [message for message, _ in pairs]
                 report.dispatched += 1
-                report.duplicates_skipped += len(copies) - 1  # in-window duplicates of a dispatched request
-        report.delete_failures += self._delete(to_delete)
+                report.duplicates_skipped += len(pairs) - 1  # in-window duplicates of a dispatched request
+        report.delete_failures += self._delete(to_delete)  # the ledger holds the loads: safe to delete
+        if requests:
+            # claimed -> dispatched only speeds up duplicate detection (a crash before it is repaired from
+            # the ledger), so it runs in the background while the next window gathers.
+            self.finish_marking()
+            self._marking = self._background.submit(
+                self.claims.mark_dispatched, marked, self.config.worker_id, window_id, ledger_dt
+            )
         if retry_later:
             self.batcher.change_visibility(
                 self.config.queue_url, [(f"h{i}", m.receipt_handle) for i, m in enumerate(retry_later)],
@@ -271,12 +293,13 @@ class DispatchWorker:
     def _record_loads(self, requests: list[DispatchRequest], window_id: str, now: float) -> list[Load]:
         departure = datetime.fromtimestamp(now, UTC)
         loads = consolidate(requests, self.stores, self.config.policy, departure, f"load-{window_id}")
-        for load in loads:
-            if self.clock() > now + self.config.lease_seconds * 0.8:
-                raise StoreOpsError(
-                    f"window {window_id} ran out of claim lease before recording its loads",
-                    hint="lower window_messages or raise lease_seconds",
-                )
+        if self.clock() > now + self.config.lease_seconds * 0.5:
+            raise StoreOpsError(
+                f"window {window_id} used half its claim lease before recording its loads",
+                hint="lower window_messages or raise lease_seconds",
+            )
+
+        def record(load: Load) -> None:
             rows = [
                 LedgerRow(
                     record_type="dispatch", shortage_id=r.shortage_id, store_id=r.store_id, product_id=r.product_id,
@@ -287,6 +310,9 @@ class DispatchWorker:
                 for r in stop.requests
             ]  # fmt: skip
             write_rows(self.s3, self.config.bucket, ledger_key(departure, load.load_id), rows)
+
+        with ThreadPoolExecutor(max_workers=self.config.io_threads) as pool:
+            list(pool.map(record, loads))  # re-raises the first failure
         return loads
 
     def _recorded_in_ledger(self, ledger_dt: str, window_id: str, shortage_id: str) -> bool:
