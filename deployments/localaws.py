@@ -10,7 +10,6 @@ starts with the fixes of ``deployments.emulator_fixes`` installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from deployments.processes import process_alive, signal_group, wait_gone
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, Settings, load_settings, project_root
@@ -60,7 +60,7 @@ class LocalAws:
             pid = int(record["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not _process_alive(pid) or not _is_our_server(pid):
+        if not process_alive(pid) or not _is_our_server(pid):
             return None
         return pid
 
@@ -134,12 +134,9 @@ class LocalAws:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _process_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGTERM)
+        if not wait_gone(pid, timeout):
+            signal_group(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -191,31 +188,11 @@ class LocalAws:
         return lines[-1][:300] if lines else "(empty log)"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    # A zombie (exited, not yet reaped by its parent) is not running.
-    return not (stat.exists() and ") Z " in stat.read_text())
-
-
 def _is_our_server(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.exists():  # no procfs: trust the PID file
         return True
     return SERVER_MODULE in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
 
 
 def _port_in_use(port: int) -> bool:

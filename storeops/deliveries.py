@@ -8,6 +8,7 @@ readings show the delivered goods.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,37 +31,50 @@ class Delivery:
     items: tuple[tuple[str, int], ...]  # (product_id, quantity)
 
 
-def due_deliveries(
-    s3: Any, bucket: str, now: datetime, applied: set[str], lookback_days: int = 3
-) -> tuple[list[Delivery], set[str]]:
-    """Stops whose ETA has passed and that were not applied; plus the loads now fully due."""
-    due: list[Delivery] = []
-    complete: set[str] = set()
-    cutoff = format_timestamp(now)
+def _ledger_stops(
+    s3: Any, bucket: str, now: datetime, skip_loads: set[str], lookback_days: int
+) -> Iterator[tuple[str, int, list[dict[str, Any]]]]:
+    """(load_id, stop_number, rows) for every stop of the recent loads not in ``skip_loads``."""
     for day in range(lookback_days, -1, -1):
         prefix = f"{LEDGER_PREFIX}dt={now - timedelta(days=day):%Y-%m-%d}/load-"
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 load_id = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-                if load_id in applied:
+                if load_id in skip_loads:
                     continue  # every stop of it was applied before: no need to read it
-                rows = [json.loads(line) for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines()]
                 stops: dict[int, list[dict[str, Any]]] = {}
-                for row in rows:
+                for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines():
+                    row = json.loads(line)
                     stops.setdefault(int(row["stop_number"]), []).append(row)
-                pending = 0
-                for number, stop_rows in sorted(stops.items()):
-                    delivery_id = f"{load_id}#{number}"
-                    if delivery_id in applied:
-                        continue
-                    if stop_rows[0]["eta"] > cutoff:
-                        pending += 1
-                        continue
-                    items = tuple((r["product_id"], int(r["quantity"])) for r in stop_rows)
-                    due.append(Delivery(delivery_id, load_id, stop_rows[0]["store_id"], items))
-                if not pending:
-                    complete.add(load_id)
-    return due, complete
+                for number, rows in sorted(stops.items()):
+                    yield load_id, number, rows
+
+
+def due_deliveries(
+    s3: Any, bucket: str, now: datetime, applied: set[str], lookback_days: int = 3
+) -> tuple[list[Delivery], set[str]]:
+    """Stops whose ETA has passed and that were not applied; plus the loads now fully due."""
+    due: list[Delivery] = []
+    loads: set[str] = set()
+    pending: set[str] = set()
+    cutoff = format_timestamp(now)
+    for load_id, number, rows in _ledger_stops(s3, bucket, now, applied, lookback_days):
+        loads.add(load_id)
+        delivery_id = f"{load_id}#{number}"
+        if delivery_id in applied:
+            continue
+        if rows[0]["eta"] > cutoff:
+            pending.add(load_id)
+            continue
+        items = tuple((r["product_id"], int(r["quantity"])) for r in rows)
+        due.append(Delivery(delivery_id, load_id, rows[0]["store_id"], items))
+    return due, loads - pending
+
+
+def stops_in_transit(s3: Any, bucket: str, now: datetime, lookback_days: int = 1) -> int:
+    """How many truck stops of recent loads have not arrived yet."""
+    cutoff = format_timestamp(now)
+    return sum(1 for _, _, rows in _ledger_stops(s3, bucket, now, set(), lookback_days) if rows[0]["eta"] > cutoff)
 
 
 def apply_due(state: SimulationState, catalog: Catalog, deliveries: list[Delivery], complete: set[str]) -> int:
