@@ -43,6 +43,8 @@ def demo(stores: int = 100, products: int = 50, ticks: int = 3, seed: int = 7) -
     first = plan()
     _step(4, "trucks: draining the dispatch queue into truck loads")
     dispatch = trucks(until_empty=True, window_seconds=5.0, speed_kmh=DEMO_TRUCK_SPEED_KMH, minutes_per_stop=0.0)
+    if dispatch["stopped_by"] in {"SIGINT", "SIGTERM"}:
+        raise KeyboardInterrupt  # the trucks recorded their window and stopped; end the demo here
     _step(5, "waiting for the trucks to arrive, then a new round of readings")
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
     deadline = time.monotonic() + 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from datetime import UTC, datetime
@@ -36,8 +37,10 @@ def test_a_firehose_record_is_readable_through_athena(local_stack: LocalStack) -
     res = local_stack.resources
     reading = {"event_id": "e-1", "store_id": "S001", "product_id": "P001", "on_hand": 7,
                "observed_at": "2026-01-01T00:00:00.000Z", "schema_version": 1}  # fmt: skip
+    # the stream's contract: each record is a gzip member of newline-delimited readings
+    record = gzip.compress((json.dumps(reading) + "\n").encode())
     response = local_stack.clients.client("firehose").put_record_batch(
-        DeliveryStreamName=res.delivery_stream, Records=[{"Data": (json.dumps(reading) + "\n").encode()}]
+        DeliveryStreamName=res.delivery_stream, Records=[{"Data": record}]
     )
     assert response["FailedPutCount"] == 0
     today = datetime.now(UTC).strftime("%Y-%m-%d")
