@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storeops.aws import describe_error
 from storeops.exceptions import DeliveryError
 from storeops.readings import EncodedBatch
+from storeops.retry import full_jitter_delay
 
 MAX_RECORD_BYTES = 1_000 * 1024  # Firehose: 1,000 KiB per record
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: 500 records per call
@@ -166,7 +167,7 @@ class FirehoseSender:
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
-        return self.jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return full_jitter_delay(attempt, self.base_delay, self.max_delay, self.jitter)
 
     def send(self, records: Sequence[PackedRecord]) -> SendResult:
         """Deliver ``records``; never raises for partial failure, reports it instead."""

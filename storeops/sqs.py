@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws import describe_error
+from storeops.retry import full_jitter_delay
 
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
 
@@ -49,7 +50,7 @@ class SqsBatcher:
         self.jitter = jitter
 
     def backoff(self, attempt: int) -> float:
-        return self.jitter() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return full_jitter_delay(attempt, self.base_delay, self.max_delay, self.jitter)
 
     def send(
         self,

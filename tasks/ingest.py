@@ -6,7 +6,6 @@ from datetime import datetime
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from storeops.catalog import Catalog
 from storeops.deliveries import apply_due, due_deliveries
@@ -21,6 +20,7 @@ from storeops.ingest import (
 )
 from storeops.simulation import SimulationState
 from storeops.store_directory import directory_of, publish_store_directory
+from tasks.policy import AWS_CALL_RETRIES
 
 
 def _log_progress(label: str, total: int):  # type: ignore[no-untyped-def]
@@ -37,9 +37,7 @@ def _log_progress(label: str, total: int):  # type: ignore[no-untyped-def]
 @task(
     name="load-simulation",
     cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
+    **AWS_CALL_RETRIES,
 )
 def load_simulation(store: SimulationStore, config: SimulationConfig) -> tuple[Catalog, SimulationState, str | None]:
     catalog, state, etag = load_or_start(store, config)
@@ -84,9 +82,7 @@ def backfill_history(
 @task(
     name="save-simulation",
     cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
+    **AWS_CALL_RETRIES,
     retry_condition_fn=lambda task, task_run, state: "another run changed" not in str(state.message or ""),
 )
 def save_simulation(store: SimulationStore, config: SimulationConfig, state: SimulationState, etag: str | None) -> str:
@@ -96,9 +92,7 @@ def save_simulation(store: SimulationStore, config: SimulationConfig, state: Sim
 @task(
     name="receive-deliveries",
     cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
+    **AWS_CALL_RETRIES,
 )
 def receive_deliveries(s3: object, bucket: str, catalog: Catalog, state: SimulationState, now: datetime) -> int:
     """Add every truck stop whose ETA has passed to the simulated stock (once); publish the store directory."""

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.dispatch.worker import DispatchWorker, WindowReport
 from storeops.exceptions import StoreOpsError
+from storeops.retry import full_jitter_delay
 
 
 class StopFlag:
@@ -100,7 +101,7 @@ def backoff_seconds(
     failures: int, base: float = 0.5, cap: float = 30.0, jitter: Callable[[], float] = random.random
 ) -> float:
     """Full-jitter exponential backoff after ``failures`` consecutive failures."""
-    return jitter() * min(cap, base * 2 ** (failures - 1))
+    return full_jitter_delay(failures, base, cap, jitter)
 
 
 def run_dispatch_loop(
