@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storeops.catalog import Catalog
@@ -23,13 +27,17 @@ from storeops.store_directory import directory_of, publish_store_directory
 from tasks.policy import AWS_CALL_RETRIES
 
 
-def _log_progress(label: str, total: int):  # type: ignore[no-untyped-def]
+def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, int], None]:
+    """Progress every 10% in the run log (and, with ``bar``, as a progress artifact in the UI)."""
     logger = get_run_logger()
     step = max(1, total // 10)
+    artifact_id = cast(UUID, create_progress_artifact(progress=0.0, description=label)) if bar else None
 
     def report(done: int, of: int) -> None:
         if done == of or done % step == 0:
             logger.info("%s: %d/%d (%.0f%%)", label, done, of, 100.0 * done / of)
+            if artifact_id is not None:
+                update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / of)
 
     return report
 
@@ -70,7 +78,7 @@ def backfill_history(
 ) -> tuple[SimulationState, IngestReport]:
     state, report = backfill(
         catalog, s3, bucket, days, end=end, every_hours=every_hours,
-        progress=_log_progress("backfilled hours", days * 24),
+        progress=_log_progress("backfilled hours", days * 24, bar=True),
     )  # fmt: skip
     get_run_logger().info(
         "backfilled %d readings in %d objects over %d days in %.1f s",

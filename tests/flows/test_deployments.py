@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deployments.prefect_local import WORK_POOL, LocalPrefect
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, run_cli
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow
@@ -27,15 +26,20 @@ RUNS = {
 
 
 @pytest.fixture
-def prefect_server(local_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalPrefect]:
-    for key, value in local_stack.env.items():
-        monkeypatch.setenv(key, value)  # the server's worker and its flow runs use the test emulator
-    local = LocalPrefect(tmp_path, free_port(), extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"})
+def prefect_server(local_stack: LocalStack) -> Iterator[tuple[LocalPrefect, dict[str, str]]]:
+    """`python -m deployments.prefect_local up` on a free port (scheduler off: runs only when asked)."""
+    env = {**local_stack.env, "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"}
+    port = free_port()
+    local = LocalPrefect(Path(local_stack.env["STOREOPS_LOCAL_HOME"]) / "prefect", port)
     try:
-        local.start_server()
-        yield local
+        up = run_cli(["-m", "deployments.prefect_local", "up", "--port", str(port), "--no-worker", "--json"], env=env)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+        assert json.loads(up.stdout.strip().splitlines()[-1])["ui"] == f"http://127.0.0.1:{port}"
+        yield local, env
     finally:
-        local.stop()
+        down = run_cli(["-m", "deployments.prefect_local", "down", "--port", str(port)], env=env)
+        assert down.returncode == 0, down.stderr[-2000:]
+        assert not local.healthy()
 
 
 def _flow_runs(api_url: str) -> list[dict]:
@@ -47,20 +51,20 @@ def _flow_runs(api_url: str) -> list[dict]:
         return list(json.loads(response.read()))
 
 
-def test_every_deployment_runs_once_through_a_process_worker(prefect_server: LocalPrefect) -> None:
-    prefect_server.deploy()
-    listed = prefect_server.prefect("deployment", "ls").stdout
+def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tuple[LocalPrefect, dict]) -> None:
+    server, env = prefect_server
+    listed = server.prefect("deployment", "ls").stdout
     for name in ("store-data", "plan-shortages", "truck-dispatch", "replay-dlq"):
         assert name in listed
     for deployment, params in RUNS.items():
-        prefect_server.prefect("deployment", "run", deployment, *params)
+        server.prefect("deployment", "run", deployment, *params)
     worker = subprocess.run(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--run-once"],
-        cwd=ROOT, env={**prefect_server.environment(), **os.environ, "PREFECT_API_URL": prefect_server.api_url},
+        cwd=ROOT, env={**server.environment(), **env},
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
-    runs = _flow_runs(prefect_server.api_url)
+    runs = _flow_runs(server.api_url)
     states = {run["name"]: run["state_type"] for run in runs}
     assert len(runs) == len(RUNS), states
     assert set(states.values()) == {"COMPLETED"}, states

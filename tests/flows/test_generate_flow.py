@@ -57,3 +57,10 @@ def test_generate_cli_json(cli_env: dict[str, str]) -> None:
     for key in ("rows_sent", "rows_rejected", "rows_failed", "firehose_records", "billed_bytes", "seconds"):
         assert key in payload
     assert payload["rows_sent"] == 24
+
+
+def test_store_data_backfills_history_with_progress(flow_env: LocalStack) -> None:
+    result = store_data(stores=3, products=2, ticks=1, backfill_days=1)
+    assert result["backfill_rows"] == 3 * 2 * 24
+    assert result["backfill_objects"] == 24
+    assert result["rows_sent"] == 6
