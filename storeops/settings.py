@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region.")
     stack_name: str = Field(
         "storeops",
-        pattern=r"^[a-z][a-z0-9-]{0,27}[a-z0-9]$",
-        description="CloudFormation stack name; lowercase, it prefixes bucket names.",
+        # <stack>-artifacts-<12-digit account>-<region> must fit S3's 63 characters
+        pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$",
+        description="CloudFormation stack name (2-24 characters, lowercase): it prefixes bucket names.",
     )
     aws_profile: str | None = Field(None, description="Named AWS profile for `aws` (default chain if unset).")
     local_port: int = Field(4566, ge=1024, le=65535, description="Port of the embedded emulator.")

@@ -100,6 +100,9 @@ def test_cli_start_stop_status_cycle(tmp_path: Path) -> None:
         assert '"running": true' in started.stdout.strip().splitlines()[-1]
         status = run_cli(["-m", "deployments.localaws", "status"], env=env)
         assert status.returncode == 0
+        reset = run_cli(["-m", "deployments.localaws", "reset"], env=env)
+        assert reset.returncode == 0, reset.stderr
+        assert "wiped" in reset.stdout
         assert (tmp_path / "ministack.log").exists()
     finally:
         stopped = run_cli(["-m", "deployments.localaws", "stop", "--json"], env=env)

@@ -215,3 +215,26 @@ def test_stopping_mid_window_loses_nothing(local_stack: LocalStack) -> None:
     assert int(first["dispatched"]) + int(second["dispatched"]) == 200  # type: ignore[call-overload]
     assert set(ledger_dispatches(local_stack).values()) == {1}
     assert len(ledger_dispatches(local_stack)) == 200
+
+
+def test_a_long_window_extends_visibility_so_nothing_is_received_twice(local_stack: LocalStack) -> None:
+    requests = requests_for(local_stack, 16)
+    bodies = [r.model_dump_json() for r in requests]
+    w = worker(local_stack, visibility_seconds=2, window_seconds=5.0, window_messages=1000)
+    done = threading.Event()
+
+    def trickle() -> None:  # requests keep arriving, so the window stays open longer than the visibility
+        for start in range(0, len(bodies), 2):
+            send(local_stack, bodies[start : start + 2])
+            if done.wait(0.3):
+                return
+
+    feeder = threading.Thread(target=trickle)
+    feeder.start()
+    held = w.gather()
+    done.set()
+    feeder.join()
+    assert len(held) == 16
+    assert all(m.receive_count == 1 for m in held)  # without extension the first ones would come back
+    report = w.process(held)
+    assert report.dispatched == 16

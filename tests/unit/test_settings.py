@@ -45,6 +45,7 @@ def test_explicit_overrides_win_and_none_means_unset(monkeypatch: pytest.MonkeyP
     [
         ("STOREOPS_TARGET", "azure", "STOREOPS_TARGET"),
         ("STOREOPS_STACK_NAME", "Bad_Name", "STOREOPS_STACK_NAME"),
+        ("STOREOPS_STACK_NAME", "a" * 25, "STOREOPS_STACK_NAME"),
         ("STOREOPS_LOCAL_PORT", "80", "STOREOPS_LOCAL_PORT"),
         ("STOREOPS_REGION", "mars", "STOREOPS_REGION"),
     ],
@@ -66,3 +67,11 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError for frozen models
         settings.target = "aws"  # type: ignore[misc]
+
+
+def test_the_longest_stack_name_keeps_bucket_names_within_63_characters() -> None:
+    from deployments.stack import artifacts_bucket_name
+
+    settings = load_settings(stack_name="s" * 24, region="ap-southeast-2")
+    assert len(artifacts_bucket_name(settings, "123456789012")) <= 63
+    assert len(f"{settings.stack_name}-lake-123456789012-{settings.region}") <= 63
