@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def bench_environment(build_cache: Path | None = None) -> Iterator[Environment]:
+def bench_environment() -> Iterator[Environment]:
     """A fresh emulator in a temporary home with the stack deployed; stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="storeops-bench-") as home:
         settings = load_settings(target="local", local_port=_free_port(), local_home=Path(home))

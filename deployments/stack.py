@@ -136,7 +136,7 @@ def pandas_layer_arn(clients: AwsClients, settings: Settings) -> str:
         ) from None
 
 
-def _first_failure(clients: AwsClients, stack_name: str, since: float) -> str:
+def _first_failure(clients: AwsClients, stack_name: str) -> str:
     try:
         events = clients.client("cloudformation").describe_stack_events(StackName=stack_name)["StackEvents"]
     except ClientError:
@@ -207,7 +207,7 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
         cfn.create_stack(**request, OnFailure="ROLLBACK")
         final = _wait(clients, name, progress)
         if final != "CREATE_COMPLETE":
-            reason = _first_failure(clients, name, started)
+            reason = _first_failure(clients, name)
             cfn.delete_stack(StackName=name)  # leave nothing half-created
             _wait(clients, name, progress)
             raise StackError(f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
@@ -223,7 +223,7 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
             progress(f"updating stack {name}")
             final = _wait(clients, name, progress)
             if final != "UPDATE_COMPLETE":
-                reason = _first_failure(clients, name, started)
+                reason = _first_failure(clients, name)
                 raise StackError(
                     f"updating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again"
                 )
@@ -270,9 +270,9 @@ def delete(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
                 progress(f"emptying s3://{lake} ({_empty_bucket(clients, lake)} objects)")
         clients.client("cloudformation").delete_stack(StackName=name)
         final = _wait(clients, name, progress)
-        if final not in {"DELETE_COMPLETE"}:
+        if final != "DELETE_COMPLETE":
             raise StackError(
-                f"deleting stack {name} failed ({final}): {_first_failure(clients, name, 0)}",
+                f"deleting stack {name} failed ({final}): {_first_failure(clients, name)}",
                 hint="remove the blocking resource by hand, then delete again",
             )
     removed = _empty_bucket(clients, artifacts)
