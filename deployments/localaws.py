@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from deployments.processes import process_alive, signal_group, wait_gone
+from deployments.processes import http_ok, process_alive, signal_group, wait_gone
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, Settings, load_settings, project_root
@@ -66,11 +66,7 @@ class LocalAws:
 
     def healthy(self, timeout: float = 1.0) -> bool:
         """True when the emulator answers its health endpoint."""
-        try:
-            with urllib.request.urlopen(f"{self.endpoint}/_ministack/health", timeout=timeout) as resp:  # noqa: S310
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"{self.endpoint}/_ministack/health", timeout)
 
     def status(self) -> EmulatorStatus:
         pid = self.pid()

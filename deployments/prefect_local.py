@@ -20,11 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from deployments.processes import process_alive, signal_group, wait_gone
+from deployments.processes import http_ok, process_alive, signal_group, wait_gone
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, load_settings, project_root
@@ -63,11 +61,7 @@ class LocalPrefect:
             return {}
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.api_url}/health", timeout=1) as response:  # noqa: S310
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_ok(f"{self.api_url}/health")
 
     def _spawn(self, name: str, command: list[str]) -> int:
         self.home.mkdir(parents=True, exist_ok=True)

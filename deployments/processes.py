@@ -1,4 +1,4 @@
-"""Processes this project starts in the background: liveness, signals to their group, waiting."""
+"""Processes this project starts in the background: liveness, health, signals to their group, waiting."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 
@@ -37,3 +39,12 @@ def wait_gone(pid: int, seconds: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when ``url`` (a local health endpoint) answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs we build
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -18,16 +18,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
-from storeops.aws import AwsClients, describe_error, stack_outputs
+from storeops.aws import AwsClients, describe_error, describe_stack, stack_outputs
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError, StackError
 from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
-STABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 FAILED_NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
 Progress = Callable[[str], None]
@@ -47,18 +46,8 @@ def _quiet(_: str) -> None:
 
 
 def _stack_status(clients: AwsClients, stack_name: str) -> str | None:
-    try:
-        stacks = clients.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    except EndpointConnectionError:
-        raise EmulatorError(
-            f"cannot reach the AWS endpoint {clients.endpoint_url or ''}".strip(),
-            hint="start the emulator (`python -m deployments.localaws start`) or check your network",
-        ) from None
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return None
-        raise StackError(f"cannot read stack {stack_name}: {describe_error(exc)}") from None
-    return str(stacks[0]["StackStatus"])
+    stack = describe_stack(clients, stack_name)
+    return None if stack is None else str(stack["StackStatus"])
 
 
 def _account_id(clients: AwsClients) -> str:

@@ -156,11 +156,13 @@ class StackResources(BaseModel):
         return cls.model_validate(outputs)
 
 
-def stack_outputs(clients: AwsClients, stack_name: str) -> dict[str, str]:
-    """The outputs of ``stack_name`` as a dict; a one-line error if it is missing or failed."""
-    cfn = clients.client("cloudformation")
+STABLE_STACK_STATES = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"})
+
+
+def describe_stack(clients: AwsClients, stack_name: str) -> dict[str, Any] | None:
+    """The stack's description, or None if it does not exist; one-line errors otherwise."""
     try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        stacks = clients.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except EndpointConnectionError:
         raise EmulatorError(
             f"cannot reach AWS endpoint {clients.endpoint_url or 'of the region'}",
@@ -169,13 +171,18 @@ def stack_outputs(clients: AwsClients, stack_name: str) -> dict[str, str]:
         ) from None
     except ClientError as exc:
         if "does not exist" in str(exc):
-            raise StackError(
-                f"stack {stack_name} does not exist", hint="run `python -m deployments.stack deploy`"
-            ) from None
+            return None
         raise StackError(f"cannot read stack {stack_name}: {describe_error(exc)}") from None
-    stack = stacks[0]
+    return dict(stacks[0])
+
+
+def stack_outputs(clients: AwsClients, stack_name: str) -> dict[str, str]:
+    """The outputs of ``stack_name`` as a dict; a one-line error if it is missing or failed."""
+    stack = describe_stack(clients, stack_name)
+    if stack is None:
+        raise StackError(f"stack {stack_name} does not exist", hint="run `python -m deployments.stack deploy`")
     status = stack["StackStatus"]
-    if status not in {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}:
+    if status not in STABLE_STACK_STATES:
         raise StackError(
             f"stack {stack_name} is in state {status}",
             hint="redeploy with `python -m deployments.stack deploy`, or delete it with "

@@ -14,9 +14,7 @@ and reports exactly how many readings could not be delivered.
 from __future__ import annotations
 
 import gzip
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storeops.aws import describe_error
 from storeops.exceptions import DeliveryError
 from storeops.readings import EncodedBatch
-from storeops.retry import full_jitter_delay
+from storeops.retry import RetryPolicy
 
 MAX_RECORD_BYTES = 1_000 * 1024  # Firehose: 1,000 KiB per record
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: 500 records per call
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # PutRecordBatch: 4 MiB per call
 BILLING_INCREMENT = 5 * 1024  # Direct PUT bills each record rounded up to 5 KB
 DEFAULT_RAW_CHUNK_BYTES = 1024 * 1024  # readings per record, before compression
+FIREHOSE_RETRY = RetryPolicy(max_attempts=8)
 
 
 def billed_bytes(record_sizes: Sequence[int] | np.ndarray) -> int:
@@ -143,31 +142,12 @@ class FirehoseSender:
     """Sends packed records to one delivery stream; several calls may be in flight."""
 
     def __init__(
-        self,
-        client: Any,
-        stream_name: str,
-        *,
-        max_attempts: int = 8,
-        base_delay: float = 0.1,
-        max_delay: float = 5.0,
-        max_in_flight: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
+        self, client: Any, stream_name: str, *, retry: RetryPolicy = FIREHOSE_RETRY, max_in_flight: int = 4
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.client = client
         self.stream_name = stream_name
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.retry = retry
         self.max_in_flight = max_in_flight
-        self.sleep = sleep
-        self.jitter = jitter
-
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
-        return full_jitter_delay(attempt, self.base_delay, self.max_delay, self.jitter)
 
     def send(self, records: Sequence[PackedRecord]) -> SendResult:
         """Deliver ``records``; never raises for partial failure, reports it instead."""
@@ -187,10 +167,10 @@ class FirehoseSender:
     def _send_batch(self, batch: list[PackedRecord]) -> SendResult:
         result = SendResult(payload_bytes=sum(len(r.data) for r in batch))
         pending = batch
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, self.retry.max_attempts + 1):
             if attempt > 1:
                 result.retried_records += len(pending)
-                self.sleep(self.backoff(attempt - 1))
+                self.retry.wait_before_retry(attempt - 1)
             result.calls += 1
             try:
                 response = self.client.put_record_batch(

@@ -178,7 +178,7 @@ def stream_ticks(
             if sent.readings_failed:
                 raise DeliveryError(
                     f"{sent.readings_failed} readings of tick {tick_number} were not delivered after "
-                    f"{sender.max_attempts} attempts ({sent.last_error})",
+                    f"{sender.retry.max_attempts} attempts ({sent.last_error})",
                     lost=report.rows_failed,
                     hint="check the delivery stream's health and quotas, then run again",
                 )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,8 +10,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws import describe_error
-from storeops.retry import full_jitter_delay
+from storeops.retry import RetryPolicy
 
+SQS_RETRY = RetryPolicy(max_attempts=6)
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
 
 
@@ -30,27 +29,10 @@ class BatchOutcome:
 class SqsBatcher:
     """Runs SQS ``*Batch`` operations in groups of 10 with bounded, jittered retries of failed entries."""
 
-    def __init__(
-        self,
-        sqs: Any,
-        *,
-        max_attempts: int = 6,
-        base_delay: float = 0.1,
-        max_delay: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-        max_workers: int = 1,
-    ) -> None:
+    def __init__(self, sqs: Any, *, retry: RetryPolicy = SQS_RETRY, max_workers: int = 1) -> None:
         self.sqs = sqs
+        self.retry = retry
         self.max_workers = max_workers
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.sleep = sleep
-        self.jitter = jitter
-
-    def backoff(self, attempt: int) -> float:
-        return full_jitter_delay(attempt, self.base_delay, self.max_delay, self.jitter)
 
     def send(
         self,
@@ -101,10 +83,10 @@ class SqsBatcher:
     def _run_group(self, operation: str, queue_url: str, group: list[dict[str, Any]], outcome: BatchOutcome) -> None:
         pending = group
         reasons: dict[str, str] = {}
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, self.retry.max_attempts + 1):
             if attempt > 1:
                 outcome.retried += len(pending)
-                self.sleep(self.backoff(attempt - 1))
+                self.retry.wait_before_retry(attempt - 1)
             outcome.calls += 1
             try:
                 response = getattr(self.sqs, operation)(QueueUrl=queue_url, Entries=pending)

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from storeops.dispatch.routing import FleetPolicy, StoreLocation
 from storeops.planning.models import DispatchRequest
 
+UNKNOWN_STORE = "unknown store"  # reason prefix: the store directory may simply be stale
+
 
 @dataclass(frozen=True)
 class Received:
@@ -49,7 +51,7 @@ def parse_request(
         field = ".".join(str(p) for p in first["loc"]) or "message"
         return None, f"schema: {field}: {first['msg']}"
     if request.store_id not in stores:
-        return None, f"unknown store {request.store_id}: not in the store directory"
+        return None, f"{UNKNOWN_STORE} {request.store_id}: not in the store directory"
     if request.quantity > policy.capacity_units:
         return None, f"quantity {request.quantity} exceeds a truck's capacity {policy.capacity_units}"
     return request, ""

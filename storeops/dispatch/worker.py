@@ -10,7 +10,6 @@ Plain code over injected clients: the ``trucks`` flow loops over it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from storeops.dispatch.claims import ClaimStore
-from storeops.dispatch.messages import Received, parse_request
+from storeops.dispatch.messages import UNKNOWN_STORE, Received, parse_request
 from storeops.dispatch.routing import FleetPolicy, Load, StoreLocation, consolidate, lower_bound_trucks
 from storeops.exceptions import StoreOpsError
 from storeops.ledger import LEDGER_PREFIX, LedgerRow, iso, ledger_key, write_rows
@@ -189,13 +188,21 @@ class DispatchWorker:
         self._oldest_sent = None
         if not messages:
             return report
-        if not self.stores or any(self._unknown_store(m) for m in messages):
+        if not self.stores:
             self.stores = load_store_directory(self.s3, self.config.bucket)
+        parsed = [(m, *parse_request(m.body, self.stores, self.config.policy)) for m in messages]
+        if any(reason.startswith(UNKNOWN_STORE) for _, _, reason in parsed):
+            # the simulation may have published new stores since the directory was read: reread once
+            self.stores = load_store_directory(self.s3, self.config.bucket)
+            parsed = [
+                (m, *parse_request(m.body, self.stores, self.config.policy)) if reason.startswith(UNKNOWN_STORE)
+                else (m, request, reason)
+                for m, request, reason in parsed
+            ]  # fmt: skip
 
         valid: dict[str, list[tuple[Received, DispatchRequest]]] = {}
         invalid: list[tuple[Received, str]] = []
-        for message in messages:
-            request, reason = parse_request(message.body, self.stores, self.config.policy)
+        for message, request, reason in parsed:
             if request is None:
                 invalid.append((message, reason))
             else:
@@ -258,13 +265,6 @@ class DispatchWorker:
         return report
 
     # -- internals --------------------------------------------------------------------------
-    def _unknown_store(self, message: Received) -> bool:
-        try:
-            store = json.loads(message.body).get("store_id")
-        except (ValueError, AttributeError):
-            return False
-        return isinstance(store, str) and store not in self.stores
-
     def _dead_letter(self, invalid: list[tuple[Received, str]], report: WindowReport) -> None:
         if not invalid:
             return

@@ -21,6 +21,7 @@ from storeops.dispatch.routing import (
     nearest_neighbour_route,
 )
 from storeops.planning.models import DispatchRequest, shortage_id
+from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -153,7 +154,8 @@ class FlakySqs:
 def test_sqs_batches_retry_only_failed_entries_with_bounded_jittered_backoff() -> None:
     sleeps: list[float] = []
     sqs = FlakySqs(fail_times=3)
-    batcher = SqsBatcher(sqs, max_attempts=5, base_delay=0.2, max_delay=0.5, sleep=sleeps.append, jitter=lambda: 0.5)
+    retry = RetryPolicy(max_attempts=5, base_delay=0.2, max_delay=0.5, sleep=sleeps.append, jitter=lambda: 0.5)
+    batcher = SqsBatcher(sqs, retry=retry)
     outcome = batcher.delete("q", [(f"e{i}", f"h{i}") for i in range(12)])
     assert sqs.calls[0] == [f"e{i}" for i in range(10)]
     assert sqs.calls[1:4] == [["e0"], ["e0"], ["e0"]]
@@ -164,7 +166,9 @@ def test_sqs_batches_retry_only_failed_entries_with_bounded_jittered_backoff() -
 
 def test_sqs_batches_give_up_after_the_bound_and_say_why() -> None:
     sqs = FlakySqs(fail_times=100)
-    outcome = SqsBatcher(sqs, max_attempts=3, sleep=lambda _: None).delete("q", [("a", "h"), ("b", "h")])
+    outcome = SqsBatcher(sqs, retry=RetryPolicy(max_attempts=3, sleep=lambda _: None)).delete(
+        "q", [("a", "h"), ("b", "h")]
+    )
     assert outcome.failed == {"a": "InternalError: "}
     assert outcome.succeeded == ["b"]
     assert len(sqs.calls) == 3

@@ -23,6 +23,7 @@ from storeops.firehose import (
     plan_batches,
 )
 from storeops.readings import ReadingEncoder
+from storeops.retry import RetryPolicy
 from storeops.simulation import initial_state
 
 
@@ -102,7 +103,8 @@ def records(n: int) -> list[PackedRecord]:
 
 
 def sender(stub: StubFirehose, sleeps: list[float], attempts: int = 4) -> FirehoseSender:
-    return FirehoseSender(stub, "s", max_attempts=attempts, sleep=sleeps.append, jitter=lambda: 1.0, max_in_flight=1)
+    retry = RetryPolicy(max_attempts=attempts, sleep=sleeps.append, jitter=lambda: 1.0)
+    return FirehoseSender(stub, "s", retry=retry, max_in_flight=1)
 
 
 def test_only_failed_entries_are_resent() -> None:
@@ -150,14 +152,14 @@ def test_a_missing_stream_fails_at_once_naming_the_fix() -> None:
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    s = FirehoseSender(StubFirehose(), "s", base_delay=0.5, max_delay=2.0, jitter=lambda: 0.5)
-    assert [s.backoff(a) for a in (1, 2, 3, 4, 5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    s = FirehoseSender(StubFirehose(), "s", retry=RetryPolicy(base_delay=0.5, max_delay=2.0, jitter=lambda: 0.5))
+    assert [s.retry.backoff(a) for a in (1, 2, 3, 4, 5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
 
 
 def test_concurrent_sending_delivers_everything_once() -> None:
     stub = StubFirehose({b"r7": 1})
     big = [PackedRecord(f"r{i}".encode() + b"x" * 900_000, readings=1, raw_bytes=1) for i in range(20)]
     stub.failures = {big[7].data: 1}
-    result = FirehoseSender(stub, "s", sleep=lambda _: None, max_in_flight=4).send(big)
+    result = FirehoseSender(stub, "s", retry=RetryPolicy(sleep=lambda _: None), max_in_flight=4).send(big)
     assert result.readings_sent == 20
     assert sorted(stub.delivered) == sorted(r.data for r in big)
