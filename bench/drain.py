@@ -19,16 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import bench_environment
-from storeops.catalog import build_catalog
 from storeops.cli import emit_json, positive_int, print_summary
+from storeops.clock import format_timestamp
+from storeops.contracts.samples import sample_requests
+from storeops.directory import load_store_directory, publish_store_directory
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import parse_request
 from storeops.dispatch.routing import FleetPolicy
 from storeops.dispatch.worker import DispatchWorker, WorkerConfig
-from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
-from storeops.planning.models import DispatchRequest, shortage_id
+from storeops.ledger import LedgerRow, load_key, write_rows
 from storeops.sqs import SqsBatcher
-from storeops.store_directory import directory_of, load_store_directory, publish_store_directory
+from storeops.stores.catalog import build_catalog
 
 PAGE = 4096
 
@@ -38,17 +39,7 @@ def rss_mb() -> float:
 
 
 def make_bodies(run: str, count: int, stores: int = 200) -> list[str]:
-    now = datetime.now(UTC)
-    bodies = []
-    for i in range(count):
-        store, product = f"S{i % stores + 1:04d}", f"P{i // stores % 100 + 1:04d}"
-        bodies.append(DispatchRequest(
-            shortage_id=shortage_id(store, product, f"{run}-{i}"), plan_id=run, planned_at=now, store_id=store,
-            product_id=product, product_name="Milk", category="dairy", kind="below_reorder_point", priority=2,
-            quantity=6 * (1 + i % 8), case_pack=6, on_hand=1, reorder_point=5, target_stock=60,
-            reading_event_id=f"{run}-{i}", observed_at=iso(now),
-        ).model_dump_json())  # fmt: skip
-    return bodies
+    return [request.model_dump_json() for request in sample_requests(run, count, stores)]
 
 
 def fill(batcher: SqsBatcher, queue: str, bodies: list[str], threads: int = 4) -> None:
@@ -75,12 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         c, res = env.clients, env.resources
         sqs, dynamodb, s3 = c.client("sqs"), c.client("dynamodb"), c.client("s3")
         batcher = SqsBatcher(sqs)
-        publish_store_directory(s3, res.data_lake_bucket, directory_of(build_catalog(200, 100, 7)))
+        publish_store_directory(s3, res.data_lake_bucket, build_catalog(200, 100, 7).directory())
         stores = load_store_directory(s3, res.data_lake_bucket)
         policy = FleetPolicy()
         queue = res.dispatch_queue_url
-        config = WorkerConfig(queue_url=queue, dead_letter_queue_url=res.dead_letter_queue_url,
-                              bucket=res.data_lake_bucket, claims_table=res.claims_table, wait_seconds=1)  # fmt: skip
+        config = WorkerConfig(
+            queue_url=queue,
+            dead_letter_queue_url=res.dead_letter_queue_url,
+            bucket=res.data_lake_bucket,
+            claims_table=res.claims_table,
+            wait_seconds=1,
+        )
 
         # -- ceiling: receive 10, claim 10 (one transaction), delete 10 ----------------------------
         fill(batcher, queue, make_bodies("ceiling", args.messages))
@@ -91,22 +87,30 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not messages:
                 break
-            dynamodb.transact_write_items(TransactItems=[
-                {"Put": {"TableName": res.claims_table, "Item": {"shortage_id": {"S": f"c-{m['MessageId']}"},
-                 "state": {"S": "claimed"}}, "ConditionExpression": "attribute_not_exists(shortage_id)"}}
-                for m in messages
-            ])  # fmt: skip
-            sqs.delete_message_batch(QueueUrl=queue, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ])  # fmt: skip
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": res.claims_table,
+                            "Item": {"shortage_id": {"S": f"c-{m['MessageId']}"}, "state": {"S": "claimed"}},
+                            "ConditionExpression": "attribute_not_exists(shortage_id)",
+                        }
+                    }
+                    for m in messages
+                ]
+            )
+            sqs.delete_message_batch(
+                QueueUrl=queue,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
             done += len(messages)
         ceiling = done / (time.perf_counter() - started)
         print(f"ceiling: {done} messages, {ceiling:,.0f}/s", flush=True)
 
         # -- this flow's loop ---------------------------------------------------------------------------
         fill(batcher, queue, make_bodies("flow", args.messages))
-        worker = DispatchWorker(sqs, dynamodb, s3, config)
-        totals = run_dispatch_loop(worker, StopFlag(), until_empty=True)
+        with DispatchWorker(sqs, dynamodb, s3, config) as worker:
+            totals = run_dispatch_loop(worker, StopFlag(), until_empty=True)
         ours = totals.messages_received / totals.seconds
         print(f"this flow: {totals.dispatched} dispatched on {totals.trucks} trucks, {ours:,.0f}/s", flush=True)
 
@@ -128,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                 store_id=request.store_id,
                 product_id=request.product_id,
                 quantity=request.quantity,
-                recorded_at=iso(datetime.now(UTC)),
+                recorded_at=format_timestamp(datetime.now(UTC)),
             )
-            write_rows(s3, res.data_lake_bucket, ledger_key(datetime.now(UTC), f"naive-{request.shortage_id}"), [row])
+            write_rows(s3, res.data_lake_bucket, load_key(datetime.now(UTC), f"naive-{request.shortage_id}"), [row])
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         naive = args.naive_messages / (time.perf_counter() - started)
         print(f"naive: {naive:,.0f}/s", flush=True)
@@ -171,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
 
         start_rss = rss_mb()
         feeding.start()
-        long_run = run_dispatch_loop(worker, stop, observe=observe, max_seconds=1800)
+        with worker:
+            long_run = run_dispatch_loop(worker, stop, observe=observe, max_seconds=1800)
         stop.request("done")
         feeding.join(timeout=10)
         peak = max(samples or [rss_mb()])
-        print(f"long drain: {long_run.messages_received} messages in {long_run.seconds:.0f} s, "
-              f"RSS {start_rss:.0f} MB at start, {baseline or start_rss:.0f} MB after warm-up, peak {peak:.0f} MB",
-              flush=True)  # fmt: skip
+        print(
+            f"long drain: {long_run.messages_received} messages in {long_run.seconds:.0f} s, "
+            f"RSS {start_rss:.0f} MB at start, {baseline or start_rss:.0f} MB after warm-up, peak {peak:.0f} MB",
+            flush=True,
+        )
 
     result = {
         "messages": args.messages,

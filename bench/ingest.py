@@ -12,18 +12,19 @@ the same readings would cost sent one per record.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from datetime import UTC, datetime
 
 import numpy as np
 
 from bench.harness import bench_environment
-from storeops.catalog import build_catalog
 from storeops.cli import emit_json, positive_int, print_summary
-from storeops.firehose import FirehoseSender, billed_bytes
-from storeops.ingest import stream_ticks
-from storeops.readings import ReadingEncoder
-from storeops.simulation import advance, initial_state
+from storeops.stores.catalog import build_catalog
+from storeops.stores.encoding import ReadingEncoder
+from storeops.stores.firehose import FirehoseSender, billed_bytes
+from storeops.stores.ingest import stream_ticks
+from storeops.stores.simulation import advance, initial_state
 
 
 def _objects(s3: object, bucket: str) -> int:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         readings_per_s = report.rows_sent / seconds
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         # -- naive path: one put_record per reading ----------------------------------------
         naive_state = initial_state(catalog, datetime.now(UTC))
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "billed_ratio": round(report.billed_bytes / naive_billed, 5),
             "json_bytes_per_reading": round(line_bytes, 1),
             "billed_bytes_per_reading": round(report.billed_bytes / max(report.rows_sent, 1), 1),
+            "peak_rss_mb": round(peak_rss_mb, 1),
         }
     print_summary(
         f"ingest benchmark: {args.stores} stores x {args.products} products x {args.ticks} ticks",
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             ("billed bytes", result["billed_bytes"]),
             ("naive billed bytes", result["naive_billed_bytes"]),
             ("billed ratio", f"{100 * result['billed_ratio']:.2f}%  (target <= 5%)"),
+            ("peak RSS of this process", f"{result['peak_rss_mb']:,.0f} MB"),
         ],
     )
     if args.json:

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from bench.harness import bench_environment
 from deployments.environment import prepare
 from deployments.localaws import LocalAws
-from storeops.catalog import build_catalog
 from storeops.cli import emit_json, positive_int, print_summary
-from storeops.ingest import backfill
 from storeops.planning.models import PlanRequest, PlanWindow
+from storeops.stores.catalog import build_catalog
+from storeops.stores.ingest import backfill
 
 
 def _sizes(s3: object, bucket: str) -> dict[tuple[str, str], int]:
@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         f"plan_seconds_{lengths[0]}d": first["plan_seconds"],
     }
     rows = [
-        (f"{d} days: plan seconds / selected bytes / full scan bytes",
-         f"{v['plan_seconds']:.2f} s / {int(v['selected_bytes']):,} / {int(v['full_scan_bytes']):,}")
+        (
+            f"{d} days: plan seconds / selected bytes / full scan bytes",
+            f"{v['plan_seconds']:.2f} s / {int(v['selected_bytes']):,} / {int(v['full_scan_bytes']):,}",
+        )
         for d, v in per_length.items()
-    ]  # fmt: skip
+    ]
     rows += [
         (
             "selected bytes growth (last / first)",

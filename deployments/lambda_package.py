@@ -79,11 +79,24 @@ def _vendor(build_dir: Path, target: LambdaPlatform) -> Path:
         return vendor
     shutil.rmtree(vendor, ignore_errors=True)
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--target", str(vendor), "--only-binary=:all:", "--implementation", "cp",
-        "--python-version", target.python_version, "--platform", target.platform_tag,
-        "--no-compile", *BUNDLED_REQUIREMENTS,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--target",
+        str(vendor),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        target.python_version,
+        "--platform",
+        target.platform_tag,
+        "--no-compile",
+        *BUNDLED_REQUIREMENTS,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]

@@ -67,9 +67,14 @@ class LocalPrefect:
         self.home.mkdir(parents=True, exist_ok=True)
         with (self.home / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                command, cwd=project_root(), env=self.environment(), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                command,
+                cwd=project_root(),
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         pids = self.pids()
         pids[name] = process.pid
         self.pid_file.write_text(json.dumps(pids))
@@ -77,9 +82,13 @@ class LocalPrefect:
 
     def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "prefect", *args], cwd=project_root(), env=self.environment(),
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "prefect", *args],
+            cwd=project_root(),
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if check and result.returncode != 0:
             last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
             raise EmulatorError(f"`prefect {' '.join(args)}` failed: {last[0][:300]}", hint=f"see {self.home}")

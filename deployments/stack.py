@@ -74,10 +74,12 @@ def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str) -> No
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
         },
-    )  # fmt: skip
+    )
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={
@@ -86,12 +88,17 @@ def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str) -> No
     )
     policy = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
-    }  # fmt: skip
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
@@ -131,9 +138,8 @@ def _first_failure(clients: AwsClients, stack_name: str) -> str:
     except ClientError:
         return "no events"
     failures = [
-        e for e in reversed(events)
-        if e.get("ResourceStatus", "").endswith("_FAILED") and e.get("ResourceStatusReason")
-    ]  # fmt: skip
+        e for e in reversed(events) if e.get("ResourceStatus", "").endswith("_FAILED") and e.get("ResourceStatusReason")
+    ]
     if not failures:
         return "no failure reason recorded"
     first = failures[0]

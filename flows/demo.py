@@ -23,8 +23,8 @@ from flows.generate import store_data
 from flows.plan import plan
 from flows.trucks import trucks
 from storeops.cli import emit_json, positive_int, print_summary, run_cli
-from storeops.deliveries import stops_in_transit
 from storeops.settings import load_settings
+from storeops.stores.deliveries import stops_in_transit
 
 DEMO_TRUCK_SPEED_KMH = 200_000.0  # travel time compressed to seconds so the demo sees its deliveries
 

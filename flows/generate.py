@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field, ValidationError
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
 from storeops.cli import emit_json, non_negative_int, positive_float, positive_int, print_summary, run_cli
-from storeops.exceptions import DeliveryError, ValidationFailed
-from storeops.firehose import FirehoseSender
-from storeops.ingest import IngestReport, SimulationConfig, SimulationStore
+from storeops.exceptions import DeliveryError, ValidationFailed, first_validation_error
 from storeops.settings import load_settings
+from storeops.stores.firehose import FirehoseSender
+from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
 from tasks.ingest import backfill_history, load_simulation, receive_deliveries, save_simulation, stream_readings
 
 
@@ -40,9 +40,8 @@ class GenerateRequest(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            first = exc.errors()[0]
             raise ValidationFailed(
-                f"invalid {first['loc'][0]}={first.get('input')!r}: {first['msg']}",
+                f"invalid {first_validation_error(exc)}",
                 hint="see `python -m flows.generate --help`",
             ) from None
 
@@ -59,9 +58,14 @@ def store_data(
 ) -> dict[str, Any]:
     """Continue the persisted simulation for ``ticks`` ticks (after an optional backfill)."""
     request = GenerateRequest.checked(
-        stores=stores, products=products, ticks=ticks, seed=seed, hours_per_tick=hours_per_tick,
-        backfill_days=backfill_days, backfill_every_hours=backfill_every_hours,
-    )  # fmt: skip
+        stores=stores,
+        products=products,
+        ticks=ticks,
+        seed=seed,
+        hours_per_tick=hours_per_tick,
+        backfill_days=backfill_days,
+        backfill_every_hours=backfill_every_hours,
+    )
     env = prepare(load_settings())
     s3 = env.clients.client("s3")
     store = SimulationStore(s3, env.resources.data_lake_bucket)
@@ -70,9 +74,13 @@ def store_data(
     backfilled: IngestReport | None = None
     if request.backfill_days:
         state, backfilled = backfill_history(
-            catalog, s3, env.resources.data_lake_bucket, request.backfill_days,
-            datetime.now(UTC), request.backfill_every_hours,
-        )  # fmt: skip
+            catalog,
+            s3,
+            env.resources.data_lake_bucket,
+            request.backfill_days,
+            datetime.now(UTC),
+            request.backfill_every_hours,
+        )
     delivered = receive_deliveries(s3, env.resources.data_lake_bucket, catalog, state, datetime.now(UTC))
     sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream)
     try:
@@ -128,18 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
-    GenerateRequest.checked(
-        stores=args.stores, products=args.products, ticks=args.ticks, seed=args.seed,
-        hours_per_tick=args.hours_per_tick, backfill_days=args.backfill_days,
-        backfill_every_hours=args.backfill_every_hours,
-    )  # fmt: skip
+    parameters: dict[str, Any] = {
+        "stores": args.stores,
+        "products": args.products,
+        "ticks": args.ticks,
+        "seed": args.seed,
+        "hours_per_tick": args.hours_per_tick,
+        "backfill_days": args.backfill_days,
+        "backfill_every_hours": args.backfill_every_hours,
+    }
+    GenerateRequest.checked(**parameters)
     load_settings()  # fail on bad settings before Prefect starts
     quiet_expected_tracebacks()
-    result = store_data(
-        stores=args.stores, products=args.products, ticks=args.ticks, seed=args.seed,
-        hours_per_tick=args.hours_per_tick, backfill_days=args.backfill_days,
-        backfill_every_hours=args.backfill_every_hours,
-    )  # fmt: skip
+    result = store_data(**parameters)
     print_summary(
         f"store-data: {args.stores} stores x {args.products} products, {result['ticks']} ticks",
         [

@@ -21,9 +21,13 @@ from tasks.planning import invoke_planner, publish_plan
 
 
 def build_event(
-    as_of: str | None, lookback_hours: float, lead_time_hours: float, stores: list[str] | None, dry_run: bool,
+    as_of: str | None,
+    lookback_hours: float,
+    lead_time_hours: float,
+    stores: list[str] | None,
+    dry_run: bool,
     max_messages: int,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The validated Lambda event (the same checks the function makes, done before invoking it)."""
     request = PlanRequest.from_event(
         {
@@ -82,16 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     load_settings()
     quiet_expected_tracebacks()
     payload = plan(
-        as_of=args.as_of, lookback_hours=args.lookback_hours, lead_time_hours=args.lead_time_hours,
-        stores=args.stores, dry_run=args.dry_run, max_messages=args.max_messages,
-    )  # fmt: skip
+        as_of=args.as_of,
+        lookback_hours=args.lookback_hours,
+        lead_time_hours=args.lead_time_hours,
+        stores=args.stores,
+        dry_run=args.dry_run,
+        max_messages=args.max_messages,
+    )
     print(f"plan {payload['plan_id']} at {payload['as_of']}{' (dry run)' if payload['dry_run'] else ''}")
     print(f"  shortages: {payload['shortage_count']} {payload['shortages_by_kind']}")
     print(f"  dispatch requests sent: {payload['messages_sent']}  deferred: {payload['deferred']}")
     print(f"  bytes scanned: {payload['bytes_scanned']:,}  (${payload['query_cost_usd']:.6f})")
     for row in payload["shortages"][:10]:
-        print(f"    {row['store_id']} {row['product_id']} {row['kind']:<20} on hand {row['on_hand']:>5}  "
-              f"send {row['quantity']:>5}")  # fmt: skip
+        print(
+            f"    {row['store_id']} {row['product_id']} {row['kind']:<20} on hand {row['on_hand']:>5}  "
+            f"send {row['quantity']:>5}"
+        )
     if payload["shortage_count"] > 10:
         print(f"    ... {payload['shortage_count'] - 10} more")
     if args.json:

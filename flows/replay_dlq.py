@@ -34,11 +34,13 @@ def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
         moved, failed = move_back(batcher, res.dispatch_queue_url, res.dead_letter_queue_url, letters)
     rows = [{"reason": reason, "messages": count} for reason, count in by_reason.most_common()]
     create_table_artifact(
-        key="dead-letter-reasons", table=rows or [{"reason": "(empty)", "messages": 0}],
+        key="dead-letter-reasons",
+        table=rows or [{"reason": "(empty)", "messages": 0}],
         description=f"{len(letters)} dead-lettered messages; {moved} moved back",
-    )  # fmt: skip
-    get_run_logger().info("dead-letter queue: %d messages %s; moved back %d, failed %d", len(letters),
-                          dict(by_reason), moved, failed)  # fmt: skip
+    )
+    get_run_logger().info(
+        "dead-letter queue: %d messages %s; moved back %d, failed %d", len(letters), dict(by_reason), moved, failed
+    )
     return {
         "dead_letters": len(letters),
         "reasons": dict(by_reason),

@@ -49,10 +49,20 @@ class WindowObserver:
             "window %s: received %d, dispatched %d on %d trucks (lower bound %d, %d units), dead-lettered %d, "
             "duplicates %d, held by other workers %d, delete failures %d; queue depth %d, oldest message %.0f s; "
             "%.2f s",
-            report.window_id, report.received, report.dispatched, report.trucks, report.lower_bound_trucks,
-            report.units, report.dead_lettered, report.duplicates_skipped, report.held_elsewhere,
-            report.delete_failures, depth, report.oldest_age_s, report.seconds,
-        )  # fmt: skip
+            report.window_id,
+            report.received,
+            report.dispatched,
+            report.trucks,
+            report.lower_bound_trucks,
+            report.units,
+            report.dead_lettered,
+            report.duplicates_skipped,
+            report.held_elsewhere,
+            report.delete_failures,
+            depth,
+            report.oldest_age_s,
+            report.seconds,
+        )
         for load in report.loads:
             emit_event(
                 event="storeops.dispatch.load",
@@ -128,19 +138,26 @@ def trucks(
     env = prepare(load_settings())
     res = env.resources
     config = WorkerConfig(
-        queue_url=res.dispatch_queue_url, dead_letter_queue_url=res.dead_letter_queue_url,
-        bucket=res.data_lake_bucket, claims_table=res.claims_table, window_messages=window_messages,
-        window_seconds=window_seconds, policy=FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
-    )  # fmt: skip
+        queue_url=res.dispatch_queue_url,
+        dead_letter_queue_url=res.dead_letter_queue_url,
+        bucket=res.data_lake_bucket,
+        claims_table=res.claims_table,
+        window_messages=window_messages,
+        window_seconds=window_seconds,
+        policy=FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
+    )
     stop = StopFlag()
     c = env.clients
     worker = DispatchWorker(
-        c.client("sqs", read_timeout=30), c.client("dynamodb"), c.client("s3"), config,
+        c.client("sqs", read_timeout=30),
+        c.client("dynamodb"),
+        c.client("s3"),
+        config,
         should_stop=lambda: stop.requested,
-    )  # fmt: skip
+    )
     observer = WindowObserver(worker)
     get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
-    with stop_on_signals(stop):
+    with worker, stop_on_signals(stop):
         totals = run_dispatch_loop(worker, stop, until_empty=until_empty, max_seconds=max_seconds, observe=observer)
     observer.publish_loads()
     _publish_summary(totals)
@@ -164,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     load_settings()
     quiet_expected_tracebacks()
     totals = trucks(
-        until_empty=args.until_empty, max_seconds=args.max_seconds, window_messages=args.window_messages,
-        window_seconds=args.window_seconds, capacity_units=args.capacity_units, max_stops=args.max_stops,
-    )  # fmt: skip
+        until_empty=args.until_empty,
+        max_seconds=args.max_seconds,
+        window_messages=args.window_messages,
+        window_seconds=args.window_seconds,
+        capacity_units=args.capacity_units,
+        max_stops=args.max_stops,
+    )
     print_summary(
         f"trucks: stopped by {totals['stopped_by']}",
         [

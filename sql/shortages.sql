@@ -1,11 +1,15 @@
 -- Shortages at a planning time: which store-products are short, and how much to send.
 -- Grain: one row per (store_id, product_id) that is short and has no open request or dispatch.
 -- Runs unchanged on Athena (Trino) and on the emulator (DuckDB); see shortages.md.
--- Identifiers {inventory_table} and {ledger_table} are validated names; values are :parameters.
+-- Each table is read by one CTE that is referenced once: Trino inlines every reference to a
+-- WITH query, so a second reference would scan the table again.
+-- Identifiers {inventory_table} and {ledger_table} are validated names; values are :parameters;
+-- the window predicate is the fragment sql/fragments/window_readings_predicate.sql.
 
 with
 
-readings as (
+window_readings as (
+    -- the window's readings, each with its pair's sales over the window and its recency
     select
         event_id,
         store_id,
@@ -16,120 +20,87 @@ readings as (
         on_hand,
         reorder_point,
         target_stock,
-        units_sold,
-        observed_at
-    from {inventory_table}
-    where
-        -- partition predicates first: Athena reads only the window's dt/hour partitions
-        (dt > :start_dt or (dt = :start_dt and hour >= :start_hour))
-        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
-        and observed_at > :window_start
-        and observed_at <= :as_of
-        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
-),
-
-ranked as (
-    select
-        *,
+        observed_at,
+        sum(units_sold) over (partition by store_id, product_id) as units_sold_in_window,
+        cast(sum(units_sold) over (partition by store_id, product_id) as double) / :window_hours
+            as sales_per_hour,
         row_number() over (
             partition by store_id, product_id
             order by observed_at desc, event_id desc
         ) as recency
-    from readings
+    from {inventory_table}
+    where
+        {window_readings_predicate}
 ),
 
-window_sales as (
+ledger_shortages as (
+    -- one row per shortage in the ledger's open horizon
     select
-        store_id,
-        product_id,
-        sum(units_sold) as units_sold_in_window
-    from readings
-    group by store_id, product_id
-),
-
-latest as (
-    select
-        ranked.*,
-        window_sales.units_sold_in_window,
-        cast(window_sales.units_sold_in_window as double) / :window_hours as sales_per_hour
-    from ranked
-    inner join window_sales
-        on ranked.store_id = window_sales.store_id and ranked.product_id = window_sales.product_id
-    where ranked.recency = 1
-),
-
-ledger as (
-    select
-        record_type,
         shortage_id,
-        store_id,
-        product_id,
-        open_until,
+        max(store_id) as store_id,
+        max(product_id) as product_id,
+        max(case when record_type = 'request' then open_until end) as request_open_until,
+        sum(case when record_type = 'dispatch' then 1 else 0 end) as dispatch_rows,
         -- second-precision text: the same in both engines, whatever type the JSON reader infers
-        substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) as eta_text
+        max(case when record_type = 'dispatch' then substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) end)
+            as eta_text
     from {ledger_table}
     where dt >= :ledger_start_dt
+    group by shortage_id
 ),
 
-dispatched as (
-    select distinct shortage_id
-    from ledger
-    where record_type = 'dispatch'
-),
-
-open_requests as (
-    select distinct
-        store_id,
-        product_id
-    from ledger
-    where
-        record_type = 'request'
-        and open_until > :as_of
-        and shortage_id not in (select dispatched.shortage_id from dispatched)
-),
-
-last_dispatch as (
+ledger_pairs as (
+    -- per pair: is a request still open (and not dispatched), and when did the last dispatch arrive
     select
         store_id,
         product_id,
-        max(eta_text) as eta_text
-    from ledger
-    where record_type = 'dispatch'
+        max(case when dispatch_rows = 0 and request_open_until > :as_of then 1 else 0 end) as has_open_request,
+        max(eta_text) as last_eta_text
+    from ledger_shortages
     group by store_id, product_id
 ),
 
 classified as (
+    -- each pair's latest reading, its cover and kind, and what the ledger says is still open
     select
-        latest.*,
-        case when latest.sales_per_hour > 0 then latest.on_hand / latest.sales_per_hour end as hours_of_cover,
+        window_readings.event_id,
+        window_readings.store_id,
+        window_readings.product_id,
+        window_readings.product_name,
+        window_readings.category,
+        window_readings.case_pack,
+        window_readings.on_hand,
+        window_readings.reorder_point,
+        window_readings.target_stock,
+        window_readings.observed_at,
+        window_readings.units_sold_in_window,
+        window_readings.sales_per_hour,
         case
-            when latest.on_hand = 0 then 'out_of_stock'
-            when latest.on_hand <= latest.reorder_point then 'below_reorder_point'
-            when latest.sales_per_hour > 0 and latest.on_hand / latest.sales_per_hour < :lead_time_hours
+            when window_readings.sales_per_hour > 0
+                then window_readings.on_hand / window_readings.sales_per_hour
+        end as hours_of_cover,
+        case
+            when window_readings.on_hand = 0 then 'out_of_stock'
+            when window_readings.on_hand <= window_readings.reorder_point then 'below_reorder_point'
+            when
+                window_readings.sales_per_hour > 0
+                and window_readings.on_hand / window_readings.sales_per_hour < :lead_time_hours
                 then 'at_risk'
-        end as kind
-    from latest
-),
-
-shortages as (
-    select
-        classified.*,
-        case classified.kind when 'out_of_stock' then 1 when 'below_reorder_point' then 2 else 3 end as priority,
-        cast(ceil(cast(classified.target_stock - classified.on_hand as double) / classified.case_pack) as integer)
-        * classified.case_pack as quantity
-    from classified
-    left join open_requests
-        on classified.store_id = open_requests.store_id and classified.product_id = open_requests.product_id
-    left join last_dispatch
-        on classified.store_id = last_dispatch.store_id and classified.product_id = last_dispatch.product_id
-    where
-        classified.kind is not null
-        and open_requests.store_id is null
+        end as kind,
+        cast(
+            ceil(cast(window_readings.target_stock - window_readings.on_hand as double) / window_readings.case_pack)
+            as integer
+        ) * window_readings.case_pack as quantity,
+        coalesce(ledger_pairs.has_open_request, 0) = 1 as has_open_request,
         -- a dispatch stays open until a reading taken after its arrival shows the delivered stock
-        and (
-            last_dispatch.eta_text is null
-            or last_dispatch.eta_text <= substr(replace(cast(classified.observed_at as varchar), 'T', ' '), 1, 19)
-        )
+        coalesce(
+            ledger_pairs.last_eta_text > substr(replace(cast(window_readings.observed_at as varchar), 'T', ' '), 1, 19),
+            false
+        ) as delivery_pending
+    from window_readings
+    left join ledger_pairs
+        on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
+    where window_readings.recency = 1
 ),
 
 final as (
@@ -139,7 +110,7 @@ final as (
         product_name,
         category,
         kind,
-        priority,
+        case kind when 'out_of_stock' then 1 when 'below_reorder_point' then 2 else 3 end as priority,
         on_hand,
         reorder_point,
         target_stock,
@@ -150,8 +121,12 @@ final as (
         hours_of_cover,
         event_id as reading_event_id,
         observed_at
-    from shortages
-    where quantity > 0
+    from classified
+    where
+        kind is not null
+        and quantity > 0
+        and not has_open_request
+        and not delivery_pending
 )
 
 select * from final

@@ -6,6 +6,10 @@ line and exit with ``exit_code``.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+MAX_SHOWN_INPUT = 60  # characters of a rejected value repeated in an error line
+
 
 class StoreOpsError(Exception):
     """Base class: a failure with a one-line cause and a suggested fix."""
@@ -64,3 +68,18 @@ class QueryFailed(StoreOpsError):
     def __init__(self, message: str, query_execution_id: str | None = None, hint: str = "") -> None:
         super().__init__(message, hint)
         self.query_execution_id = query_execution_id
+
+
+def first_validation_error(exc: ValidationError, what: str = "value") -> str:
+    """The first problem pydantic found, on one line: ``<field>=<input>: <why>``."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or what
+    shown = repr(first.get("input"))
+    if len(shown) > MAX_SHOWN_INPUT:
+        shown = shown[: MAX_SHOWN_INPUT - 3] + "..."
+    return f"{field}={shown}: {first['msg']}"
+
+
+def first_validation_field(exc: ValidationError) -> str:
+    """The dotted name of the first field pydantic rejected ('' for a whole-model error)."""
+    return ".".join(str(part) for part in exc.errors()[0]["loc"])

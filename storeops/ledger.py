@@ -4,6 +4,9 @@ Objects live under ``dispatch-ledger/dt=YYYY-MM-DD/`` (a Glue table, queryable i
 A ``request`` row says a plan asked for a shortage (open until ``open_until``); a ``dispatch``
 row says a truck load carries it (open until a reading after its ``eta``). Planning excludes
 pairs with an open row, so it never asks twice for the same goods.
+
+This module owns the ledger's object keys: ``requests-<plan_id>.json`` per plan and
+``load-<window_id>-<n>.json`` per truck load.
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from storeops.readings import format_timestamp
-
 LEDGER_PREFIX = "dispatch-ledger/"
+LOAD_PREFIX = "load-"
 
 
 class LedgerRow(BaseModel):
@@ -39,8 +41,39 @@ class LedgerRow(BaseModel):
     schema_version: Literal[1] = 1
 
 
-def ledger_key(moment: datetime, name: str) -> str:
-    return f"{LEDGER_PREFIX}dt={moment:%Y-%m-%d}/{name}.json"
+def day_prefix(day: str) -> str:
+    """The folder of one ledger day (``YYYY-MM-DD``)."""
+    return f"{LEDGER_PREFIX}dt={day}/"
+
+
+def requests_key(moment: datetime, plan_id: str) -> str:
+    """Where a plan records the requests it sent."""
+    return f"{day_prefix(f'{moment:%Y-%m-%d}')}requests-{plan_id}.json"
+
+
+def load_id_prefix(window_id: str) -> str:
+    """Loads of a dispatch window are named ``<this>-<n>``."""
+    return f"{LOAD_PREFIX}{window_id}"
+
+
+def load_key(moment: datetime, load_id: str) -> str:
+    """Where a truck load is recorded, under the day it departed."""
+    return f"{day_prefix(f'{moment:%Y-%m-%d}')}{load_id}.json"
+
+
+def window_loads_prefix(day: str, window_id: str) -> str:
+    """The keys of every load one dispatch window recorded on ``day`` start with this."""
+    return f"{day_prefix(day)}{load_id_prefix(window_id)}-"
+
+
+def loads_prefix(day: str) -> str:
+    """The keys of every truck load recorded on ``day`` start with this."""
+    return f"{day_prefix(day)}{LOAD_PREFIX}"
+
+
+def load_id_of(key: str) -> str:
+    """The load id a load key names."""
+    return key.rsplit("/", 1)[-1].removesuffix(".json")
 
 
 def encode_rows(rows: Iterable[LedgerRow]) -> bytes:
@@ -52,7 +85,3 @@ def write_rows(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> str:
     """Write one ledger object (idempotent: the same key and rows give the same object)."""
     s3.put_object(Bucket=bucket, Key=key, Body=encode_rows(rows), ContentType="application/x-ndjson")
     return key
-
-
-def iso(moment: datetime) -> str:
-    return format_timestamp(moment)

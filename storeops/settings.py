@@ -3,7 +3,7 @@
 Built once at each entry point (a CLI, a flow, the Lambda handler) and passed down; never
 read at import time. Every field can be set by an environment variable ``STOREOPS_<FIELD>``
 (for example ``STOREOPS_TARGET=aws``). Resource names are not settings: they come from the
-CloudFormation stack outputs (see ``storeops.aws.StackOutputs``).
+CloudFormation stack outputs (see ``storeops.aws.StackResources``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storeops.exceptions import ConfigurationError
+from storeops.exceptions import ConfigurationError, first_validation_error, first_validation_field
 
 ENV_PREFIX = "STOREOPS_"
 LOOPBACK = "127.0.0.1"
@@ -73,10 +73,8 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "settings"
-        env = f"{ENV_PREFIX}{field.upper()}"
+        env = f"{ENV_PREFIX}{(first_validation_field(exc) or 'settings').upper()}"
         raise ConfigurationError(
-            f"invalid setting {field}={first.get('input')!r}: {first['msg']}",
+            f"invalid setting {first_validation_error(exc, 'settings')}",
             hint=f"set {env} to a valid value (see the README's configuration reference)",
         ) from None

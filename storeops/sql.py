@@ -1,6 +1,8 @@
-"""Load SQL from ``sql/`` by name, substituting only validated identifiers.
+"""Load SQL from ``sql/`` by name, substituting only validated identifiers and shared fragments.
 
 Values are never formatted into SQL: they are bound as awswrangler ``:name`` parameters.
+A ``{name}`` slot is filled by ``sql/fragments/<name>.sql`` when that file exists (SQL the
+queries share, such as the planning window's predicate), otherwise by a validated identifier.
 """
 
 from __future__ import annotations
@@ -20,16 +22,27 @@ def validate_identifier(name: str) -> str:
     return name
 
 
+SLOT = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[a-z_]+)\}[ \t]*$", re.MULTILINE)
+
+
 @cache
-def _read(name: str) -> str:
-    if not re.match(r"^[a-z_]+$", name):
-        raise ValueError(f"not a query name: {name!r}")
-    return (project_root() / "sql" / f"{name}.sql").read_text()
+def _read(relative: str) -> str:
+    if not re.match(r"^(fragments/)?[a-z_]+$", relative):
+        raise ValueError(f"not a query name: {relative!r}")
+    return (project_root() / "sql" / f"{relative}.sql").read_text()
+
+
+def _fragment(match: re.Match[str]) -> str:
+    path = project_root() / "sql" / "fragments" / f"{match['name']}.sql"
+    if not path.exists():
+        return match.group(0)
+    lines = [line for line in _read(f"fragments/{match['name']}").splitlines() if not line.startswith("--")]
+    return "\n".join(match["indent"] + line if line else line for line in lines)
 
 
 def load_query(name: str, **identifiers: str) -> str:
-    """The query ``sql/<name>.sql`` with its ``{identifier}`` slots filled by validated names."""
-    text = _read(name)
+    """The query ``sql/<name>.sql`` with its fragments inlined and its identifier slots filled by validated names."""
+    text = SLOT.sub(_fragment, _read(name))
     for slot, value in identifiers.items():
         text = text.replace("{" + slot + "}", validate_identifier(value))
     leftover = re.search(r"\{[a-z_]+\}", text)

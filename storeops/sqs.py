@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws import describe_error
 from storeops.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
 
 SQS_RETRY = RetryPolicy(max_attempts=6)
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
@@ -117,5 +120,12 @@ class SqsBatcher:
             pending = [e for e in pending if e["Id"] in retry_ids]
             if not pending:
                 return
+            logger.info(
+                "%s: %d of %d entries failed (attempt %d); retrying only those",
+                operation,
+                len(pending),
+                len(group),
+                attempt,
+            )
         for entry in pending:
             outcome.failed[entry["Id"]] = reasons.get(entry["Id"], "failed after retries")

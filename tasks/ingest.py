@@ -1,4 +1,4 @@
-"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.ingest``."""
+"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.stores.ingest``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storeops.catalog import Catalog
-from storeops.deliveries import apply_due, due_deliveries
-from storeops.firehose import FirehoseSender
-from storeops.ingest import (
+from storeops.directory import publish_store_directory
+from storeops.stores.catalog import Catalog
+from storeops.stores.deliveries import apply_due, due_deliveries
+from storeops.stores.firehose import FirehoseSender
+from storeops.stores.ingest import (
     IngestReport,
     SimulationConfig,
     SimulationStore,
@@ -22,8 +23,7 @@ from storeops.ingest import (
     load_or_start,
     stream_ticks,
 )
-from storeops.simulation import SimulationState
-from storeops.store_directory import directory_of, publish_store_directory
+from storeops.stores.simulation import SimulationState
 from tasks.policy import AWS_CALL_RETRIES
 
 
@@ -51,8 +51,12 @@ def load_simulation(store: SimulationStore, config: SimulationConfig) -> tuple[C
     catalog, state, etag = load_or_start(store, config)
     get_run_logger().info(
         "simulation %s: %d stores x %d products, tick %d, simulated clock %s",
-        config.state_key, config.stores, config.products, state.ticks, state.sim_clock.isoformat(),
-    )  # fmt: skip
+        config.state_key,
+        config.stores,
+        config.products,
+        state.ticks,
+        state.sim_clock.isoformat(),
+    )
     return catalog, state, etag
 
 
@@ -65,10 +69,17 @@ def stream_readings(
     get_run_logger().info(
         "sent %d readings in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
         "%d rejected %s; billed %.1f KB for %.1f KB of JSON",
-        report.rows_sent, report.firehose_records, report.firehose_calls, report.retried_records,
-        report.seconds, report.readings_per_s, report.rows_rejected, report.rejected_reasons or "",
-        report.billed_bytes / 1024, report.raw_bytes / 1024,
-    )  # fmt: skip
+        report.rows_sent,
+        report.firehose_records,
+        report.firehose_calls,
+        report.retried_records,
+        report.seconds,
+        report.readings_per_s,
+        report.rows_rejected,
+        report.rejected_reasons or "",
+        report.billed_bytes / 1024,
+        report.raw_bytes / 1024,
+    )
     return report
 
 
@@ -77,13 +88,21 @@ def backfill_history(
     catalog: Catalog, s3: object, bucket: str, days: int, end: datetime, every_hours: int
 ) -> tuple[SimulationState, IngestReport]:
     state, report = backfill(
-        catalog, s3, bucket, days, end=end, every_hours=every_hours,
+        catalog,
+        s3,
+        bucket,
+        days,
+        end=end,
+        every_hours=every_hours,
         progress=_log_progress("backfilled hours", days * 24, bar=True),
-    )  # fmt: skip
+    )
     get_run_logger().info(
         "backfilled %d readings in %d objects over %d days in %.1f s",
-        report.backfill_rows, report.backfill_objects, days, report.seconds,
-    )  # fmt: skip
+        report.backfill_rows,
+        report.backfill_objects,
+        days,
+        report.seconds,
+    )
     return state, report
 
 
@@ -106,7 +125,7 @@ def receive_deliveries(s3: object, bucket: str, catalog: Catalog, state: Simulat
     """Add every truck stop whose ETA has passed to the simulated stock (once); publish the store directory."""
     deliveries, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
     units = apply_due(state, catalog, deliveries, complete)
-    publish_store_directory(s3, bucket, directory_of(catalog))
+    publish_store_directory(s3, bucket, catalog.directory())
     if deliveries:
         get_run_logger().info("%d truck stops delivered %d units", len(deliveries), units)
     return units

@@ -16,9 +16,13 @@ from storeops.exceptions import StoreOpsError
 
 INVOKE_READ_TIMEOUT = 330.0  # the function's timeout (300 s) plus margin
 RETRYABLE_CODES = {
-    "TooManyRequestsException", "ServiceException", "EC2ThrottledException", "ResourceNotReadyException",
-    "ThrottlingException", "ServiceUnavailableException",
-}  # fmt: skip
+    "TooManyRequestsException",
+    "ServiceException",
+    "EC2ThrottledException",
+    "ResourceNotReadyException",
+    "ThrottlingException",
+    "ServiceUnavailableException",
+}
 
 
 class PlannerUnavailable(StoreOpsError):
@@ -69,9 +73,13 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
         raise PlanningFailed(f"planning failed: {message}")
     get_run_logger().info(
         "plan %s: %d shortages %s, %d messages sent, %d bytes scanned, %.2f s in the function",
-        payload["plan_id"], payload["shortage_count"], payload["shortages_by_kind"], payload["messages_sent"],
-        payload["bytes_scanned"], payload["seconds"],
-    )  # fmt: skip
+        payload["plan_id"],
+        payload["shortage_count"],
+        payload["shortages_by_kind"],
+        payload["messages_sent"],
+        payload["bytes_scanned"],
+        payload["seconds"],
+    )
     return dict(payload)
 
 
@@ -81,9 +89,10 @@ def publish_plan(payload: dict[str, Any]) -> None:
     columns = ("store_id", "product_id", "product_name", "kind", "on_hand", "quantity", "hours_of_cover", "shortage_id")
     rows = [{c: r.get(c) for c in columns} for r in payload["shortages"][:500]]
     create_table_artifact(
-        key="plan-shortages", table=rows or [{c: None for c in columns}],
+        key="plan-shortages",
+        table=rows or [{c: None for c in columns}],
         description=f"Shortages at {payload['as_of']} (first {len(rows)} of {payload['shortage_count']})",
-    )  # fmt: skip
+    )
     kinds = "\n".join(f"| {k} | {v} |" for k, v in payload["shortages_by_kind"].items()) or "| none | 0 |"
     cost = payload["query_cost_usd"]
     create_markdown_artifact(

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from storeops.readings import format_timestamp
+from storeops.clock import format_timestamp
 
 
 def reference_shortages(

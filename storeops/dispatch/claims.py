@@ -10,6 +10,7 @@ so a load recorded just before a crash is never dispatched again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 RETENTION_SECONDS = 30 * 24 * 3600  # DynamoDB TTL removes claims a month after their lease
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,22 @@ class ClaimStore:
         """
         now = self.clock()
         items = [
-            {"PutRequest": {"Item": {
-                "shortage_id": {"S": i}, "state": {"S": "dispatched"}, "worker": {"S": worker},
-                "window_id": {"S": window_id}, "ledger_dt": {"S": ledger_dt}, "dispatched_at": {"N": f"{now:.3f}"},
-                "lease_expires": {"N": "0"}, "ttl": {"N": str(int(now + RETENTION_SECONDS))},
-            }}}
+            {
+                "PutRequest": {
+                    "Item": {
+                        "shortage_id": {"S": i},
+                        "state": {"S": "dispatched"},
+                        "worker": {"S": worker},
+                        "window_id": {"S": window_id},
+                        "ledger_dt": {"S": ledger_dt},
+                        "dispatched_at": {"N": f"{now:.3f}"},
+                        "lease_expires": {"N": "0"},
+                        "ttl": {"N": str(int(now + RETENTION_SECONDS))},
+                    }
+                }
+            }
             for i in shortage_ids
-        ]  # fmt: skip
+        ]
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
             request = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
             for attempt in range(10):
@@ -122,18 +134,24 @@ class ClaimStore:
         put = self._claim_put(claim.shortage_id, worker, window_id, ledger_dt, now)["Put"]
         put["ConditionExpression"] = "#state = :claimed AND worker = :old AND lease_expires = :lease AND :lease < :now"
         put["ExpressionAttributeValues"] = {
-            ":claimed": {"S": "claimed"}, ":old": {"S": claim.worker},
-            ":lease": {"N": f"{claim.lease_expires:.3f}"}, ":now": {"N": f"{now:.3f}"},
-        }  # fmt: skip
+            ":claimed": {"S": "claimed"},
+            ":old": {"S": claim.worker},
+            ":lease": {"N": f"{claim.lease_expires:.3f}"},
+            ":now": {"N": f"{now:.3f}"},
+        }
         try:
-            self.dynamodb.put_item(TableName=put["TableName"], Item=put["Item"],
-                                   ConditionExpression=put["ConditionExpression"],
-                                   ExpressionAttributeNames=put["ExpressionAttributeNames"],
-                                   ExpressionAttributeValues=put["ExpressionAttributeValues"])  # fmt: skip
+            self.dynamodb.put_item(
+                TableName=put["TableName"],
+                Item=put["Item"],
+                ConditionExpression=put["ConditionExpression"],
+                ExpressionAttributeNames=put["ExpressionAttributeNames"],
+                ExpressionAttributeValues=put["ExpressionAttributeValues"],
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
+        logger.info("took over shortage %s from %s (lease expired)", claim.shortage_id, claim.worker)
         return True
 
     def repair_dispatched(self, shortage_id: str, window_id: str) -> None:
@@ -146,9 +164,11 @@ class ClaimStore:
                 ConditionExpression="#state = :claimed AND window_id = :window",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":dispatched": {"S": "dispatched"}, ":claimed": {"S": "claimed"}, ":window": {"S": window_id},
+                    ":dispatched": {"S": "dispatched"},
+                    ":claimed": {"S": "claimed"},
+                    ":window": {"S": window_id},
                 },
-            )  # fmt: skip
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
@@ -173,9 +193,13 @@ class ClaimStore:
             "Put": {
                 "TableName": self.table,
                 "Item": {
-                    "shortage_id": {"S": shortage_id}, "state": {"S": "claimed"}, "worker": {"S": worker},
-                    "lease_expires": {"N": f"{lease:.3f}"}, "window_id": {"S": window_id},
-                    "ledger_dt": {"S": ledger_dt}, "claimed_at": {"N": f"{now:.3f}"},
+                    "shortage_id": {"S": shortage_id},
+                    "state": {"S": "claimed"},
+                    "worker": {"S": worker},
+                    "lease_expires": {"N": f"{lease:.3f}"},
+                    "window_id": {"S": window_id},
+                    "ledger_dt": {"S": ledger_dt},
+                    "claimed_at": {"N": f"{now:.3f}"},
                     "ttl": {"N": str(int(lease + RETENTION_SECONDS))},
                 },
                 # new, or re-claimed by the same worker; abandoned claims go through take_over()
@@ -183,7 +207,7 @@ class ClaimStore:
                 "ExpressionAttributeNames": {"#state": "state"},
                 "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":me": {"S": worker}},
             }
-        }  # fmt: skip
+        }
 
 
 def _claim(item: dict[str, Any]) -> Claim:

@@ -7,6 +7,7 @@ recorded and deleted, or released with visibility 0) before the loop returns.
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import threading
@@ -18,9 +19,11 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.dispatch.worker import DispatchWorker, WindowReport
+from storeops.dispatch.worker import DispatchCounts, DispatchWorker, WindowReport
 from storeops.exceptions import StoreOpsError
 from storeops.retry import full_jitter_delay
+
+logger = logging.getLogger(__name__)
 
 
 class StopFlag:
@@ -64,18 +67,13 @@ def stop_on_signals(flag: StopFlag) -> Iterator[StopFlag]:
 
 
 @dataclass
-class TruckTotals:
+class TruckTotals(DispatchCounts):
+    """A run's totals: the windows' counts summed, plus what only the loop sees."""
+
     windows: int = 0
     messages_received: int = 0
-    dispatched: int = 0
-    duplicates_skipped: int = 0
-    dead_lettered: int = 0
-    held_elsewhere: int = 0
     released: int = 0
-    delete_failures: int = 0
     trucks: int = 0
-    lower_bound_trucks: int = 0
-    units: int = 0
     transient_errors: int = 0
     seconds: float = 0.0
     stopped_by: str = ""
@@ -84,14 +82,8 @@ class TruckTotals:
     def add(self, report: WindowReport) -> None:
         self.windows += 1
         self.messages_received += report.received
-        self.dispatched += report.dispatched
-        self.duplicates_skipped += report.duplicates_skipped
-        self.dead_lettered += report.dead_lettered
-        self.held_elsewhere += report.held_elsewhere
-        self.delete_failures += report.delete_failures
         self.trucks += report.trucks
-        self.lower_bound_trucks += report.lower_bound_trucks
-        self.units += report.units
+        self.add_counts(report)
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "last_errors"} | {"last_errors": self.last_errors[-5:]}
@@ -134,7 +126,15 @@ def run_dispatch_loop(
                 totals.released += worker.release(held)
             if failures >= max_consecutive_failures:
                 raise
-            sleep(backoff_seconds(failures))
+            delay = backoff_seconds(failures)
+            logger.warning(
+                "window failed (%d in a row, %d released): %s; retrying in %.1f s",
+                failures,
+                totals.released,
+                totals.last_errors[-1],
+                delay,
+            )
+            sleep(delay)
             continue
         failures = 0
         totals.add(report)

@@ -8,8 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from storeops.dispatch.routing import FleetPolicy, StoreLocation
-from storeops.planning.models import DispatchRequest
+from storeops.contracts.dispatch_request import DispatchRequest
+from storeops.directory import StoreLocation
+from storeops.dispatch.routing import FleetPolicy
+from storeops.exceptions import first_validation_error
 
 UNKNOWN_STORE = "unknown store"  # reason prefix: the store directory may simply be stale
 
@@ -47,9 +49,7 @@ def parse_request(
     try:
         request = DispatchRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "message"
-        return None, f"schema: {field}: {first['msg']}"
+        return None, f"schema: {first_validation_error(exc, 'message')}"
     if request.store_id not in stores:
         return None, f"{UNKNOWN_STORE} {request.store_id}: not in the store directory"
     if request.quantity > policy.capacity_units:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from storeops.sqs import SqsBatcher
 
 REDRIVE_REASON = "redriven by SQS after maxReceiveCount receives (no reason recorded)"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,13 @@ def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int =
     found: dict[str, DeadLetter] = {}
     while len(found) < limit:
         messages = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=min(10, limit - len(found)), WaitTimeSeconds=1,
-            VisibilityTimeout=hold_seconds, MessageAttributeNames=["All"],
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=min(10, limit - len(found)),
+            WaitTimeSeconds=1,
+            VisibilityTimeout=hold_seconds,
+            MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        ).get("Messages", [])  # fmt: skip
+        ).get("Messages", [])
         if not messages or all(m["MessageId"] in found for m in messages):
             break  # empty, or only messages already held (they came back): everything was seen
         for m in messages:
@@ -48,6 +54,13 @@ def move_back(batcher: SqsBatcher, queue_url: str, dlq_url: str, letters: list[D
     outcome = batcher.send(queue_url, [(f"m{i}", letter.body) for i, letter in enumerate(letters)])
     sent = [letters[int(i[1:])] for i in outcome.succeeded]
     deleted = batcher.delete(dlq_url, [(f"d{i}", letter.receipt_handle) for i, letter in enumerate(sent)])
+    logger.info(
+        "moved %d of %d dead letters back to the dispatch queue; %d not sent, %d not deleted from the DLQ",
+        len(sent),
+        len(letters),
+        len(outcome.failed),
+        len(deleted.failed),
+    )
     return len(sent), len(outcome.failed) + len(deleted.failed)
 
 

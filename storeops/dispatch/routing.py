@@ -12,18 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from storeops.catalog import REGIONS
-from storeops.planning.models import DispatchRequest
+from storeops.contracts.dispatch_request import DispatchRequest
+from storeops.directory import DEPOTS, StoreLocation
 
 EARTH_RADIUS_KM = 6371.0
-
-
-@dataclass(frozen=True)
-class StoreLocation:
-    store_id: str
-    region: str
-    lat: float
-    lon: float
 
 
 @dataclass(frozen=True)
@@ -139,9 +131,12 @@ def consolidate(
         by_region[stores[request.store_id].region][request.store_id].append(request)
     loads: list[Load] = []
     for region in sorted(by_region):
-        stops = [chunk for store_id, reqs in sorted(by_region[region].items())
-                 for chunk in _stop_chunks(store_id, reqs, policy.capacity_units)]  # fmt: skip
-        depot = REGIONS.get(region, (0.0, 0.0))
+        stops = [
+            chunk
+            for store_id, reqs in sorted(by_region[region].items())
+            for chunk in _stop_chunks(store_id, reqs, policy.capacity_units)
+        ]
+        depot = DEPOTS.get(region, (0.0, 0.0))
         for truck_stops in pack_region(stops, policy):
             route, km = nearest_neighbour_route(depot, truck_stops, stores)
             number = len(loads) + 1

@@ -10,26 +10,37 @@ Plain code over injected clients: the ``trucks`` flow loops over it.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
-from storeops.dispatch.claims import ClaimStore
+from storeops.clock import format_timestamp
+from storeops.contracts.dispatch_request import DispatchRequest
+from storeops.directory import StoreLocation, load_store_directory
+from storeops.dispatch.claims import Claim, ClaimStore
 from storeops.dispatch.messages import UNKNOWN_STORE, Received, parse_request
-from storeops.dispatch.routing import FleetPolicy, Load, StoreLocation, consolidate, lower_bound_trucks
+from storeops.dispatch.routing import FleetPolicy, Load, consolidate, lower_bound_trucks
 from storeops.exceptions import StoreOpsError
-from storeops.ledger import LEDGER_PREFIX, LedgerRow, iso, ledger_key, write_rows
-from storeops.planning.models import DispatchRequest
+from storeops.ledger import LedgerRow, load_id_prefix, load_key, window_loads_prefix, write_rows
 from storeops.sqs import SqsBatcher
-from storeops.store_directory import load_store_directory
 
-log = logging.getLogger("storeops.dispatch")
+logger = logging.getLogger(__name__)
 RETRY_LATER_SECONDS = 30  # visibility for a message whose shortage another worker holds
+
+
+class LostClaim(enum.Enum):
+    """How a shortage whose claim another window holds is resolved."""
+
+    DISPATCHED = "its load is recorded: the message is a duplicate"
+    HELD_ELSEWHERE = "a live worker holds it: retry later"
+    TAKEN_OVER = "its worker died before recording: this window dispatches it"
 
 
 @dataclass(frozen=True)
@@ -61,20 +72,29 @@ class LoadSummary:
 
 
 @dataclass
-class WindowReport:
-    """What one window did; every received message is in exactly one outcome."""
+class DispatchCounts:
+    """What happened to messages and shortages; a window's report and a run's totals both count these."""
 
-    window_id: str = ""
-    received: int = 0
     dispatched: int = 0
     duplicates_skipped: int = 0
     dead_lettered: int = 0
     held_elsewhere: int = 0
-    released: int = 0
     delete_failures: int = 0
-    loads: list[LoadSummary] = field(default_factory=list)
     lower_bound_trucks: int = 0
     units: int = 0
+
+    def add_counts(self, other: DispatchCounts) -> None:
+        for counter in fields(DispatchCounts):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+
+@dataclass
+class WindowReport(DispatchCounts):
+    """What one window did; every received message is in exactly one outcome."""
+
+    window_id: str = ""
+    received: int = 0
+    loads: list[LoadSummary] = field(default_factory=list)
     oldest_age_s: float = 0.0
     dead_letter_reasons: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -117,13 +137,21 @@ class DispatchWorker:
             try:
                 self._marking.result()
             except Exception as exc:
-                log.warning("marking claims dispatched failed (they will be repaired from the ledger): %s", exc)
+                logger.warning("marking claims dispatched failed (they will be repaired from the ledger): %s", exc)
             self._marking = None
 
     def close(self) -> None:
-        """Finish background work; call before the process exits."""
+        """Finish background work and stop its thread; the worker is closed when its ``with`` block ends."""
         self.finish_marking()
         self._background.shutdown(wait=True)
+
+    def __enter__(self) -> DispatchWorker:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- receiving --------------------------------------------------------------------------
     def gather(self, until_empty: bool = False) -> list[Received]:
@@ -162,9 +190,10 @@ class DispatchWorker:
     def extend(self, messages: list[Received]) -> None:
         """Keep held messages invisible while a long window gathers."""
         self.batcher.change_visibility(
-            self.config.queue_url, [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)],
+            self.config.queue_url,
+            [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)],
             self.config.visibility_seconds,
-        )  # fmt: skip
+        )
 
     def release(self, messages: list[Received]) -> int:
         """Make messages visible again at once (on shutdown or an aborted window)."""
@@ -188,25 +217,7 @@ class DispatchWorker:
         self._oldest_sent = None
         if not messages:
             return report
-        if not self.stores:
-            self.stores = load_store_directory(self.s3, self.config.bucket)
-        parsed = [(m, *parse_request(m.body, self.stores, self.config.policy)) for m in messages]
-        if any(reason.startswith(UNKNOWN_STORE) for _, _, reason in parsed):
-            # the simulation may have published new stores since the directory was read: reread once
-            self.stores = load_store_directory(self.s3, self.config.bucket)
-            parsed = [
-                (m, *parse_request(m.body, self.stores, self.config.policy)) if reason.startswith(UNKNOWN_STORE)
-                else (m, request, reason)
-                for m, request, reason in parsed
-            ]  # fmt: skip
-
-        valid: dict[str, list[tuple[Received, DispatchRequest]]] = {}
-        invalid: list[tuple[Received, str]] = []
-        for message, request, reason in parsed:
-            if request is None:
-                invalid.append((message, reason))
-            else:
-                valid.setdefault(request.shortage_id, []).append((message, request))
+        valid, invalid = self._validate(messages)
         self._dead_letter(invalid, report)
 
         ledger_dt = f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d}"
@@ -217,18 +228,12 @@ class DispatchWorker:
         won, lost = self.claims.claim(candidates, self.config.worker_id, window_id, ledger_dt)
         for shortage_id, claim in self.claims.lookup(lost).items():
             copies = [m for m, _ in valid[shortage_id]]
-            if claim.state == "dispatched":
+            outcome = self._resolve_lost_claim(claim, now, window_id, ledger_dt)
+            if outcome is LostClaim.TAKEN_OVER:
+                won.add(shortage_id)
+            elif outcome is LostClaim.DISPATCHED:
                 to_delete += copies
                 report.duplicates_skipped += len(copies)
-            elif claim.lease_expires > now:
-                retry_later += copies
-                report.held_elsewhere += len(copies)
-            elif self._recorded_in_ledger(claim.ledger_dt, claim.window_id, shortage_id):
-                self.claims.repair_dispatched(shortage_id, claim.window_id)  # its worker died after recording
-                to_delete += copies
-                report.duplicates_skipped += len(copies)
-            elif self.claims.take_over(claim, self.config.worker_id, window_id, ledger_dt):
-                won.add(shortage_id)  # abandoned by a dead worker before it recorded anything
             else:
                 retry_later += copies
                 report.held_elsewhere += len(copies)
@@ -239,7 +244,6 @@ class DispatchWorker:
             except BaseException:
                 self.claims.release(won, self.config.worker_id)
                 raise
-            marked = sorted(won)
             report.loads = [_summary(load) for load in loads]
             report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
             report.units = sum(r.quantity for r in requests)
@@ -250,19 +254,63 @@ class DispatchWorker:
                 report.duplicates_skipped += len(pairs) - 1  # in-window duplicates of a dispatched request
         report.delete_failures += self._delete(to_delete)  # the ledger holds the loads: safe to delete
         if requests:
-            # claimed -> dispatched only speeds up duplicate detection (a crash before it is repaired from
-            # the ledger), so it runs in the background while the next window gathers.
-            self.finish_marking()
-            self._marking = self._background.submit(
-                self.claims.mark_dispatched, marked, self.config.worker_id, window_id, ledger_dt
-            )
-        if retry_later:
-            self.batcher.change_visibility(
-                self.config.queue_url, [(f"h{i}", m.receipt_handle) for i, m in enumerate(retry_later)],
-                RETRY_LATER_SECONDS,
-            )  # fmt: skip
+            self._mark_in_background(sorted(won), window_id, ledger_dt)
+        self._retry_later(retry_later)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _validate(
+        self, messages: list[Received]
+    ) -> tuple[dict[str, list[tuple[Received, DispatchRequest]]], list[tuple[Received, str]]]:
+        """Valid requests by shortage id (duplicates together), and invalid messages with their reason."""
+        if not self.stores:
+            self.stores = load_store_directory(self.s3, self.config.bucket)
+        parsed = [(m, *parse_request(m.body, self.stores, self.config.policy)) for m in messages]
+        if any(reason.startswith(UNKNOWN_STORE) for _, _, reason in parsed):
+            # the stores may have published new stores since the directory was read: reread once
+            self.stores = load_store_directory(self.s3, self.config.bucket)
+            parsed = [
+                (m, *parse_request(m.body, self.stores, self.config.policy))
+                if reason.startswith(UNKNOWN_STORE)
+                else (m, request, reason)
+                for m, request, reason in parsed
+            ]
+        valid: dict[str, list[tuple[Received, DispatchRequest]]] = {}
+        invalid: list[tuple[Received, str]] = []
+        for message, request, reason in parsed:
+            if request is None:
+                invalid.append((message, reason))
+            else:
+                valid.setdefault(request.shortage_id, []).append((message, request))
+        return valid, invalid
+
+    def _resolve_lost_claim(self, claim: Claim, now: float, window_id: str, ledger_dt: str) -> LostClaim:
+        """What to do with a shortage whose claim another window holds."""
+        if claim.state == "dispatched":
+            return LostClaim.DISPATCHED
+        if claim.lease_expires > now:
+            return LostClaim.HELD_ELSEWHERE
+        if self._recorded_in_ledger(claim.ledger_dt, claim.window_id, claim.shortage_id):
+            # its worker died after recording the load: the claim only missed its mark
+            self.claims.repair_dispatched(claim.shortage_id, claim.window_id)
+            return LostClaim.DISPATCHED
+        if self.claims.take_over(claim, self.config.worker_id, window_id, ledger_dt):
+            return LostClaim.TAKEN_OVER  # abandoned by a dead worker before it recorded anything
+        return LostClaim.HELD_ELSEWHERE  # another worker took it over first
+
+    def _mark_in_background(self, shortage_ids: list[str], window_id: str, ledger_dt: str) -> None:
+        """claimed -> dispatched only speeds up duplicate detection (a crash before it is repaired from
+        the ledger), so it runs in the background while the next window gathers."""
+        self.finish_marking()
+        self._marking = self._background.submit(
+            self.claims.mark_dispatched, shortage_ids, self.config.worker_id, window_id, ledger_dt
+        )
+
+    def _retry_later(self, messages: list[Received]) -> None:
+        """Leave messages whose shortage another worker holds invisible for a while."""
+        if messages:
+            entries = [(f"h{i}", m.receipt_handle) for i, m in enumerate(messages)]
+            self.batcher.change_visibility(self.config.queue_url, entries, RETRY_LATER_SECONDS)
 
     # -- internals --------------------------------------------------------------------------
     def _dead_letter(self, invalid: list[tuple[Received, str]], report: WindowReport) -> None:
@@ -270,7 +318,11 @@ class DispatchWorker:
             return
         entries = [(f"d{i}", m.body) for i, (m, _) in enumerate(invalid)]
         attributes = {
-            f"d{i}": {"failure_reason": reason, "source_message_id": m.message_id, "failed_at": iso(datetime.now(UTC))}
+            f"d{i}": {
+                "failure_reason": reason,
+                "source_message_id": m.message_id,
+                "failed_at": format_timestamp(datetime.now(UTC)),
+            }
             for i, (m, reason) in enumerate(invalid)
         }
         outcome = self.batcher.send(self.config.dead_letter_queue_url, entries, attributes)
@@ -278,7 +330,7 @@ class DispatchWorker:
         for entry_id in outcome.succeeded:
             message, reason = invalid[int(entry_id[1:])]
             report.dead_letter_reasons[message.message_id] = reason
-            log.warning("dead-lettered message %s: %s", message.message_id, reason)
+            logger.warning("dead-lettered message %s: %s", message.message_id, reason)
         report.dead_lettered += len(moved)
         report.delete_failures += self._delete(moved)  # left in place if the DLQ send failed
 
@@ -292,7 +344,7 @@ class DispatchWorker:
 
     def _record_loads(self, requests: list[DispatchRequest], window_id: str, now: float) -> list[Load]:
         departure = datetime.fromtimestamp(now, UTC)
-        loads = consolidate(requests, self.stores, self.config.policy, departure, f"load-{window_id}")
+        loads = consolidate(requests, self.stores, self.config.policy, departure, load_id_prefix(window_id))
         if self.clock() > now + self.config.lease_seconds * 0.5:
             raise StoreOpsError(
                 f"window {window_id} used half its claim lease before recording its loads",
@@ -302,14 +354,21 @@ class DispatchWorker:
         def record(load: Load) -> None:
             rows = [
                 LedgerRow(
-                    record_type="dispatch", shortage_id=r.shortage_id, store_id=r.store_id, product_id=r.product_id,
-                    quantity=r.quantity, recorded_at=iso(departure), load_id=load.load_id, truck_id=load.truck_id,
-                    stop_number=n, eta=iso(stop.eta or departure),
+                    record_type="dispatch",
+                    shortage_id=r.shortage_id,
+                    store_id=r.store_id,
+                    product_id=r.product_id,
+                    quantity=r.quantity,
+                    recorded_at=format_timestamp(departure),
+                    load_id=load.load_id,
+                    truck_id=load.truck_id,
+                    stop_number=n,
+                    eta=format_timestamp(stop.eta or departure),
                 )
                 for n, stop in enumerate(load.stops, start=1)
                 for r in stop.requests
-            ]  # fmt: skip
-            write_rows(self.s3, self.config.bucket, ledger_key(departure, load.load_id), rows)
+            ]
+            write_rows(self.s3, self.config.bucket, load_key(departure, load.load_id), rows)
 
         with ThreadPoolExecutor(max_workers=self.config.io_threads) as pool:
             list(pool.map(record, loads))  # re-raises the first failure
@@ -319,7 +378,7 @@ class DispatchWorker:
         """Did the window that claimed this shortage record it in a load before it died?"""
         if not ledger_dt or not window_id:
             return False
-        prefix = f"{LEDGER_PREFIX}dt={ledger_dt}/load-{window_id}-"
+        prefix = window_loads_prefix(ledger_dt, window_id)
         listing = self.s3.list_objects_v2(Bucket=self.config.bucket, Prefix=prefix)
         for obj in listing.get("Contents", []):
             body = self.s3.get_object(Bucket=self.config.bucket, Key=obj["Key"])["Body"].read()

@@ -16,8 +16,9 @@ from storeops.aws import AwsClients
 from storeops.planning.models import PlanningTargets, PlanRequest
 from storeops.planning.service import plan_shortages
 
-logger = logging.getLogger("storeops.planning")
-logger.setLevel(logging.INFO)
+logger = logging.getLogger(__name__)
+# The runtime's root logger may drop INFO: let this package's loggers (here and in service) through.
+logging.getLogger(__name__.partition(".")[0]).setLevel(logging.INFO)
 _clients: AwsClients | None = None  # kept between warm invocations
 
 
@@ -35,7 +36,11 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     result = plan_shortages(_factory(), targets, request, now=datetime.now(UTC))
     logger.info(
         "plan %s: %d shortages %s, %d messages sent, %d bytes scanned, %.2f s",
-        result.plan_id, len(result.shortages), result.by_kind, result.messages_sent, result.bytes_scanned,
+        result.plan_id,
+        len(result.shortages),
+        result.by_kind,
+        result.messages_sent,
+        result.bytes_scanned,
         result.seconds,
-    )  # fmt: skip
+    )
     return result.to_payload()

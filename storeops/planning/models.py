@@ -1,28 +1,21 @@
-"""Planning's input (the Lambda event), its window, and its output (dispatch request messages)."""
+"""Planning's input (the Lambda event), its window, and where it reads and writes."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from storeops.exceptions import ConfigurationError, ValidationFailed
-from storeops.readings import ID_PATTERN, format_timestamp
+from storeops.clock import format_timestamp
+from storeops.contracts.reading import ID_PATTERN
+from storeops.exceptions import ConfigurationError, ValidationFailed, first_validation_error
 from storeops.sql import validate_identifier
 
 CLOCK_SKEW = timedelta(minutes=5)
-ShortageKind = Literal["out_of_stock", "below_reorder_point", "at_risk"]
-
-
-def one_line_validation_error(exc: ValidationError, what: str) -> ValidationFailed:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or what
-    return ValidationFailed(f"invalid {what} field {field}={first.get('input')!r}: {first['msg']}")
 
 
 class PlanRequest(BaseModel):
@@ -52,7 +45,7 @@ class PlanRequest(BaseModel):
         try:
             return cls.model_validate(dict(event or {}))
         except ValidationError as exc:
-            raise one_line_validation_error(exc, "event") from None
+            raise ValidationFailed(f"invalid event field {first_validation_error(exc, 'event')}") from None
 
 
 @dataclass(frozen=True)
@@ -102,37 +95,6 @@ class PlanWindow:
             "store_filter": "," + ",".join(self.stores) + "," if self.stores else "",
             "ledger_start_dt": f"{ledger_start:%Y-%m-%d}",
         }
-
-
-def shortage_id(store_id: str, product_id: str, reading_event_id: str) -> str:
-    """Deterministic: the same shortage (store, product, reading) always gets the same id."""
-    digest = hashlib.sha256(f"{store_id}|{product_id}|{reading_event_id}".encode()).hexdigest()
-    return f"sh-{digest[:32]}"
-
-
-class DispatchRequest(BaseModel):
-    """A dispatch request message on the queue (schema version 1)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
-    shortage_id: str = Field(pattern=r"^sh-[0-9a-f]{32}$")
-    plan_id: str = Field(min_length=1, max_length=128)
-    planned_at: AwareDatetime
-    store_id: str = Field(pattern=ID_PATTERN)
-    product_id: str = Field(pattern=ID_PATTERN)
-    product_name: str = Field(min_length=1, max_length=64)
-    category: str = Field(min_length=1, max_length=32)
-    kind: ShortageKind
-    priority: int = Field(ge=1, le=3)
-    quantity: int = Field(gt=0, le=1_000_000)
-    case_pack: int = Field(ge=1)
-    on_hand: int = Field(ge=0)
-    reorder_point: int = Field(ge=0)
-    target_stock: int = Field(ge=1)
-    hours_of_cover: float | None = Field(None, ge=0)
-    reading_event_id: str
-    observed_at: str
 
 
 @dataclass(frozen=True)

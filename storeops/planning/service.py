@@ -6,6 +6,7 @@ The planning Lambda's handler and the tests call ``plan_shortages``; nothing her
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,20 +16,37 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from storeops.aws import AwsClients, describe_error
+from storeops.clock import format_timestamp
+from storeops.contracts.dispatch_request import DispatchRequest, shortage_id
 from storeops.exceptions import DeliveryError, QueryFailed, StackError, ValidationFailed
-from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
-from storeops.planning.models import DispatchRequest, PlanningTargets, PlanRequest, PlanWindow, shortage_id
-from storeops.readings import format_timestamp
+from storeops.ledger import LedgerRow, requests_key, write_rows
+from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.sql import load_query
 from storeops.sqs import SqsBatcher
+
+logger = logging.getLogger(__name__)
 
 ATHENA_USD_PER_TB = 5.0
 ATHENA_MIN_BYTES = 10 * 1024 * 1024  # Athena bills at least 10 MB per query
 SHORTAGE_COLUMNS = [
-    "shortage_id", "store_id", "product_id", "product_name", "category", "kind", "priority", "on_hand",
-    "reorder_point", "target_stock", "case_pack", "quantity", "units_sold_in_window", "sales_per_hour",
-    "hours_of_cover", "reading_event_id", "observed_at",
-]  # fmt: skip
+    "shortage_id",
+    "store_id",
+    "product_id",
+    "product_name",
+    "category",
+    "kind",
+    "priority",
+    "on_hand",
+    "reorder_point",
+    "target_stock",
+    "case_pack",
+    "quantity",
+    "units_sold_in_window",
+    "sales_per_hour",
+    "hours_of_cover",
+    "reading_event_id",
+    "observed_at",
+]
 
 
 @dataclass
@@ -98,9 +116,8 @@ def _failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | Non
         return None
     head = sql.strip()[:60]
     matches = [
-        e for e in executions
-        if e["Status"]["State"] == "FAILED" and e.get("Query", "").strip().startswith(head)
-    ]  # fmt: skip
+        e for e in executions if e["Status"]["State"] == "FAILED" and e.get("Query", "").strip().startswith(head)
+    ]
     if not matches:
         return None
     newest = max(matches, key=lambda e: e["Status"].get("SubmissionDateTime") or 0)
@@ -181,8 +198,15 @@ def to_requests(shortages: pd.DataFrame, plan_id: str, planned_at: datetime) -> 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     """Typed columns plus the deterministic shortage id, whatever the engine returned."""
     out = frame.copy()
-    for column in ("on_hand", "reorder_point", "target_stock", "case_pack", "quantity", "priority",
-                   "units_sold_in_window"):  # fmt: skip
+    for column in (
+        "on_hand",
+        "reorder_point",
+        "target_stock",
+        "case_pack",
+        "quantity",
+        "priority",
+        "units_sold_in_window",
+    ):
         out[column] = out[column].astype("int64")
     for column in ("sales_per_hour", "hours_of_cover"):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
@@ -222,6 +246,15 @@ def plan_shortages(
             )
     run = run_query(clients, targets, "shortages", params)
     shortages = normalise(run.frame)
+    logger.info(
+        "query %s: %d shortages in (%s, %s] in %.2f s, %d bytes scanned",
+        run.query_execution_id,
+        len(shortages),
+        params["window_start"],
+        params["as_of"],
+        run.seconds,
+        run.bytes_scanned,
+    )
     plan_id = run.query_execution_id or f"plan-{int(now.timestamp())}"
     result = PlanResult(
         plan_id=plan_id,
@@ -241,18 +274,34 @@ def plan_shortages(
         return result
     messages = to_requests(to_send, plan_id, now)
     # Record the requests before sending: a crash after this never leads to asking twice.
-    open_until = iso(now + timedelta(hours=targets.request_ttl_hours))
+    open_until = format_timestamp(now + timedelta(hours=targets.request_ttl_hours))
     rows = [
-        LedgerRow(record_type="request", shortage_id=m.shortage_id, store_id=m.store_id, product_id=m.product_id,
-                  quantity=m.quantity, recorded_at=iso(now), open_until=open_until)
+        LedgerRow(
+            record_type="request",
+            shortage_id=m.shortage_id,
+            store_id=m.store_id,
+            product_id=m.product_id,
+            quantity=m.quantity,
+            recorded_at=format_timestamp(now),
+            open_until=open_until,
+        )
         for m in messages
-    ]  # fmt: skip
-    result.ledger_key = write_rows(clients.client("s3"), targets.bucket, ledger_key(now, f"requests-{plan_id}"), rows)
+    ]
+    result.ledger_key = write_rows(clients.client("s3"), targets.bucket, requests_key(now, plan_id), rows)
     batcher = batcher or SqsBatcher(clients.client("sqs"))
     outcome = batcher.send(targets.queue_url, [(f"m{i}", m.model_dump_json()) for i, m in enumerate(messages)])
     result.messages_sent = len(outcome.succeeded)
     result.messages_failed = len(outcome.failed)
     result.seconds = time.perf_counter() - started
+    logger.info(
+        "plan %s: recorded %d requests in %s, sent %d, failed %d, deferred %d by max_messages",
+        plan_id,
+        len(rows),
+        result.ledger_key,
+        result.messages_sent,
+        result.messages_failed,
+        result.deferred,
+    )
     if outcome.failed:
         first = next(iter(outcome.failed.values()))
         raise DeliveryError(

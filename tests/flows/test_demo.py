@@ -30,8 +30,16 @@ def test_demo_cli_json(cli_env: dict[str, str]) -> None:
     result = run_cli(["-m", "flows.demo", "--stores", "8", "--products", "4", "--json"], env=cli_env)
     assert result.returncode == 0, result.stderr[-3000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("rows_sent", "shortages_first_plan", "messages_sent", "dispatched", "duplicates_skipped",
-                "dead_lettered", "shortages_second_plan", "lost"):  # fmt: skip
+    for key in (
+        "rows_sent",
+        "shortages_first_plan",
+        "messages_sent",
+        "dispatched",
+        "duplicates_skipped",
+        "dead_lettered",
+        "shortages_second_plan",
+        "lost",
+    ):
         assert key in payload
     assert payload["lost"] == 0
     assert "[6/6]" in result.stderr  # progress is shown
@@ -40,16 +48,37 @@ def test_demo_cli_json(cli_env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("module", "args", "keys"),
     [
-        ("bench.ingest", ["--stores", "5", "--products", "4", "--ticks", "1", "--naive-readings", "10"],
-         ["readings_per_s", "naive_readings_per_s", "speedup", "billed_bytes", "naive_billed_bytes", "billed_ratio"]),
-        ("bench.plan", ["--stores", "4", "--products", "3", "--days", "1,2"],
-         ["selected_bytes_1d", "selected_bytes_2d", "full_scan_bytes_2d", "growth_2d_over_1d", "full_scan_ratio",
-          "plan_seconds_1d"]),
-        ("bench.drain", ["--messages", "60", "--naive-messages", "5", "--rss-messages", "120"],
-         ["messages_per_s", "naive_messages_per_s", "ceiling_messages_per_s", "speedup", "ceiling_ratio",
-          "rss_growth_mb"]),
+        (
+            "bench.ingest",
+            ["--stores", "5", "--products", "4", "--ticks", "1", "--naive-readings", "10"],
+            ["readings_per_s", "naive_readings_per_s", "speedup", "billed_bytes", "naive_billed_bytes", "billed_ratio"],
+        ),
+        (
+            "bench.plan",
+            ["--stores", "4", "--products", "3", "--days", "1,2"],
+            [
+                "selected_bytes_1d",
+                "selected_bytes_2d",
+                "full_scan_bytes_2d",
+                "growth_2d_over_1d",
+                "full_scan_ratio",
+                "plan_seconds_1d",
+            ],
+        ),
+        (
+            "bench.drain",
+            ["--messages", "60", "--naive-messages", "5", "--rss-messages", "120"],
+            [
+                "messages_per_s",
+                "naive_messages_per_s",
+                "ceiling_messages_per_s",
+                "speedup",
+                "ceiling_ratio",
+                "rss_growth_mb",
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 def test_benchmarks_run_and_print_their_figures(module: str, args: list[str], keys: list[str]) -> None:
     result = run_cli(["-m", module, *args, "--json"], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

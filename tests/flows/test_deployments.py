@@ -44,9 +44,11 @@ def prefect_server(local_stack: LocalStack) -> Iterator[tuple[LocalPrefect, dict
 
 def _flow_runs(api_url: str) -> list[dict]:
     request = urllib.request.Request(
-        f"{api_url}/flow_runs/filter", data=json.dumps({"limit": 50}).encode(), method="POST",
+        f"{api_url}/flow_runs/filter",
+        data=json.dumps({"limit": 50}).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read()))
 
@@ -60,9 +62,13 @@ def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tup
         server.prefect("deployment", "run", deployment, *params)
     worker = subprocess.run(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--run-once"],
-        cwd=ROOT, env={**server.environment(), **env},
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**server.environment(), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
     runs = _flow_runs(server.api_url)
     states = {run["name"]: run["state_type"] for run in runs}

@@ -51,8 +51,12 @@ def test_trucks_cli_stops_cleanly_on_sigterm_and_loses_nothing(cli_env: dict[str
     send(flow_env, [r.model_dump_json() for r in requests])
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.trucks", "--window-messages", "20", "--window-seconds", "2", "--json"],
-        cwd=ROOT, env={**os.environ, **cli_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, **cli_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: len(ledger_dispatches(flow_env)) >= 20 or None, timeout=90, interval=0.2)
         process.send_signal(signal.SIGTERM)
@@ -83,9 +87,13 @@ def test_replay_cli_json(cli_env: dict[str, str], flow_env: LocalStack) -> None:
 
 @pytest.mark.parametrize(
     ("module", "args"),
-    [("flows.trucks", ["--max-seconds", "0"]), ("flows.trucks", ["--window-messages", "x"]),
-     ("flows.replay_dlq", ["--limit", "0"]), ("flows.replay_dlq", ["--bogus"])],
-)  # fmt: skip
+    [
+        ("flows.trucks", ["--max-seconds", "0"]),
+        ("flows.trucks", ["--window-messages", "x"]),
+        ("flows.replay_dlq", ["--limit", "0"]),
+        ("flows.replay_dlq", ["--bogus"]),
+    ],
+)
 def test_bad_cli_values_exit_2(module: str, args: list[str]) -> None:
     result = run_cli(["-m", module, *args])
     assert result.returncode == 2

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storeops.catalog import build_catalog
 from storeops.exceptions import DeliveryError, StoreOpsError
-from storeops.firehose import FirehoseSender
-from storeops.ingest import SimulationConfig, SimulationStore, backfill, load_or_start, stream_ticks
-from storeops.simulation import advance
+from storeops.stores.catalog import build_catalog
+from storeops.stores.firehose import FirehoseSender
+from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, load_or_start, stream_ticks
+from storeops.stores.simulation import advance
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
 
@@ -131,9 +131,13 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
     end = datetime.now(UTC)
     seen: list[tuple[int, int]] = []
     state, report = backfill(
-        catalog, local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket, 2, end=end,
+        catalog,
+        local_stack.clients.client("s3"),
+        local_stack.resources.data_lake_bucket,
+        2,
+        end=end,
         progress=lambda done, total: seen.append((done, total)),
-    )  # fmt: skip
+    )
     assert report.backfill_objects == 48
     assert report.backfill_rows == 48 * 24
     assert seen[-1] == (48, 48)
@@ -149,8 +153,9 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
 
 
 def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> None:
-    from storeops.deliveries import apply_due, due_deliveries
-    from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
+    from storeops.clock import format_timestamp
+    from storeops.ledger import LedgerRow, load_key, write_rows
+    from storeops.stores.deliveries import apply_due, due_deliveries
 
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     now = datetime.now(UTC)
@@ -163,15 +168,15 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
             store_id=store,
             product_id="P0002",
             quantity=qty,
-            recorded_at=iso(now),
+            recorded_at=format_timestamp(now),
             load_id="load-x-001",
             truck_id="T",
             stop_number=stop,
-            eta=iso(now + timedelta(minutes=offset)),
+            eta=format_timestamp(now + timedelta(minutes=offset)),
         )
         for i, (store, stop, qty, offset) in enumerate([("S0001", 1, 12, -30), ("S0003", 2, 24, 90)])
     ]
-    write_rows(s3, bucket, ledger_key(now, "load-x-001"), rows)
+    write_rows(s3, bucket, load_key(now, "load-x-001"), rows)
     due, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
     assert [d.delivery_id for d in due] == ["load-x-001#1"]
     assert complete == set()  # stop 2 is still on the road

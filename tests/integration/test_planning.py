@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from storeops.catalog import build_catalog
+from storeops.clock import format_timestamp
+from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.exceptions import QueryFailed, StackError, ValidationFailed
-from storeops.ingest import backfill
-from storeops.ledger import LedgerRow, iso, ledger_key, write_rows
-from storeops.planning.models import DispatchRequest, PlanningTargets, PlanRequest
+from storeops.ledger import LedgerRow, load_key, write_rows
+from storeops.planning.models import PlanningTargets, PlanRequest
 from storeops.planning.service import plan_shortages
-from storeops.readings import format_timestamp
+from storeops.stores.catalog import build_catalog
+from storeops.stores.ingest import backfill
 from tests.integration.conftest import LocalStack
 from tests.planning_reference import reference_shortages
 
@@ -28,9 +29,13 @@ pytestmark = pytest.mark.integration
 def targets_for(stack: LocalStack, **overrides: str) -> PlanningTargets:
     res = stack.resources
     values = {
-        "database": res.glue_database, "inventory_table": res.inventory_table, "ledger_table": res.ledger_table,
-        "workgroup": res.athena_workgroup, "queue_url": res.dispatch_queue_url, "bucket": res.data_lake_bucket,
-    }  # fmt: skip
+        "database": res.glue_database,
+        "inventory_table": res.inventory_table,
+        "ledger_table": res.ledger_table,
+        "workgroup": res.athena_workgroup,
+        "queue_url": res.dispatch_queue_url,
+        "bucket": res.data_lake_bucket,
+    }
     return PlanningTargets(**{**values, **overrides})
 
 
@@ -47,8 +52,15 @@ def lake_readings(stack: LocalStack) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-READING_DEFAULTS = {"product_name": "Milk", "category": "dairy", "case_pack": 12, "reorder_point": 10,
-                    "target_stock": 60, "units_sold": 0, "schema_version": 1}  # fmt: skip
+READING_DEFAULTS = {
+    "product_name": "Milk",
+    "category": "dairy",
+    "case_pack": 12,
+    "reorder_point": 10,
+    "target_stock": 60,
+    "units_sold": 0,
+    "schema_version": 1,
+}
 
 
 def complete(rows: list[dict]) -> list[dict]:
@@ -80,8 +92,13 @@ def comparable(frame: pd.DataFrame) -> list[tuple]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sql_matches_an_independent_pandas_computation(local_stack: LocalStack, seed: int) -> None:
     now = datetime.now(UTC)
-    backfill(build_catalog(25, 12, seed), local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket,
-             2, end=now)  # fmt: skip
+    backfill(
+        build_catalog(25, 12, seed),
+        local_stack.clients.client("s3"),
+        local_stack.resources.data_lake_bucket,
+        2,
+        end=now,
+    )
     request = PlanRequest(lookback_hours=24, lead_time_hours=30, dry_run=True)
     result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=now)
     expected = reference_shortages(lake_readings(local_stack), now, 24, 30)
@@ -101,21 +118,35 @@ def edge_rows() -> list[dict]:
     t = lambda **kw: format_timestamp(AS_OF - timedelta(**kw))  # noqa: E731
     return [
         # A: two readings at the same instant: the larger event_id wins (deterministic)
-        {"store_id": "S0001", "product_id": "P0001", "observed_at": t(minutes=30), "on_hand": 50,
-         "event_id": "00000000-0000-4000-8000-00000000000a"},
-        {"store_id": "S0001", "product_id": "P0001", "observed_at": t(minutes=30), "on_hand": 0,
-         "event_id": "00000000-0000-4000-8000-00000000000b"},
+        {
+            "store_id": "S0001",
+            "product_id": "P0001",
+            "observed_at": t(minutes=30),
+            "on_hand": 50,
+            "event_id": "00000000-0000-4000-8000-00000000000a",
+        },
+        {
+            "store_id": "S0001",
+            "product_id": "P0001",
+            "observed_at": t(minutes=30),
+            "on_hand": 0,
+            "event_id": "00000000-0000-4000-8000-00000000000b",
+        },
         # B: in-window reading is fine; one exactly at the window start and one after as_of are outside
         {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=3), "on_hand": 0},
         {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=2, minutes=30), "on_hand": 40},
-        {"store_id": "S0001", "product_id": "P0002", "observed_at": format_timestamp(AS_OF + timedelta(milliseconds=1)),
-         "on_hand": 0},
+        {
+            "store_id": "S0001",
+            "product_id": "P0002",
+            "observed_at": format_timestamp(AS_OF + timedelta(milliseconds=1)),
+            "on_hand": 0,
+        },
         # C: no sales at all, below the reorder point: no hours of cover
         {"store_id": "S0002", "product_id": "P0001", "observed_at": t(hours=1), "on_hand": 3, "reorder_point": 5},
         # D: 12 units sold in 3 h (before and after midnight), cover 5 h < lead time: at risk
         {"store_id": "S0002", "product_id": "P0002", "observed_at": t(hours=2), "on_hand": 26, "units_sold": 6},
         {"store_id": "S0002", "product_id": "P0002", "observed_at": t(minutes=10), "on_hand": 20, "units_sold": 6},
-    ]  # fmt: skip
+    ]
 
 
 def test_edge_cases(local_stack: LocalStack) -> None:
@@ -168,8 +199,17 @@ def test_planning_twice_never_requests_the_same_goods_twice(local_stack: LocalSt
     for message in sent:
         DispatchRequest.model_validate(message)
     # new readings arrive, the pairs are still short: planning again sends nothing
-    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "observed_at": format_timestamp(
-        AS_OF - timedelta(minutes=5)), "on_hand": 0}])  # fmt: skip
+    put_readings(
+        local_stack,
+        [
+            {
+                "store_id": "S0001",
+                "product_id": "P0001",
+                "observed_at": format_timestamp(AS_OF - timedelta(minutes=5)),
+                "on_hand": 0,
+            }
+        ],
+    )
     second = plan_shortages(local_stack.clients, targets, request, now=AS_OF + timedelta(minutes=1))
     assert second.messages_sent == 0
     assert second.shortages.empty
@@ -180,18 +220,44 @@ def test_a_dispatch_stays_open_until_a_reading_after_its_arrival(local_stack: Lo
     targets = targets_for(local_stack)
     eta = AS_OF + timedelta(hours=2)
     row = LedgerRow(
-        record_type="dispatch", shortage_id="sh-" + "0" * 32, store_id="S0001", product_id="P0001", quantity=60,
-        recorded_at=iso(AS_OF), load_id="L1", truck_id="T1", stop_number=1, eta=iso(eta),
-    )  # fmt: skip
-    write_rows(local_stack.clients.client("s3"), targets.bucket, ledger_key(AS_OF, "load-L1"), [row])
+        record_type="dispatch",
+        shortage_id="sh-" + "0" * 32,
+        store_id="S0001",
+        product_id="P0001",
+        quantity=60,
+        recorded_at=format_timestamp(AS_OF),
+        load_id="L1",
+        truck_id="T1",
+        stop_number=1,
+        eta=format_timestamp(eta),
+    )
+    write_rows(local_stack.clients.client("s3"), targets.bucket, load_key(AS_OF, "load-L1"), [row])
     later = AS_OF + timedelta(hours=4)
     request = PlanRequest(as_of=later, lookback_hours=6, dry_run=True)
-    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "on_hand": 0,
-                                "observed_at": format_timestamp(eta - timedelta(minutes=5))}])  # fmt: skip
+    put_readings(
+        local_stack,
+        [
+            {
+                "store_id": "S0001",
+                "product_id": "P0001",
+                "on_hand": 0,
+                "observed_at": format_timestamp(eta - timedelta(minutes=5)),
+            }
+        ],
+    )
     before = plan_shortages(local_stack.clients, targets, request, now=later)
     assert ("S0001", "P0001") not in set(zip(before.shortages["store_id"], before.shortages["product_id"], strict=True))
-    put_readings(local_stack, [{"store_id": "S0001", "product_id": "P0001", "on_hand": 1,
-                                "observed_at": format_timestamp(eta + timedelta(minutes=5))}])  # fmt: skip
+    put_readings(
+        local_stack,
+        [
+            {
+                "store_id": "S0001",
+                "product_id": "P0001",
+                "on_hand": 1,
+                "observed_at": format_timestamp(eta + timedelta(minutes=5)),
+            }
+        ],
+    )
     after = plan_shortages(local_stack.clients, targets, request, now=later)
     assert ("S0001", "P0001") in set(zip(after.shortages["store_id"], after.shortages["product_id"], strict=True))
 
@@ -232,13 +298,21 @@ def test_a_bad_event_is_a_clear_error_and_sends_nothing(local_stack: LocalStack,
 
 def test_a_missing_table_names_the_failed_query(local_stack: LocalStack) -> None:
     with pytest.raises(QueryFailed) as info:
-        plan_shortages(local_stack.clients, targets_for(local_stack, inventory_table="no_such_table"),
-                       PlanRequest(dry_run=True), now=datetime.now(UTC))  # fmt: skip
+        plan_shortages(
+            local_stack.clients,
+            targets_for(local_stack, inventory_table="no_such_table"),
+            PlanRequest(dry_run=True),
+            now=datetime.now(UTC),
+        )
     assert info.value.query_execution_id
     assert info.value.query_execution_id in info.value.one_line()
 
 
 def test_a_missing_workgroup_is_a_stack_error(local_stack: LocalStack) -> None:
     with pytest.raises(StackError, match="workgroup"):
-        plan_shortages(local_stack.clients, targets_for(local_stack, workgroup="nope"),
-                       PlanRequest(dry_run=True), now=datetime.now(UTC))  # fmt: skip
+        plan_shortages(
+            local_stack.clients,
+            targets_for(local_stack, workgroup="nope"),
+            PlanRequest(dry_run=True),
+            now=datetime.now(UTC),
+        )

@@ -35,8 +35,14 @@ def test_deploying_twice_changes_nothing(local_stack: LocalStack) -> None:
 
 def test_a_firehose_record_is_readable_through_athena(local_stack: LocalStack) -> None:
     res = local_stack.resources
-    reading = {"event_id": "e-1", "store_id": "S001", "product_id": "P001", "on_hand": 7,
-               "observed_at": "2026-01-01T00:00:00.000Z", "schema_version": 1}  # fmt: skip
+    reading = {
+        "event_id": "e-1",
+        "store_id": "S001",
+        "product_id": "P001",
+        "on_hand": 7,
+        "observed_at": "2026-01-01T00:00:00.000Z",
+        "schema_version": 1,
+    }
     # the stream's contract: each record is a gzip member of newline-delimited readings
     record = gzip.compress((json.dumps(reading) + "\n").encode())
     response = local_stack.clients.client("firehose").put_record_batch(
@@ -146,10 +152,13 @@ def test_an_unreachable_endpoint_exits_2_with_one_line(tmp_path) -> None:
 
 def test_aws_target_without_credentials_exits_2(tmp_path) -> None:
     env = {
-        "STOREOPS_TARGET": "aws", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
-        "AWS_CONFIG_FILE": str(tmp_path / "x"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "x"),
+        "STOREOPS_TARGET": "aws",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_CONFIG_FILE": str(tmp_path / "x"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "x"),
         "AWS_EC2_METADATA_DISABLED": "true",
-    }  # fmt: skip
+    }
     result = run_cli(["-m", "deployments.stack", "deploy"], env=env)
     assert result.returncode == 2
     assert "credentials" in result.stderr

@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from storeops.catalog import build_catalog
+from storeops.contracts.dispatch_request import DispatchRequest
+from storeops.contracts.samples import sample_request
+from storeops.directory import publish_store_directory
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.replay import move_back, receive_all, release
 from storeops.dispatch.worker import DispatchWorker, WorkerConfig
-from storeops.planning.models import DispatchRequest, shortage_id
 from storeops.sqs import SqsBatcher
-from storeops.store_directory import directory_of, publish_store_directory
+from storeops.stores.catalog import build_catalog
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
 
@@ -26,18 +27,21 @@ pytestmark = pytest.mark.integration
 
 def requests_for(stack: LocalStack, count: int, stores: int = 20) -> list[DispatchRequest]:
     catalog = build_catalog(stores, 10, 3)
-    publish_store_directory(stack.clients.client("s3"), stack.resources.data_lake_bucket, directory_of(catalog))
+    publish_store_directory(stack.clients.client("s3"), stack.resources.data_lake_bucket, catalog.directory())
     now = datetime.now(UTC)
-    out = []
-    for i in range(count):
-        store, product = f"S{i % stores + 1:04d}", f"P{i // stores + 1:04d}"
-        out.append(DispatchRequest(
-            shortage_id=shortage_id(store, product, f"r{i}"), plan_id="test", planned_at=now, store_id=store,
-            product_id=product, product_name="Milk", category="dairy", kind="out_of_stock", priority=1,
-            quantity=6 * (1 + i % 9), case_pack=6, on_hand=0, reorder_point=4, target_stock=60,
-            reading_event_id=f"r{i}", observed_at="2026-01-01T00:00:00.000Z",
-        ))  # fmt: skip
-    return out
+    return [
+        sample_request(
+            f"S{i % stores + 1:04d}",
+            f"P{i // stores + 1:04d}",
+            6 * (1 + i % 9),
+            reading_event_id=f"r{i}",
+            kind="out_of_stock",
+            plan_id="test",
+            planned_at=now,
+            observed_at="2026-01-01T00:00:00.000Z",
+        )
+        for i in range(count)
+    ]
 
 
 def send(stack: LocalStack, bodies: list[str], queue: str | None = None) -> None:
@@ -50,8 +54,13 @@ def send(stack: LocalStack, bodies: list[str], queue: str | None = None) -> None
 def worker(stack: LocalStack, **overrides: object) -> DispatchWorker:
     res = stack.resources
     settings = {"window_messages": 100, "window_seconds": 5.0, "wait_seconds": 1, **overrides}
-    config = WorkerConfig(queue_url=res.dispatch_queue_url, dead_letter_queue_url=res.dead_letter_queue_url,
-                          bucket=res.data_lake_bucket, claims_table=res.claims_table, **settings)  # type: ignore[arg-type]  # fmt: skip
+    config = WorkerConfig(
+        queue_url=res.dispatch_queue_url,
+        dead_letter_queue_url=res.dead_letter_queue_url,
+        bucket=res.data_lake_bucket,
+        claims_table=res.claims_table,
+        **settings,
+    )  # type: ignore[arg-type]
     c = stack.clients
     return DispatchWorker(c.client("sqs"), c.client("dynamodb"), c.client("s3"), config)
 
@@ -158,8 +167,12 @@ def test_claims_left_unmarked_are_repaired_from_the_ledger_not_redispatched(loca
     assert report.dispatched == 12
     send(local_stack, bodies)  # duplicate copies of the same requests arrive later
     claims = doomed.claims
-    wait_for(lambda: all(c.lease_expires < time.time() for c in claims.lookup(r.shortage_id for r in requests).values())
-             or None, timeout=10)  # fmt: skip
+    wait_for(
+        lambda: (
+            all(c.lease_expires < time.time() for c in claims.lookup(r.shortage_id for r in requests).values()) or None
+        ),
+        timeout=10,
+    )
     survivor = drain(worker(local_stack))
     assert survivor["dispatched"] == 0
     assert survivor["duplicates_skipped"] == 12
@@ -184,8 +197,9 @@ def test_poison_messages_reach_the_dlq_with_a_reason_and_replay_brings_them_back
     assert any("schema" in r for r in reasons)
     assert any("unknown store S0999" in r for r in reasons)
     letters = receive_all(sqs, local_stack.resources.dead_letter_queue_url)
-    moved, failed = move_back(SqsBatcher(sqs), local_stack.resources.dispatch_queue_url,
-                              local_stack.resources.dead_letter_queue_url, letters)  # fmt: skip
+    moved, failed = move_back(
+        SqsBatcher(sqs), local_stack.resources.dispatch_queue_url, local_stack.resources.dead_letter_queue_url, letters
+    )
     assert (moved, failed) == (3, 0)
     assert queue_counts(local_stack, local_stack.resources.dispatch_queue_url)[0] == 3
     assert queue_counts(local_stack, local_stack.resources.dead_letter_queue_url) == (0, 0)
@@ -205,8 +219,14 @@ def test_stopping_mid_window_loses_nothing(local_stack: LocalStack) -> None:
             stop.request("SIGTERM")  # a signal arrives while the window is gathering
         return original_gather(**kwargs)
 
-    w.sqs = type("Sqs", (), {"receive_message": staticmethod(receive_then_stop),
-                             "__getattr__": lambda self, name: getattr(original_gather.__self__, name)})()  # fmt: skip
+    w.sqs = type(
+        "Sqs",
+        (),
+        {
+            "receive_message": staticmethod(receive_then_stop),
+            "__getattr__": lambda self, name: getattr(original_gather.__self__, name),
+        },
+    )()
     w.should_stop = lambda: stop.requested
     first = run_dispatch_loop(w, stop).as_dict()
     assert first["stopped_by"] == "SIGTERM"

@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from storeops.catalog import REGIONS
+from storeops.contracts.dispatch_request import DispatchRequest
+from storeops.contracts.samples import sample_request
+from storeops.directory import DEPOTS, StoreLocation
 from storeops.dispatch.messages import parse_request
 from storeops.dispatch.routing import (
     FleetPolicy,
     Stop,
-    StoreLocation,
     consolidate,
     haversine_km,
     lower_bound_trucks,
     nearest_neighbour_route,
 )
-from storeops.planning.models import DispatchRequest, shortage_id
 from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher
 
@@ -28,16 +28,11 @@ T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
 
 def request(store: str, product: str, quantity: int) -> DispatchRequest:
-    return DispatchRequest(
-        shortage_id=shortage_id(store, product, f"e-{store}-{product}"), plan_id="p", planned_at=T0,
-        store_id=store, product_id=product, product_name="Milk", category="dairy", kind="below_reorder_point",
-        priority=2, quantity=quantity, case_pack=6, on_hand=1, reorder_point=5, target_stock=quantity + 1,
-        reading_event_id=f"e-{store}-{product}", observed_at="2026-06-01T07:00:00.000Z",
-    )  # fmt: skip
+    return sample_request(store, product, quantity, target_stock=quantity + 1, planned_at=T0)
 
 
 def stores() -> dict[str, StoreLocation]:
-    north, south = REGIONS["north"], REGIONS["south"]
+    north, south = DEPOTS["north"], DEPOTS["south"]
     return {
         "S0001": StoreLocation("S0001", "north", north[0] + 0.10, north[1]),
         "S0002": StoreLocation("S0002", "north", north[0] + 0.20, north[1]),
@@ -48,9 +43,18 @@ def stores() -> dict[str, StoreLocation]:
 
 def test_every_request_is_loaded_exactly_once_within_limits() -> None:
     policy = FleetPolicy(capacity_units=100, max_stops=2)
-    reqs = [request(s, f"P{p:04d}", q) for s, p, q in
-            [("S0001", 1, 60), ("S0001", 2, 30), ("S0002", 1, 50), ("S0003", 1, 20), ("S0004", 1, 90),
-             ("S0002", 2, 70), ("S0003", 2, 10)]]  # fmt: skip
+    reqs = [
+        request(s, f"P{p:04d}", q)
+        for s, p, q in [
+            ("S0001", 1, 60),
+            ("S0001", 2, 30),
+            ("S0002", 1, 50),
+            ("S0003", 1, 20),
+            ("S0004", 1, 90),
+            ("S0002", 2, 70),
+            ("S0003", 2, 10),
+        ]
+    ]
     loads = consolidate(reqs, stores(), policy, T0, "load-w1")
     ids = [i for load in loads for i in load.shortage_ids]
     assert sorted(ids) == sorted(r.shortage_id for r in reqs)
@@ -64,8 +68,12 @@ def test_every_request_is_loaded_exactly_once_within_limits() -> None:
 
 def test_first_fit_decreasing_reaches_the_lower_bound_on_an_easy_case() -> None:
     policy = FleetPolicy(capacity_units=100, max_stops=10)
-    reqs = [request("S0001", "P0001", 70), request("S0002", "P0001", 30), request("S0003", "P0001", 60),
-            request("S0003", "P0002", 0 + 40)]  # fmt: skip
+    reqs = [
+        request("S0001", "P0001", 70),
+        request("S0002", "P0001", 30),
+        request("S0003", "P0001", 60),
+        request("S0003", "P0002", 0 + 40),
+    ]
     loads = consolidate(reqs, stores(), policy, T0, "l")
     assert len(loads) == lower_bound_trucks(reqs, policy) == 2
 
@@ -87,10 +95,10 @@ def test_route_is_nearest_neighbour_from_the_depot_with_increasing_etas() -> Non
     assert etas == sorted(etas)
     assert etas[0] is not None
     assert etas[0] > T0
-    first_leg = haversine_km(REGIONS["north"], (stores()["S0003"].lat, stores()["S0003"].lon))
+    first_leg = haversine_km(DEPOTS["north"], (stores()["S0003"].lat, stores()["S0003"].lon))
     assert (etas[0] - T0).total_seconds() == pytest.approx(first_leg / 60 * 3600, rel=1e-6)
     assert load.distance_km == pytest.approx(
-        haversine_km(REGIONS["north"], (stores()["S0002"].lat, REGIONS["north"][1])), rel=1e-3
+        haversine_km(DEPOTS["north"], (stores()["S0002"].lat, DEPOTS["north"][1])), rel=1e-3
     )
 
 

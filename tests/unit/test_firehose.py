@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from storeops.catalog import build_catalog
 from storeops.exceptions import DeliveryError
-from storeops.firehose import (
+from storeops.retry import RetryPolicy
+from storeops.stores.catalog import build_catalog
+from storeops.stores.encoding import ReadingEncoder
+from storeops.stores.firehose import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     FirehoseSender,
     PackedRecord,
+    batches_within_limits,
     billed_bytes,
     chunk_bounds,
     pack,
-    plan_batches,
 )
-from storeops.readings import ReadingEncoder
-from storeops.retry import RetryPolicy
-from storeops.simulation import initial_state
+from storeops.stores.simulation import initial_state
 
 
 def make_batch(stores: int = 30, products: int = 40):  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def test_chunk_bounds_cover_all_lines_once() -> None:
 
 def test_batches_respect_count_and_size_limits() -> None:
     sizes = [900_000] * 9 + [100] * 1200
-    batches = plan_batches(sizes)
+    batches = list(batches_within_limits(range(len(sizes)), size=sizes.__getitem__))
     assert sorted(i for b in batches for i in b) == list(range(len(sizes)))
     for batch in batches:
         assert len(batch) <= MAX_BATCH_RECORDS

@@ -5,11 +5,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from storeops.catalog import build_catalog
-from storeops.readings import InventoryReading, ReadingEncoder, format_timestamp, random_event_ids, validate_batch
-from storeops.simulation import advance, initial_state
+from storeops.clock import format_timestamp
+from storeops.contracts.reading import MAX_CASE_PACK, MAX_UNITS, NUMERIC_FIELDS, InventoryReading, validate_batch
+from storeops.stores.catalog import build_catalog
+from storeops.stores.encoding import ReadingEncoder, random_event_ids
+from storeops.stores.simulation import advance, initial_state
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -69,10 +73,19 @@ def test_vectorised_validation_counts_the_first_failed_rule() -> None:
 )
 def test_the_schema_rejects_bad_fields(field: str, value: object) -> None:
     good = {
-        "event_id": "0b0e2f2c-3f7e-4a6b-9c1d-2e3f4a5b6c7d", "store_id": "S0001", "product_id": "P0001",
-        "product_name": "Milk", "category": "dairy", "case_pack": 6, "on_hand": 3, "reorder_point": 2,
-        "target_stock": 12, "units_sold": 1, "observed_at": "2026-01-01T00:00:00.000Z", "schema_version": 1,
-    }  # fmt: skip
+        "event_id": "0b0e2f2c-3f7e-4a6b-9c1d-2e3f4a5b6c7d",
+        "store_id": "S0001",
+        "product_id": "P0001",
+        "product_name": "Milk",
+        "category": "dairy",
+        "case_pack": 6,
+        "on_hand": 3,
+        "reorder_point": 2,
+        "target_stock": 12,
+        "units_sold": 1,
+        "observed_at": "2026-01-01T00:00:00.000Z",
+        "schema_version": 1,
+    }
     InventoryReading.model_validate(good)
     with pytest.raises(ValidationError):
         InventoryReading.model_validate({**good, field: value})
@@ -88,3 +101,58 @@ def test_event_ids_are_uuid4() -> None:
 
 def test_timestamps_are_utc_with_milliseconds() -> None:
     assert format_timestamp(NOW) == "2026-05-01T12:30:15.123Z"
+
+
+GOOD_READING = {
+    "event_id": "0b0e2f2c-3f7e-4a6b-9c1d-2e3f4a5b6c7d",
+    "store_id": "S0001",
+    "product_id": "P0001",
+    "product_name": "Milk",
+    "category": "dairy",
+    "observed_at": "2026-01-01T00:00:00.000Z",
+}
+NUMBERS = st.integers(min_value=-5, max_value=MAX_UNITS + 5) | st.sampled_from([0, 1, MAX_UNITS, MAX_CASE_PACK])
+
+
+@given(
+    on_hand=NUMBERS,
+    units_sold=NUMBERS,
+    reorder_point=NUMBERS,
+    target_stock=NUMBERS,
+    case_pack=st.integers(min_value=-2, max_value=MAX_CASE_PACK + 2),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_model_and_the_vectorised_check_apply_the_same_rules(
+    on_hand: int, units_sold: int, reorder_point: int, target_stock: int, case_pack: int
+) -> None:
+    numbers = {
+        "on_hand": on_hand,
+        "units_sold": units_sold,
+        "reorder_point": reorder_point,
+        "target_stock": target_stock,
+        "case_pack": case_pack,
+    }
+    batch = validate_batch(*(np.array([numbers[name]]) for name in NUMERIC_FIELDS))
+    refusal = model_refusal({**GOOD_READING, **numbers})
+    if refusal is None:
+        assert batch.valid[0], batch.rejected
+    else:
+        assert not batch.valid[0]
+        (reason,) = batch.rejected
+        assert reason in refusal  # the same first rule, by name
+
+
+def model_refusal(reading: dict[str, object]) -> str | None:
+    try:
+        InventoryReading.model_validate(reading)
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
+def test_a_target_at_or_below_the_reorder_point_is_refused_by_both_paths() -> None:
+    numbers = {"on_hand": 3, "units_sold": 0, "reorder_point": 10, "target_stock": 10, "case_pack": 6}
+    with pytest.raises(ValidationError, match="target_not_above_reorder_point"):
+        InventoryReading.model_validate({**GOOD_READING, **numbers})
+    report = validate_batch(*(np.array([numbers[name]]) for name in NUMERIC_FIELDS))
+    assert report.rejected == {"target_not_above_reorder_point": 1}

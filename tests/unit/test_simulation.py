@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from storeops.catalog import build_catalog
-from storeops.simulation import SimulationState, advance, apply_deliveries, daily_factor, initial_state
+from storeops.stores.catalog import build_catalog
+from storeops.stores.simulation import SimulationState, advance, apply_deliveries, daily_factor, initial_state
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 

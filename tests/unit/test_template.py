@@ -76,7 +76,7 @@ def test_firehose_writes_hive_style_time_partitions(template: dict[str, Any]) ->
     destination = stream["Properties"]["ExtendedS3DestinationConfiguration"]
     assert destination["Prefix"] == "inventory/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
     assert destination["ErrorOutputPrefix"].startswith("errors/")
-    # records arrive gzip-compressed (see storeops/firehose.py): objects are gzip, by extension
+    # records arrive gzip-compressed (see storeops/stores/firehose.py): objects are gzip, by extension
     assert destination["CompressionFormat"] == "UNCOMPRESSED"
     assert destination["FileExtension"] == ".json.gz"
     assert destination["BufferingHints"]

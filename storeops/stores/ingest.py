@@ -8,9 +8,10 @@ run continues where the previous one stopped.
 from __future__ import annotations
 
 import gzip
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,17 +20,22 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from storeops.catalog import Catalog, build_catalog
+from storeops.contracts.reading import identity_fields_valid, validate_batch
 from storeops.exceptions import DeliveryError, StoreOpsError
-from storeops.firehose import DEFAULT_RAW_CHUNK_BYTES, FirehoseSender, pack
-from storeops.readings import ReadingEncoder, static_fields_valid, validate_batch
-from storeops.simulation import SimulationState, advance, initial_state
+from storeops.stores.catalog import Catalog, build_catalog
+from storeops.stores.encoding import EncodedBatch, ReadingEncoder
+from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, FirehoseSender, pack_stream
+from storeops.stores.simulation import SimulationState, advance, initial_state
 
 SIMULATOR_PREFIX = "simulator/"
 INVENTORY_PREFIX = "inventory/"
 
+APPROX_LINE_BYTES = 290  # a reading's NDJSON line, to size chunks near the raw chunk bytes
+
 Clock = Callable[[], datetime]
 Progress = Callable[[int, int], None]
+
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -143,21 +149,27 @@ def stream_ticks(
     n_stores, n_products = catalog.shape
     report = IngestReport(stores=n_stores, products=n_products)
     encoder = ReadingEncoder(catalog, state.reorder_point, state.target_stock)
-    static_ok = static_fields_valid(catalog)
+    identity_ok = identity_fields_valid(
+        catalog.stores["store_id"],
+        catalog.products["product_id"],
+        catalog.products["name"],
+        catalog.products["category"],
+    )
     case_pack = np.broadcast_to(catalog.products["case_pack"].to_numpy()[None, :], state.on_hand.shape).ravel()
     reorder_point, target_stock = state.reorder_point.ravel(), state.target_stock.ravel()
-    with ThreadPoolExecutor(max_workers=2) as compressor:
+    chunk_rows = max(1, raw_chunk_bytes // APPROX_LINE_BYTES)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip") as compressor:
         for tick_number in range(1, ticks + 1):
+            tick_started = time.perf_counter()
             tick = advance(state, hours_per_tick)
             on_hand, units_sold = tick.on_hand.ravel().copy(), tick.units_sold.ravel().copy()
             if corrupt is not None:
                 corrupt(on_hand, units_sold)
-            checked = validate_batch(on_hand, units_sold, reorder_point, target_stock, case_pack, static_ok)
+            checked = validate_batch(on_hand, units_sold, reorder_point, target_stock, case_pack, identity_ok)
             observed_at = next_observed_at(state.last_observed_at, clock)
             state.last_observed_at = observed_at
-            batch = encoder.encode(on_hand, units_sold, observed_at, keep=checked.valid)
-            records = pack(batch, raw_chunk_bytes=raw_chunk_bytes, executor=compressor)
-            sent = sender.send(records)
+            counted = _Counted(encoder.chunks(on_hand, units_sold, observed_at, checked.valid, chunk_rows))
+            sent = sender.send_stream(pack_stream(counted, compressor, raw_chunk_bytes))
             report.ticks += 1
             report.rows_generated += len(on_hand)
             report.rows_rejected += checked.rejected_count
@@ -170,9 +182,24 @@ def stream_ticks(
             report.retried_records += sent.retried_records
             report.billed_bytes += sent.billed_bytes
             report.payload_bytes += sent.payload_bytes
-            report.raw_bytes += batch.nbytes
+            report.raw_bytes += counted.nbytes
             report.sim_clock = state.sim_clock.isoformat()
             report.seconds = time.perf_counter() - started
+            logger.info(
+                "tick %d/%d at %s: %d readings sent in %d records (%d calls, %d retried), %d rejected %s, "
+                "%d not delivered; %.2f s",
+                tick_number,
+                ticks,
+                observed_at.isoformat(),
+                sent.readings_sent,
+                sent.records_sent,
+                sent.calls,
+                sent.retried_records,
+                checked.rejected_count,
+                checked.rejected or "",
+                sent.readings_failed,
+                time.perf_counter() - tick_started,
+            )
             if progress:
                 progress(tick_number, ticks)
             if sent.readings_failed:
@@ -184,6 +211,19 @@ def stream_ticks(
                 )
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Counted:
+    """Passes batches through while counting their bytes."""
+
+    def __init__(self, batches: Iterable[EncodedBatch]) -> None:
+        self.batches = batches
+        self.nbytes = 0
+
+    def __iter__(self) -> Iterator[EncodedBatch]:
+        for batch in self.batches:
+            self.nbytes += batch.nbytes
+            yield batch
 
 
 def backfill(
@@ -230,7 +270,7 @@ def backfill(
             observed_at = state.sim_clock - timedelta(minutes=1)  # inside the hour it describes
             state.last_observed_at = observed_at
             batch = encoder.encode(tick.on_hand, tick.units_sold, observed_at)
-            futures.append(pool.submit(write, hour_index, observed_at, batch.buffer.tobytes()))
+            futures.append(pool.submit(write, hour_index, observed_at, batch.data))
             report.backfill_rows += batch.count
             report.backfill_objects += 1
             report.raw_bytes += batch.nbytes
@@ -245,6 +285,14 @@ def backfill(
     report.ticks = hours
     report.seconds = time.perf_counter() - started
     report.sim_clock = state.sim_clock.isoformat()
+    logger.info(
+        "backfilled %d readings in %d objects over %d days (%d MB of JSON) in %.1f s",
+        report.backfill_rows,
+        report.backfill_objects,
+        days,
+        report.raw_bytes // 1_000_000,
+        report.seconds,
+    )
     return state, report
 
 

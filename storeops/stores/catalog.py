@@ -1,20 +1,15 @@
-"""Stores, products and depots of the simulated retailer, built deterministically from a seed."""
+"""Stores and products of the simulated retailer, built deterministically from a seed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-REGIONS: dict[str, tuple[float, float]] = {
-    # region: (latitude, longitude) of its depot
-    "north": (53.48, -2.24),
-    "south": (50.91, -1.40),
-    "east": (52.63, 1.30),
-    "west": (51.45, -2.59),
-    "central": (52.49, -1.89),
-}
+from storeops.directory import DEPOTS
+
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "dairy": ("Milk", "Yogurt", "Butter", "Cheese", "Cream"),
     "bakery": ("Bread", "Bagels", "Muffins", "Rolls", "Croissant"),
@@ -44,15 +39,23 @@ class Catalog:
     def shape(self) -> tuple[int, int]:
         return len(self.stores), len(self.products)
 
+    def directory(self) -> list[dict[str, Any]]:
+        """What the trucks need to know about each store (``storeops.directory``): region and coordinates."""
+        columns = ["store_id", "name", "region", "lat", "lon"]
+        return [
+            {k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}
+            for row in self.stores[columns].to_dict("records")
+        ]
+
 
 def build_catalog(n_stores: int, n_products: int, seed: int) -> Catalog:
     """The same stores and products for the same arguments, every time."""
     if n_stores < 1 or n_products < 1:
         raise ValueError("a catalog needs at least one store and one product")
     rng = np.random.default_rng([seed, 1])
-    region_names = np.array(list(REGIONS))
+    region_names = np.array(list(DEPOTS))
     regions = region_names[rng.integers(0, len(region_names), n_stores)]
-    depots = np.array([REGIONS[r] for r in regions])
+    depots = np.array([DEPOTS[r] for r in regions])
     offsets = rng.normal(0.0, 0.35, size=(n_stores, 2))
     stores = pd.DataFrame(
         {
@@ -81,8 +84,3 @@ def build_catalog(n_stores: int, n_products: int, seed: int) -> Catalog:
         }
     )
     return Catalog(stores=stores, products=products, seed=seed)
-
-
-def depot_of(region: str) -> tuple[float, float]:
-    """The (lat, lon) of a region's depot."""
-    return REGIONS[region]

@@ -8,24 +8,27 @@ which Athena reads by its ``.json.gz`` extension.
 
 ``FirehoseSender`` honours PutRecordBatch's limits (500 records, 4 MiB), retries only the
 entries a response reports as failed (exponential backoff, full jitter, bounded attempts),
-and reports exactly how many readings could not be delivered.
+and reports exactly how many readings could not be delivered. ``send_stream`` sends records
+as they are produced, with a bounded number of calls in flight, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws import describe_error
 from storeops.exceptions import DeliveryError
-from storeops.readings import EncodedBatch
 from storeops.retry import RetryPolicy
+from storeops.stores.encoding import EncodedBatch
 
 MAX_RECORD_BYTES = 1_000 * 1024  # Firehose: 1,000 KiB per record
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: 500 records per call
@@ -33,6 +36,9 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024  # PutRecordBatch: 4 MiB per call
 BILLING_INCREMENT = 5 * 1024  # Direct PUT bills each record rounded up to 5 KB
 DEFAULT_RAW_CHUNK_BYTES = 1024 * 1024  # readings per record, before compression
 FIREHOSE_RETRY = RetryPolicy(max_attempts=8)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def billed_bytes(record_sizes: Sequence[int] | np.ndarray) -> int:
@@ -99,22 +105,47 @@ def pack(
     return records
 
 
-def plan_batches(
-    sizes: Sequence[int], max_records: int = MAX_BATCH_RECORDS, max_bytes: int = MAX_BATCH_BYTES
-) -> list[list[int]]:
-    """Group record indexes, in order, into calls within PutRecordBatch's limits."""
-    batches: list[list[int]] = []
-    current: list[int] = []
+def pack_stream(
+    batches: Iterable[EncodedBatch],
+    executor: ThreadPoolExecutor,
+    raw_chunk_bytes: int = DEFAULT_RAW_CHUNK_BYTES,
+    lookahead: int = 4,
+) -> Iterator[PackedRecord]:
+    """Compress batches in ``executor`` while the next ones are encoded; records come out in order.
+
+    At most ``lookahead`` batches wait for compression, so memory is bounded by a few batches.
+    """
+    pending: deque[Future[list[PackedRecord]]] = deque()
+    for batch in batches:
+        pending.append(executor.submit(pack, batch, raw_chunk_bytes))
+        while len(pending) > lookahead:
+            yield from pending.popleft().result()
+    while pending:
+        yield from pending.popleft().result()
+
+
+def _record_size(record: PackedRecord) -> int:
+    return len(record.data)
+
+
+def batches_within_limits(
+    items: Iterable[T],
+    size: Callable[[T], int] = _record_size,  # type: ignore[assignment]
+    max_records: int = MAX_BATCH_RECORDS,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> Iterator[list[T]]:
+    """Group items (records, by default), in order, into calls within PutRecordBatch's limits, as they come."""
+    current: list[T] = []
     current_bytes = 0
-    for index, size in enumerate(sizes):
-        if current and (len(current) >= max_records or current_bytes + size > max_bytes):
-            batches.append(current)
+    for item in items:
+        item_size = size(item)
+        if current and (len(current) >= max_records or current_bytes + item_size > max_bytes):
+            yield current
             current, current_bytes = [], 0
-        current.append(index)
-        current_bytes += size
+        current.append(item)
+        current_bytes += item_size
     if current:
-        batches.append(current)
-    return batches
+        yield current
 
 
 @dataclass
@@ -132,9 +163,9 @@ class SendResult:
     last_error: str = ""
 
     def merge(self, other: SendResult) -> None:
-        for name in ("records_sent", "readings_sent", "records_failed", "readings_failed", "calls",
-                     "retried_records", "billed_bytes", "payload_bytes"):  # fmt: skip
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in fields(self):
+            if counter.type == "int":
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
         self.last_error = other.last_error or self.last_error
 
 
@@ -151,17 +182,29 @@ class FirehoseSender:
 
     def send(self, records: Sequence[PackedRecord]) -> SendResult:
         """Deliver ``records``; never raises for partial failure, reports it instead."""
+        return self.send_stream(records)
+
+    def send_stream(self, records: Iterable[PackedRecord]) -> SendResult:
+        """Deliver records as they come, in PutRecordBatch calls, at most ``max_in_flight`` at once."""
         total = SendResult()
-        batches = plan_batches([len(r.data) for r in records])
-        if not batches:
-            return total
-        if len(batches) == 1 or self.max_in_flight == 1:
-            results = [self._send_batch([records[i] for i in b]) for b in batches]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(batches))) as pool:
-                results = list(pool.map(lambda b: self._send_batch([records[i] for i in b]), batches))
-        for result in results:
-            total.merge(result)
+        in_flight: deque[Future[SendResult]] = deque()
+        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="firehose") as pool:
+            for batch in batches_within_limits(records):
+                in_flight.append(pool.submit(self._send_batch, batch))
+                while len(in_flight) >= self.max_in_flight:
+                    total.merge(in_flight.popleft().result())
+            while in_flight:
+                total.merge(in_flight.popleft().result())
+        if total.records_failed:
+            logger.warning(
+                "%d of %d records (%d readings) not delivered to %s after %d attempts: %s",
+                total.records_failed,
+                total.records_failed + total.records_sent,
+                total.readings_failed,
+                self.stream_name,
+                self.retry.max_attempts,
+                total.last_error,
+            )
         return total
 
     def _send_batch(self, batch: list[PackedRecord]) -> SendResult:
@@ -185,11 +228,20 @@ class FirehoseSender:
                         hint="deploy the stack (`python -m deployments.stack deploy`) and check the stream name",
                     ) from None
                 result.last_error = describe_error(exc)
+                logger.info("PutRecordBatch failed (attempt %d): %s", attempt, result.last_error)
                 continue  # the whole call failed: every entry is retried
             except BotoCoreError as exc:
                 result.last_error = str(exc)
+                logger.info("PutRecordBatch failed (attempt %d): %s", attempt, result.last_error)
                 continue
             failed: list[PackedRecord] = []
+            if response.get("FailedPutCount"):
+                logger.info(
+                    "Firehose rejected %d of %d records (attempt %d); retrying only those",
+                    response["FailedPutCount"],
+                    len(pending),
+                    attempt,
+                )
             for record, entry in zip(pending, response["RequestResponses"], strict=True):
                 if entry.get("ErrorCode"):
                     failed.append(record)

@@ -8,6 +8,7 @@ readings show the delivered goods.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from storeops.catalog import Catalog
+from storeops.clock import format_timestamp
 from storeops.ledger import LEDGER_PREFIX
-from storeops.readings import format_timestamp
-from storeops.simulation import SimulationState, apply_deliveries
+from storeops.stores.catalog import Catalog
+from storeops.stores.simulation import SimulationState, apply_deliveries
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,4 +102,6 @@ def apply_due(state: SimulationState, catalog: Catalog, deliveries: list[Deliver
     for load_id in complete:
         if load_id not in state.applied_deliveries:
             state.applied_deliveries.append(load_id)
+    if deliveries:
+        logger.info("applied %d truck stops: %d units delivered", len(deliveries), units)
     return units

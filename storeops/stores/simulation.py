@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from storeops.catalog import Catalog
+from storeops.stores.catalog import Catalog
 
 STATE_FORMAT = 1
 MAX_APPLIED_DELIVERIES = 5000  # delivery ids remembered to make applying them idempotent

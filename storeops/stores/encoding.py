@@ -1,0 +1,149 @@
+"""Readings as NDJSON bytes: a chunk of store-product rows at a time.
+
+The static parts of each line (the store's and the product's fields) are formatted once per
+store and once per product; a chunk of rows is then one ``%``-format per reading. Memory
+grows with the chunk being encoded, not with the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from storeops.clock import format_timestamp
+from storeops.stores.catalog import Catalog
+
+# One line: the event id, then the static store and product parts, then the numbers.
+LINE_FORMAT = (
+    b'{"event_id":"%s","store_id":%s%s,"reorder_point":%d,"target_stock":%d'
+    b',"on_hand":%d,"units_sold":%d,"observed_at":"%s","schema_version":1}\n'
+)
+DEFAULT_CHUNK_ROWS = 4096  # ~1.1 MiB of NDJSON: about one Firehose record
+
+
+def random_event_ids(count: int) -> np.ndarray:
+    """``count`` random UUID4 strings as a (count, 36) uint8 array of ASCII."""
+    raw = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype=np.uint8).reshape(count, 32)
+    dash = np.full((count, 1), ord("-"), dtype=np.uint8)
+    return np.concatenate(
+        [hexed[:, :8], dash, hexed[:, 8:12], dash, hexed[:, 12:16], dash, hexed[:, 16:20], dash, hexed[:, 20:]],
+        axis=1,
+    )
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Newline-delimited readings in one buffer; ``line_ends[i]`` is the end offset of line i."""
+
+    data: bytes
+    line_ends: np.ndarray  # int64, exclusive, ascending
+
+    @property
+    def buffer(self) -> np.ndarray:
+        """The bytes as a read-only uint8 array (no copy)."""
+        return np.frombuffer(self.data, dtype=np.uint8)
+
+    @property
+    def count(self) -> int:
+        return len(self.line_ends)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def lines(self) -> list[bytes]:
+        """Each reading's bytes."""
+        return self.data.splitlines(keepends=True)
+
+    @classmethod
+    def of(cls, data: bytes) -> EncodedBatch:
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")).astype(np.int64) + 1
+        return cls(data, ends)
+
+
+class ReadingEncoder:
+    """Encodes readings for one catalog and stock policy (rows in flattened store-major order)."""
+
+    def __init__(self, catalog: Catalog, reorder_point: np.ndarray, target_stock: np.ndarray) -> None:
+        products = catalog.products
+        self.store_parts = [json.dumps(store_id).encode() for store_id in catalog.stores["store_id"]]
+        self.product_parts = [
+            b',"product_id":%s,"product_name":%s,"category":%s,"case_pack":%d'
+            % (json.dumps(pid).encode(), json.dumps(name).encode(), json.dumps(cat).encode(), int(pack))
+            for pid, name, cat, pack in zip(
+                products["product_id"], products["name"], products["category"], products["case_pack"], strict=True
+            )
+        ]
+        self.n_products = len(self.product_parts)
+        self.reorder_point = np.asarray(reorder_point).reshape(-1)
+        self.target_stock = np.asarray(target_stock).reshape(-1)
+
+    @property
+    def size(self) -> int:
+        return len(self.store_parts) * self.n_products
+
+    def encode_rows(
+        self,
+        rows: np.ndarray,
+        on_hand: np.ndarray,
+        units_sold: np.ndarray,
+        observed_at: datetime,
+        event_ids: np.ndarray | None = None,
+    ) -> EncodedBatch:
+        """NDJSON for the flattened ``rows``; ``on_hand`` and ``units_sold`` are flat over the whole catalog."""
+        if len(rows) == 0:
+            return EncodedBatch(b"", np.zeros(0, dtype=np.int64))
+        ids = event_ids if event_ids is not None else random_event_ids(len(rows))
+        stamp = format_timestamp(observed_at).encode()
+        stores, products = np.divmod(rows, self.n_products)
+        store_parts, product_parts = self.store_parts, self.product_parts
+        fields = zip(
+            np.ascontiguousarray(ids).view("S36").ravel().tolist(),
+            [store_parts[s] for s in stores.tolist()],
+            [product_parts[p] for p in products.tolist()],
+            self.reorder_point[rows].tolist(),
+            self.target_stock[rows].tolist(),
+            on_hand[rows].tolist(),
+            units_sold[rows].tolist(),
+            strict=True,
+        )
+        data = b"".join([LINE_FORMAT % (*f, stamp) for f in fields])
+        return EncodedBatch.of(data)
+
+    def chunks(
+        self,
+        on_hand: np.ndarray,
+        units_sold: np.ndarray,
+        observed_at: datetime,
+        keep: np.ndarray | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> Iterator[EncodedBatch]:
+        """The readings (all, or those in ``keep``) as consecutive batches of at most ``chunk_rows`` lines."""
+        flat_on_hand, flat_sold = np.asarray(on_hand).reshape(-1), np.asarray(units_sold).reshape(-1)
+        for start in range(0, self.size, chunk_rows):
+            rows = np.arange(start, min(start + chunk_rows, self.size))
+            if keep is not None:
+                rows = rows[keep[rows]]
+            if len(rows):
+                yield self.encode_rows(rows, flat_on_hand, flat_sold, observed_at)
+
+    def encode(
+        self,
+        on_hand: np.ndarray,
+        units_sold: np.ndarray,
+        observed_at: datetime,
+        keep: np.ndarray | None = None,
+        event_ids: np.ndarray | None = None,
+    ) -> EncodedBatch:
+        """Every reading (or those in ``keep``) in one batch: small catalogs, tests, one backfilled hour."""
+        rows = np.arange(self.size) if keep is None else np.flatnonzero(keep)
+        flat_on_hand, flat_sold = np.asarray(on_hand).reshape(-1), np.asarray(units_sold).reshape(-1)
+        return self.encode_rows(rows, flat_on_hand, flat_sold, observed_at, event_ids)
