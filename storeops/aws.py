@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from pydantic import BaseModel, ConfigDict, Field
 
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
+from storeops.faults import FaultInjector, FaultPlan
 
 if TYPE_CHECKING:
     from storeops.settings import Settings
@@ -43,10 +44,17 @@ class AwsClients:
     ``AWS_ENDPOINT_URL`` the emulator injects): no code path depends on which.
     """
 
-    def __init__(self, session: boto3.Session, config: Config, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        config: Config,
+        endpoint_url: str | None = None,
+        faults: FaultInjector | None = None,
+    ) -> None:
         self.session = session
         self.config = config
         self.endpoint_url = endpoint_url
+        self.faults = faults
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -67,7 +75,8 @@ class AwsClients:
                     f"cannot use AWS profile {settings.aws_profile!r}: {exc}",
                     hint="set STOREOPS_AWS_PROFILE to a profile from ~/.aws/config, or unset it",
                 ) from None
-        return cls(session, botocore_config(settings), settings.endpoint_url)
+        faults = FaultInjector(FaultPlan.parse(settings.fault_injection)) if settings.fault_injection else None
+        return cls(session, botocore_config(settings), settings.endpoint_url, faults)
 
     @classmethod
     def for_lambda(cls, region: str, config: Config | None = None) -> AwsClients:
@@ -84,12 +93,19 @@ class AwsClients:
         with self._lock:
             if key not in self._clients:
                 config = self.config if read_timeout is None else self.config.merge(Config(read_timeout=read_timeout))
-                self._clients[key] = self.session.client(
+                client = self.session.client(
                     service,  # type: ignore[call-overload]
                     endpoint_url=self.endpoint_url,
                     config=config,
                 )
+                if self.faults is not None:
+                    self.faults.register(client)
+                self._clients[key] = client
             return self._clients[key]
+
+    def injected_faults(self) -> dict[str, int]:
+        """Faults injected so far, by ``service.Operation.kind`` (empty unless injection is on)."""
+        return dict(self.faults.counts) if self.faults is not None else {}
 
     def check_credentials(self) -> None:
         """Fail in one line when the `aws` target has no credentials to use."""

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storeops.exceptions import ConfigurationError, first_validation_error, first_validation_field
+from storeops.faults import FaultPlan
 
 ENV_PREFIX = "STOREOPS_"
 LOOPBACK = "127.0.0.1"
@@ -52,11 +53,23 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection to AWS.")
     read_timeout: float = Field(70.0, gt=0, description="Seconds to wait for an AWS response.")
     max_attempts: int = Field(6, ge=1, le=20, description="botocore standard-mode attempts per call.")
+    fault_injection: str | None = Field(
+        None,
+        description="Fail a share of AWS calls on purpose (tests, benchmarks, drills), e.g. `*=0.05`; "
+        "see storeops.faults. Off by default; only the client factory reads it.",
+    )
 
     @field_validator("local_home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("fault_injection")
+    @classmethod
+    def _fault_spec(cls, value: str | None) -> str | None:
+        if value:
+            FaultPlan.parse(value)  # FaultSpecError is a ValueError: reported in one line
+        return value or None
 
     @property
     def endpoint_url(self) -> str | None:
