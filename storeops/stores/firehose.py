@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +38,8 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024  # PutRecordBatch: 4 MiB per call
 BILLING_INCREMENT = 5 * 1024  # Direct PUT bills each record rounded up to 5 KB
 DEFAULT_RAW_CHUNK_BYTES = 1024 * 1024  # readings per record, before compression
 FIREHOSE_RETRY = RetryPolicy(max_attempts=8)
+THROTTLING_CODES = frozenset({"ServiceUnavailableException", "ThrottlingException", "LimitExceededException"})
+MIN_RATE = 64 * 1024  # bytes/s: the adaptive rate never goes below this
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,14 +136,18 @@ def batches_within_limits(
     items: Iterable[T],
     size: Callable[[T], int] = _record_size,  # type: ignore[assignment]
     max_records: int = MAX_BATCH_RECORDS,
-    max_bytes: int = MAX_BATCH_BYTES,
+    max_bytes: int | Callable[[], int] = MAX_BATCH_BYTES,
 ) -> Iterator[list[T]]:
-    """Group items (records, by default), in order, into calls within PutRecordBatch's limits, as they come."""
+    """Group items (records, by default), in order, into calls within PutRecordBatch's limits, as they come.
+
+    ``max_bytes`` may be a callable, asked as each call is formed (an adaptive send rate's burst).
+    """
+    limit = max_bytes if callable(max_bytes) else (lambda: max_bytes)
     current: list[T] = []
     current_bytes = 0
     for item in items:
         item_size = size(item)
-        if current and (len(current) >= max_records or current_bytes + item_size > max_bytes):
+        if current and (len(current) >= max_records or current_bytes + item_size > limit()):
             yield current
             current, current_bytes = [], 0
         current.append(item)
@@ -169,16 +177,97 @@ class SendResult:
         self.last_error = other.last_error or self.last_error
 
 
+class SendRate:
+    """An adaptive limit on the bytes per second sent to a delivery stream.
+
+    Unlimited until Firehose throttles (``ServiceUnavailableException``: the stream's quota,
+    1 or 5 MiB/s by default). Then the limit starts at what Firehose accepted in the last
+    second (the quota, as seen), shrinks by ``decrease`` on every further throttle (once a second at most: calls in
+    flight report the same overload) and grows by ``increase`` of itself for every second of
+    clean sending (AIMD), so a run settles just under the quota instead of retrying into it
+    until records are lost. Thread-safe; time and sleep are injectable.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        increase: float = 0.1,
+        decrease: float = 0.7,
+        window: float = 1.0,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.increase = increase
+        self.decrease = decrease
+        self.window = window
+        self.rate: float | None = None  # bytes/s; None: not limited
+        self._lock = threading.Lock()
+        self._next_free = 0.0  # when the limit lets the next byte go
+        self._sent: deque[tuple[float, int]] = deque()  # (time, bytes) over the last window
+        self._last_growth = 0.0
+        self._last_cut = float("-inf")
+
+    def burst(self) -> int:
+        """The most bytes one call should carry: a second's worth under a limit, else PutRecordBatch's 4 MiB."""
+        rate = self.rate
+        return MAX_BATCH_BYTES if rate is None else max(1, min(MAX_BATCH_BYTES, int(rate)))
+
+    def acquire(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` may be sent under the current limit."""
+        with self._lock:
+            now = self.clock()
+            if self.rate is None:
+                return
+            start = max(now, self._next_free)
+            self._next_free = start + nbytes / self.rate
+            wait = start - now
+        if wait > 0:
+            self.sleep(wait)
+
+    def delivered(self, nbytes: int) -> None:
+        """Bytes Firehose accepted: counted for the throughput, and they grow the limit."""
+        with self._lock:
+            now = self.clock()
+            self._sent.append((now, nbytes))
+            while self._sent and self._sent[0][0] < now - self.window:
+                self._sent.popleft()
+            if self.rate is not None and now - self._last_growth >= 1.0:
+                self.rate *= 1.0 + self.increase
+                self._last_growth = now
+
+    def throttled(self) -> None:
+        """Firehose said slow down: lower the limit (or start one at the throughput it just accepted)."""
+        with self._lock:
+            now = self.clock()
+            if now - self._last_cut < 1.0:
+                return
+            if self.rate is None:
+                recent = sum(n for t, n in self._sent if t >= now - self.window) / self.window
+                self.rate = max(MIN_RATE, recent)
+            else:
+                self.rate = max(MIN_RATE, self.rate * self.decrease)
+            self._last_growth = self._last_cut = now
+            logger.info("Firehose throttled: sending at most %.0f KiB/s from now", self.rate / 1024)
+
+
 class FirehoseSender:
     """Sends packed records to one delivery stream; several calls may be in flight."""
 
     def __init__(
-        self, client: Any, stream_name: str, *, retry: RetryPolicy = FIREHOSE_RETRY, max_in_flight: int = 4
+        self,
+        client: Any,
+        stream_name: str,
+        *,
+        retry: RetryPolicy = FIREHOSE_RETRY,
+        max_in_flight: int = 4,
+        rate: SendRate | None = None,
     ) -> None:
         self.client = client
         self.stream_name = stream_name
         self.retry = retry
         self.max_in_flight = max_in_flight
+        self.rate = rate or SendRate()
 
     def send(self, records: Sequence[PackedRecord]) -> SendResult:
         """Deliver ``records``; never raises for partial failure, reports it instead."""
@@ -189,7 +278,7 @@ class FirehoseSender:
         total = SendResult()
         in_flight: deque[Future[SendResult]] = deque()
         with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="firehose") as pool:
-            for batch in batches_within_limits(records):
+            for batch in batches_within_limits(records, max_bytes=self.rate.burst):
                 in_flight.append(pool.submit(self._send_batch, batch))
                 while len(in_flight) >= self.max_in_flight:
                     total.merge(in_flight.popleft().result())
@@ -215,12 +304,15 @@ class FirehoseSender:
                 result.retried_records += len(pending)
                 self.retry.wait_before_retry(attempt - 1)
             result.calls += 1
+            self.rate.acquire(sum(len(r.data) for r in pending))
             try:
                 response = self.client.put_record_batch(
                     DeliveryStreamName=self.stream_name, Records=[{"Data": r.data} for r in pending]
                 )
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
+                if code in THROTTLING_CODES:
+                    self.rate.throttled()
                 if code in {"ResourceNotFoundException", "InvalidArgumentException", "AccessDeniedException"}:
                     raise DeliveryError(
                         f"cannot send to delivery stream {self.stream_name}: {describe_error(exc)}",
@@ -242,6 +334,7 @@ class FirehoseSender:
                     len(pending),
                     attempt,
                 )
+            delivered = 0
             for record, entry in zip(pending, response["RequestResponses"], strict=True):
                 if entry.get("ErrorCode"):
                     failed.append(record)
@@ -250,6 +343,10 @@ class FirehoseSender:
                     result.records_sent += 1
                     result.readings_sent += record.readings
                     result.billed_bytes += billed_bytes([len(record.data)])
+                    delivered += len(record.data)
+            self.rate.delivered(delivered)
+            if any(entry.get("ErrorCode") in THROTTLING_CODES for entry in response["RequestResponses"]):
+                self.rate.throttled()
             pending = failed
             if not pending:
                 return result

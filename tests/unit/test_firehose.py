@@ -19,6 +19,7 @@ from storeops.stores.firehose import (
     MAX_BATCH_RECORDS,
     FirehoseSender,
     PackedRecord,
+    SendRate,
     batches_within_limits,
     billed_bytes,
     chunk_bounds,
@@ -163,3 +164,77 @@ def test_concurrent_sending_delivers_everything_once() -> None:
     result = FirehoseSender(stub, "s", retry=RetryPolicy(sleep=lambda _: None), max_in_flight=4).send(big)
     assert result.readings_sent == 20
     assert sorted(stub.delivered) == sorted(r.data for r in big)
+
+
+class QuotaFirehose:
+    """A delivery stream with a bytes-per-second quota in virtual time (a token bucket of one second).
+
+    Records over the quota fail as Firehose fails them: ``ServiceUnavailableException`` "Slow down."
+    entries in an otherwise successful PutRecordBatch response.
+    """
+
+    def __init__(self, quota: float, clock: list[float]) -> None:
+        self.quota = quota
+        self.clock = clock
+        self.tokens = quota
+        self.refilled = 0.0
+        self.accepted: list[bytes] = []
+        self.throttled = 0
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
+        now = self.clock[0]
+        self.tokens = min(self.quota, self.tokens + (now - self.refilled) * self.quota)
+        self.refilled = now
+        responses: list[dict[str, str]] = []
+        for record in Records:
+            if len(record["Data"]) <= self.tokens:
+                self.tokens -= len(record["Data"])
+                self.accepted.append(record["Data"])
+                responses.append({"RecordId": str(len(self.accepted))})
+            else:
+                self.throttled += 1
+                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."})
+        failed = sum(1 for r in responses if "ErrorCode" in r)
+        return {"FailedPutCount": failed, "RequestResponses": responses}
+
+
+def virtual_time() -> tuple[list[float], Any, Any]:
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    return clock, (lambda: clock[0]), sleep
+
+
+@pytest.mark.parametrize("quota_mib", [1, 5])
+def test_an_adaptive_send_rate_delivers_everything_at_the_streams_default_quota(quota_mib: int) -> None:
+    clock, now, sleep = virtual_time()
+    stream = QuotaFirehose(quota_mib * 1024 * 1024, clock)
+    retry = RetryPolicy(max_attempts=8, sleep=sleep, jitter=lambda: 0.5)
+    sender = FirehoseSender(stream, "s", retry=retry, max_in_flight=1, rate=SendRate(clock=now, sleep=sleep))
+    payload = [PackedRecord(bytes([i % 251]) * 200_000, readings=100, raw_bytes=1_000_000) for i in range(300)]
+    result = sender.send_stream(payload)  # 60 MB, far above what the quota takes in a burst
+    assert result.records_failed == 0
+    assert result.records_sent == 300
+    assert stream.throttled > 0  # it was throttled, and adapted
+    assert sender.rate.rate is not None
+    seconds = clock[0]
+    throughput = 300 * 200_000 / seconds
+    assert 0.5 * stream.quota < throughput <= stream.quota * 1.05  # close to the quota, never far above
+
+
+def test_without_adapting_the_same_run_loses_records_at_the_quota() -> None:
+    """The control: the retry policy alone, against a 1 MiB/s stream."""
+    clock, now, sleep = virtual_time()
+    stream = QuotaFirehose(1024 * 1024, clock)
+
+    class Unlimited(SendRate):
+        def throttled(self) -> None:
+            return None
+
+    retry = RetryPolicy(max_attempts=8, sleep=sleep, jitter=lambda: 0.5)
+    sender = FirehoseSender(stream, "s", retry=retry, max_in_flight=1, rate=Unlimited(clock=now, sleep=sleep))
+    payload = [PackedRecord(bytes([i % 251]) * 200_000, readings=100, raw_bytes=1_000_000) for i in range(300)]
+    result = sender.send_stream(payload)
+    assert result.records_failed > 0
