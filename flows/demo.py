@@ -21,6 +21,7 @@ from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
 from flows.generate import store_data
 from flows.plan import plan
+from flows.prefect_api import prefect_api
 from flows.trucks import trucks
 from storeops.cli import emit_json, positive_int, print_summary, run_cli
 from storeops.settings import load_settings
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     load_settings()
     quiet_expected_tracebacks()
     started = time.monotonic()
-    result = demo(stores=args.stores, products=args.products)
+    with prefect_api():
+        result = demo(stores=args.stores, products=args.products)
     result["seconds"] = round(time.monotonic() - started, 1)
     print_summary(
         f"demo: {args.stores} stores x {args.products} products in {result['seconds']} s",

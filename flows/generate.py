@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, non_negative_int, positive_float, positive_int, print_summary, run_cli
 from storeops.exceptions import DeliveryError, ValidationFailed, first_validation_error
 from storeops.settings import load_settings
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     GenerateRequest.checked(**parameters)
     load_settings()  # fail on bad settings before Prefect starts
     quiet_expected_tracebacks()
-    result = store_data(**parameters)
+    with prefect_api():
+        result = store_data(**parameters)
     print_summary(
         f"store-data: {args.stores} stores x {args.products} products, {result['ticks']} ticks",
         [

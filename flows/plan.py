@@ -14,6 +14,7 @@ from prefect import flow
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
 from storeops.planning.models import PlanRequest, PlanWindow
 from storeops.settings import load_settings
@@ -85,14 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_messages)
     load_settings()
     quiet_expected_tracebacks()
-    payload = plan(
-        as_of=args.as_of,
-        lookback_hours=args.lookback_hours,
-        lead_time_hours=args.lead_time_hours,
-        stores=args.stores,
-        dry_run=args.dry_run,
-        max_messages=args.max_messages,
-    )
+    with prefect_api():
+        payload = plan(
+            as_of=args.as_of,
+            lookback_hours=args.lookback_hours,
+            lead_time_hours=args.lead_time_hours,
+            stores=args.stores,
+            dry_run=args.dry_run,
+            max_messages=args.max_messages,
+        )
     print(f"plan {payload['plan_id']} at {payload['as_of']}{' (dry run)' if payload['dry_run'] else ''}")
     print(f"  shortages: {payload['shortage_count']} {payload['shortages_by_kind']}")
     print(f"  dispatch requests sent: {payload['messages_sent']}  deferred: {payload['deferred']}")

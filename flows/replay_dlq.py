@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, positive_int, run_cli
 from storeops.dispatch.replay import move_back, reasons, receive_all, release
 from storeops.settings import load_settings
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_settings()
     quiet_expected_tracebacks()
-    result = replay_dlq(dry_run=args.dry_run, limit=args.limit)
+    with prefect_api():
+        result = replay_dlq(dry_run=args.dry_run, limit=args.limit)
     print(f"dead-letter queue: {result['dead_letters']} messages")
     for reason, count in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
         print(f"  {count:>6}  {reason}")
