@@ -23,11 +23,12 @@ from storeops.cli import emit_json, positive_int, print_summary
 from storeops.clock import format_timestamp
 from storeops.contracts.samples import sample_requests
 from storeops.directory import load_store_directory, publish_store_directory
+from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import parse_request
 from storeops.dispatch.routing import FleetPolicy
-from storeops.dispatch.worker import DispatchWorker, WorkerConfig
-from storeops.ledger import LedgerRow, load_key, write_rows
+from storeops.dispatch.worker import DispatchWorker
+from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.sqs import SqsBatcher
 from storeops.stores.catalog import build_catalog
 
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- this flow's loop ---------------------------------------------------------------------------
         fill(batcher, queue, make_bodies("flow", args.messages))
-        with DispatchWorker(sqs, dynamodb, s3, config) as worker:
-            totals = run_dispatch_loop(worker, StopFlag(), until_empty=True)
+        worker = DispatchWorker(sqs, dynamodb, s3, config)
+        totals = run_dispatch_loop(worker, StopFlag(), until_empty=True)
         ours = totals.messages_received / totals.seconds
         print(f"this flow: {totals.dispatched} dispatched on {totals.trucks} trucks, {ours:,.0f}/s", flush=True)
 
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 quantity=request.quantity,
                 recorded_at=format_timestamp(datetime.now(UTC)),
             )
-            write_rows(s3, res.data_lake_bucket, load_key(datetime.now(UTC), f"naive-{request.shortage_id}"), [row])
+            key = window_record_key(datetime.now(UTC), f"naive-{request.shortage_id}")
+            write_rows(s3, res.data_lake_bucket, key, [row])
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         naive = args.naive_messages / (time.perf_counter() - started)
         print(f"naive: {naive:,.0f}/s", flush=True)
@@ -175,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
         start_rss = rss_mb()
         feeding.start()
-        with worker:
-            long_run = run_dispatch_loop(worker, stop, observe=observe, max_seconds=1800)
+        long_run = run_dispatch_loop(worker, stop, observe=observe, max_seconds=1800)
         stop.request("done")
         feeding.join(timeout=10)
         peak = max(samples or [rss_mb()])

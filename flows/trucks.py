@@ -22,13 +22,16 @@ from prefect.events import emit_event
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, positive_float, positive_int, print_summary, run_cli
+from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, stop_on_signals
 from storeops.dispatch.routing import FleetPolicy
-from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport, WorkerConfig
+from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
 from storeops.settings import load_settings
 
 ARTIFACT_EVERY_SECONDS = 60.0
+UNTIL_EMPTY_MAX_FAILURES = 20  # a drain gives up after this many failed windows in a row; the long run never does
 RECENT_LOADS = 200
 
 
@@ -45,10 +48,24 @@ class WindowObserver:
         if report.received == 0:
             return
         depth = self.worker.queue_depth()
+        exceptional = {
+            name: getattr(report, name)
+            for name in (
+                "taken_over",
+                "repaired",
+                "recycled",
+                "fenced_windows",
+                "unresolved",
+                "delete_failures",
+                "visibility_failures",
+                "mark_failures",
+                "release_failures",
+            )
+            if getattr(report, name)
+        }
         self.logger.info(
             "window %s: received %d, dispatched %d on %d trucks (lower bound %d, %d units), dead-lettered %d, "
-            "duplicates %d, held by other workers %d, delete failures %d; queue depth %d, oldest message %.0f s; "
-            "%.2f s",
+            "duplicates %d, held by other windows %d%s; queue depth %d, oldest message %.0f s; %.2f s",
             report.window_id,
             report.received,
             report.dispatched,
@@ -58,7 +75,7 @@ class WindowObserver:
             report.dead_lettered,
             report.duplicates_skipped,
             report.held_elsewhere,
-            report.delete_failures,
+            f", {exceptional}" if exceptional else "",
             depth,
             report.oldest_age_s,
             report.seconds,
@@ -118,6 +135,8 @@ def _publish_summary(totals: TruckTotals) -> None:
             f"| trucks | {totals.trucks} (lower bound {totals.lower_bound_trucks}, ratio {ratio}) |\n"
             f"| units shipped | {totals.units} |\n| duplicates skipped | {totals.duplicates_skipped} |\n"
             f"| dead-lettered | {totals.dead_lettered} |\n| transient AWS errors | {totals.transient_errors} |\n"
+            f"| taken over from crashed windows | {totals.taken_over} |\n| windows fenced | {totals.fenced_windows} |\n"
+            f"| worn messages replaced | {totals.recycled} |\n| held by other windows | {totals.held_elsewhere} |\n"
             f"| windows | {totals.windows} |\n| seconds | {totals.seconds} |\n| stopped by | {totals.stopped_by} |\n"
         ),
     )
@@ -137,6 +156,8 @@ def trucks(
     """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty)."""
     env = prepare(load_settings())
     res = env.resources
+    c = env.clients
+    sqs = c.client("sqs", read_timeout=30)
     config = WorkerConfig(
         queue_url=res.dispatch_queue_url,
         dead_letter_queue_url=res.dead_letter_queue_url,
@@ -145,11 +166,10 @@ def trucks(
         window_messages=window_messages,
         window_seconds=window_seconds,
         policy=FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
-    )
+    ).for_queue(sqs)
     stop = StopFlag()
-    c = env.clients
     worker = DispatchWorker(
-        c.client("sqs", read_timeout=30),
+        sqs,
         c.client("dynamodb"),
         c.client("s3"),
         config,
@@ -157,12 +177,22 @@ def trucks(
     )
     observer = WindowObserver(worker)
     get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
-    with worker, stop_on_signals(stop):
-        totals = run_dispatch_loop(worker, stop, until_empty=until_empty, max_seconds=max_seconds, observe=observer)
+    with stop_on_signals(stop):
+        totals = run_dispatch_loop(
+            worker,
+            stop,
+            until_empty=until_empty,
+            max_seconds=max_seconds,
+            observe=observer,
+            max_consecutive_failures=UNTIL_EMPTY_MAX_FAILURES if until_empty else None,
+        )
     observer.publish_loads()
     _publish_summary(totals)
-    get_run_logger().info("truck worker %s stopped (%s): %s", config.worker_id, totals.stopped_by, totals.as_dict())
-    return totals.as_dict()
+    result = totals.as_dict()
+    if faults := c.injected_faults():  # only when STOREOPS_FAULT_INJECTION is set (drills, benchmarks)
+        result["injected_faults"] = faults
+    get_run_logger().info("truck worker %s stopped (%s): %s", config.worker_id, totals.stopped_by, result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,14 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_settings()
     quiet_expected_tracebacks()
-    totals = trucks(
-        until_empty=args.until_empty,
-        max_seconds=args.max_seconds,
-        window_messages=args.window_messages,
-        window_seconds=args.window_seconds,
-        capacity_units=args.capacity_units,
-        max_stops=args.max_stops,
-    )
+    with prefect_api():
+        totals = trucks(
+            until_empty=args.until_empty,
+            max_seconds=args.max_seconds,
+            window_messages=args.window_messages,
+            window_seconds=args.window_seconds,
+            capacity_units=args.capacity_units,
+            max_stops=args.max_stops,
+        )
     print_summary(
         f"trucks: stopped by {totals['stopped_by']}",
         [

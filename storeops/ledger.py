@@ -6,20 +6,32 @@ row says a truck load carries it (open until a reading after its ``eta``). Plann
 pairs with an open row, so it never asks twice for the same goods.
 
 This module owns the ledger's object keys: ``requests-<plan_id>.json`` per plan and
-``load-<window_id>-<n>.json`` per truck load.
+``window-<window_id>.json`` per dispatch window (every truck load the window dispatched).
+A window record is created at most once (a conditional PUT); a ``fence`` (one ``fence`` row
+in place of the record) makes sure a window that lost its claims can never record.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from storeops.clock import format_timestamp
+from storeops.exceptions import StoreOpsError
+from storeops.retry import RetryPolicy
+
 LEDGER_PREFIX = "dispatch-ledger/"
-LOAD_PREFIX = "load-"
+WINDOW_PREFIX = "window-"
+CONFLICT_RETRY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=1.0)
+
+logger = logging.getLogger(__name__)
 
 
 class LedgerRow(BaseModel):
@@ -27,7 +39,7 @@ class LedgerRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    record_type: Literal["request", "dispatch"]
+    record_type: Literal["request", "dispatch", "fence"]
     shortage_id: str
     store_id: str
     product_id: str
@@ -51,29 +63,14 @@ def requests_key(moment: datetime, plan_id: str) -> str:
     return f"{day_prefix(f'{moment:%Y-%m-%d}')}requests-{plan_id}.json"
 
 
-def load_id_prefix(window_id: str) -> str:
-    """Loads of a dispatch window are named ``<this>-<n>``."""
-    return f"{LOAD_PREFIX}{window_id}"
+def window_record_key(departure: datetime, window_id: str) -> str:
+    """Where a dispatch window records its truck loads, under the day they departed."""
+    return f"{day_prefix(f'{departure:%Y-%m-%d}')}{WINDOW_PREFIX}{window_id}.json"
 
 
-def load_key(moment: datetime, load_id: str) -> str:
-    """Where a truck load is recorded, under the day it departed."""
-    return f"{day_prefix(f'{moment:%Y-%m-%d}')}{load_id}.json"
-
-
-def window_loads_prefix(day: str, window_id: str) -> str:
-    """The keys of every load one dispatch window recorded on ``day`` start with this."""
-    return f"{day_prefix(day)}{load_id_prefix(window_id)}-"
-
-
-def loads_prefix(day: str) -> str:
-    """The keys of every truck load recorded on ``day`` start with this."""
-    return f"{day_prefix(day)}{LOAD_PREFIX}"
-
-
-def load_id_of(key: str) -> str:
-    """The load id a load key names."""
-    return key.rsplit("/", 1)[-1].removesuffix(".json")
+def window_records_prefix(day: str) -> str:
+    """The keys of every window record of ``day`` start with this."""
+    return f"{day_prefix(day)}{WINDOW_PREFIX}"
 
 
 def encode_rows(rows: Iterable[LedgerRow]) -> bytes:
@@ -85,3 +82,85 @@ def write_rows(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> str:
     """Write one ledger object (idempotent: the same key and rows give the same object)."""
     s3.put_object(Bucket=bucket, Key=key, Body=encode_rows(rows), ContentType="application/x-ndjson")
     return key
+
+
+def decode_rows(body: bytes) -> list[LedgerRow]:
+    return [LedgerRow.model_validate_json(line) for line in body.splitlines() if line.strip()]
+
+
+class Recorded(enum.Enum):
+    """What creating a window record found."""
+
+    CREATED = "created now"
+    ALREADY_THERE = "created by an earlier attempt whose answer was lost"
+    FENCED = "fenced: another window took this window's claims over; it must not record"
+
+
+def _is_precondition_failure(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return (
+        error.get("Code") in {"PreconditionFailed", "412"}
+        or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) == "412"
+    )
+
+
+def _is_conflict(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
+
+
+def _create_once(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> bytes | None:
+    """PUT only if the key is new; None if created, else the body that was there first."""
+    for attempt in range(1, CONFLICT_RETRY.max_attempts + 1):
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                IfNoneMatch="*",
+                ContentType="application/x-ndjson",
+                Metadata=metadata or {},
+            )
+            return None
+        except ClientError as exc:
+            if _is_conflict(exc):  # another conditional PUT on this key is in flight: ask again
+                CONFLICT_RETRY.wait_before_retry(attempt)
+                continue
+            if not _is_precondition_failure(exc):
+                raise
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    raise StoreOpsError(f"conditional writes to {key} kept conflicting", hint="retry the window")
+
+
+def create_record(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> Recorded:
+    """Create a window's record once; safe to repeat (the same rows find themselves there)."""
+    body = encode_rows(rows)
+    existing = _create_once(s3, bucket, key, body)
+    if existing is None:
+        return Recorded.CREATED
+    if existing == body:
+        return Recorded.ALREADY_THERE
+    if any(row.record_type == "fence" for row in decode_rows(existing)):
+        return Recorded.FENCED
+    raise StoreOpsError(f"window record {key} exists with other rows", hint="window ids must be unique")
+
+
+def fence_record(s3: Any, bucket: str, key: str, fenced_by: str) -> list[LedgerRow] | None:
+    """Make the record at ``key`` final before taking its window's claims over.
+
+    Returns None if the key now holds a fence (its window can never record), or the rows the
+    window recorded before (then the shortages in them are dispatched).
+    """
+    fence = LedgerRow(
+        record_type="fence",
+        shortage_id="",
+        store_id="",
+        product_id="",
+        quantity=0,
+        recorded_at=format_timestamp(datetime.now(UTC)),
+    )
+    existing = _create_once(s3, bucket, key, encode_rows([fence]), {"fenced-by": fenced_by})
+    if existing is None:
+        logger.info("fenced window record %s (its claims are taken over by %s)", key, fenced_by)
+        return None
+    rows = decode_rows(existing)
+    return None if any(row.record_type == "fence" for row in rows) else rows

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 SQS_RETRY = RetryPolicy(max_attempts=6)
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
+MAX_DELAY_SECONDS = 900  # SendMessage DelaySeconds
 
 
 @dataclass
@@ -42,10 +43,12 @@ class SqsBatcher:
         queue_url: str,
         bodies: Sequence[tuple[str, str]],
         attributes: dict[str, dict[str, str]] | None = None,
+        delays: dict[str, int] | None = None,
     ) -> BatchOutcome:
         """SendMessageBatch for (entry id, body) pairs; ids unique, [A-Za-z0-9_-]{1,80}.
 
-        ``attributes`` maps an entry id to string message attributes.
+        ``attributes`` maps an entry id to string message attributes; ``delays`` to the seconds
+        (0-900) before the message can be received.
         """
         entries = []
         for entry_id, body in bodies:
@@ -54,6 +57,8 @@ class SqsBatcher:
                 entry["MessageAttributes"] = {
                     k: {"DataType": "String", "StringValue": v[:1024]} for k, v in attributes[entry_id].items()
                 }
+            if delays and delays.get(entry_id):
+                entry["DelaySeconds"] = min(MAX_DELAY_SECONDS, max(0, delays[entry_id]))
             entries.append(entry)
         return self._run("send_message_batch", queue_url, entries)
 

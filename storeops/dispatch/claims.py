@@ -1,61 +1,97 @@
-"""Atomic claims on shortages in DynamoDB: a shortage is dispatched by at most one worker.
+"""Claims on shortages in DynamoDB: each shortage is owned by at most one dispatch window at a time.
 
-A claim item ``{shortage_id, state, worker, lease_expires, window_id, ledger_dt, ttl}`` is
-created with a conditional put (``attribute_not_exists``, or taking over an expired claim),
-up to 100 per ``TransactWriteItems`` call. ``state`` goes ``claimed`` -> ``dispatched`` once
-the load is in the ledger. A worker that dies before dispatching loses its claim when the
-lease expires; before taking over, the new worker checks the ledger for the old window's loads,
-so a load recorded just before a crash is never dispatched again.
+A claim item ``{shortage_id, state, window_id, worker, lease_expires, record_key, ttl}`` is
+created with a conditional put (``attribute_not_exists``), up to 100 per
+``TransactWriteItems``. It moves from one window to another only by ``take_over``, which a
+worker may try only after it made the old window's ledger record final (see
+``storeops.ledger.fence_record``); ``dispatched`` is final. The protocol and its argument
+are in ARCHITECTURE.md ("Exactly once per shortage").
+
+Every call tolerates the ambiguous failure (a write that landed although its answer was
+lost and botocore retried it): a claim found holding this window's id is this window's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from storeops.retry import RetryPolicy
+
+CLAIMED, DISPATCHED = "claimed", "dispatched"
 TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
-RETENTION_SECONDS = 30 * 24 * 3600  # DynamoDB TTL removes claims a month after their lease
+RETENTION_SECONDS = 60 * 24 * 3600  # DynamoDB TTL: longer than any copy of a message can live (ARCHITECTURE.md)
+CLAIM_RETRY = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The identity a window claims under: its id, its worker, and where it will record."""
+
+    window_id: str
+    worker: str
+    record_key: str
 
 
 @dataclass(frozen=True)
 class Claim:
     shortage_id: str
     state: str  # claimed | dispatched
+    window_id: str
     worker: str
     lease_expires: float
-    window_id: str
-    ledger_dt: str
+    record_key: str
+
+    def held_by(self, window: Window) -> bool:
+        return self.window_id == window.window_id
+
+
+@dataclass
+class ClaimOutcome:
+    """What one ``claim`` call did for each id: won, found someone's claim, or could not tell yet."""
+
+    won: set[str] = field(default_factory=set)
+    existing: dict[str, Claim] = field(default_factory=dict)
+    unresolved: set[str] = field(default_factory=set)  # conflicts or unread claims: try again later
 
 
 class ClaimStore:
-    def __init__(self, dynamodb: Any, table: str, lease_seconds: int = 300, clock: Callable[[], float] = time.time):
+    """Claims in one DynamoDB table; all waits go through ``retry.sleep``, all times through ``clock``."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.time,
+        retry: RetryPolicy = CLAIM_RETRY,
+    ) -> None:
         self.dynamodb = dynamodb
         self.table = table
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.retry = retry
 
     # -- reads ------------------------------------------------------------------------------
-    def lookup(self, shortage_ids: Iterable[str]) -> dict[str, Claim]:
-        """Existing claims for these ids (strongly consistent)."""
+    def lookup(self, shortage_ids: Iterable[str]) -> tuple[dict[str, Claim], set[str]]:
+        """Existing claims (strongly consistent), and the ids DynamoDB left unprocessed."""
         ids = list(dict.fromkeys(shortage_ids))
         found: dict[str, Claim] = {}
+        unprocessed: set[str] = set()
         for start in range(0, len(ids), BATCH_GET_LIMIT):
-            request = {
-                self.table: {
-                    "Keys": [{"shortage_id": {"S": i}} for i in ids[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                }
-            }
-            for _attempt in range(8):
+            keys = [{"shortage_id": {"S": i}} for i in ids[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(1, self.retry.max_attempts + 1):
                 response = self.dynamodb.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     claim = _claim(item)
@@ -63,41 +99,110 @@ class ClaimStore:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(0.05)
-        return found
+                self.retry.wait_before_retry(attempt)
+            if request:
+                unprocessed |= {k["shortage_id"]["S"] for k in request[self.table]["Keys"]}
+        return found, unprocessed
 
     # -- writes -----------------------------------------------------------------------------
-    def claim(self, shortage_ids: list[str], worker: str, window_id: str, ledger_dt: str) -> tuple[set[str], set[str]]:
-        """Claim each id unless another worker holds an unexpired claim or it is dispatched.
+    def claim(self, shortage_ids: list[str], window: Window) -> ClaimOutcome:
+        """Claim each id that nobody holds. Transactions are all-or-nothing: an id whose condition
+        failed is taken out and the rest retried; ids in a ``TransactionConflict`` are retried
+        with backoff, then left unresolved."""
+        outcome = ClaimOutcome()
+        unread: list[str] = []  # condition failed but the old item did not come back with the error
+        for start in range(0, len(shortage_ids), TRANSACTION_LIMIT):
+            chunk = shortage_ids[start : start + TRANSACTION_LIMIT]
+            try:
+                self._claim_chunk(chunk, window, outcome, unread)
+            except (ClientError, BotoCoreError) as exc:
+                # It may have landed: then this window holds claims it does not know of; they expire,
+                # and whoever settles them finds them missing from this window's record.
+                outcome.unresolved.update(i for i in chunk if i not in outcome.won and i not in outcome.existing)
+                logger.warning("claiming %d shortages failed: %s; retried later", len(chunk), exc)
+        if unread:
+            try:
+                found, unprocessed = self.lookup(unread)
+            except (ClientError, BotoCoreError) as exc:
+                found, unprocessed = {}, set(unread)
+                logger.warning("reading %d claims failed: %s; retried later", len(unread), exc)
+            outcome.existing.update(found)
+            outcome.unresolved |= unprocessed | {i for i in unread if i not in found}  # released meanwhile
+        for shortage_id, claim in list(outcome.existing.items()):
+            if claim.held_by(window) and claim.state == CLAIMED:  # an attempt that landed, its answer lost
+                outcome.won.add(shortage_id)
+                del outcome.existing[shortage_id]
+        return outcome
 
-        Returns (won, lost). All-or-nothing transactions are retried without the items whose
-        condition failed, so one contended id never blocks the others.
+    def _claim_chunk(self, ids: list[str], window: Window, outcome: ClaimOutcome, unread: list[str]) -> None:
+        pending = list(ids)
+        for attempt in range(1, self.retry.max_attempts + 1):
+            now = self.clock()
+            actions = [self._new_claim(i, window, now) for i in pending]
+            # botocore resends the same token when it retries this call: a landed attempt is not applied twice
+            token = hashlib.sha256(f"{window.window_id}|{attempt}|{','.join(pending)}".encode()).hexdigest()[:36]
+            try:
+                self.dynamodb.transact_write_items(TransactItems=actions, ClientRequestToken=token)
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc, len(pending))
+                if reasons is None:
+                    raise
+                codes = [str(r.get("Code") or "None") for r in reasons]
+                retry: list[str] = []
+                for shortage_id, code, reason in zip(pending, codes, reasons, strict=True):
+                    if code != "ConditionalCheckFailed":
+                        retry.append(shortage_id)  # "None" (cancelled with the others) or contended
+                    elif reason.get("Item"):
+                        outcome.existing[shortage_id] = _claim(reason["Item"])
+                    else:
+                        unread.append(shortage_id)
+                pending = retry
+                if not pending:
+                    return
+                if any(code not in {"None", "ConditionalCheckFailed"} for code in codes):
+                    self.retry.wait_before_retry(attempt)  # TransactionConflict or throttling: back off
+                continue
+            outcome.won.update(pending)
+            return
+        outcome.unresolved.update(pending)
+        logger.warning("%d claims still contended after %d attempts: retried later", len(pending), attempt)
+
+    def take_over(self, old: Claim, window: Window) -> Claim | None:
+        """Take an expired claim whose window can no longer record (its record is fenced or final).
+
+        The condition names the exact old window, so of several takers exactly one wins.
+        Returns None if this window won, else the claim that stands now.
         """
         now = self.clock()
-        won: set[str] = set()
-        lost: set[str] = set()
-        for start in range(0, len(shortage_ids), TRANSACTION_LIMIT):
-            pending = shortage_ids[start : start + TRANSACTION_LIMIT]
-            while pending:
-                actions = [self._claim_put(i, worker, window_id, ledger_dt, now) for i in pending]
-                try:
-                    self.dynamodb.transact_write_items(TransactItems=actions)
-                except ClientError as exc:
-                    failed = _conditional_failures(exc, pending)
-                    if failed is None:
-                        raise
-                    lost |= failed
-                    pending = [i for i in pending if i not in failed]
-                    continue
-                won.update(pending)
-                pending = []
-        return won, lost
+        action = self._new_claim(old.shortage_id, window, now)["Put"]
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=action["Item"],
+                ConditionExpression="#state = :claimed AND window_id = :old",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":old": {"S": old.window_id}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            current = _claim(item) if item else None
+            if current is not None and current.held_by(window):
+                return None  # our own put landed on an earlier attempt
+            if current is None:
+                found, _ = self.lookup([old.shortage_id])
+                current = found.get(old.shortage_id)
+            return current or old
+        logger.info("window %s took over shortage %s from window %s", window.window_id, old.shortage_id, old.window_id)
+        return None
 
-    def mark_dispatched(self, shortage_ids: list[str], worker: str, window_id: str, ledger_dt: str) -> None:
-        """claimed -> dispatched for claims this worker holds, once their loads are in the ledger.
+    def mark_dispatched(self, shortage_ids: list[str], window: Window) -> int:
+        """claimed -> dispatched for this window's claims, once its record is durable; returns failures.
 
-        Plain BatchWriteItem puts (25 a call): the claims are ours (the worker checks its lease
-        before recording), so no condition is needed and this costs a fraction of a transaction.
+        Plain BatchWriteItem puts (25 a call): once the record exists no other window can hold
+        these claims (taking over needs a fence first), so no condition is needed.
         """
         now = self.clock()
         items = [
@@ -105,10 +210,10 @@ class ClaimStore:
                 "PutRequest": {
                     "Item": {
                         "shortage_id": {"S": i},
-                        "state": {"S": "dispatched"},
-                        "worker": {"S": worker},
-                        "window_id": {"S": window_id},
-                        "ledger_dt": {"S": ledger_dt},
+                        "state": {"S": DISPATCHED},
+                        "window_id": {"S": window.window_id},
+                        "worker": {"S": window.worker},
+                        "record_key": {"S": window.record_key},
                         "dispatched_at": {"N": f"{now:.3f}"},
                         "lease_expires": {"N": "0"},
                         "ttl": {"N": str(int(now + RETENTION_SECONDS))},
@@ -117,114 +222,105 @@ class ClaimStore:
             }
             for i in shortage_ids
         ]
+        failed = 0
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            request = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
-            for attempt in range(10):
-                response = self.dynamodb.batch_write_item(RequestItems=request)
+            request: dict[str, Any] = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
+            for attempt in range(1, self.retry.max_attempts + 1):
+                try:
+                    response = self.dynamodb.batch_write_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    logger.info("marking claims dispatched failed (attempt %d): %s", attempt, exc)
+                    self.retry.wait_before_retry(attempt)
+                    continue
                 request = response.get("UnprocessedItems") or {}
                 if not request:
                     break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
+                self.retry.wait_before_retry(attempt)
             if request:
-                raise RuntimeError(f"could not mark {len(request[self.table])} claims dispatched")
+                failed += len(request[self.table])
+        if failed:
+            logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
+        return failed
 
-    def take_over(self, claim: Claim, worker: str, window_id: str, ledger_dt: str) -> bool:
-        """Claim an abandoned shortage: only if its claim is still exactly the expired one we saw."""
-        now = self.clock()
-        put = self._claim_put(claim.shortage_id, worker, window_id, ledger_dt, now)["Put"]
-        put["ConditionExpression"] = "#state = :claimed AND worker = :old AND lease_expires = :lease AND :lease < :now"
-        put["ExpressionAttributeValues"] = {
-            ":claimed": {"S": "claimed"},
-            ":old": {"S": claim.worker},
-            ":lease": {"N": f"{claim.lease_expires:.3f}"},
-            ":now": {"N": f"{now:.3f}"},
-        }
-        try:
-            self.dynamodb.put_item(
-                TableName=put["TableName"],
-                Item=put["Item"],
-                ConditionExpression=put["ConditionExpression"],
-                ExpressionAttributeNames=put["ExpressionAttributeNames"],
-                ExpressionAttributeValues=put["ExpressionAttributeValues"],
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        logger.info("took over shortage %s from %s (lease expired)", claim.shortage_id, claim.worker)
-        return True
-
-    def repair_dispatched(self, shortage_id: str, window_id: str) -> None:
-        """Mark an expired claim dispatched when the ledger shows its load was recorded."""
+    def repair_dispatched(self, claim: Claim) -> None:
+        """Mark an expired claim dispatched: its window's record (final) holds the shortage."""
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
-                Key={"shortage_id": {"S": shortage_id}},
+                Key={"shortage_id": {"S": claim.shortage_id}},
                 UpdateExpression="SET #state = :dispatched",
                 ConditionExpression="#state = :claimed AND window_id = :window",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    ":dispatched": {"S": "dispatched"},
-                    ":claimed": {"S": "claimed"},
-                    ":window": {"S": window_id},
+                    ":dispatched": {"S": DISPATCHED},
+                    ":claimed": {"S": CLAIMED},
+                    ":window": {"S": claim.window_id},
                 },
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _code(exc) != "ConditionalCheckFailedException":
                 raise
 
-    def release(self, shortage_ids: Iterable[str], worker: str) -> None:
-        """Give back claims this worker holds but did not dispatch (best effort)."""
+    def release(self, shortage_ids: Iterable[str], window: Window) -> int:
+        """Delete this window's claims (after it fenced its own record); returns how many failed."""
+        failed = 0
         for shortage_id in shortage_ids:
             try:
                 self.dynamodb.delete_item(
                     TableName=self.table,
                     Key={"shortage_id": {"S": shortage_id}},
-                    ConditionExpression="#state = :claimed AND worker = :me",
+                    ConditionExpression="#state = :claimed AND window_id = :me",
                     ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":me": {"S": worker}},
+                    ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": window.window_id}},
                 )
-            except ClientError:
-                continue
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    failed += 1
+            except BotoCoreError:
+                failed += 1
+        return failed
 
-    def _claim_put(self, shortage_id: str, worker: str, window_id: str, ledger_dt: str, now: float) -> dict[str, Any]:
+    def _new_claim(self, shortage_id: str, window: Window, now: float) -> dict[str, Any]:
         lease = now + self.lease_seconds
         return {
             "Put": {
                 "TableName": self.table,
                 "Item": {
                     "shortage_id": {"S": shortage_id},
-                    "state": {"S": "claimed"},
-                    "worker": {"S": worker},
+                    "state": {"S": CLAIMED},
+                    "window_id": {"S": window.window_id},
+                    "worker": {"S": window.worker},
+                    "record_key": {"S": window.record_key},
                     "lease_expires": {"N": f"{lease:.3f}"},
-                    "window_id": {"S": window_id},
-                    "ledger_dt": {"S": ledger_dt},
                     "claimed_at": {"N": f"{now:.3f}"},
                     "ttl": {"N": str(int(lease + RETENTION_SECONDS))},
                 },
-                # new, or re-claimed by the same worker; abandoned claims go through take_over()
-                "ConditionExpression": "attribute_not_exists(shortage_id) OR (#state = :claimed AND worker = :me)",
-                "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":me": {"S": worker}},
+                "ConditionExpression": "attribute_not_exists(shortage_id)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _claim(item: dict[str, Any]) -> Claim:
     return Claim(
         shortage_id=item["shortage_id"]["S"],
         state=item["state"]["S"],
+        window_id=item.get("window_id", {}).get("S", ""),
         worker=item.get("worker", {}).get("S", ""),
         lease_expires=float(item.get("lease_expires", {}).get("N", "0")),
-        window_id=item.get("window_id", {}).get("S", ""),
-        ledger_dt=item.get("ledger_dt", {}).get("S", ""),
+        record_key=item.get("record_key", {}).get("S", ""),
     )
 
 
-def _conditional_failures(exc: ClientError, pending: list[str]) -> set[str] | None:
-    """The ids whose condition failed in a cancelled transaction; None for other errors."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+def _cancellation_reasons(exc: ClientError, expected: int) -> list[dict[str, Any]] | None:
+    """The per-item reasons of a cancelled transaction (one per action), or None for other errors."""
+    if _code(exc) != "TransactionCanceledException":
         return None
     reasons = exc.response.get("CancellationReasons") or []
-    failed = {i for i, r in zip(pending, reasons, strict=False) if r.get("Code") == "ConditionalCheckFailed"}
-    return failed or None
+    if len(reasons) != expected:
+        return None
+    return [dict(reason) for reason in reasons]

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -40,6 +40,10 @@ class StopFlag:
     @property
     def requested(self) -> bool:
         return self._event.is_set()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking at once when a stop is requested."""
+        self._event.wait(seconds)
 
 
 @contextmanager
@@ -72,9 +76,9 @@ class TruckTotals(DispatchCounts):
 
     windows: int = 0
     messages_received: int = 0
-    released: int = 0
     trucks: int = 0
     transient_errors: int = 0
+    observer_errors: int = 0
     seconds: float = 0.0
     stopped_by: str = ""
     last_errors: list[str] = field(default_factory=list)
@@ -103,46 +107,48 @@ def run_dispatch_loop(
     until_empty: bool = False,
     max_seconds: float | None = None,
     observe: Callable[[WindowReport], None] = lambda _: None,
-    sleep: Callable[[float], None] = time.sleep,
-    max_consecutive_failures: int = 20,
+    sleep: Callable[[float], None] | None = None,
+    max_consecutive_failures: int | None = None,
 ) -> TruckTotals:
-    """Process windows until stopped, out of time, or (``until_empty``) the queue is drained."""
+    """Process windows until stopped, out of time, or (``until_empty``) the queue holds nothing at all.
+
+    An AWS error abandons the window (the worker sends its messages back in time) and the loop
+    backs off; it keeps going however long the errors last, unless ``max_consecutive_failures``
+    bounds them. An observer that fails is logged and counted, never fatal.
+    """
     totals = TruckTotals()
     started = time.monotonic()
     failures = 0
+    pause = sleep or stop.wait
     while not stop.requested:
         if max_seconds is not None and time.monotonic() - started >= max_seconds:
             totals.stopped_by = "max_seconds"
             break
-        held = []
         try:
-            held = worker.gather(until_empty=until_empty)
-            report = worker.process(held)
+            report = worker.process(worker.gather(until_empty=until_empty))
+            drained = until_empty and report.received == 0 and worker.queue_is_empty()
         except (ClientError, BotoCoreError, StoreOpsError) as exc:
             failures += 1
             totals.transient_errors += 1
             totals.last_errors = [*totals.last_errors[-4:], str(exc).splitlines()[0][:300]]
-            with suppress(ClientError, BotoCoreError):  # else the visibility timeout returns them
-                totals.released += worker.release(held)
-            if failures >= max_consecutive_failures:
+            if max_consecutive_failures is not None and failures >= max_consecutive_failures:
                 raise
             delay = backoff_seconds(failures)
             logger.warning(
-                "window failed (%d in a row, %d released): %s; retrying in %.1f s",
-                failures,
-                totals.released,
-                totals.last_errors[-1],
-                delay,
+                "window failed (%d in a row): %s; backing off %.1f s", failures, totals.last_errors[-1], delay
             )
-            sleep(delay)
+            pause(delay)
             continue
         failures = 0
         totals.add(report)
-        observe(report)
-        if until_empty and report.received == 0:
+        try:
+            observe(report)
+        except Exception as exc:  # reporting must never stop the trucks
+            totals.observer_errors += 1
+            logger.warning("reporting window %s failed: %s", report.window_id, exc)
+        if drained:
             totals.stopped_by = "queue empty"
             break
-    worker.finish_marking()
     if stop.requested:
         totals.stopped_by = stop.reason or "stop requested"
     totals.seconds = round(time.monotonic() - started, 3)

@@ -14,6 +14,7 @@ from storeops.dispatch.routing import FleetPolicy
 from storeops.exceptions import first_validation_error
 
 UNKNOWN_STORE = "unknown store"  # reason prefix: the store directory may simply be stale
+GENERATION_ATTRIBUTE = "storeops-generation"  # how many times a request was replaced by a fresh copy
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,18 @@ class Received:
     receipt_handle: str
     body: str
     receive_count: int = 1
+    generation: int = 0
 
     @classmethod
     def from_sqs(cls, message: dict[str, Any]) -> Received:
         attributes = message.get("Attributes", {})
+        generation = message.get("MessageAttributes", {}).get(GENERATION_ATTRIBUTE, {}).get("StringValue", "0")
         return cls(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],
             body=message.get("Body", ""),
             receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+            generation=int(generation) if str(generation).isdigit() else 0,
         )
 
 

@@ -1,62 +1,54 @@
 """The dispatch worker: one window at a time, exactly one dispatch per shortage.
 
 A window: receive (long polling, batches of 10) up to a number of messages or seconds;
-validate; send invalid messages to the dead-letter queue with their reason; claim the new
-shortages atomically; consolidate them into truck loads; record each load in the ledger;
-mark the claims dispatched; only then delete the messages. Redelivered or duplicate messages
-find their shortage dispatched (or held by a live claim) and are deleted (or left to retry).
-Plain code over injected clients: the ``trucks`` flow loops over it.
+validate (invalid messages go to the dead-letter queue with their reason); replace worn
+messages by fresh copies; claim the new shortages atomically; settle the shortages someone
+else claimed (duplicates, held by a live window, or abandoned: then fence the old window's
+record and take over); consolidate the won shortages into truck loads; create the window's
+ledger record once; mark the claims dispatched; only then delete the messages.
+
+The argument that this dispatches every shortage exactly once, at the stack's settings, is
+in ARCHITECTURE.md ("Exactly once per shortage"); ``storeops.dispatch.config`` checks the
+timing relation it needs between visibility, lease, window and ``maxReceiveCount``. Plain code over injected
+clients and clocks: the ``trucks`` flow loops over it; the property tests drive it on fakes.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.clock import format_timestamp
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.directory import StoreLocation, load_store_directory
-from storeops.dispatch.claims import Claim, ClaimStore
-from storeops.dispatch.messages import UNKNOWN_STORE, Received, parse_request
-from storeops.dispatch.routing import FleetPolicy, Load, consolidate, lower_bound_trucks
+from storeops.dispatch.claims import Claim, ClaimStore, Window
+from storeops.dispatch.config import MAX_DELAY_SECONDS, WorkerConfig
+from storeops.dispatch.messages import GENERATION_ATTRIBUTE, UNKNOWN_STORE, Received, parse_request
+from storeops.dispatch.routing import Load, consolidate, lower_bound_trucks
 from storeops.exceptions import StoreOpsError
-from storeops.ledger import LedgerRow, load_id_prefix, load_key, window_loads_prefix, write_rows
+from storeops.ledger import LedgerRow, Recorded, create_record, fence_record, window_record_key
 from storeops.sqs import SqsBatcher
 
 logger = logging.getLogger(__name__)
-RETRY_LATER_SECONDS = 30  # visibility for a message whose shortage another worker holds
+
+MAX_GENERATIONS = 4  # fresh copies of one request before it is dead-lettered as unprocessable
+UNRESOLVED_RETRY_SECONDS = 10  # contended or unread claims: look again soon
 
 
-class LostClaim(enum.Enum):
-    """How a shortage whose claim another window holds is resolved."""
+class Settled(enum.Enum):
+    """How a shortage whose claim already exists is settled in this window."""
 
-    DISPATCHED = "its load is recorded: the message is a duplicate"
-    HELD_ELSEWHERE = "a live worker holds it: retry later"
-    TAKEN_OVER = "its worker died before recording: this window dispatches it"
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    queue_url: str
-    dead_letter_queue_url: str
-    bucket: str
-    claims_table: str
-    window_messages: int = 500
-    window_seconds: float = 10.0
-    wait_seconds: int = 20
-    visibility_seconds: int = 120
-    lease_seconds: int = 300
-    io_threads: int = 4  # concurrent ledger writes and SQS batch calls
-    policy: FleetPolicy = field(default_factory=FleetPolicy)
-    worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
+    DUPLICATE = "its record exists: the message is a duplicate"
+    HELD = "a live window holds it: retry when that lease ends"
+    WON = "this window owns it now (taken over, or our own earlier attempt)"
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,15 @@ class DispatchCounts:
     duplicates_skipped: int = 0
     dead_lettered: int = 0
     held_elsewhere: int = 0
+    unresolved: int = 0  # contended or unread claims, retried soon
+    taken_over: int = 0
+    repaired: int = 0
+    recycled: int = 0
+    fenced_windows: int = 0
     delete_failures: int = 0
+    visibility_failures: int = 0
+    mark_failures: int = 0
+    release_failures: int = 0
     lower_bound_trucks: int = 0
     units: int = 0
 
@@ -104,8 +104,17 @@ class WindowReport(DispatchCounts):
         return len(self.loads)
 
 
+@dataclass
+class _Plan:
+    """A window's decisions about its messages, carried out at its end."""
+
+    delete: list[Received] = field(default_factory=list)
+    retry_at: dict[str, tuple[Received, float]] = field(default_factory=dict)  # message id -> (message, when)
+    handled: set[str] = field(default_factory=set)  # dead-lettered or replaced already: nothing left to do
+
+
 class DispatchWorker:
-    """Processes the dispatch queue window by window; safe to run several at once."""
+    """Processes the dispatch queue window by window; safe to run several at once, and to kill."""
 
     def __init__(
         self,
@@ -115,43 +124,24 @@ class DispatchWorker:
         config: WorkerConfig,
         *,
         clock: Callable[[], float] = time.time,
+        business_clock: Callable[[], datetime] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
         batcher: SqsBatcher | None = None,
+        claims: ClaimStore | None = None,
     ) -> None:
+        """``clock`` times leases and visibility (real time); ``business_clock`` is when trucks
+        depart (the wall clock, or a scenario's virtual time)."""
         self.sqs = sqs
         self.s3 = s3
         self.config = config
         self.clock = clock
+        self.business_clock = business_clock or (lambda: datetime.fromtimestamp(self.clock(), UTC))
         self.should_stop = should_stop
         self.batcher = batcher or SqsBatcher(sqs, max_workers=config.io_threads)
-        self.claims = ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
+        self.claims = claims or ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
         self.stores: dict[str, StoreLocation] = {}
         self.windows = 0
         self._oldest_sent: float | None = None  # SentTimestamp of the oldest message held
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mark-dispatched")
-        self._marking: Future[None] | None = None
-
-    def finish_marking(self) -> None:
-        """Wait for the previous window's claims to be marked dispatched; a failure is only logged."""
-        if self._marking is not None:
-            try:
-                self._marking.result()
-            except Exception as exc:
-                logger.warning("marking claims dispatched failed (they will be repaired from the ledger): %s", exc)
-            self._marking = None
-
-    def close(self) -> None:
-        """Finish background work and stop its thread; the worker is closed when its ``with`` block ends."""
-        self.finish_marking()
-        self._background.shutdown(wait=True)
-
-    def __enter__(self) -> DispatchWorker:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- receiving --------------------------------------------------------------------------
     def gather(self, until_empty: bool = False) -> list[Received]:
@@ -165,14 +155,20 @@ class DispatchWorker:
             if until_empty:  # draining: a short poll tells an empty queue quickly
                 wait = 0 if held else min(2, self.config.wait_seconds)
             else:
-                wait = min(self.config.wait_seconds, max(1, int(remaining)))
-            response = self.sqs.receive_message(
-                QueueUrl=self.config.queue_url,
-                MaxNumberOfMessages=min(10, self.config.window_messages - len(held)),
-                WaitTimeSeconds=wait,
-                VisibilityTimeout=self.config.visibility_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-            )
+                wait = min(self.config.wait_seconds, max(1, math.ceil(remaining)))
+            try:
+                response = self.sqs.receive_message(
+                    QueueUrl=self.config.queue_url,
+                    MaxNumberOfMessages=min(10, self.config.window_messages - len(held)),
+                    WaitTimeSeconds=wait,
+                    VisibilityTimeout=self.config.visibility_seconds,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                    MessageAttributeNames=[GENERATION_ATTRIBUTE],
+                )
+            except (ClientError, BotoCoreError):
+                if not held:
+                    raise
+                break  # process what is held; the error shows again on the next receive
             messages = response.get("Messages", [])
             for message in messages:
                 received = Received.from_sqs(message)
@@ -189,14 +185,11 @@ class DispatchWorker:
 
     def extend(self, messages: list[Received]) -> None:
         """Keep held messages invisible while a long window gathers."""
-        self.batcher.change_visibility(
-            self.config.queue_url,
-            [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)],
-            self.config.visibility_seconds,
-        )
+        entries = [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)]
+        self.batcher.change_visibility(self.config.queue_url, entries, self.config.visibility_seconds)
 
     def release(self, messages: list[Received]) -> int:
-        """Make messages visible again at once (on shutdown or an aborted window)."""
+        """Make messages visible again at once (on shutdown before processing)."""
         if not messages:
             return 0
         outcome = self.batcher.change_visibility(
@@ -206,56 +199,37 @@ class DispatchWorker:
 
     # -- processing -------------------------------------------------------------------------
     def process(self, messages: list[Received]) -> WindowReport:
-        """Dispatch a window's messages; deletes only what is durably recorded (or dead-lettered)."""
+        """Dispatch a window's messages; delete only what is durably recorded (or dead-lettered).
+
+        On an AWS error the window is abandoned (its record fenced, its claims released or left
+        to expire, its messages set to come back when they can be settled) and the error raised.
+        """
         started = time.perf_counter()
         now = self.clock()
+        departure = self.business_clock()
         self.windows += 1
-        window_id = f"{datetime.fromtimestamp(now, UTC):%Y%m%dT%H%M%S}-{self.config.worker_id}-{self.windows:06d}"
+        window_id = f"{departure:%Y%m%dT%H%M%S}-{self.config.worker_id}-{self.windows:06d}"
+        window = Window(window_id, self.config.worker_id, window_record_key(departure, window_id))
         report = WindowReport(window_id=window_id, received=len(messages))
         if self._oldest_sent is not None:
             report.oldest_age_s = round(max(0.0, now - self._oldest_sent), 1)
         self._oldest_sent = None
         if not messages:
             return report
-        valid, invalid = self._validate(messages)
-        self._dead_letter(invalid, report)
-
-        ledger_dt = f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d}"
-        to_delete: list[Received] = []
-        retry_later: list[Received] = []
-        # Claim first: new shortages (the common case) cost one transaction per 100.
-        candidates = list(valid)
-        won, lost = self.claims.claim(candidates, self.config.worker_id, window_id, ledger_dt)
-        for shortage_id, claim in self.claims.lookup(lost).items():
-            copies = [m for m, _ in valid[shortage_id]]
-            outcome = self._resolve_lost_claim(claim, now, window_id, ledger_dt)
-            if outcome is LostClaim.TAKEN_OVER:
-                won.add(shortage_id)
-            elif outcome is LostClaim.DISPATCHED:
-                to_delete += copies
-                report.duplicates_skipped += len(copies)
-            else:
-                retry_later += copies
-                report.held_elsewhere += len(copies)
-        requests = [valid[s][0][1] for s in candidates if s in won]
-        if requests:
-            try:
-                loads = self._record_loads(requests, window_id, now)
-            except BaseException:
-                self.claims.release(won, self.config.worker_id)
-                raise
-            report.loads = [_summary(load) for load in loads]
-            report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
-            report.units = sum(r.quantity for r in requests)
-            for shortage_id in won:
-                pairs = valid[shortage_id]
-                to_delete += [message for message, _ in pairs]
-                report.dispatched += 1
-                report.duplicates_skipped += len(pairs) - 1  # in-window duplicates of a dispatched request
-        report.delete_failures += self._delete(to_delete)  # the ledger holds the loads: safe to delete
-        if requests:
-            self._mark_in_background(sorted(won), window_id, ledger_dt)
-        self._retry_later(retry_later)
+        plan = _Plan()
+        won: set[str] = set()
+        try:
+            valid, invalid = self._validate(messages)
+            self._dead_letter(invalid, plan, report)
+            valid = self._recycle_worn(valid, plan, report)
+            won = self._claim_and_settle(valid, window, now, plan, report)
+            if won:
+                self._dispatch(valid, won, window, departure, plan, report)
+                won = set()  # recorded (or fenced): nothing left to abandon
+        except (ClientError, BotoCoreError, StoreOpsError):
+            self._abandon(window, won, messages, plan, report)
+            raise
+        self._finish(plan, report)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -284,36 +258,219 @@ class DispatchWorker:
                 valid.setdefault(request.shortage_id, []).append((message, request))
         return valid, invalid
 
-    def _resolve_lost_claim(self, claim: Claim, now: float, window_id: str, ledger_dt: str) -> LostClaim:
-        """What to do with a shortage whose claim another window holds."""
-        if claim.state == "dispatched":
-            return LostClaim.DISPATCHED
-        if claim.lease_expires > now:
-            return LostClaim.HELD_ELSEWHERE
-        if self._recorded_in_ledger(claim.ledger_dt, claim.window_id, claim.shortage_id):
-            # its worker died after recording the load: the claim only missed its mark
-            self.claims.repair_dispatched(claim.shortage_id, claim.window_id)
-            return LostClaim.DISPATCHED
-        if self.claims.take_over(claim, self.config.worker_id, window_id, ledger_dt):
-            return LostClaim.TAKEN_OVER  # abandoned by a dead worker before it recorded anything
-        return LostClaim.HELD_ELSEWHERE  # another worker took it over first
-
-    def _mark_in_background(self, shortage_ids: list[str], window_id: str, ledger_dt: str) -> None:
-        """claimed -> dispatched only speeds up duplicate detection (a crash before it is repaired from
-        the ledger), so it runs in the background while the next window gathers."""
-        self.finish_marking()
-        self._marking = self._background.submit(
-            self.claims.mark_dispatched, shortage_ids, self.config.worker_id, window_id, ledger_dt
+    def _recycle_worn(
+        self, valid: dict[str, list[tuple[Received, DispatchRequest]]], plan: _Plan, report: WindowReport
+    ) -> dict[str, list[tuple[Received, DispatchRequest]]]:
+        """Replace each valid message received ``recycle_at`` times by a fresh copy, so that crashes and
+        outages never push a valid message to SQS's redrive; one worn too often is dead-lettered."""
+        worn = [m for pairs in valid.values() for m, _ in pairs if m.receive_count >= self.config.recycle_at]
+        if not worn:
+            return valid
+        spent = [m for m in worn if m.generation >= MAX_GENERATIONS]
+        self._dead_letter(
+            [
+                (m, f"not completed after about {self.config.recycle_at * (m.generation + 1)} receives: see the logs")
+                for m in spent
+            ],
+            plan,
+            report,
         )
+        fresh = [m for m in worn if m.generation < MAX_GENERATIONS]
+        if fresh:
+            entries = [(f"c{i}", m.body) for i, m in enumerate(fresh)]
+            attributes = {f"c{i}": {GENERATION_ATTRIBUTE: str(m.generation + 1)} for i, m in enumerate(fresh)}
+            outcome = self.batcher.send(self.config.queue_url, entries, attributes)
+            copied = [fresh[int(entry_id[1:])] for entry_id in outcome.succeeded]
+            report.delete_failures += self._delete(copied)
+            plan.handled.update(m.message_id for m in copied)
+            report.recycled += len(copied)
+            if copied:
+                logger.info("replaced %d worn messages by fresh copies", len(copied))
+        gone = {m.message_id for m in worn}  # copied, dead-lettered, or left to come back
+        return {
+            shortage_id: kept
+            for shortage_id, pairs in valid.items()
+            if (kept := [(m, r) for m, r in pairs if m.message_id not in gone])
+        }
 
-    def _retry_later(self, messages: list[Received]) -> None:
-        """Leave messages whose shortage another worker holds invisible for a while."""
-        if messages:
+    def _claim_and_settle(
+        self,
+        valid: dict[str, list[tuple[Received, DispatchRequest]]],
+        window: Window,
+        now: float,
+        plan: _Plan,
+        report: WindowReport,
+    ) -> set[str]:
+        """Claim the window's shortages; settle those someone else claimed. Returns the ones this window owns."""
+        if not valid:
+            return set()
+        outcome = self.claims.claim(list(valid), window)
+        won = set(outcome.won)
+        fences: dict[str, list[LedgerRow] | None] = {}  # one fence per old window record
+        for shortage_id, claim in outcome.existing.items():
+            copies = [m for m, _ in valid[shortage_id]]
+            try:
+                settled, retry_at = self._settle(claim, window, now, fences, report)
+            except (ClientError, BotoCoreError, StoreOpsError) as exc:
+                logger.warning("settling shortage %s failed: %s; retried later", shortage_id, exc)
+                outcome.unresolved.add(shortage_id)
+                continue
+            if settled is Settled.WON:
+                won.add(shortage_id)
+            elif settled is Settled.DUPLICATE:
+                plan.delete += copies
+                report.duplicates_skipped += len(copies)
+            else:
+                for message in copies:
+                    plan.retry_at[message.message_id] = (message, retry_at)
+                report.held_elsewhere += len(copies)
+        for shortage_id in outcome.unresolved:
+            for message, _ in valid[shortage_id]:
+                plan.retry_at[message.message_id] = (message, now + UNRESOLVED_RETRY_SECONDS)
+                report.unresolved += 1
+        return won
+
+    def _settle(
+        self,
+        claim: Claim,
+        window: Window,
+        now: float,
+        fences: dict[str, list[LedgerRow] | None],
+        report: WindowReport,
+    ) -> tuple[Settled, float]:
+        """Settle a shortage whose claim exists; for HELD, also when to look again."""
+        if claim.state == "dispatched":
+            return Settled.DUPLICATE, now
+        if claim.lease_expires > now:
+            return Settled.HELD, claim.lease_expires + self.config.retry_margin_seconds
+        # Expired: the old window may be dead or just slow. Make its record final first.
+        if claim.record_key not in fences:
+            fences[claim.record_key] = fence_record(self.s3, self.config.bucket, claim.record_key, window.window_id)
+        recorded = fences[claim.record_key]
+        if recorded is not None and any(row.shortage_id == claim.shortage_id for row in recorded):
+            self.claims.repair_dispatched(claim)  # its window recorded it, then died before marking
+            report.repaired += 1
+            return Settled.DUPLICATE, now
+        current = self.claims.take_over(claim, window)
+        if current is None:
+            report.taken_over += 1
+            return Settled.WON, now
+        if current.state == "dispatched":
+            return Settled.DUPLICATE, now
+        return Settled.HELD, max(current.lease_expires, now) + self.config.retry_margin_seconds
+
+    def _dispatch(
+        self,
+        valid: dict[str, list[tuple[Received, DispatchRequest]]],
+        won: set[str],
+        window: Window,
+        departure: datetime,
+        plan: _Plan,
+        report: WindowReport,
+    ) -> None:
+        """Consolidate the won shortages, create the window's record, mark the claims; plan the deletes."""
+        requests = [valid[s][0][1] for s in valid if s in won]
+        loads = consolidate(requests, self.stores, self.config.policy, departure, f"load-{window.window_id}")
+        rows = [
+            LedgerRow(
+                record_type="dispatch",
+                shortage_id=r.shortage_id,
+                store_id=r.store_id,
+                product_id=r.product_id,
+                quantity=r.quantity,
+                recorded_at=format_timestamp(departure),
+                load_id=load.load_id,
+                truck_id=load.truck_id,
+                stop_number=n,
+                eta=format_timestamp(stop.eta or departure),
+            )
+            for load in loads
+            for n, stop in enumerate(load.stops, start=1)
+            for r in stop.requests
+        ]
+        recorded = create_record(self.s3, self.config.bucket, window.record_key, rows)
+        if recorded is Recorded.FENCED:
+            # Another window took these claims over after our lease ran out: it dispatches them.
+            report.fenced_windows += 1
+            logger.warning("window %s was fenced before it recorded: its %d shortages go to others", window, len(won))
+            for shortage_id in won:
+                for message, _ in valid[shortage_id]:
+                    plan.retry_at[message.message_id] = (message, self.clock())
+            return
+        report.mark_failures += self.claims.mark_dispatched(sorted(won), window)
+        report.loads = [_summary(load) for load in loads]
+        report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
+        report.units = sum(r.quantity for r in requests)
+        for shortage_id in won:
+            pairs = valid[shortage_id]
+            plan.delete += [message for message, _ in pairs]
+            report.dispatched += 1
+            report.duplicates_skipped += len(pairs) - 1  # in-window duplicates of a dispatched request
+
+    def _abandon(
+        self, window: Window, won: set[str], messages: list[Received], plan: _Plan, report: WindowReport
+    ) -> None:
+        """After an AWS error: make sure this window never records, and send its messages back in time."""
+        back_at = self.clock() + UNRESOLVED_RETRY_SECONDS
+        if won:
+            try:
+                recorded = fence_record(self.s3, self.config.bucket, window.record_key, window.window_id)
+            except (ClientError, BotoCoreError, StoreOpsError):
+                back_at = self.clock() + self.config.lease_seconds + self.config.retry_margin_seconds
+                logger.warning("window %s could not fence its record: its claims expire in %d s", window, back_at)
+            else:
+                if recorded is None:  # fenced: nothing of ours will ever be recorded; give the claims back
+                    report.release_failures += self.claims.release(won, window)
+                else:  # the record made it before the error: only marking and deleting were lost
+                    back_at = self.clock()
+        for message in messages:
+            if message.message_id not in plan.retry_at and message.message_id not in plan.handled:
+                plan.retry_at[message.message_id] = (message, back_at)
+        try:
+            self._finish(plan, report)
+        except (ClientError, BotoCoreError):
+            logger.warning("window %s could not set its messages to come back; they return after the visibility")
+
+    def _finish(self, plan: _Plan, report: WindowReport) -> None:
+        """Delete what is done; send the rest back to come again when it can be settled."""
+        deleting = {m.message_id for m in plan.delete}
+        report.delete_failures += self._delete(plan.delete)
+        now = self.clock()
+        later = [
+            (message, min(MAX_DELAY_SECONDS, max(0, math.ceil(when - now))))
+            for message_id, (message, when) in plan.retry_at.items()
+            if message_id not in deleting
+        ]
+        self._defer(later, report)
+
+    def _defer(self, later: list[tuple[Received, int]], report: WindowReport) -> None:
+        """Send each message back as a copy delayed until it can be settled, and delete the original.
+
+        A decision to retry later therefore never adds to a message's receive count: only receives
+        that end without any decision (a killed or stalled window, a lost answer) count toward
+        recycling and SQS's redrive. A copy that cannot be sent keeps its original, made visible
+        again at the same time instead.
+        """
+        if not later:
+            return
+        entries = [(f"r{i}", m.body) for i, (m, _) in enumerate(later)]
+        attributes = {f"r{i}": {GENERATION_ATTRIBUTE: str(m.generation)} for i, (m, _) in enumerate(later)}
+        delays = {f"r{i}": delay for i, (_, delay) in enumerate(later)}
+        outcome = self.batcher.send(self.config.queue_url, entries, attributes, delays)
+        resent = {int(entry_id[1:]) for entry_id in outcome.succeeded}
+        report.delete_failures += self._delete([later[i][0] for i in sorted(resent)])
+        by_delay: dict[int, list[Received]] = {}
+        for i, (message, delay) in enumerate(later):
+            if i not in resent:
+                by_delay.setdefault(delay, []).append(message)
+        for delay, messages in sorted(by_delay.items()):
             entries = [(f"h{i}", m.receipt_handle) for i, m in enumerate(messages)]
-            self.batcher.change_visibility(self.config.queue_url, entries, RETRY_LATER_SECONDS)
+            report.visibility_failures += len(
+                self.batcher.change_visibility(self.config.queue_url, entries, delay).failed
+            )
 
     # -- internals --------------------------------------------------------------------------
-    def _dead_letter(self, invalid: list[tuple[Received, str]], report: WindowReport) -> None:
+    def _dead_letter(self, invalid: list[tuple[Received, str]], plan: _Plan, report: WindowReport) -> None:
         if not invalid:
             return
         entries = [(f"d{i}", m.body) for i, (m, _) in enumerate(invalid)]
@@ -333,6 +490,7 @@ class DispatchWorker:
             logger.warning("dead-lettered message %s: %s", message.message_id, reason)
         report.dead_lettered += len(moved)
         report.delete_failures += self._delete(moved)  # left in place if the DLQ send failed
+        plan.handled.update(m.message_id for m in moved)
 
     def _delete(self, messages: list[Received]) -> int:
         if not messages:
@@ -342,55 +500,24 @@ class DispatchWorker:
         )
         return len(outcome.failed)
 
-    def _record_loads(self, requests: list[DispatchRequest], window_id: str, now: float) -> list[Load]:
-        departure = datetime.fromtimestamp(now, UTC)
-        loads = consolidate(requests, self.stores, self.config.policy, departure, load_id_prefix(window_id))
-        if self.clock() > now + self.config.lease_seconds * 0.5:
-            raise StoreOpsError(
-                f"window {window_id} used half its claim lease before recording its loads",
-                hint="lower window_messages or raise lease_seconds",
-            )
-
-        def record(load: Load) -> None:
-            rows = [
-                LedgerRow(
-                    record_type="dispatch",
-                    shortage_id=r.shortage_id,
-                    store_id=r.store_id,
-                    product_id=r.product_id,
-                    quantity=r.quantity,
-                    recorded_at=format_timestamp(departure),
-                    load_id=load.load_id,
-                    truck_id=load.truck_id,
-                    stop_number=n,
-                    eta=format_timestamp(stop.eta or departure),
-                )
-                for n, stop in enumerate(load.stops, start=1)
-                for r in stop.requests
-            ]
-            write_rows(self.s3, self.config.bucket, load_key(departure, load.load_id), rows)
-
-        with ThreadPoolExecutor(max_workers=self.config.io_threads) as pool:
-            list(pool.map(record, loads))  # re-raises the first failure
-        return loads
-
-    def _recorded_in_ledger(self, ledger_dt: str, window_id: str, shortage_id: str) -> bool:
-        """Did the window that claimed this shortage record it in a load before it died?"""
-        if not ledger_dt or not window_id:
-            return False
-        prefix = window_loads_prefix(ledger_dt, window_id)
-        listing = self.s3.list_objects_v2(Bucket=self.config.bucket, Prefix=prefix)
-        for obj in listing.get("Contents", []):
-            body = self.s3.get_object(Bucket=self.config.bucket, Key=obj["Key"])["Body"].read()
-            if shortage_id.encode() in body:
-                return True
-        return False
-
     def queue_depth(self) -> int:
+        """Messages waiting to be received."""
+        return self._queue_counts()[0]
+
+    def queue_is_empty(self) -> bool:
+        """Nothing waiting, in flight (held by a worker or coming back later) or delayed."""
+        return sum(self._queue_counts()) == 0
+
+    def _queue_counts(self) -> tuple[int, int, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.config.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=self.config.queue_url, AttributeNames=[*names, "ApproximateNumberOfMessagesDelayed"]
         )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0))
+        return (
+            int(attributes.get(names[0], 0)),
+            int(attributes.get(names[1], 0)),
+            int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
 
 
 def _summary(load: Load) -> LoadSummary:

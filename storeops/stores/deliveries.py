@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from storeops.clock import format_timestamp
-from storeops.ledger import LEDGER_PREFIX
+from storeops.ledger import window_records_prefix
 from storeops.stores.catalog import Catalog
 from storeops.stores.simulation import SimulationState, apply_deliveries
 
@@ -35,49 +35,51 @@ class Delivery:
 
 
 def _ledger_stops(
-    s3: Any, bucket: str, now: datetime, skip_loads: set[str], lookback_days: int
-) -> Iterator[tuple[str, int, list[dict[str, Any]]]]:
-    """(load_id, stop_number, rows) for every stop of the recent loads not in ``skip_loads``."""
+    s3: Any, bucket: str, now: datetime, skip_records: set[str], lookback_days: int
+) -> Iterator[tuple[str, str, int, list[dict[str, Any]]]]:
+    """(record, load_id, stop_number, rows) for every stop in the recent window records not in ``skip_records``."""
     for day in range(lookback_days, -1, -1):
-        prefix = f"{LEDGER_PREFIX}dt={now - timedelta(days=day):%Y-%m-%d}/load-"
+        prefix = window_records_prefix(f"{now - timedelta(days=day):%Y-%m-%d}")
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                load_id = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-                if load_id in skip_loads:
+                record = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
+                if record in skip_records:
                     continue  # every stop of it was applied before: no need to read it
-                stops: dict[int, list[dict[str, Any]]] = {}
+                stops: dict[tuple[str, int], list[dict[str, Any]]] = {}
                 for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_lines():
                     row = json.loads(line)
-                    stops.setdefault(int(row["stop_number"]), []).append(row)
-                for number, rows in sorted(stops.items()):
-                    yield load_id, number, rows
+                    if row["record_type"] == "dispatch":  # a fenced window recorded nothing
+                        stops.setdefault((row["load_id"], int(row["stop_number"])), []).append(row)
+                for (load_id, number), rows in sorted(stops.items()):
+                    yield record, load_id, number, rows
 
 
 def due_deliveries(
     s3: Any, bucket: str, now: datetime, applied: set[str], lookback_days: int = 3
 ) -> tuple[list[Delivery], set[str]]:
-    """Stops whose ETA has passed and that were not applied; plus the loads now fully due."""
+    """Stops whose ETA has passed and that were not applied; plus the window records now fully due."""
     due: list[Delivery] = []
-    loads: set[str] = set()
+    records: set[str] = set()
     pending: set[str] = set()
     cutoff = format_timestamp(now)
-    for load_id, number, rows in _ledger_stops(s3, bucket, now, applied, lookback_days):
-        loads.add(load_id)
+    for record, load_id, number, rows in _ledger_stops(s3, bucket, now, applied, lookback_days):
+        records.add(record)
         delivery_id = f"{load_id}#{number}"
         if delivery_id in applied:
             continue
         if rows[0]["eta"] > cutoff:
-            pending.add(load_id)
+            pending.add(record)
             continue
         items = tuple((r["product_id"], int(r["quantity"])) for r in rows)
         due.append(Delivery(delivery_id, load_id, rows[0]["store_id"], items))
-    return due, loads - pending
+    return due, records - pending
 
 
 def stops_in_transit(s3: Any, bucket: str, now: datetime, lookback_days: int = 1) -> int:
     """How many truck stops of recent loads have not arrived yet."""
     cutoff = format_timestamp(now)
-    return sum(1 for _, _, rows in _ledger_stops(s3, bucket, now, set(), lookback_days) if rows[0]["eta"] > cutoff)
+    stops = _ledger_stops(s3, bucket, now, set(), lookback_days)
+    return sum(1 for _, _, _, rows in stops if rows[0]["eta"] > cutoff)
 
 
 def apply_due(state: SimulationState, catalog: Catalog, deliveries: list[Delivery], complete: set[str]) -> int:
@@ -99,9 +101,9 @@ def apply_due(state: SimulationState, catalog: Catalog, deliveries: list[Deliver
             quantities,
         ):
             units += int(quantities.sum())
-    for load_id in complete:
-        if load_id not in state.applied_deliveries:
-            state.applied_deliveries.append(load_id)
+    for record in complete:
+        if record not in state.applied_deliveries:
+            state.applied_deliveries.append(record)
     if deliveries:
         logger.info("applied %d truck stops: %d units delivered", len(deliveries), units)
     return units

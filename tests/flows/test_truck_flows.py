@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,50 @@ def test_trucks_cli_stops_cleanly_on_sigterm_and_loses_nothing(cli_env: dict[str
     ledger = ledger_dispatches(flow_env)
     assert len(ledger) == 120
     assert set(ledger.values()) == {1}
+
+
+def test_a_killed_cli_leaves_no_prefect_server_behind(
+    cli_env: dict[str, str], flow_env: LocalStack, tmp_path: Path
+) -> None:
+    environment = {k: v for k, v in {**os.environ, **cli_env}.items() if k != "PREFECT_API_URL"}
+    log = tmp_path / "trucks.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.trucks", "--window-seconds", "1"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        server = wait_for(lambda: _children(process.pid, "prefect.server.api.server:create_app"), timeout=90)
+        wait_for(lambda: "truck worker" in log.read_text() or None, timeout=90, interval=0.2)  # its flow runs
+    finally:
+        process.kill()  # SIGKILL: no atexit, no finally
+        process.wait()
+    (pid,) = server  # type: ignore[misc]
+    wait_for(lambda: not _alive(pid) or None, timeout=20, interval=0.2)
+
+
+def _children(parent: int, needle: str) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[1]) == parent and needle in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return ") Z " not in stat.read_text()
+    except OSError:
+        return False
 
 
 def test_replay_cli_json(cli_env: dict[str, str], flow_env: LocalStack) -> None:

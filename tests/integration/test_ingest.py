@@ -154,7 +154,7 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
 
 def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> None:
     from storeops.clock import format_timestamp
-    from storeops.ledger import LedgerRow, load_key, write_rows
+    from storeops.ledger import LedgerRow, window_record_key, write_rows
     from storeops.stores.deliveries import apply_due, due_deliveries
 
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
@@ -176,7 +176,7 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
         )
         for i, (store, stop, qty, offset) in enumerate([("S0001", 1, 12, -30), ("S0003", 2, 24, 90)])
     ]
-    write_rows(s3, bucket, load_key(now, "load-x-001"), rows)
+    write_rows(s3, bucket, window_record_key(now, "x"), rows)
     due, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
     assert [d.delivery_id for d in due] == ["load-x-001#1"]
     assert complete == set()  # stop 2 is still on the road
@@ -188,4 +188,4 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
     due_later, complete_later = due_deliveries(s3, bucket, later, set(state.applied_deliveries))
     assert [d.delivery_id for d in due_later] == ["load-x-001#2"]
     assert apply_due(state, catalog, due_later, complete_later) == 24
-    assert "load-x-001" in state.applied_deliveries  # fully delivered: not read again
+    assert "window-x" in state.applied_deliveries  # every stop of the window record delivered: not read again

@@ -15,7 +15,7 @@ import pytest
 from storeops.clock import format_timestamp
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.exceptions import QueryFailed, StackError, ValidationFailed
-from storeops.ledger import LedgerRow, load_key, write_rows
+from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.planning.models import PlanningTargets, PlanRequest
 from storeops.planning.service import plan_shortages
 from storeops.stores.catalog import build_catalog
@@ -231,7 +231,7 @@ def test_a_dispatch_stays_open_until_a_reading_after_its_arrival(local_stack: Lo
         stop_number=1,
         eta=format_timestamp(eta),
     )
-    write_rows(local_stack.clients.client("s3"), targets.bucket, load_key(AS_OF, "load-L1"), [row])
+    write_rows(local_stack.clients.client("s3"), targets.bucket, window_record_key(AS_OF, "L1"), [row])
     later = AS_OF + timedelta(hours=4)
     request = PlanRequest(as_of=later, lookback_hours=6, dry_run=True)
     put_readings(

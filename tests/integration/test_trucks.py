@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from storeops.aws import AwsClients
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.contracts.samples import sample_request
 from storeops.directory import publish_store_directory
+from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.replay import move_back, receive_all, release
-from storeops.dispatch.worker import DispatchWorker, WorkerConfig
+from storeops.dispatch.worker import DispatchWorker
+from storeops.settings import load_settings
 from storeops.sqs import SqsBatcher
 from storeops.stores.catalog import build_catalog
 from tests.conftest import wait_for
@@ -142,7 +145,7 @@ def test_an_abandoned_claim_is_taken_over_after_its_lease(local_stack: LocalStac
     def crash(*_: object) -> None:
         raise KeyboardInterrupt("killed after claiming, before recording")
 
-    doomed._record_loads = crash  # type: ignore[method-assign,assignment]
+    doomed._dispatch = crash  # type: ignore[method-assign,assignment]
     with pytest.raises(KeyboardInterrupt):
         doomed.process(doomed.gather(until_empty=True))
     assert ledger_dispatches(local_stack) == Counter()
@@ -158,25 +161,26 @@ def test_claims_left_unmarked_are_repaired_from_the_ledger_not_redispatched(loca
     send(local_stack, bodies)
     doomed = worker(local_stack, lease_seconds=1)
 
-    def crash(*_: object) -> None:
-        raise RuntimeError("died after recording and deleting, before marking its claims dispatched")
+    def fail_every_mark(shortage_ids: list[str], _window: object) -> int:
+        return len(shortage_ids)  # marking failed after its retries: logged and counted, not raised
 
-    doomed.claims.mark_dispatched = crash  # type: ignore[method-assign,assignment]
+    doomed.claims.mark_dispatched = fail_every_mark  # type: ignore[method-assign,assignment]
     report = doomed.process(doomed.gather(until_empty=True))
-    doomed.finish_marking()  # the failure is logged, not raised: the ledger is the durable record
+    assert report.mark_failures == 12  # the ledger record is the durable effect
     assert report.dispatched == 12
     send(local_stack, bodies)  # duplicate copies of the same requests arrive later
     claims = doomed.claims
     wait_for(
         lambda: (
-            all(c.lease_expires < time.time() for c in claims.lookup(r.shortage_id for r in requests).values()) or None
+            all(c.lease_expires < time.time() for c in claims.lookup(r.shortage_id for r in requests)[0].values())
+            or None
         ),
         timeout=10,
     )
     survivor = drain(worker(local_stack))
     assert survivor["dispatched"] == 0
     assert survivor["duplicates_skipped"] == 12
-    assert {c.state for c in claims.lookup(r.shortage_id for r in requests).values()} == {"dispatched"}
+    assert {c.state for c in claims.lookup(r.shortage_id for r in requests)[0].values()} == {"dispatched"}
     assert set(ledger_dispatches(local_stack).values()) == {1}
 
 
@@ -258,3 +262,39 @@ def test_a_long_window_extends_visibility_so_nothing_is_received_twice(local_sta
     assert all(m.receive_count == 1 for m in held)  # without extension the first ones would come back
     report = w.process(held)
     assert report.dispatched == 16
+
+
+def test_a_drain_through_injected_faults_dispatches_each_request_exactly_once(local_stack: LocalStack) -> None:
+    """Throttling, 5xx, resets and timeouts (half of them after the request took effect) on every
+    SQS, DynamoDB and S3 call, at the AWS boundary; botocore retries them as it would on AWS."""
+    requests = requests_for(local_stack, 120)
+    bodies = [r.model_dump_json() for r in requests]
+    send(local_stack, bodies + bodies[:20])
+    faulty = load_settings(
+        local_port=local_stack.settings.local_port,
+        local_home=local_stack.settings.local_home,
+        fault_injection="sqs=0.25,dynamodb=0.25,s3=0.25;landed=1;seed=5",  # every timeout took effect
+    )
+    clients = AwsClients.from_settings(faulty)
+    res = local_stack.resources
+    config = WorkerConfig(
+        queue_url=res.dispatch_queue_url,
+        dead_letter_queue_url=res.dead_letter_queue_url,
+        bucket=res.data_lake_bucket,
+        claims_table=res.claims_table,
+        window_messages=20,
+        window_seconds=1.0,
+        wait_seconds=1,
+        visibility_seconds=6,  # short for speed; the deployed relation is checked in test_claim_protocol
+        lease_seconds=3,
+    )
+    worker_ = DispatchWorker(clients.client("sqs"), clients.client("dynamodb"), clients.client("s3"), config)
+    totals = run_dispatch_loop(worker_, StopFlag(), until_empty=True, max_seconds=240).as_dict()
+    assert totals["stopped_by"] == "queue empty"
+    ledger = ledger_dispatches(local_stack)
+    assert set(ledger) == {r.shortage_id for r in requests}
+    assert set(ledger.values()) == {1}
+    injected = clients.injected_faults()
+    assert sum(injected.values()) >= 10
+    assert any(kind.endswith("timeout-landed") for kind in injected)
+    assert queue_counts(local_stack, res.dead_letter_queue_url) == (0, 0)

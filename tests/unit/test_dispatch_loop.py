@@ -15,8 +15,6 @@ class FakeWorker:
     def __init__(self, failures: int, windows: list[int]) -> None:
         self.failures = failures
         self.windows = list(windows)
-        self.released: list[list[str]] = []
-        self.marking_finished = False
 
     def gather(self, until_empty: bool = False) -> list[str]:
         return ["m1", "m2"]
@@ -28,12 +26,8 @@ class FakeWorker:
         received = self.windows.pop(0) if self.windows else 0
         return WindowReport(received=received, dispatched=received)
 
-    def release(self, messages: list[str]) -> int:
-        self.released.append(messages)
-        return len(messages)
-
-    def finish_marking(self) -> None:
-        self.marking_finished = True
+    def queue_is_empty(self) -> bool:
+        return not self.windows
 
 
 def test_transient_errors_back_off_and_the_loop_keeps_running() -> None:
@@ -42,11 +36,9 @@ def test_transient_errors_back_off_and_the_loop_keeps_running() -> None:
     totals = run_dispatch_loop(worker, StopFlag(), until_empty=True, sleep=sleeps.append)  # type: ignore[arg-type]
     assert totals.dispatched == 12
     assert totals.transient_errors == 3
-    assert totals.released == 6  # what each failed window held went back to the queue
     assert len(sleeps) == 3
     assert all(0 <= s <= 30 for s in sleeps)
     assert totals.stopped_by == "queue empty"
-    assert worker.marking_finished
     assert "ThrottlingException" in totals.last_errors[-1]
 
 
@@ -59,6 +51,21 @@ def test_persistent_failure_is_raised_after_the_bound() -> None:
     worker = FakeWorker(failures=100, windows=[])
     with pytest.raises(ClientError):
         run_dispatch_loop(worker, StopFlag(), sleep=lambda _: None, max_consecutive_failures=4)  # type: ignore[arg-type]
+
+
+def test_without_a_bound_the_loop_outlasts_any_outage_and_a_failing_observer() -> None:
+    sleeps: list[float] = []
+    worker = FakeWorker(failures=500, windows=[4, 0])
+
+    def broken_observer(report: WindowReport) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "GetQueueAttributes")
+
+    totals = run_dispatch_loop(worker, StopFlag(), until_empty=True, observe=broken_observer, sleep=sleeps.append)  # type: ignore[arg-type]
+    assert totals.transient_errors == 500
+    assert max(sleeps) <= 30
+    assert totals.dispatched == 4
+    assert totals.observer_errors == 2
+    assert totals.stopped_by == "queue empty"
 
 
 def test_a_stop_request_ends_the_loop_after_the_window_in_hand() -> None:

@@ -75,6 +75,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "clock",
         "directory",
         "exceptions",
+        "faults",
         "ledger",
         "retry",
         "settings",
