@@ -66,6 +66,40 @@ def test_the_pinned_emulator_still_needs_the_athena_fix() -> None:
     )
 
 
+def test_the_pinned_emulator_still_reads_every_partition() -> None:
+    """Athena reads only the selected partitions; ministack copies every object under the location."""
+    import inspect
+
+    from ministack.services import athena
+
+    source = inspect.getsource(athena._materialize_table_files)
+    assert "Copy every object under the table LOCATION" in source, "ministack prunes now: remove the pruning fix"
+
+
+def test_partition_pruning_selects_what_the_query_selects() -> None:
+    query = (
+        "with r as (select store_id from inventory where (dt > '2026-11-26' or (dt = '2026-11-26' and hour >= '22'))"
+        " and (dt < '2026-11-27' or (dt = '2026-11-27' and hour <= '01')) and store_id <> 'x'),"
+        " l as (select shortage_id from ledger where dt >= '2026-11-25'),"
+        " a as (select store_id from inventory) select * from r, l"
+    )
+    keys = {"inventory": {"dt", "hour"}, "ledger": {"dt"}}
+    predicates = emulator_fixes.partition_predicates(query, keys)
+    assert predicates["inventory"] is None  # the third CTE reads every partition: so must the copy
+    assert predicates["ledger"] == "((dt >= '2026-11-25'))"
+    narrowed = emulator_fixes.partition_predicates(
+        query.replace(" a as (select store_id from inventory)", " a as (select 1 as store_id)"), keys
+    )
+    objects = [f"inventory/dt=2026-11-{d}/hour={h:02d}/x.json.gz" for d in (25, 26, 27) for h in range(24)]
+    selected = emulator_fixes._selected_keys(objects, "inventory/", narrowed["inventory"] or "")
+    assert selected == [f"inventory/dt=2026-11-26/hour={h}/x.json.gz" for h in ("22", "23")] + [
+        f"inventory/dt=2026-11-27/hour={h}/x.json.gz" for h in ("00", "01")
+    ]
+    assert emulator_fixes.partition_predicates("select * from inventory where store_id = 'S1'", keys) == {
+        "inventory": None
+    }
+
+
 def test_an_outdated_fix_stops_the_server_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulator_fixes, "BUGGY_RESULT_LOCATION", "this text is not in ministack")
     with pytest.raises(emulator_fixes.EmulatorFixOutdated, match="remove this fix"):
