@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from storeops.cli import emit_json, positive_int, print_summary
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
 from storeops.stores.firehose import FirehoseSender, billed_bytes
-from storeops.stores.ingest import stream_ticks
+from storeops.stores.ingest import reading_columns, stream_readings
 from storeops.stores.simulation import advance, initial_state
 
 
@@ -50,10 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         catalog = build_catalog(args.stores, args.products, 7)
 
         # -- this path --------------------------------------------------------------------
-        state = initial_state(catalog, datetime.now(UTC))
+        start = datetime.now(UTC) - timedelta(hours=args.ticks)
+        state = initial_state(catalog, start)
         sender = FirehoseSender(firehose, stream, max_in_flight=4)
         started = time.perf_counter()
-        report = stream_ticks(catalog, state, sender, args.ticks, 1.0)
+        report = stream_readings(catalog, state, sender, [start + timedelta(hours=h + 1) for h in range(args.ticks)])
         deadline = time.monotonic() + 60
         while _objects(s3, bucket) < report.firehose_records and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         # -- naive path: one put_record per reading ----------------------------------------
         naive_state = initial_state(catalog, datetime.now(UTC))
         tick = advance(naive_state, 1.0)
-        encoder = ReadingEncoder(catalog, naive_state.reorder_point, naive_state.target_stock)
-        lines = encoder.encode(tick.on_hand, tick.units_sold, datetime.now(UTC)).lines()[: args.naive_readings]
+        columns = reading_columns(catalog, naive_state, tick)
+        lines = ReadingEncoder(catalog).encode(columns, datetime.now(UTC)).lines()[: args.naive_readings]
         before = _objects(s3, bucket)
         started = time.perf_counter()
         for line in lines:

@@ -1,28 +1,41 @@
 """Flow ``store-data``: simulated stores stream inventory readings into Firehose.
 
-python -m flows.generate --stores N --products M --ticks T [--seed S]
-    [--hours-per-tick H] [--backfill-days D] [--json]
+python -m flows.generate [--stores N] [--products M] [--seed S] [--as-of T]
+    [--backfill-days D] [--backfill-every-hours N] [--json]
+
+Each run takes one reading per store-product at its time (``as_of``, default now): the sales
+since the previous reading (exactly the time elapsed, 6 h at most after a long pause), then
+the truck stops that arrived by then. On the deployment's every-minute schedule each reading
+reports about a minute of sales.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
 from flows.prefect_api import prefect_api
-from storeops.cli import emit_json, non_negative_int, positive_float, positive_int, print_summary, run_cli
+from storeops.cli import emit_json, iso_time, non_negative_int, positive_int, print_summary, run_cli
+from storeops.clock import WallClock, hour_floor
 from storeops.exceptions import DeliveryError, ValidationFailed, first_validation_error
 from storeops.settings import load_settings
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
-from tasks.ingest import backfill_history, load_simulation, receive_deliveries, save_simulation, stream_readings
+from tasks.ingest import (
+    backfill_history,
+    deliveries_from,
+    load_simulation,
+    publish_directory,
+    save_simulation,
+    send_readings,
+)
 
 
 class GenerateRequest(BaseModel):
@@ -30,9 +43,8 @@ class GenerateRequest(BaseModel):
 
     stores: int = Field(100, ge=1, le=10_000)
     products: int = Field(50, ge=1, le=5_000)
-    ticks: int = Field(1, ge=1, le=10_000)
     seed: int = Field(7, ge=0)
-    hours_per_tick: float = Field(1.0, gt=0, le=24 * 7)
+    as_of: AwareDatetime | None = None
     backfill_days: int = Field(0, ge=0, le=400)
     backfill_every_hours: int = Field(1, ge=1, le=24)
 
@@ -51,48 +63,41 @@ class GenerateRequest(BaseModel):
 def store_data(
     stores: int = 100,
     products: int = 50,
-    ticks: int = 1,
     seed: int = 7,
-    hours_per_tick: float = 1.0,
+    as_of: datetime | None = None,
     backfill_days: int = 0,
     backfill_every_hours: int = 1,
 ) -> dict[str, Any]:
-    """Continue the persisted simulation for ``ticks`` ticks (after an optional backfill)."""
+    """Take the stores' next reading at ``as_of`` (default now), after an optional backfill."""
     request = GenerateRequest.checked(
         stores=stores,
         products=products,
-        ticks=ticks,
         seed=seed,
-        hours_per_tick=hours_per_tick,
+        as_of=as_of,
         backfill_days=backfill_days,
         backfill_every_hours=backfill_every_hours,
     )
+    now = request.as_of or WallClock().now()
     env = prepare(load_settings())
-    s3 = env.clients.client("s3")
-    store = SimulationStore(s3, env.resources.data_lake_bucket)
-    config = SimulationConfig(request.stores, request.products, request.seed, request.hours_per_tick)
-    catalog, state, etag = load_simulation(store, config)
+    s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
+    store = SimulationStore(s3, bucket)
+    config = SimulationConfig(request.stores, request.products, request.seed)
+    catalog, state, etag = load_simulation(store, config, now)
     backfilled: IngestReport | None = None
     if request.backfill_days:
         state, backfilled = backfill_history(
-            catalog,
-            s3,
-            env.resources.data_lake_bucket,
-            request.backfill_days,
-            datetime.now(UTC),
-            request.backfill_every_hours,
+            catalog, s3, bucket, request.backfill_days, hour_floor(now), request.backfill_every_hours
         )
-    delivered = receive_deliveries(s3, env.resources.data_lake_bucket, catalog, state, datetime.now(UTC))
+    publish_directory(s3, bucket, catalog)
     sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream)
     try:
-        report = stream_readings(catalog, state, sender, request.ticks, request.hours_per_tick)
+        report = send_readings(catalog, state, sender, [now], deliveries_from(s3, bucket, catalog, state))
     except DeliveryError:
         save_simulation(store, config, state, etag)  # the sales happened: do not replay them
         raise
     save_simulation(store, config, state, etag)
     if backfilled:
         report.backfill_rows, report.backfill_objects = backfilled.backfill_rows, backfilled.backfill_objects
-    report.units_delivered = delivered
     _publish(report, env.resources.delivery_stream)
     return report.as_dict()
 
@@ -100,6 +105,10 @@ def store_data(
 def _publish(report: IngestReport, stream: str) -> None:
     rows: list[dict[str, Any]] = [
         {"metric": "readings sent", "value": report.rows_sent},
+        {"metric": "hours of sales they cover", "value": round(report.hours_simulated, 4)},
+        {"metric": "units sold", "value": report.units_sold},
+        {"metric": "units lost to empty shelves", "value": report.units_lost},
+        {"metric": "units delivered by trucks", "value": report.units_delivered},
         {"metric": "readings rejected", "value": report.rows_rejected},
         {"metric": "readings not delivered", "value": report.rows_failed},
         {"metric": "Firehose records", "value": report.firehose_records},
@@ -108,7 +117,6 @@ def _publish(report: IngestReport, stream: str) -> None:
         {"metric": "JSON bytes", "value": report.raw_bytes},
         {"metric": "readings/s", "value": round(report.readings_per_s)},
         {"metric": "backfilled readings", "value": report.backfill_rows},
-        {"metric": "units delivered by trucks", "value": report.units_delivered},
         {"metric": "simulated clock", "value": report.sim_clock},
     ]
     create_table_artifact(
@@ -120,15 +128,12 @@ def _publish(report: IngestReport, stream: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.generate",
-        description="Simulate N stores x M products for T ticks and stream the readings into Firehose.",
+        description="Take the simulated stores' next reading (sales since the previous one) into Firehose.",
     )
     parser.add_argument("--stores", type=positive_int, default=100, help="number of stores (default 100)")
     parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")
-    parser.add_argument("--ticks", type=positive_int, default=1, help="ticks to simulate (default 1)")
     parser.add_argument("--seed", type=non_negative_int, default=7, help="simulation seed (default 7)")
-    parser.add_argument(
-        "--hours-per-tick", type=positive_float, default=1.0, help="simulated hours of demand per tick (default 1)"
-    )
+    parser.add_argument("--as-of", type=iso_time, help="time of the reading, ISO-8601 with time zone (default: now)")
     parser.add_argument(
         "--backfill-days", type=non_negative_int, default=0, help="write D days of history into the lake first"
     )
@@ -140,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parameters: dict[str, Any] = {
         "stores": args.stores,
         "products": args.products,
-        "ticks": args.ticks,
         "seed": args.seed,
-        "hours_per_tick": args.hours_per_tick,
+        "as_of": args.as_of,
         "backfill_days": args.backfill_days,
         "backfill_every_hours": args.backfill_every_hours,
     }
@@ -152,15 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     with prefect_api():
         result = store_data(**parameters)
     print_summary(
-        f"store-data: {args.stores} stores x {args.products} products, {result['ticks']} ticks",
+        f"store-data: {args.stores} stores x {args.products} products, reading at {result['sim_clock']}",
         [
             ("readings sent", result["rows_sent"]),
+            ("hours of sales they cover", f"{result['hours_simulated']:.3f}"),
+            ("units sold", result["units_sold"]),
+            ("units lost to empty shelves", result["units_lost"]),
+            ("units delivered by trucks", result["units_delivered"]),
             ("readings rejected", result["rows_rejected"]),
             ("readings not delivered", result["rows_failed"]),
             ("Firehose records", result["firehose_records"]),
             ("billed bytes", result["billed_bytes"]),
             ("backfilled readings", result["backfill_rows"]),
-            ("units delivered by trucks", result["units_delivered"]),
             ("readings/s", f"{result['readings_per_s']:,.0f}"),
             ("seconds", f"{result['seconds']:.2f}"),
         ],

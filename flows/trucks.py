@@ -20,10 +20,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from deployments.environment import prepare
+from deployments.environment import Environment, prepare
 from flows.console import quiet_expected_tracebacks
 from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, positive_float, positive_int, print_summary, run_cli
+from storeops.clock import Clock, WallClock
 from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, stop_on_signals
 from storeops.dispatch.routing import FleetPolicy
@@ -38,8 +39,9 @@ RECENT_LOADS = 200
 class WindowObserver:
     """Logs, events and artifacts for each window; keeps only a bounded list of recent loads."""
 
-    def __init__(self, worker: DispatchWorker) -> None:
+    def __init__(self, worker: DispatchWorker, publish: bool = True) -> None:
         self.worker = worker
+        self.publish = publish  # events and artifacts (a scenario only logs)
         self.logger = get_run_logger()
         self.recent: deque[LoadSummary] = deque(maxlen=RECENT_LOADS)
         self.last_artifact = 0.0
@@ -80,6 +82,8 @@ class WindowObserver:
             report.oldest_age_s,
             report.seconds,
         )
+        if not self.publish:
+            return
         for load in report.loads:
             emit_event(
                 event="storeops.dispatch.load",
@@ -142,6 +146,63 @@ def _publish_summary(totals: TruckTotals) -> None:
     )
 
 
+def run_trucks(
+    env: Environment,
+    fleet: FleetPolicy,
+    *,
+    until_empty: bool = False,
+    max_seconds: float | None = None,
+    window_messages: int = 500,
+    window_seconds: float = 10.0,
+    departure: Clock | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """The truck worker over ``env``'s stack: the trucks flow's body, also what a scenario drains with.
+
+    ``departure`` is the clock trucks leave by (default the wall clock; a scenario's virtual one);
+    ``report`` adds an event per load and the artifacts (a scenario only logs).
+    """
+    res, c = env.resources, env.clients
+    sqs = c.client("sqs", read_timeout=30)
+    config = WorkerConfig(
+        queue_url=res.dispatch_queue_url,
+        dead_letter_queue_url=res.dead_letter_queue_url,
+        bucket=res.data_lake_bucket,
+        claims_table=res.claims_table,
+        window_messages=window_messages,
+        window_seconds=window_seconds,
+        policy=fleet,
+    ).for_queue(sqs)
+    stop = StopFlag()
+    worker = DispatchWorker(
+        sqs,
+        c.client("dynamodb"),
+        c.client("s3"),
+        config,
+        business_clock=(departure or WallClock()).now,
+        should_stop=lambda: stop.requested,
+    )
+    observer = WindowObserver(worker, publish=report)
+    get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
+    with stop_on_signals(stop):
+        totals = run_dispatch_loop(
+            worker,
+            stop,
+            until_empty=until_empty,
+            max_seconds=max_seconds,
+            observe=observer,
+            max_consecutive_failures=UNTIL_EMPTY_MAX_FAILURES if until_empty else None,
+        )
+    if report:
+        observer.publish_loads()
+        _publish_summary(totals)
+    result = totals.as_dict()
+    if faults := c.injected_faults():  # only when STOREOPS_FAULT_INJECTION is set (drills, benchmarks)
+        result["injected_faults"] = faults
+    get_run_logger().info("truck worker %s stopped (%s): %s", config.worker_id, totals.stopped_by, result)
+    return result
+
+
 @flow(name="trucks", description="Drain the dispatch queue into truck loads, exactly once per shortage.")
 def trucks(
     until_empty: bool = False,
@@ -154,45 +215,14 @@ def trucks(
     minutes_per_stop: float = 20.0,
 ) -> dict[str, Any]:
     """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty)."""
-    env = prepare(load_settings())
-    res = env.resources
-    c = env.clients
-    sqs = c.client("sqs", read_timeout=30)
-    config = WorkerConfig(
-        queue_url=res.dispatch_queue_url,
-        dead_letter_queue_url=res.dead_letter_queue_url,
-        bucket=res.data_lake_bucket,
-        claims_table=res.claims_table,
+    return run_trucks(
+        prepare(load_settings()),
+        FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
+        until_empty=until_empty,
+        max_seconds=max_seconds,
         window_messages=window_messages,
         window_seconds=window_seconds,
-        policy=FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
-    ).for_queue(sqs)
-    stop = StopFlag()
-    worker = DispatchWorker(
-        sqs,
-        c.client("dynamodb"),
-        c.client("s3"),
-        config,
-        should_stop=lambda: stop.requested,
     )
-    observer = WindowObserver(worker)
-    get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
-    with stop_on_signals(stop):
-        totals = run_dispatch_loop(
-            worker,
-            stop,
-            until_empty=until_empty,
-            max_seconds=max_seconds,
-            observe=observer,
-            max_consecutive_failures=UNTIL_EMPTY_MAX_FAILURES if until_empty else None,
-        )
-    observer.publish_loads()
-    _publish_summary(totals)
-    result = totals.as_dict()
-    if faults := c.injected_faults():  # only when STOREOPS_FAULT_INJECTION is set (drills, benchmarks)
-        result["injected_faults"] = faults
-    get_run_logger().info("truck worker %s stopped (%s): %s", config.worker_id, totals.stopped_by, result)
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

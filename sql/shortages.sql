@@ -4,30 +4,17 @@
 -- Each table is read by one CTE that is referenced once: Trino inlines every reference to a
 -- WITH query, so a second reference would scan the table again.
 -- Identifiers {inventory_table} and {ledger_table} are validated names; values are :parameters;
--- the window predicate is the fragment sql/fragments/window_readings_predicate.sql.
+-- the fragments (sql/fragments/) are the window's readings (window_reading_columns,
+-- window_readings_predicate), what is kept of the latest (latest_reading_columns) and the final
+-- CTE every planning query shares (planning_result).
 
 with
 
 window_readings as (
-    -- the window's readings, each with its pair's sales over the window and its recency
     select
-        event_id,
-        store_id,
-        product_id,
-        product_name,
-        category,
-        case_pack,
-        on_hand,
-        reorder_point,
-        target_stock,
-        observed_at,
-        sum(units_sold) over (partition by store_id, product_id) as units_sold_in_window,
-        cast(sum(units_sold) over (partition by store_id, product_id) as double) / :window_hours
-            as sales_per_hour,
-        row_number() over (
-            partition by store_id, product_id
-            order by observed_at desc, event_id desc
-        ) as recency
+        {window_reading_columns},
+        cast(sum(units_sold) over (partition by store_id, product_id) as double)
+        / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
     from {inventory_table}
     where
         {window_readings_predicate}
@@ -60,20 +47,10 @@ ledger_pairs as (
     group by store_id, product_id
 ),
 
-classified as (
+candidates as (
     -- each pair's latest reading, its cover and kind, and what the ledger says is still open
     select
-        window_readings.event_id,
-        window_readings.store_id,
-        window_readings.product_id,
-        window_readings.product_name,
-        window_readings.category,
-        window_readings.case_pack,
-        window_readings.on_hand,
-        window_readings.reorder_point,
-        window_readings.target_stock,
-        window_readings.observed_at,
-        window_readings.units_sold_in_window,
+        {latest_reading_columns},
         window_readings.sales_per_hour,
         case
             when window_readings.sales_per_hour > 0
@@ -103,31 +80,4 @@ classified as (
     where window_readings.recency = 1
 ),
 
-final as (
-    select
-        store_id,
-        product_id,
-        product_name,
-        category,
-        kind,
-        case kind when 'out_of_stock' then 1 when 'below_reorder_point' then 2 else 3 end as priority,
-        on_hand,
-        reorder_point,
-        target_stock,
-        case_pack,
-        quantity,
-        units_sold_in_window,
-        sales_per_hour,
-        hours_of_cover,
-        event_id as reading_event_id,
-        observed_at
-    from classified
-    where
-        kind is not null
-        and quantity > 0
-        and not has_open_request
-        and not delivery_pending
-)
-
-select * from final
-order by priority asc, hours_of_cover asc nulls last, store_id asc, product_id asc
+{planning_result}

@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from storeops.clock import parse_timestamp
 from storeops.exceptions import StoreOpsError
 
 
@@ -43,6 +45,16 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def iso_time(text: str) -> datetime:
+    """argparse type: an ISO-8601 time with a time zone (``2026-11-26T12:00:00Z``)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time with a time zone, e.g. 2026-11-26T12:00:00Z, got {text!r}"
+        ) from None
 
 
 def emit_json(payload: Mapping[str, Any]) -> None:

@@ -1,8 +1,45 @@
-"""Time as the lake and the queue write it: ISO-8601 UTC with milliseconds."""
+"""Time: the one clock each run is given, and the timestamp format of the lake and the queue.
+
+Every component takes "now" from the clock its entry point gives it: the wall clock in live
+runs (the deployments, the CLIs), a ``VirtualClock`` that a scenario runner advances. Nothing
+below an entry point reads the system time for business purposes (trucks' departures and
+ETAs, readings, planning windows, deliveries); infrastructure timing (claim leases, message
+visibility, backoff) always uses real time.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class WallClock:
+    """The system's time: live runs."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class VirtualClock:
+    """A time that moves only when told: scenarios run days of stores, plans and trucks in minutes."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta <= timedelta(0):
+            raise ValueError("a virtual clock only moves forward")
+        self._now += delta
+        return self._now
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -17,3 +54,8 @@ def parse_timestamp(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone")
     return moment.astimezone(UTC)
+
+
+def hour_floor(moment: datetime) -> datetime:
+    """The start of ``moment``'s hour."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -22,7 +22,7 @@ def validate_identifier(name: str) -> str:
     return name
 
 
-SLOT = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[a-z_]+)\}[ \t]*$", re.MULTILINE)
+SLOT = re.compile(r"^(?P<indent>[ \t]*)\{(?P<name>[a-z_]+)\}(?P<tail>,?)[ \t]*$", re.MULTILINE)
 
 
 @cache
@@ -37,6 +37,7 @@ def _fragment(match: re.Match[str]) -> str:
     if not path.exists():
         return match.group(0)
     lines = [line for line in _read(f"fragments/{match['name']}").splitlines() if not line.startswith("--")]
+    lines[-1] += match["tail"]  # a slot followed by a comma: more columns follow
     return "\n".join(match["indent"] + line if line else line for line in lines)
 
 

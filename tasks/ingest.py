@@ -16,12 +16,13 @@ from storeops.stores.catalog import Catalog
 from storeops.stores.deliveries import apply_due, due_deliveries
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import (
+    Deliver,
     IngestReport,
     SimulationConfig,
     SimulationStore,
     backfill,
     load_or_start,
-    stream_ticks,
+    stream_readings,
 )
 from storeops.stores.simulation import SimulationState
 from tasks.policy import AWS_CALL_RETRIES
@@ -47,8 +48,10 @@ def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, i
     cache_policy=NO_CACHE,
     **AWS_CALL_RETRIES,
 )
-def load_simulation(store: SimulationStore, config: SimulationConfig) -> tuple[Catalog, SimulationState, str | None]:
-    catalog, state, etag = load_or_start(store, config)
+def load_simulation(
+    store: SimulationStore, config: SimulationConfig, now: datetime
+) -> tuple[Catalog, SimulationState, str | None]:
+    catalog, state, etag = load_or_start(store, config, now)
     get_run_logger().info(
         "simulation %s: %d stores x %d products, tick %d, simulated clock %s",
         config.state_key,
@@ -62,25 +65,41 @@ def load_simulation(store: SimulationStore, config: SimulationConfig) -> tuple[C
 
 # No task-level retries: the sender retries exactly the failed entries; a task retry would resend successes.
 @task(name="stream-readings", cache_policy=NO_CACHE)
-def stream_readings(
-    catalog: Catalog, state: SimulationState, sender: FirehoseSender, ticks: int, hours_per_tick: float
+def send_readings(
+    catalog: Catalog, state: SimulationState, sender: FirehoseSender, times: list[datetime], deliver: Deliver
 ) -> IngestReport:
-    report = stream_ticks(catalog, state, sender, ticks, hours_per_tick, progress=_log_progress("ticks sent", ticks))
+    """A reading at each time (the live flow: one, now) into Firehose."""
+    report = stream_readings(
+        catalog, state, sender, times, deliver=deliver, progress=_log_progress("readings sent", len(times))
+    )
     get_run_logger().info(
-        "sent %d readings in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
-        "%d rejected %s; billed %.1f KB for %.1f KB of JSON",
+        "sent %d readings covering %.3f h in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
+        "%d units sold, %d lost, %d delivered; %d rejected %s; billed %.1f KB for %.1f KB of JSON",
         report.rows_sent,
+        report.hours_simulated,
         report.firehose_records,
         report.firehose_calls,
         report.retried_records,
         report.seconds,
         report.readings_per_s,
+        report.units_sold,
+        report.units_lost,
+        report.units_delivered,
         report.rows_rejected,
         report.rejected_reasons or "",
         report.billed_bytes / 1024,
         report.raw_bytes / 1024,
     )
     return report
+
+
+def deliveries_from(s3: object, bucket: str, catalog: Catalog, state: SimulationState) -> Deliver:
+    """The stores' side of the trucks: at each reading, add the stops that arrived by then (once each)."""
+
+    def deliver(at: datetime) -> int:
+        return apply_due(state, catalog, due_deliveries(s3, bucket, at, state.deliveries), at)
+
+    return deliver
 
 
 @task(name="backfill-history", cache_policy=NO_CACHE)
@@ -116,16 +135,7 @@ def save_simulation(store: SimulationStore, config: SimulationConfig, state: Sim
     return store.save(config, state, etag)
 
 
-@task(
-    name="receive-deliveries",
-    cache_policy=NO_CACHE,
-    **AWS_CALL_RETRIES,
-)
-def receive_deliveries(s3: object, bucket: str, catalog: Catalog, state: SimulationState, now: datetime) -> int:
-    """Add every truck stop whose ETA has passed to the simulated stock (once); publish the store directory."""
-    deliveries, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
-    units = apply_due(state, catalog, deliveries, complete)
+@task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+def publish_directory(s3: object, bucket: str, catalog: Catalog) -> None:
+    """Where the stores are, for the trucks."""
     publish_store_directory(s3, bucket, catalog.directory())
-    if deliveries:
-        get_run_logger().info("%d truck stops delivered %d units", len(deliveries), units)
-    return units

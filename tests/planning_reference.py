@@ -24,16 +24,19 @@ def reference_shortages(
     window = readings[(readings["observed_at"] > start) & (readings["observed_at"] <= end)]
     if stores:
         window = window[window["store_id"].isin(stores)]
-    sales = window.groupby(["store_id", "product_id"])["units_sold"].sum().rename("units_sold_in_window")
+    pairs = window.groupby(["store_id", "product_id"])
+    sales = pairs["units_sold"].sum().rename("units_sold_in_window")
+    hours = pairs["period_hours"].sum().rename("hours_in_window")  # the time the window's readings cover
     latest = (
         window.sort_values(["observed_at", "event_id"], ascending=False)
         .groupby(["store_id", "product_id"], as_index=False)
         .head(1)
         .merge(sales.reset_index(), on=["store_id", "product_id"])
+        .merge(hours.reset_index(), on=["store_id", "product_id"])
     )
     rows = []
     for r in latest.to_dict("records"):
-        rate = r["units_sold_in_window"] / lookback_hours
+        rate = r["units_sold_in_window"] / r["hours_in_window"] if r["hours_in_window"] > 0 else 0
         cover = r["on_hand"] / rate if rate > 0 else None
         if r["on_hand"] == 0:
             kind, priority = "out_of_stock", 1

@@ -1,4 +1,4 @@
-"""The inventory reading (schema version 1) and its rules, stated once.
+"""The inventory reading (schema version 2) and its rules, stated once.
 
 ``READING_RULES`` is the one statement of what makes a reading's numbers valid. Both paths
 apply it: ``InventoryReading`` (one reading, e.g. a test or a consumer) and
@@ -17,14 +17,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_UNITS = 999_999
+MAX_PERIOD_HOURS = 24 * 7  # a reading's sales may cover at most a week
 MAX_CASE_PACK = 1_000
 ID_PATTERN = r"^[A-Z][0-9]{3,9}$"
 NAME_MAX_LENGTH = 64
 CATEGORY_MAX_LENGTH = 32
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-NUMERIC_FIELDS = ("on_hand", "units_sold", "reorder_point", "target_stock", "case_pack")
+NUMERIC_FIELDS = ("on_hand", "units_sold", "units_lost", "period_hours", "reorder_point", "target_stock", "case_pack")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ READING_RULES: tuple[Rule, ...] = (
     Rule("on_hand_too_large", f"on_hand must be at most {MAX_UNITS}", lambda r: r["on_hand"] > MAX_UNITS),
     Rule("negative_units_sold", "units_sold must not be negative", lambda r: r["units_sold"] < 0),
     Rule("units_sold_too_large", f"units_sold must be at most {MAX_UNITS}", lambda r: r["units_sold"] > MAX_UNITS),
+    Rule("negative_units_lost", "units_lost must not be negative", lambda r: r["units_lost"] < 0),
+    Rule("units_lost_too_large", f"units_lost must be at most {MAX_UNITS}", lambda r: r["units_lost"] > MAX_UNITS),
+    Rule(
+        "period_out_of_range",
+        f"period_hours must be above 0 and at most {MAX_PERIOD_HOURS}",
+        lambda r: (r["period_hours"] <= 0) | (r["period_hours"] > MAX_PERIOD_HOURS),
+    ),
     Rule(
         "reorder_point_out_of_range",
         f"reorder_point must be between 0 and {MAX_UNITS}",
@@ -82,8 +90,13 @@ class InventoryReading(BaseModel):
     reorder_point: int = Field(description="Below or at this stock the product is short.")
     target_stock: int = Field(description="The order-up-to level.")
     units_sold: int = Field(description="Units sold since the previous reading.")
+    units_lost: int = Field(
+        description="Demand since the previous reading that an empty shelf could not serve (the simulated "
+        "stores know it; real ones estimate it)."
+    )
+    period_hours: float = Field(description="Hours since the previous reading: the time units_sold covers.")
     observed_at: AwareDatetime
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
 
     @field_validator("observed_at")
     @classmethod
@@ -110,30 +123,18 @@ class ValidationReport:
         return sum(self.rejected.values())
 
 
-def validate_batch(
-    on_hand: np.ndarray,
-    units_sold: np.ndarray,
-    reorder_point: np.ndarray,
-    target_stock: np.ndarray,
-    case_pack: np.ndarray,
-    identity_ok: np.ndarray | None = None,
-) -> ValidationReport:
+def validate_batch(columns: Mapping[str, Any], identity_ok: np.ndarray | None = None) -> ValidationReport:
     """Apply ``READING_RULES`` to every reading of a tick at once; count each reading's first failed rule.
 
+    ``columns`` maps each of ``NUMERIC_FIELDS`` to an array (or a scalar the whole tick shares);
     ``identity_ok`` (optional) marks readings whose ids and names pass ``identity_fields_valid``.
     """
-    columns = {
-        "on_hand": on_hand,
-        "units_sold": units_sold,
-        "reorder_point": reorder_point,
-        "target_stock": target_stock,
-        "case_pack": case_pack,
-    }
+    size = max(np.size(columns[name]) for name in NUMERIC_FIELDS)
     checks: list[tuple[str, np.ndarray]] = []
     if identity_ok is not None:
         checks.append(("invalid_store_or_product", ~identity_ok))
-    checks += [(rule.reason, np.asarray(rule.violated(columns))) for rule in READING_RULES]
-    valid = np.ones(len(on_hand), dtype=bool)
+    checks += [(rule.reason, np.broadcast_to(np.asarray(rule.violated(columns)), (size,))) for rule in READING_RULES]
+    valid = np.ones(size, dtype=bool)
     rejected: dict[str, int] = {}
     for reason, failed in checks:
         newly = failed & valid

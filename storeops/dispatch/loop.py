@@ -24,6 +24,7 @@ from storeops.exceptions import StoreOpsError
 from storeops.retry import full_jitter_delay
 
 logger = logging.getLogger(__name__)
+DRAIN_POLL_SECONDS = 1.0
 
 
 class StopFlag:
@@ -149,6 +150,8 @@ def run_dispatch_loop(
         if drained:
             totals.stopped_by = "queue empty"
             break
+        if until_empty and report.received == 0:
+            pause(DRAIN_POLL_SECONDS)  # messages in flight elsewhere or delayed: look again shortly
     if stop.requested:
         totals.stopped_by = stop.reason or "stop requested"
     totals.seconds = round(time.monotonic() - started, 3)

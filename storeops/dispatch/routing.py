@@ -20,12 +20,16 @@ EARTH_RADIUS_KM = 6371.0
 
 @dataclass(frozen=True)
 class FleetPolicy:
-    """Trucks of one size; travel at an average speed with a fixed time per stop."""
+    """Trucks of one size; travel at an average speed with a fixed time per stop.
+
+    ``consolidate`` False is the original workshop's dispatch: one truck per request.
+    """
 
     capacity_units: int = 4000
     max_stops: int = 8
     speed_kmh: float = 50.0
     minutes_per_stop: float = 20.0
+    consolidate: bool = True
 
     def __post_init__(self) -> None:
         if self.capacity_units < 1 or self.max_stops < 1 or self.speed_kmh <= 0 or self.minutes_per_stop < 0:
@@ -134,10 +138,15 @@ def consolidate(
         stops = [
             chunk
             for store_id, reqs in sorted(by_region[region].items())
-            for chunk in _stop_chunks(store_id, reqs, policy.capacity_units)
+            for chunk in (
+                _stop_chunks(store_id, reqs, policy.capacity_units)
+                if policy.consolidate
+                else [Stop(store_id, [r]) for r in sorted(reqs, key=lambda r: r.shortage_id)]
+            )
         ]
         depot = DEPOTS.get(region, (0.0, 0.0))
-        for truck_stops in pack_region(stops, policy):
+        trucks = pack_region(stops, policy) if policy.consolidate else [[stop] for stop in stops]
+        for truck_stops in trucks:
             route, km = nearest_neighbour_route(depot, truck_stops, stores)
             number = len(loads) + 1
             load = Load(f"{load_prefix}-{number:03d}", f"{region[:3].upper()}-{number:03d}", region, route, km)

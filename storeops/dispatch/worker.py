@@ -152,10 +152,8 @@ class DispatchWorker:
             remaining = self.config.window_seconds - (self.clock() - started)
             if remaining <= 0:
                 break
-            if until_empty:  # draining: a short poll tells an empty queue quickly
-                wait = 0 if held else min(2, self.config.wait_seconds)
-            else:
-                wait = min(self.config.wait_seconds, max(1, math.ceil(remaining)))
+            # draining: no long poll (the loop checks the whole queue before it waits)
+            wait = 0 if until_empty else min(self.config.wait_seconds, max(1, math.ceil(remaining)))
             try:
                 response = self.sqs.receive_message(
                     QueueUrl=self.config.queue_url,

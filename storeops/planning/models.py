@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,6 +16,7 @@ from storeops.exceptions import ConfigurationError, ValidationFailed, first_vali
 from storeops.sql import validate_identifier
 
 CLOCK_SKEW = timedelta(minutes=5)
+PARTITION_SLACK = timedelta(hours=1)
 
 
 class PlanRequest(BaseModel):
@@ -29,6 +30,11 @@ class PlanRequest(BaseModel):
     stores: tuple[str, ...] = Field((), max_length=1000, description="Restrict to these store ids.")
     dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
     max_messages: int = Field(10_000, ge=0, le=100_000, description="At most this many requests, by priority.")
+    policy: Literal["storeops", "workshop"] = Field(
+        "storeops",
+        description="storeops: shortages not already requested or on their way; workshop: the original "
+        "workshop's rule (every pair at or below its reorder point, every run, nothing remembered).",
+    )
 
     @field_validator("stores")
     @classmethod
@@ -72,10 +78,15 @@ class PlanWindow:
 
     @property
     def partitions(self) -> list[tuple[str, str]]:
-        """Every (dt, hour) partition the window touches, oldest first."""
-        hour = self.window_start.replace(minute=0, second=0, microsecond=0)
+        """Every (dt, hour) partition that can hold a reading of the window, oldest first.
+
+        One hour wider than the window on each side: Firehose names an object's partition by the
+        arrival of its first record, so a reading near an hour boundary can sit in the neighbouring
+        hour (buffered up to a minute, or delivered late). The exact ``observed_at`` bounds decide.
+        """
+        hour = self.window_start.replace(minute=0, second=0, microsecond=0) - PARTITION_SLACK
         out = []
-        while hour <= self.as_of:
+        while hour <= self.as_of + PARTITION_SLACK:
             out.append((f"{hour:%Y-%m-%d}", f"{hour:%H}"))
             hour += timedelta(hours=1)
         return out
@@ -90,7 +101,6 @@ class PlanWindow:
             "start_hour": first[1],
             "end_dt": last[0],
             "end_hour": last[1],
-            "window_hours": float(self.lookback_hours),
             "lead_time_hours": float(self.lead_time_hours),
             "store_filter": "," + ",".join(self.stores) + "," if self.stores else "",
             "ledger_start_dt": f"{ledger_start:%Y-%m-%d}",

@@ -26,6 +26,8 @@ from storeops.sqs import SqsBatcher
 
 logger = logging.getLogger(__name__)
 
+POLICY_QUERIES = {"storeops": "shortages", "workshop": "workshop_alerts"}  # sql/<name>.sql
+QUERY_POLL_SECONDS = 0.25  # awswrangler polls GetQueryExecution every second by default
 ATHENA_USD_PER_TB = 5.0
 ATHENA_MIN_BYTES = 10 * 1024 * 1024  # Athena bills at least 10 MB per query
 SHORTAGE_COLUMNS = [
@@ -136,6 +138,7 @@ def run_query(clients: AwsClients, targets: PlanningTargets, name: str, params: 
             database=targets.database,
             workgroup=targets.workgroup,
             ctas_approach=False,
+            athena_query_wait_polling_delay=QUERY_POLL_SECONDS,
             params=params,
             paramstyle="named",
             boto3_session=clients.session,
@@ -244,7 +247,7 @@ def plan_shortages(
                 + ", ".join(unknown[:10]),
                 hint="check the ids, or widen lookback_hours",
             )
-    run = run_query(clients, targets, "shortages", params)
+    run = run_query(clients, targets, POLICY_QUERIES[request.policy], params)
     shortages = normalise(run.frame)
     logger.info(
         "query %s: %d shortages in (%s, %s] in %.2f s, %d bytes scanned",
@@ -272,22 +275,27 @@ def plan_shortages(
     if request.dry_run or to_send.empty:
         result.seconds = time.perf_counter() - started
         return result
-    messages = to_requests(to_send, plan_id, now)
-    # Record the requests before sending: a crash after this never leads to asking twice.
-    open_until = format_timestamp(now + timedelta(hours=targets.request_ttl_hours))
-    rows = [
-        LedgerRow(
-            record_type="request",
-            shortage_id=m.shortage_id,
-            store_id=m.store_id,
-            product_id=m.product_id,
-            quantity=m.quantity,
-            recorded_at=format_timestamp(now),
-            open_until=open_until,
-        )
-        for m in messages
-    ]
-    result.ledger_key = write_rows(clients.client("s3"), targets.bucket, requests_key(now, plan_id), rows)
+    # The plan's own time (as_of: now, or a scenario's virtual now) stamps what it asks and records.
+    planned_at = window.as_of
+    messages = to_requests(to_send, plan_id, planned_at)
+    rows: list[LedgerRow] = []
+    if request.policy == "storeops":
+        # Record the requests before sending: a crash after this never leads to asking twice.
+        open_until = format_timestamp(planned_at + timedelta(hours=targets.request_ttl_hours))
+        rows = [
+            LedgerRow(
+                record_type="request",
+                shortage_id=m.shortage_id,
+                store_id=m.store_id,
+                product_id=m.product_id,
+                quantity=m.quantity,
+                recorded_at=format_timestamp(planned_at),
+                open_until=open_until,
+            )
+            for m in messages
+        ]
+        key = requests_key(planned_at, plan_id)
+        result.ledger_key = write_rows(clients.client("s3"), targets.bucket, key, rows)
     batcher = batcher or SqsBatcher(clients.client("sqs"))
     outcome = batcher.send(targets.queue_url, [(f"m{i}", m.model_dump_json()) for i, m in enumerate(messages)])
     result.messages_sent = len(outcome.succeeded)
@@ -304,10 +312,14 @@ def plan_shortages(
     )
     if outcome.failed:
         first = next(iter(outcome.failed.values()))
+        kept_out = (
+            f"they stay excluded until {rows[0].open_until} and are planned again after that"
+            if rows
+            else "the next plan asks again"
+        )
         raise DeliveryError(
-            f"{len(outcome.failed)} of {len(messages)} dispatch requests were not sent ({first}); they stay "
-            f"excluded until {open_until} and are planned again after that",
+            f"{len(outcome.failed)} of {len(messages)} dispatch requests were not sent ({first}); {kept_out}",
             lost=len(outcome.failed),
-            hint="check the dispatch queue, then run planning again after the request TTL",
+            hint="check the dispatch queue, then run planning again",
         )
     return result

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,9 @@ from storeops.stores.catalog import Catalog
 # One line: the event id, then the static store and product parts, then the numbers.
 LINE_FORMAT = (
     b'{"event_id":"%s","store_id":%s%s,"reorder_point":%d,"target_stock":%d'
-    b',"on_hand":%d,"units_sold":%d,"observed_at":"%s","schema_version":1}\n'
+    b',"on_hand":%d,"units_sold":%d,"units_lost":%d,"period_hours":%s,"observed_at":"%s","schema_version":2}\n'
 )
+Columns = Mapping[str, Any]  # NUMERIC_FIELDS of storeops.contracts.reading: flat arrays, period_hours a number
 DEFAULT_CHUNK_ROWS = 4096  # ~1.1 MiB of NDJSON: about one Firehose record
 
 
@@ -70,9 +72,9 @@ class EncodedBatch:
 
 
 class ReadingEncoder:
-    """Encodes readings for one catalog and stock policy (rows in flattened store-major order)."""
+    """Encodes readings for one catalog (rows in flattened store-major order)."""
 
-    def __init__(self, catalog: Catalog, reorder_point: np.ndarray, target_stock: np.ndarray) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         products = catalog.products
         self.store_parts = [json.dumps(store_id).encode() for store_id in catalog.stores["store_id"]]
         self.product_parts = [
@@ -83,67 +85,56 @@ class ReadingEncoder:
             )
         ]
         self.n_products = len(self.product_parts)
-        self.reorder_point = np.asarray(reorder_point).reshape(-1)
-        self.target_stock = np.asarray(target_stock).reshape(-1)
 
     @property
     def size(self) -> int:
         return len(self.store_parts) * self.n_products
 
     def encode_rows(
-        self,
-        rows: np.ndarray,
-        on_hand: np.ndarray,
-        units_sold: np.ndarray,
-        observed_at: datetime,
-        event_ids: np.ndarray | None = None,
+        self, rows: np.ndarray, columns: Columns, observed_at: datetime, event_ids: np.ndarray | None = None
     ) -> EncodedBatch:
-        """NDJSON for the flattened ``rows``; ``on_hand`` and ``units_sold`` are flat over the whole catalog."""
+        """NDJSON for the flattened ``rows`` of ``columns`` (flat over the whole catalog)."""
         if len(rows) == 0:
             return EncodedBatch(b"", np.zeros(0, dtype=np.int64))
         ids = event_ids if event_ids is not None else random_event_ids(len(rows))
-        stamp = format_timestamp(observed_at).encode()
+        tail = (b"%r" % float(columns["period_hours"]), format_timestamp(observed_at).encode())
         stores, products = np.divmod(rows, self.n_products)
         store_parts, product_parts = self.store_parts, self.product_parts
         fields = zip(
             np.ascontiguousarray(ids).view("S36").ravel().tolist(),
             [store_parts[s] for s in stores.tolist()],
             [product_parts[p] for p in products.tolist()],
-            self.reorder_point[rows].tolist(),
-            self.target_stock[rows].tolist(),
-            on_hand[rows].tolist(),
-            units_sold[rows].tolist(),
+            *(np.asarray(columns[name])[rows].tolist() for name in ENCODED_NUMBERS),
             strict=True,
         )
-        data = b"".join([LINE_FORMAT % (*f, stamp) for f in fields])
+        data = b"".join([LINE_FORMAT % (*f, *tail) for f in fields])
         return EncodedBatch.of(data)
 
     def chunks(
         self,
-        on_hand: np.ndarray,
-        units_sold: np.ndarray,
+        columns: Columns,
         observed_at: datetime,
         keep: np.ndarray | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> Iterator[EncodedBatch]:
         """The readings (all, or those in ``keep``) as consecutive batches of at most ``chunk_rows`` lines."""
-        flat_on_hand, flat_sold = np.asarray(on_hand).reshape(-1), np.asarray(units_sold).reshape(-1)
         for start in range(0, self.size, chunk_rows):
             rows = np.arange(start, min(start + chunk_rows, self.size))
             if keep is not None:
                 rows = rows[keep[rows]]
             if len(rows):
-                yield self.encode_rows(rows, flat_on_hand, flat_sold, observed_at)
+                yield self.encode_rows(rows, columns, observed_at)
 
     def encode(
         self,
-        on_hand: np.ndarray,
-        units_sold: np.ndarray,
+        columns: Columns,
         observed_at: datetime,
         keep: np.ndarray | None = None,
         event_ids: np.ndarray | None = None,
     ) -> EncodedBatch:
         """Every reading (or those in ``keep``) in one batch: small catalogs, tests, one backfilled hour."""
         rows = np.arange(self.size) if keep is None else np.flatnonzero(keep)
-        flat_on_hand, flat_sold = np.asarray(on_hand).reshape(-1), np.asarray(units_sold).reshape(-1)
-        return self.encode_rows(rows, flat_on_hand, flat_sold, observed_at, event_ids)
+        return self.encode_rows(rows, columns, observed_at, event_ids)
+
+
+ENCODED_NUMBERS = ("reorder_point", "target_stock", "on_hand", "units_sold", "units_lost")  # LINE_FORMAT's order

@@ -11,9 +11,9 @@ import gzip
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,22 +24,17 @@ from storeops.contracts.reading import identity_fields_valid, validate_batch
 from storeops.exceptions import DeliveryError, StoreOpsError
 from storeops.stores.catalog import Catalog, build_catalog
 from storeops.stores.encoding import EncodedBatch, ReadingEncoder
-from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, FirehoseSender, pack_stream
-from storeops.stores.simulation import SimulationState, advance, initial_state
+from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, FirehoseSender, SendResult, pack_stream
+from storeops.stores.simulation import SimulationState, Tick, advance, advance_to, initial_state
 
 SIMULATOR_PREFIX = "simulator/"
 INVENTORY_PREFIX = "inventory/"
 
 APPROX_LINE_BYTES = 290  # a reading's NDJSON line, to size chunks near the raw chunk bytes
 
-Clock = Callable[[], datetime]
 Progress = Callable[[int, int], None]
 
 logger = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -49,7 +44,6 @@ class SimulationConfig:
     stores: int
     products: int
     seed: int = 7
-    hours_per_tick: float = 1.0
 
     @property
     def state_key(self) -> str:
@@ -108,9 +102,32 @@ class IngestReport:
     raw_bytes: int = 0
     backfill_rows: int = 0
     backfill_objects: int = 0
+    units_sold: int = 0
+    units_lost: int = 0
     units_delivered: int = 0
+    hours_simulated: float = 0.0
     seconds: float = 0.0
     sim_clock: str = ""
+
+    def add_tick(self, tick: Tick, delivered: int, rejected: dict[str, int], sent: SendResult, raw_bytes: int) -> None:
+        """Count one reading's tick: what was simulated, rejected, sent."""
+        self.ticks += 1
+        self.rows_generated += int(tick.on_hand.size)
+        self.rows_rejected += sum(rejected.values())
+        for reason, count in rejected.items():
+            self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + count
+        self.rows_sent += sent.readings_sent
+        self.rows_failed += sent.readings_failed
+        self.firehose_records += sent.records_sent
+        self.firehose_calls += sent.calls
+        self.retried_records += sent.retried_records
+        self.billed_bytes += sent.billed_bytes
+        self.payload_bytes += sent.payload_bytes
+        self.raw_bytes += raw_bytes
+        self.units_sold += int(tick.units_sold.sum())
+        self.units_lost += int(tick.units_lost.sum())
+        self.units_delivered += delivered
+        self.hours_simulated += tick.period_hours
 
     @property
     def readings_per_s(self) -> float:
@@ -120,77 +137,92 @@ class IngestReport:
         return {**asdict(self), "readings_per_s": round(self.readings_per_s, 1)}
 
 
-def next_observed_at(previous: datetime | None, clock: Clock) -> datetime:
-    """The real time of a reading, strictly after the previous tick's (millisecond resolution)."""
-    now = clock().astimezone(UTC)
-    now = now.replace(microsecond=(now.microsecond // 1000) * 1000)
-    if previous is not None and now <= previous:
-        now = previous + timedelta(milliseconds=1)
-    return now
+def reading_time(moment: datetime, previous: datetime | None) -> datetime:
+    """A reading's timestamp: ``moment`` at millisecond resolution, strictly after the previous reading."""
+    moment = moment.astimezone(UTC)
+    moment = moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
+    if previous is not None and moment <= previous:
+        moment = previous + timedelta(milliseconds=1)
+    return moment
 
 
-def stream_ticks(
+Deliver = Callable[[datetime], int]  # applies the deliveries due by a time to the state; returns units
+
+
+def take_reading(state: SimulationState, at: datetime, deliver: Deliver | None = None) -> tuple[Tick, int]:
+    """Sales since the previous reading, then the deliveries that arrived by ``at``: the reading's numbers.
+
+    Returns the tick (``on_hand`` after the deliveries) and the units delivered.
+    """
+    tick = advance_to(state, at)
+    delivered = deliver(at) if deliver is not None else 0
+    state.last_observed_at = at
+    return replace(tick, on_hand=state.on_hand.copy()), delivered
+
+
+def reading_columns(catalog: Catalog, state: SimulationState, tick: Tick) -> dict[str, Any]:
+    """A tick's numbers as the flat columns ``validate_batch`` and the encoder take."""
+    case_pack = catalog.products["case_pack"].to_numpy()
+    return {
+        "on_hand": tick.on_hand.reshape(-1),
+        "units_sold": tick.units_sold.reshape(-1),
+        "units_lost": tick.units_lost.reshape(-1),
+        "period_hours": tick.period_hours,
+        "reorder_point": state.reorder_point.reshape(-1),
+        "target_stock": state.target_stock.reshape(-1),
+        "case_pack": np.broadcast_to(case_pack[None, :], state.on_hand.shape).reshape(-1),
+    }
+
+
+def stream_readings(
     catalog: Catalog,
     state: SimulationState,
     sender: FirehoseSender,
-    ticks: int,
-    hours_per_tick: float,
+    times: Sequence[datetime],
     *,
-    clock: Clock = utc_now,
+    deliver: Deliver | None = None,
     raw_chunk_bytes: int = DEFAULT_RAW_CHUNK_BYTES,
     progress: Progress | None = None,
-    corrupt: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    corrupt: Callable[[dict[str, Any]], None] | None = None,
 ) -> IngestReport:
-    """Advance ``ticks`` ticks, sending every valid reading; raise ``DeliveryError`` on loss.
+    """Take a reading at each of ``times`` (sales since the previous one, then due deliveries) and send
+    every valid reading; raise ``DeliveryError`` on loss.
 
-    ``corrupt`` lets tests inject invalid readings (it may modify on_hand/units_sold in place).
+    ``corrupt`` lets tests inject invalid readings (it may change the columns in place).
     """
     started = time.perf_counter()
     n_stores, n_products = catalog.shape
     report = IngestReport(stores=n_stores, products=n_products)
-    encoder = ReadingEncoder(catalog, state.reorder_point, state.target_stock)
+    encoder = ReadingEncoder(catalog)
     identity_ok = identity_fields_valid(
         catalog.stores["store_id"],
         catalog.products["product_id"],
         catalog.products["name"],
         catalog.products["category"],
     )
-    case_pack = np.broadcast_to(catalog.products["case_pack"].to_numpy()[None, :], state.on_hand.shape).ravel()
-    reorder_point, target_stock = state.reorder_point.ravel(), state.target_stock.ravel()
     chunk_rows = max(1, raw_chunk_bytes // APPROX_LINE_BYTES)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip") as compressor:
-        for tick_number in range(1, ticks + 1):
+        for number, moment in enumerate(times, start=1):
             tick_started = time.perf_counter()
-            tick = advance(state, hours_per_tick)
-            on_hand, units_sold = tick.on_hand.ravel().copy(), tick.units_sold.ravel().copy()
+            observed_at = reading_time(moment, state.last_observed_at)
+            tick, delivered = take_reading(state, observed_at, deliver)
+            columns = reading_columns(catalog, state, tick)
             if corrupt is not None:
-                corrupt(on_hand, units_sold)
-            checked = validate_batch(on_hand, units_sold, reorder_point, target_stock, case_pack, identity_ok)
-            observed_at = next_observed_at(state.last_observed_at, clock)
-            state.last_observed_at = observed_at
-            counted = _Counted(encoder.chunks(on_hand, units_sold, observed_at, checked.valid, chunk_rows))
+                columns = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in columns.items()}
+                corrupt(columns)
+            checked = validate_batch(columns, identity_ok)
+            counted = _Counted(encoder.chunks(columns, observed_at, checked.valid, chunk_rows))
             sent = sender.send_stream(pack_stream(counted, compressor, raw_chunk_bytes))
-            report.ticks += 1
-            report.rows_generated += len(on_hand)
-            report.rows_rejected += checked.rejected_count
-            for reason, count in checked.rejected.items():
-                report.rejected_reasons[reason] = report.rejected_reasons.get(reason, 0) + count
-            report.rows_sent += sent.readings_sent
-            report.rows_failed += sent.readings_failed
-            report.firehose_records += sent.records_sent
-            report.firehose_calls += sent.calls
-            report.retried_records += sent.retried_records
-            report.billed_bytes += sent.billed_bytes
-            report.payload_bytes += sent.payload_bytes
-            report.raw_bytes += counted.nbytes
+            report.add_tick(tick, delivered, checked.rejected, sent, counted.nbytes)
             report.sim_clock = state.sim_clock.isoformat()
             report.seconds = time.perf_counter() - started
             logger.info(
-                "tick %d/%d at %s: %d readings sent in %d records (%d calls, %d retried), %d rejected %s, "
-                "%d not delivered; %.2f s",
-                tick_number,
-                ticks,
+                "reading %d/%d at %s covering %.3f h: %d readings sent in %d records (%d calls, %d retried), "
+                "%d rejected %s, %d not delivered; %d units sold, %d lost, %d delivered; %.2f s",
+                number,
+                len(times),
                 observed_at.isoformat(),
+                tick.period_hours,
                 sent.readings_sent,
                 sent.records_sent,
                 sent.calls,
@@ -198,13 +230,16 @@ def stream_ticks(
                 checked.rejected_count,
                 checked.rejected or "",
                 sent.readings_failed,
+                int(tick.units_sold.sum()),
+                int(tick.units_lost.sum()),
+                delivered,
                 time.perf_counter() - tick_started,
             )
             if progress:
-                progress(tick_number, ticks)
+                progress(number, len(times))
             if sent.readings_failed:
                 raise DeliveryError(
-                    f"{sent.readings_failed} readings of tick {tick_number} were not delivered after "
+                    f"{sent.readings_failed} readings of reading {number} were not delivered after "
                     f"{sender.retry.max_attempts} attempts ({sent.last_error})",
                     lost=report.rows_failed,
                     hint="check the delivery stream's health and quotas, then run again",
@@ -226,6 +261,19 @@ class _Counted:
             yield batch
 
 
+def event_time_key(observed_at: datetime, name: str) -> str:
+    """Where a reading written by event time goes: the ``dt=/hour=`` partition of its ``observed_at``."""
+    return f"{INVENTORY_PREFIX}dt={observed_at:%Y-%m-%d}/hour={observed_at:%H}/{name}.json.gz"
+
+
+def write_by_event_time(s3: Any, bucket: str, observed_at: datetime, name: str, ndjson: bytes) -> str:
+    """One gzip object of readings into its event-time partition (history and scenarios; live data goes
+    through Firehose, which names partitions by arrival)."""
+    key = event_time_key(observed_at, name)
+    s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(ndjson, compresslevel=1, mtime=0))
+    return key
+
+
 def backfill(
     catalog: Catalog,
     s3: Any,
@@ -237,10 +285,11 @@ def backfill(
     progress: Progress | None = None,
     max_in_flight: int = 4,
 ) -> tuple[SimulationState, IngestReport]:
-    """Write ``days`` of hourly history straight into the lake's ``dt=/hour=`` partitions.
+    """Write ``days`` of history straight into the lake's ``dt=/hour=`` partitions: a reading every
+    ``every_hours`` hours, reporting the sales of all of them.
 
-    History is keyed by event time (Firehose stamps arrival time, so it cannot carry
-    history). Simulates from ``end - days`` to ``end``; returns the final state, from which
+    History is keyed by event time (Firehose stamps arrival time, so it cannot carry history).
+    Simulates hour by hour from ``end - days`` to ``end``; returns the final state, from which
     the live simulation continues.
     """
     if days < 1:
@@ -249,28 +298,27 @@ def backfill(
     end = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     state = initial_state(catalog, start)
-    encoder = ReadingEncoder(catalog, state.reorder_point, state.target_stock)
+    encoder = ReadingEncoder(catalog)
     run_id = uuid.uuid4().hex[:12]
     hours = days * 24
     report = IngestReport(stores=catalog.shape[0], products=catalog.shape[1])
-
-    def write(hour_index: int, observed_at: datetime, payload: bytes) -> None:
-        key = (
-            f"{INVENTORY_PREFIX}dt={observed_at:%Y-%m-%d}/hour={observed_at:%H}/"
-            f"backfill-{run_id}-{hour_index:05d}.json.gz"
-        )
-        s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(payload, compresslevel=1, mtime=0))
-
+    sold = np.zeros(state.shape, dtype=np.int64)
+    lost = np.zeros(state.shape, dtype=np.int64)
     with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
         futures = []
         for hour_index in range(hours):
             tick = advance(state, 1.0)
+            sold += tick.units_sold
+            lost += tick.units_lost
             if (hour_index + 1) % every_hours:
                 continue
-            observed_at = state.sim_clock - timedelta(minutes=1)  # inside the hour it describes
+            observed_at = state.sim_clock
             state.last_observed_at = observed_at
-            batch = encoder.encode(tick.on_hand, tick.units_sold, observed_at)
-            futures.append(pool.submit(write, hour_index, observed_at, batch.data))
+            period = replace(tick, units_sold=sold, units_lost=lost, period_hours=float(every_hours))
+            batch = encoder.encode(reading_columns(catalog, state, period), observed_at)
+            name = f"backfill-{run_id}-{hour_index:05d}"
+            futures.append(pool.submit(write_by_event_time, s3, bucket, observed_at, name, batch.data))
+            sold, lost = np.zeros_like(sold), np.zeros_like(lost)
             report.backfill_rows += batch.count
             report.backfill_objects += 1
             report.raw_bytes += batch.nbytes
@@ -297,13 +345,14 @@ def backfill(
 
 
 def load_or_start(
-    store: SimulationStore, config: SimulationConfig, clock: Clock = utc_now
+    store: SimulationStore, config: SimulationConfig, now: datetime
 ) -> tuple[Catalog, SimulationState, str | None]:
-    """The catalog and the state to continue from (a new one on the first run)."""
+    """The catalog and the state to continue from; a new simulation starts an hour before ``now``
+    (so its first reading reports an hour of sales)."""
     catalog = build_catalog(config.stores, config.products, config.seed)
     state, etag = store.load(config)
     if state is None:
-        state = initial_state(catalog, clock())
+        state = initial_state(catalog, now - timedelta(hours=1))
     elif state.shape != catalog.shape:
         raise StoreOpsError(f"saved state {config.state_key} has shape {state.shape}, expected {catalog.shape}")
     return catalog, state, etag

@@ -22,6 +22,7 @@ RUNS = {
     "plan/plan-shortages": [],
     "trucks/truck-dispatch": ["--param", "until_empty=true"],
     "replay-dlq/replay-dlq": [],
+    "scenario/scenario": ["--param", "days=1", "--param", "stores=3", "--param", "products=2"],
 }
 
 
@@ -56,7 +57,7 @@ def _flow_runs(api_url: str) -> list[dict]:
 def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tuple[LocalPrefect, dict]) -> None:
     server, env = prefect_server
     listed = server.prefect("deployment", "ls").stdout
-    for name in ("store-data", "plan-shortages", "truck-dispatch", "replay-dlq"):
+    for name in ("store-data", "plan-shortages", "truck-dispatch", "replay-dlq", "scenario"):
         assert name in listed
     for deployment, params in RUNS.items():
         server.prefect("deployment", "run", deployment, *params)

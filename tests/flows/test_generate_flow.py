@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,18 +16,32 @@ pytestmark = pytest.mark.flow
 
 
 def test_store_data_flow_sends_and_continues(flow_env: LocalStack) -> None:
-    first = store_data(stores=10, products=6, ticks=2, seed=4)
-    assert first["rows_sent"] == 120
+    first = store_data(stores=10, products=6, seed=4)
+    assert first["rows_sent"] == 60
     assert first["rows_failed"] == 0
-    second = store_data(stores=10, products=6, ticks=1, seed=4)
+    assert first["hours_simulated"] == pytest.approx(1.0)  # a new simulation starts an hour before its reading
+    second = store_data(stores=10, products=6, seed=4)
     assert second["rows_sent"] == 60
     assert second["sim_clock"] > first["sim_clock"]
+
+
+def test_two_live_runs_a_known_time_apart_report_the_sales_of_that_time(flow_env: LocalStack) -> None:
+    t0 = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # the afternoon peak
+    store_data(stores=200, products=20, seed=5, as_of=t0)
+    ninety_seconds = store_data(stores=200, products=20, seed=5, as_of=t0 + timedelta(seconds=90))
+    assert ninety_seconds["hours_simulated"] == pytest.approx(90 / 3600)
+    assert ninety_seconds["sim_clock"] == (t0 + timedelta(seconds=90)).isoformat()
+    an_hour = store_data(stores=200, products=20, seed=5, as_of=t0 + timedelta(hours=1, seconds=90))
+    assert an_hour["hours_simulated"] == pytest.approx(1.0)
+    demand = an_hour["units_sold"] + an_hour["units_lost"]
+    short = ninety_seconds["units_sold"] + ninety_seconds["units_lost"]
+    assert 20 < demand / max(short, 1) < 70  # 40x the time: about 40x the customers (Poisson noise aside)
 
 
 def test_store_data_publishes_a_summary_artifact(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
-    store_data(stores=3, products=3, ticks=1)
+    store_data(stores=3, products=3)
     artifact = Artifact.get("store-data-summary")
     assert artifact is not None
     assert "readings sent" in str(artifact.data)
@@ -39,7 +54,7 @@ def test_invalid_parameters_fail_the_flow_clearly(flow_env: LocalStack) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--stores", "0"], ["--ticks", "-1"], ["--products", "many"], ["--bogus"], ["--hours-per-tick", "0"]],
+    [["--stores", "0"], ["--seed", "-1"], ["--products", "many"], ["--bogus"], ["--as-of", "yesterday"]],
 )
 def test_bad_cli_values_exit_2_with_one_line(args: list[str]) -> None:
     result = run_cli(["-m", "flows.generate", *args])
@@ -49,18 +64,16 @@ def test_bad_cli_values_exit_2_with_one_line(args: list[str]) -> None:
 
 
 def test_generate_cli_json(cli_env: dict[str, str]) -> None:
-    result = run_cli(
-        ["-m", "flows.generate", "--stores", "4", "--products", "3", "--ticks", "2", "--json"], env=cli_env
-    )
+    result = run_cli(["-m", "flows.generate", "--stores", "4", "--products", "3", "--json"], env=cli_env)
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("rows_sent", "rows_rejected", "rows_failed", "firehose_records", "billed_bytes", "seconds"):
         assert key in payload
-    assert payload["rows_sent"] == 24
+    assert payload["rows_sent"] == 12
 
 
 def test_store_data_backfills_history_with_progress(flow_env: LocalStack) -> None:
-    result = store_data(stores=3, products=2, ticks=1, backfill_days=1)
+    result = store_data(stores=3, products=2, backfill_days=1)
     assert result["backfill_rows"] == 3 * 2 * 24
     assert result["backfill_objects"] == 24
     assert result["rows_sent"] == 6

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.flow
 def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
-    store_data(stores=12, products=8, ticks=1, seed=5)
+    store_data(stores=12, products=8, seed=5)
     result = plan(dry_run=True)
     assert result["shortage_count"] > 0
     assert result["messages_sent"] == 0
@@ -37,7 +37,7 @@ def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> N
 
 
 def test_the_functions_own_error_fails_the_flow(flow_env: LocalStack) -> None:
-    store_data(stores=2, products=2, ticks=1)
+    store_data(stores=2, products=2)
     with pytest.raises(PlanningFailed, match="S0777"):
         plan(stores=["S0777"], dry_run=True)
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.flow
 def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
-    store_data(stores=15, products=6, ticks=1, seed=2)
+    store_data(stores=15, products=6, seed=2)
     first = plan(lead_time_hours=0)
     assert first["messages_sent"] > 0
     totals = trucks(until_empty=True, window_seconds=3)
@@ -33,7 +33,7 @@ def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack
     assert totals["trucks"] >= 1
     assert Artifact.get("truck-loads") is not None
     assert Artifact.get("truck-summary") is not None
-    ran = store_data(stores=15, products=6, ticks=1, seed=2)
+    ran = store_data(stores=15, products=6, seed=2)
     assert ran["units_delivered"] == 0  # the trucks are still on the road (ETAs are minutes to hours away)
 
 

@@ -12,12 +12,19 @@ import pytest
 from storeops.exceptions import DeliveryError, StoreOpsError
 from storeops.stores.catalog import build_catalog
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, load_or_start, stream_ticks
+from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, load_or_start, stream_readings
 from storeops.stores.simulation import advance
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def hourly(count: int, start: datetime = T0) -> list[datetime]:
+    """Reading times an hour apart, after ``start`` (a new simulation starts an hour before its first)."""
+    return [start + timedelta(hours=h) for h in range(count)]
 
 
 def athena(stack: LocalStack, sql: str, **params: str) -> pd.DataFrame:
@@ -35,9 +42,9 @@ def athena(stack: LocalStack, sql: str, **params: str) -> pd.DataFrame:
 def test_rows_sent_equal_rows_queryable_through_athena(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=40, products=25, seed=3)
-    catalog, state, _ = load_or_start(store, config)
+    catalog, state, _ = load_or_start(store, config, T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    report = stream_ticks(catalog, state, sender, ticks=3, hours_per_tick=1.0, raw_chunk_bytes=64_000)
+    report = stream_readings(catalog, state, sender, hourly(3), raw_chunk_bytes=64_000)
     assert report.rows_sent == 3 * 40 * 25
     assert report.rows_failed == 0
     assert report.firehose_records > 3  # packed: several records, far fewer than readings
@@ -62,14 +69,14 @@ def test_a_second_scheduled_run_continues_the_simulation(local_stack: LocalStack
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=5, products=4, seed=8)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    catalog, first, etag = load_or_start(store, config)
-    stream_ticks(catalog, first, sender, ticks=2, hours_per_tick=1.0)
+    catalog, first, etag = load_or_start(store, config, T0)
+    stream_readings(catalog, first, sender, hourly(2))
     store.save(config, first, etag)
-    catalog, second, etag2 = load_or_start(store, config)
+    catalog, second, etag2 = load_or_start(store, config, T0 + timedelta(hours=5))
     assert second.ticks == 2
     assert second.sim_clock == first.sim_clock
     assert np.array_equal(second.on_hand, first.on_hand)
-    stream_ticks(catalog, second, sender, ticks=1, hours_per_tick=1.0)
+    stream_readings(catalog, second, sender, [T0 + timedelta(hours=2)])
     store.save(config, second, etag2)
     third, _ = store.load(config)
     assert third is not None
@@ -82,10 +89,10 @@ def test_a_second_scheduled_run_continues_the_simulation(local_stack: LocalStack
 def test_a_concurrent_writer_is_detected(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=2, products=2)
-    _, state, etag = load_or_start(store, config)
+    _, state, etag = load_or_start(store, config, T0)
     store.save(config, state, etag)
-    _, mine, my_etag = load_or_start(store, config)
-    _, theirs, their_etag = load_or_start(store, config)
+    _, mine, my_etag = load_or_start(store, config, T0)
+    _, theirs, their_etag = load_or_start(store, config, T0)
     advance(theirs, 1.0)  # the other run moved on
     store.save(config, theirs, their_etag)
     with pytest.raises(StoreOpsError, match="another run changed"):
@@ -94,24 +101,24 @@ def test_a_concurrent_writer_is_detected(local_stack: LocalStack) -> None:
 
 def test_a_missing_delivery_stream_is_reported_with_the_loss(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    catalog, state, _ = load_or_start(store, SimulationConfig(stores=3, products=3))
+    catalog, state, _ = load_or_start(store, SimulationConfig(stores=3, products=3), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), "no-such-stream")
     with pytest.raises(DeliveryError) as info:
-        stream_ticks(catalog, state, sender, ticks=1, hours_per_tick=1.0)
+        stream_readings(catalog, state, sender, hourly(1))
     assert info.value.lost == 9
     assert "no-such-stream" in info.value.one_line()
 
 
 def test_invalid_readings_are_never_sent_and_are_counted(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    catalog, state, _ = load_or_start(store, SimulationConfig(stores=4, products=5, seed=1))
+    catalog, state, _ = load_or_start(store, SimulationConfig(stores=4, products=5, seed=1), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
 
-    def corrupt(on_hand: np.ndarray, units_sold: np.ndarray) -> None:
-        on_hand[[0, 1]] = -3
-        units_sold[5] = -1
+    def corrupt(columns: dict[str, np.ndarray]) -> None:
+        columns["on_hand"][[0, 1]] = -3
+        columns["units_sold"][5] = -1
 
-    report = stream_ticks(catalog, state, sender, ticks=1, hours_per_tick=1.0, corrupt=corrupt)
+    report = stream_readings(catalog, state, sender, hourly(1), corrupt=corrupt)
     assert report.rows_rejected == 3
     assert report.rejected_reasons == {"negative_on_hand": 2, "negative_units_sold": 1}
     assert report.rows_sent == 17
@@ -152,6 +159,25 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
     assert state.ticks == 48
 
 
+def test_backfill_every_n_hours_reports_the_sales_of_all_n_hours(local_stack: LocalStack) -> None:
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    backfill(build_catalog(5, 3, 9), s3, bucket, 1, end=datetime(2026, 11, 10, tzinfo=UTC))
+    _, report = backfill(build_catalog(5, 3, 9), s3, bucket, 1, end=datetime(2026, 11, 20, tzinfo=UTC), every_hours=3)
+    assert report.backfill_objects == 8
+
+    def day(first: str, second: str) -> pd.Series:  # the day's readings: the hours after midnight, to midnight
+        sql = (
+            "select count(*) as n, sum(units_sold + units_lost) as demand, min(period_hours) as shortest, "
+            "max(period_hours) as longest from inventory_readings where dt = :a or (dt = :b and hour = '00')"
+        )
+        return athena(local_stack, sql, a=first, b=second).iloc[0]
+
+    hourly, every_three = day("2026-11-09", "2026-11-10"), day("2026-11-19", "2026-11-20")
+    assert (int(hourly["n"]), float(hourly["shortest"]), float(hourly["longest"])) == (24 * 15, 1.0, 1.0)
+    assert (int(every_three["n"]), float(every_three["shortest"]), float(every_three["longest"])) == (8 * 15, 3.0, 3.0)
+    assert int(every_three["demand"]) == int(hourly["demand"])  # the same customers, every hour counted
+
+
 def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> None:
     from storeops.clock import format_timestamp
     from storeops.ledger import LedgerRow, window_record_key, write_rows
@@ -159,7 +185,7 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
 
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     now = datetime.now(UTC)
-    catalog, state, _ = load_or_start(SimulationStore(s3, bucket), SimulationConfig(stores=3, products=2))
+    catalog, state, _ = load_or_start(SimulationStore(s3, bucket), SimulationConfig(stores=3, products=2), now)
     before = state.on_hand.copy()
     rows = [
         LedgerRow(
@@ -177,15 +203,15 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
         for i, (store, stop, qty, offset) in enumerate([("S0001", 1, 12, -30), ("S0003", 2, 24, 90)])
     ]
     write_rows(s3, bucket, window_record_key(now, "x"), rows)
-    due, complete = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
-    assert [d.delivery_id for d in due] == ["load-x-001#1"]
-    assert complete == set()  # stop 2 is still on the road
-    assert apply_due(state, catalog, due, complete) == 12
+    due = due_deliveries(s3, bucket, now, state.deliveries)
+    assert [d.stop_id for d in due.stops] == ["load-x-001#1"]
+    assert due.complete_records == []  # stop 2 is still on the road
+    assert apply_due(state, catalog, due, now) == 12
     assert state.on_hand[0, 1] == before[0, 1] + 12
-    due_again, _ = due_deliveries(s3, bucket, now, set(state.applied_deliveries))
-    assert due_again == []  # applied once
+    assert due_deliveries(s3, bucket, now, state.deliveries).stops == []  # applied once
     later = now + timedelta(hours=2)
-    due_later, complete_later = due_deliveries(s3, bucket, later, set(state.applied_deliveries))
-    assert [d.delivery_id for d in due_later] == ["load-x-001#2"]
-    assert apply_due(state, catalog, due_later, complete_later) == 24
-    assert "window-x" in state.applied_deliveries  # every stop of the window record delivered: not read again
+    due_later = due_deliveries(s3, bucket, later, state.deliveries)
+    assert [d.stop_id for d in due_later.stops] == ["load-x-001#2"]
+    assert apply_due(state, catalog, due_later, later) == 24
+    assert state.deliveries.has_record(f"{now:%Y-%m-%d}", "window-x")  # every stop delivered: not read again
+    assert due_deliveries(s3, bucket, later, state.deliveries) == due_deliveries(s3, bucket, later, state.deliveries)

@@ -59,7 +59,9 @@ READING_DEFAULTS = {
     "reorder_point": 10,
     "target_stock": 60,
     "units_sold": 0,
-    "schema_version": 1,
+    "units_lost": 0,
+    "period_hours": 1.0,
+    "schema_version": 2,
 }
 
 
@@ -67,12 +69,13 @@ def complete(rows: list[dict]) -> list[dict]:
     return [{"event_id": str(uuid.uuid4()), **READING_DEFAULTS, **row} for row in rows]
 
 
-def put_readings(stack: LocalStack, rows: list[dict]) -> list[dict]:
-    """Write hand-made readings into the partitions of their observed_at; returns them completed."""
+def put_readings(stack: LocalStack, rows: list[dict], delivered_at: datetime | None = None) -> list[dict]:
+    """Write hand-made readings into the partitions of their observed_at (or of ``delivered_at``, as
+    Firehose names them by arrival); returns them completed."""
     by_partition: dict[str, list[str]] = {}
     completed = complete(rows)
     for full in completed:
-        moment = datetime.fromisoformat(full["observed_at"].replace("Z", "+00:00"))
+        moment = delivered_at or datetime.fromisoformat(full["observed_at"].replace("Z", "+00:00"))
         key = f"inventory/dt={moment:%Y-%m-%d}/hour={moment:%H}/test-{uuid.uuid4().hex}.json.gz"
         by_partition.setdefault(key, []).append(json.dumps(full))
     for key, lines in by_partition.items():
@@ -143,9 +146,23 @@ def edge_rows() -> list[dict]:
         },
         # C: no sales at all, below the reorder point: no hours of cover
         {"store_id": "S0002", "product_id": "P0001", "observed_at": t(hours=1), "on_hand": 3, "reorder_point": 5},
-        # D: 12 units sold in 3 h (before and after midnight), cover 5 h < lead time: at risk
-        {"store_id": "S0002", "product_id": "P0002", "observed_at": t(hours=2), "on_hand": 26, "units_sold": 6},
-        {"store_id": "S0002", "product_id": "P0002", "observed_at": t(minutes=10), "on_hand": 20, "units_sold": 6},
+        # D: 12 units sold over the 3 h its readings cover (before and after midnight), cover 5 h: at risk
+        {
+            "store_id": "S0002",
+            "product_id": "P0002",
+            "observed_at": t(hours=2),
+            "on_hand": 26,
+            "units_sold": 6,
+            "period_hours": 1.0,
+        },
+        {
+            "store_id": "S0002",
+            "product_id": "P0002",
+            "observed_at": t(minutes=10),
+            "on_hand": 20,
+            "units_sold": 6,
+            "period_hours": 2.0,
+        },
     ]
 
 
@@ -164,6 +181,66 @@ def test_edge_cases(local_stack: LocalStack) -> None:
     assert rows["S0002", "P0002"]["quantity"] == 48
     assert result.shortages["kind"].tolist() == ["out_of_stock", "below_reorder_point", "at_risk"]
     assert comparable(result.shortages) == comparable(reference_shortages(pd.DataFrame(written), AS_OF, 3, 24))
+
+
+def test_readings_in_the_neighbouring_hours_partition_are_not_pruned_away(local_stack: LocalStack) -> None:
+    as_of = datetime(2026, 11, 20, 1, 59, 59, tzinfo=UTC)  # in the past: the next hour exists
+    start = as_of - timedelta(hours=3)  # 22:59:59
+    # observed just after the window starts, in an object whose first record arrived an hour earlier
+    early = put_readings(
+        local_stack,
+        [
+            {
+                "store_id": "S0001",
+                "product_id": "P0001",
+                "observed_at": format_timestamp(start + timedelta(seconds=5)),
+                "on_hand": 0,
+            }
+        ],
+        delivered_at=start - timedelta(minutes=59),
+    )
+    # observed a second before as_of, delivered into the next hour's partition
+    late = put_readings(
+        local_stack,
+        [
+            {
+                "store_id": "S0002",
+                "product_id": "P0001",
+                "observed_at": format_timestamp(as_of - timedelta(seconds=1)),
+                "on_hand": 0,
+            }
+        ],
+        delivered_at=as_of + timedelta(seconds=2),
+    )
+    request = PlanRequest(as_of=as_of, lookback_hours=3, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=as_of + timedelta(hours=2))
+    found = set(zip(result.shortages["store_id"], result.shortages["product_id"], strict=True))
+    assert found == {("S0001", "P0001"), ("S0002", "P0001")}
+    assert comparable(result.shortages) == comparable(reference_shortages(pd.DataFrame(early + late), as_of, 3, 24))
+
+
+def test_the_sales_rate_divides_by_the_hours_the_readings_cover(local_stack: LocalStack) -> None:
+    t = lambda h: format_timestamp(AS_OF - timedelta(hours=h))  # noqa: E731
+    # three hours of history only (6 units an hour), under a 24-hour window: 6 an hour, not 18 / 24
+    rows = [
+        {
+            "store_id": "S0001",
+            "product_id": "P0001",
+            "observed_at": t(h),
+            "on_hand": 60 + 6 * h,
+            "units_sold": 6,
+            "period_hours": 1.0,
+            "target_stock": 120,
+        }
+        for h in (2, 1, 0)
+    ]
+    put_readings(local_stack, rows)
+    request = PlanRequest(as_of=AS_OF, lookback_hours=24, lead_time_hours=12, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF)
+    (row,) = result.shortages.to_dict("records")
+    assert row["sales_per_hour"] == pytest.approx(6.0)
+    assert row["hours_of_cover"] == pytest.approx(10.0)
+    assert row["kind"] == "at_risk"
 
 
 def test_a_store_with_no_readings_is_named(local_stack: LocalStack) -> None:

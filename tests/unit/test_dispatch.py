@@ -180,3 +180,12 @@ def test_sqs_batches_give_up_after_the_bound_and_say_why() -> None:
     assert outcome.failed == {"a": "InternalError: "}
     assert outcome.succeeded == ["b"]
     assert len(sqs.calls) == 3
+
+
+def test_without_consolidation_every_request_gets_its_own_truck() -> None:
+    policy = FleetPolicy(consolidate=False)
+    reqs = [request("S0001", "P0001", 6), request("S0001", "P0002", 6), request("S0002", "P0001", 12)]
+    loads = consolidate(reqs, stores(), policy, T0, "w")
+    assert len(loads) == 3
+    assert sorted(len(load.shortage_ids) for load in loads) == [1, 1, 1]
+    assert len(consolidate(reqs, stores(), FleetPolicy(), T0, "w")) == 1  # the same requests, consolidated

@@ -25,14 +25,16 @@ from storeops.stores.firehose import (
     chunk_bounds,
     pack,
 )
-from storeops.stores.simulation import initial_state
+from storeops.stores.ingest import reading_columns
+from storeops.stores.simulation import Tick, initial_state
 
 
 def make_batch(stores: int = 30, products: int = 40):  # type: ignore[no-untyped-def]
     catalog = build_catalog(stores, products, 1)
     state = initial_state(catalog, datetime(2026, 1, 1, tzinfo=UTC))
-    encoder = ReadingEncoder(catalog, state.reorder_point, state.target_stock)
-    return encoder.encode(state.on_hand, np.zeros_like(state.on_hand), datetime(2026, 1, 1, tzinfo=UTC))
+    nothing = np.zeros_like(state.on_hand)
+    tick = Tick(nothing, nothing, state.on_hand.copy(), 1.0, state.sim_clock)
+    return ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_every_reading_lands_in_exactly_one_record_in_order() -> None:

@@ -78,6 +78,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "faults",
         "ledger",
         "retry",
+        "service_level",
         "settings",
         "sql",
         "sqs",

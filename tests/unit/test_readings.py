@@ -10,10 +10,18 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from storeops.clock import format_timestamp
-from storeops.contracts.reading import MAX_CASE_PACK, MAX_UNITS, NUMERIC_FIELDS, InventoryReading, validate_batch
+from storeops.contracts.reading import (
+    MAX_CASE_PACK,
+    MAX_PERIOD_HOURS,
+    MAX_UNITS,
+    NUMERIC_FIELDS,
+    InventoryReading,
+    validate_batch,
+)
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
-from storeops.stores.simulation import advance, initial_state
+from storeops.stores.ingest import reading_columns
+from storeops.stores.simulation import Tick, advance, initial_state
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -22,13 +30,16 @@ def test_encoded_lines_are_valid_readings_with_the_right_values() -> None:
     catalog = build_catalog(7, 9, 2)
     state = initial_state(catalog, NOW)
     tick = advance(state, 2.0)
-    batch = ReadingEncoder(catalog, state.reorder_point, state.target_stock).encode(tick.on_hand, tick.units_sold, NOW)
+    batch = ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), NOW)
     lines = batch.lines()
     assert len(lines) == 63 == batch.count
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
     readings = [InventoryReading.model_validate_json(line) for line in lines]
     assert [r.on_hand for r in readings] == tick.on_hand.ravel().tolist()
     assert [r.units_sold for r in readings] == tick.units_sold.ravel().tolist()
+    assert [r.units_lost for r in readings] == tick.units_lost.ravel().tolist()
+    assert {r.period_hours for r in readings} == {2.0}
+    assert {r.schema_version for r in readings} == {2}
     assert readings[10].store_id == catalog.stores["store_id"][1]
     assert readings[10].product_id == catalog.products["product_id"][1]
     assert readings[10].product_name == catalog.products["name"][1]
@@ -42,9 +53,9 @@ def test_keep_mask_drops_exactly_the_rejected_readings() -> None:
     state = initial_state(catalog, NOW)
     keep = np.ones(20, dtype=bool)
     keep[[0, 7, 19]] = False
-    batch = ReadingEncoder(catalog, state.reorder_point, state.target_stock).encode(
-        state.on_hand, np.zeros_like(state.on_hand), NOW, keep=keep
-    )
+    nothing = np.zeros_like(state.on_hand)
+    tick = Tick(nothing, nothing, state.on_hand.copy(), 1.0, NOW)
+    batch = ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), NOW, keep=keep)
     kept = [json.loads(line) for line in batch.lines()]
     assert len(kept) == 17
     assert [r["on_hand"] for r in kept] == state.on_hand.ravel()[keep].tolist()
@@ -56,7 +67,8 @@ def test_vectorised_validation_counts_the_first_failed_rule() -> None:
     rp = np.array([2, 2, 2, 2, 9])
     target = np.array([10, 10, 10, 10, 9])
     pack = np.array([6, 6, 6, 6, 6])
-    report = validate_batch(on_hand, sold, rp, target, pack)
+    columns = {"on_hand": on_hand, "units_sold": sold, "units_lost": np.zeros(5), "period_hours": 1.0}
+    report = validate_batch({**columns, "reorder_point": rp, "target_stock": target, "case_pack": pack})
     assert report.valid.tolist() == [True, False, False, False, False]
     assert report.rejected == {
         "negative_on_hand": 1,
@@ -69,7 +81,15 @@ def test_vectorised_validation_counts_the_first_failed_rule() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("on_hand", -1), ("case_pack", 0), ("store_id", "store 1"), ("schema_version", 2), ("observed_at", "yesterday")],
+    [
+        ("on_hand", -1),
+        ("case_pack", 0),
+        ("units_lost", -3),
+        ("period_hours", 0),
+        ("store_id", "store 1"),
+        ("schema_version", 1),
+        ("observed_at", "yesterday"),
+    ],
 )
 def test_the_schema_rejects_bad_fields(field: str, value: object) -> None:
     good = {
@@ -83,8 +103,10 @@ def test_the_schema_rejects_bad_fields(field: str, value: object) -> None:
         "reorder_point": 2,
         "target_stock": 12,
         "units_sold": 1,
+        "units_lost": 0,
+        "period_hours": 1.0,
         "observed_at": "2026-01-01T00:00:00.000Z",
-        "schema_version": 1,
+        "schema_version": 2,
     }
     InventoryReading.model_validate(good)
     with pytest.raises(ValidationError):
@@ -117,22 +139,32 @@ NUMBERS = st.integers(min_value=-5, max_value=MAX_UNITS + 5) | st.sampled_from([
 @given(
     on_hand=NUMBERS,
     units_sold=NUMBERS,
+    units_lost=NUMBERS,
+    period_hours=st.floats(min_value=-1, max_value=MAX_PERIOD_HOURS + 1, allow_nan=False) | st.sampled_from([0.0, 1.0]),
     reorder_point=NUMBERS,
     target_stock=NUMBERS,
     case_pack=st.integers(min_value=-2, max_value=MAX_CASE_PACK + 2),
 )
 @settings(max_examples=400, deadline=None)
 def test_the_model_and_the_vectorised_check_apply_the_same_rules(
-    on_hand: int, units_sold: int, reorder_point: int, target_stock: int, case_pack: int
+    on_hand: int,
+    units_sold: int,
+    units_lost: int,
+    period_hours: float,
+    reorder_point: int,
+    target_stock: int,
+    case_pack: int,
 ) -> None:
     numbers = {
         "on_hand": on_hand,
         "units_sold": units_sold,
+        "units_lost": units_lost,
+        "period_hours": period_hours,
         "reorder_point": reorder_point,
         "target_stock": target_stock,
         "case_pack": case_pack,
     }
-    batch = validate_batch(*(np.array([numbers[name]]) for name in NUMERIC_FIELDS))
+    batch = validate_batch({name: np.array([numbers[name]]) for name in NUMERIC_FIELDS})
     refusal = model_refusal({**GOOD_READING, **numbers})
     if refusal is None:
         assert batch.valid[0], batch.rejected
@@ -151,8 +183,16 @@ def model_refusal(reading: dict[str, object]) -> str | None:
 
 
 def test_a_target_at_or_below_the_reorder_point_is_refused_by_both_paths() -> None:
-    numbers = {"on_hand": 3, "units_sold": 0, "reorder_point": 10, "target_stock": 10, "case_pack": 6}
+    numbers = {
+        "on_hand": 3,
+        "units_sold": 0,
+        "units_lost": 0,
+        "period_hours": 1.0,
+        "reorder_point": 10,
+        "target_stock": 10,
+        "case_pack": 6,
+    }
     with pytest.raises(ValidationError, match="target_not_above_reorder_point"):
         InventoryReading.model_validate({**GOOD_READING, **numbers})
-    report = validate_batch(*(np.array([numbers[name]]) for name in NUMERIC_FIELDS))
+    report = validate_batch({name: np.array([numbers[name]]) for name in NUMERIC_FIELDS})
     assert report.rejected == {"target_not_above_reorder_point": 1}

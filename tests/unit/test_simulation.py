@@ -1,12 +1,22 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from storeops.stores.catalog import build_catalog
-from storeops.stores.simulation import SimulationState, advance, apply_deliveries, daily_factor, initial_state
+from storeops.stores.simulation import (
+    DELIVERY_HORIZON_DAYS,
+    MAX_PERIOD_HOURS,
+    DeliveryMemory,
+    SimulationState,
+    advance,
+    advance_to,
+    apply_deliveries,
+    daily_factor,
+    initial_state,
+)
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -85,12 +95,55 @@ def test_daily_pattern_is_quiet_at_night_and_busy_in_the_afternoon() -> None:
     assert 0.6 < float(daily_factor(np.arange(0, 24, 0.25)).mean()) < 1.0
 
 
-def test_deliveries_are_applied_once() -> None:
+def test_delivered_units_are_added_to_stock() -> None:
     state = initial_state(build_catalog(3, 3, 1), START)
     before = state.on_hand.copy()
-    assert apply_deliveries(state, "load-1", np.array([0, 2]), np.array([1, 1]), np.array([12, 6]))
-    assert not apply_deliveries(state, "load-1", np.array([0, 2]), np.array([1, 1]), np.array([12, 6]))
+    apply_deliveries(state, np.array([0, 2]), np.array([1, 1]), np.array([12, 6]))
     assert state.on_hand[0, 1] == before[0, 1] + 12
     assert state.on_hand[2, 1] == before[2, 1] + 6
     with pytest.raises(ValueError):
-        apply_deliveries(state, "load-2", np.array([0]), np.array([0]), np.array([-1]))
+        apply_deliveries(state, np.array([0]), np.array([0]), np.array([-1]))
+
+
+def test_a_reading_covers_exactly_the_time_since_the_previous_one() -> None:
+    state = initial_state(build_catalog(50, 40, 3), START)
+    first = advance_to(state, START + timedelta(seconds=90))
+    assert first.period_hours == pytest.approx(90 / 3600)
+    assert state.sim_clock == START + timedelta(seconds=90)
+    second = advance_to(state, START + timedelta(hours=2, seconds=90))
+    assert second.period_hours == pytest.approx(2.0)
+    assert int(second.units_sold.sum()) > 10 * int(first.units_sold.sum())  # 80x the time, far more sales
+    with pytest.raises(ValueError, match="forward"):
+        advance_to(state, START)
+
+
+def test_a_long_pause_counts_as_closed_hours() -> None:
+    state = initial_state(build_catalog(5, 5, 3), START)
+    tick = advance_to(state, START + timedelta(days=3))
+    assert tick.period_hours == MAX_PERIOD_HOURS
+    assert state.sim_clock == START + timedelta(days=3)
+
+
+def test_lost_sales_are_the_demand_an_empty_shelf_could_not_serve() -> None:
+    empty = initial_state(build_catalog(30, 20, 4), START)
+    empty.on_hand[:] = 0
+    tick = advance(empty, 3.0)
+    assert int(tick.units_sold.sum()) == 0
+    assert int(tick.units_lost.sum()) > 0
+    stocked = initial_state(build_catalog(30, 20, 4), START)  # the same seed: the same customers
+    shelves = stocked.on_hand.copy()
+    served = advance(stocked, 3.0)
+    assert np.array_equal(served.units_sold, np.minimum(tick.units_lost, shelves))
+    assert np.array_equal(served.units_sold + served.units_lost, tick.units_lost)
+
+
+def test_the_delivery_memory_forgets_exactly_the_days_past_the_horizon() -> None:
+    memory = DeliveryMemory()
+    for day in range(1, 31):  # a month of stops, a thousand a day
+        for stop in range(1000):
+            memory.add_stop(f"2026-01-{day:02d}", f"load-{day}-{stop}#1")
+        memory.forget_before(f"2026-01-{max(1, day - DELIVERY_HORIZON_DAYS):02d}")
+    assert sorted(memory.stops) == [f"2026-01-{d:02d}" for d in range(30 - DELIVERY_HORIZON_DAYS, 31)]
+    assert memory.has_stop("2026-01-30", "load-30-999#1")
+    restored = DeliveryMemory.from_json(memory.to_json())
+    assert restored.stops == memory.stops

@@ -1,0 +1,30 @@
+-- The end of every planning query: its candidates (one row per pair, with kind, quantity and what
+-- the ledger says is open) become the result every policy returns, by priority then cover.
+final as (
+    select
+        store_id,
+        product_id,
+        product_name,
+        category,
+        kind,
+        case kind when 'out_of_stock' then 1 when 'below_reorder_point' then 2 else 3 end as priority,
+        on_hand,
+        reorder_point,
+        target_stock,
+        case_pack,
+        quantity,
+        units_sold_in_window,
+        sales_per_hour,
+        hours_of_cover,
+        event_id as reading_event_id,
+        observed_at
+    from candidates
+    where
+        kind is not null
+        and quantity > 0
+        and not has_open_request
+        and not delivery_pending
+)
+
+select * from final
+order by priority asc, hours_of_cover asc nulls last, store_id asc, product_id asc
