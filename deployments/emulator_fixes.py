@@ -17,6 +17,12 @@ conjuncts that use only partition columns (sqlglot, Trino dialect), evaluates th
 object's ``key=value`` folders (DuckDB) and copies only the selected objects. A query it cannot
 read is left as it was (every object). ``tests/integration/test_emulator.py`` checks both.
 
+Gap 3, bytes scanned: ministack reports ``DataScannedInBytes`` as the length of the result
+rows' text, unrelated to what the query read. Athena bills the bytes it reads from S3 (the
+compressed size of a gzip JSON object, read whole). The fix counts the bytes of the objects the
+query's tables were materialised from (the selected partitions) and reports that, before the
+query shows ``SUCCEEDED``: an estimate of what Athena would bill, which the stack labels as such.
+
 ``tests/integration/test_emulator.py`` fails loudly when the pinned version changes, when the
 buggy code is gone (the fix is no longer needed) or when it can no longer be installed.
 """
@@ -84,6 +90,10 @@ def install_athena_result_location_fix() -> None:
     athena._save_query_results = save_query_results_fixed
 
 
+# The expression in ministack's _execute_query that makes its bytes-scanned figure up.
+MADE_UP_SCANNED_BYTES = "len(str(row)) for row in results.get"
+# bytes of the S3 objects the running query's tables were materialised from
+_SCANNED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("storeops_scanned", default=None)
 # table location -> a DuckDB predicate over its partition columns, or None for every partition
 _SELECTED: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.ContextVar(
     "storeops_partitions", default=None
@@ -205,10 +215,13 @@ def install_athena_partition_pruning() -> None:
         root = tempfile.mkdtemp(prefix="ministack-athena-")
         workdirs.append(root)
         files = []
+        scanned = _SCANNED.get()
         for key in keys:
             data = s3_service._get_object_data(bucket_name, key)
             if data is None:
                 continue
+            if scanned is not None:
+                scanned[0] += len(data)
             path = os.path.join(root, key[len(prefix) :])
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as handle:
@@ -221,7 +234,47 @@ def install_athena_partition_pruning() -> None:
     athena._materialize_table_files = materialize_table_files
 
 
+def athena_scanned_bytes_made_up() -> bool:
+    """True while ministack's Athena still reports the result rows' length as the bytes scanned."""
+    from ministack.services import athena
+
+    return MADE_UP_SCANNED_BYTES in inspect.getsource(athena._execute_query)
+
+
+def install_athena_scanned_bytes() -> None:
+    """Report the bytes of the objects a query read as its ``DataScannedInBytes`` (needs the pruning fix)."""
+    from ministack.services import athena
+
+    original_execute: Callable[..., Awaitable[Any]] = athena._execute_query
+    if getattr(original_execute, "_storeops_fixed", False):
+        return
+    if not athena_scanned_bytes_made_up():
+        raise EmulatorFixOutdated("ministack's Athena reports its own bytes scanned now: remove this fix")
+    original_save: Callable[[str], Awaitable[Any]] = athena._save_query_results
+
+    async def execute_query(query_id: str, *args: Any, **kwargs: Any) -> Any:
+        token = _SCANNED.set([0])
+        try:
+            return await original_execute(query_id, *args, **kwargs)
+        finally:
+            _SCANNED.reset(token)
+
+    async def save_query_results(query_id: str) -> Any:
+        # Runs right after the original sets SUCCEEDED and its made-up figure, before it next
+        # yields to the event loop: no client sees the made-up figure.
+        execution = athena._executions.get(query_id)
+        scanned = _SCANNED.get()
+        if execution is not None and scanned is not None:
+            execution["Statistics"]["DataScannedInBytes"] = scanned[0]
+        return await original_save(query_id)
+
+    execute_query._storeops_fixed = True  # type: ignore[attr-defined]
+    athena._execute_query = execute_query
+    athena._save_query_results = save_query_results
+
+
 def install_all() -> None:
     """Install every fix; raises ``EmulatorFixOutdated`` if one no longer applies."""
     install_athena_result_location_fix()
     install_athena_partition_pruning()
+    install_athena_scanned_bytes()

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plan {payload['plan_id']} at {payload['as_of']}{' (dry run)' if payload['dry_run'] else ''}")
     print(f"  shortages: {payload['shortage_count']} {payload['shortages_by_kind']}")
     print(f"  dispatch requests sent: {payload['messages_sent']}  deferred: {payload['deferred']}")
-    print(f"  bytes scanned: {payload['bytes_scanned']:,}  (${payload['query_cost_usd']:.6f})")
+    print(f"  {payload['bytes_scanned_label']}: {payload['bytes_scanned']:,}  (${payload['query_cost_usd']:.6f})")
     for row in payload["shortages"][:10]:
         print(
             f"    {row['store_id']} {row['product_id']} {row['kind']:<20} on hand {row['on_hand']:>5}  "

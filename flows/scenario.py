@@ -113,6 +113,7 @@ def scenario(
     frames: list[pd.DataFrame] = []
     series = HourlySeries.empty()
     query_bytes: list[int] = []
+    bytes_source = "athena"
     delivered = 0
     stores_index, products_index = np.divmod(np.arange(catalog.shape[0] * catalog.shape[1]), catalog.shape[1])
     for hour in range(1, request.days * 24 + 1):
@@ -145,13 +146,19 @@ def scenario(
             }
             payload = invoke_planner(env.clients, env.resources.planning_function, event)
             query_bytes.append(int(payload["bytes_scanned"]))
+            bytes_source = payload["bytes_scanned_source"]
             if payload["messages_sent"]:
                 run_trucks(env, fleet, until_empty=True, window_seconds=2.0, departure=clock, report=False)
         if hour % 24 == 0:
             logger.info("virtual day %d of %d done (%s)", hour // 24, request.days, at.isoformat())
     _, dispatches = read_lake(s3, bucket, start, clock.now())
     figures = ServiceLevel.from_frames(
-        pd.concat(frames, ignore_index=True), dispatches, request.days, fleet.capacity_units, query_bytes
+        pd.concat(frames, ignore_index=True),
+        dispatches,
+        request.days,
+        fleet.capacity_units,
+        query_bytes,
+        bytes_source,
     )
     publish_service_level(request.policy, figures, series, request.model_dump())
     logger.info("service level of %s: %s", request.policy, figures.as_dict())
@@ -182,6 +189,9 @@ def print_service_level(results: list[dict[str, Any]]) -> None:
         ("Athena cost", "athena_cost_usd", "${:.4f}"),
         ("seconds", "seconds", "{:,.1f}"),
     ]
+    if any(r["athena_bytes_source"] != "athena" for r in results):
+        estimate = " (estimate)"
+        rows = [(label + (estimate if key == "athena_bytes_scanned" else ""), key, fmt) for label, key, fmt in rows]
     width = max(len(label) for label, _, _ in rows)
     header = "".join(f"{r['policy']:>16}" for r in results)
     print(f"  {'':<{width}}{header}")

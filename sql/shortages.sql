@@ -3,7 +3,7 @@
 -- Runs unchanged on Athena (Trino) and on the emulator (DuckDB); see shortages.md.
 -- Each table is read by one CTE that is referenced once: Trino inlines every reference to a
 -- WITH query, so a second reference would scan the table again.
--- Identifiers {inventory_table} and {ledger_table} are validated names; values are :parameters;
+-- The table names (slots inventory_table, ledger_table) are validated identifiers; values are :parameters;
 -- the fragments (sql/fragments/) are the window's readings (window_reading_columns,
 -- window_readings_predicate), what is kept of the latest (latest_reading_columns) and the final
 -- CTE every planning query shares (planning_result).

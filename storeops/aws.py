@@ -19,6 +19,7 @@ from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.faults import FaultInjector, FaultPlan
 
 if TYPE_CHECKING:
+    from storeops.athena import QueryTarget
     from storeops.settings import Settings
 
 # The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
@@ -158,6 +159,18 @@ class StackResources(BaseModel):
     dispatch_queue_url: str = Field(alias="DispatchQueueUrl")
     dead_letter_queue_url: str = Field(alias="DeadLetterQueueUrl")
     claims_table: str = Field(alias="ClaimsTableName")
+    firehose_buffer_seconds: int = Field(alias="FirehoseBufferSeconds")
+
+    @property
+    def inventory_query(self) -> QueryTarget:
+        """Where queries over the inventory readings run (the landing check, the post-deploy check)."""
+        from storeops.athena import QueryTarget  # storeops.athena builds on this module
+
+        return QueryTarget(
+            database=self.glue_database,
+            workgroup=self.athena_workgroup,
+            tables={"inventory_table": self.inventory_table},
+        )
 
     @classmethod
     def load(cls, clients: AwsClients, stack_name: str) -> StackResources:

@@ -62,6 +62,10 @@ class DeliveryError(StoreOpsError):
         self.lost = lost
 
 
+class NotQueryable(StoreOpsError):
+    """Data was sent but Athena could not read all of it before the deadline."""
+
+
 class QueryFailed(StoreOpsError):
     """An Athena query failed; the message names its execution id."""
 

@@ -24,18 +24,12 @@ from typing import Any
 
 import pandas as pd
 
+from storeops.athena import scan_cost_usd
 from storeops.clock import format_timestamp
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 
-ATHENA_USD_PER_TB = 5.0
-ATHENA_MIN_BYTES = 10 * 1024 * 1024
 READING_COLUMNS = ["store_id", "product_id", "observed_at", "on_hand", "units_sold", "units_lost", "period_hours"]
 LOAD_COLUMNS = ["load_id", "quantity"]
-
-
-def athena_cost_usd(bytes_scanned: list[int]) -> float:
-    """What Athena bills for these queries: $5 per TB scanned, at least 10 MB per query."""
-    return sum(max(b, ATHENA_MIN_BYTES) for b in bytes_scanned) / 1e12 * ATHENA_USD_PER_TB
 
 
 @dataclass(frozen=True)
@@ -54,6 +48,7 @@ class ServiceLevel:
     days: float
     planning_runs: int = 0
     athena_bytes_scanned: int = 0
+    athena_bytes_source: str = "athena"  # or "s3-estimate" (storeops.athena.SCANNED_BYTES_LABELS)
     athena_cost_usd: float = 0.0
 
     @classmethod
@@ -64,10 +59,11 @@ class ServiceLevel:
         days: float,
         truck_capacity: int,
         query_bytes: list[int] | None = None,
+        bytes_source: str = "athena",
     ) -> ServiceLevel:
         """The figures of ``readings`` (READING_COLUMNS; store and product may be ids or indexes) and
         ``dispatches`` (one row per shipped shortage, LOAD_COLUMNS) over ``days``; ``query_bytes`` is
-        each planning query's scanned bytes."""
+        each planning query's scanned bytes, measured as ``bytes_source`` says."""
         demand = readings["units_sold"] + readings["units_lost"]
         by_pair = demand.groupby([readings["store_id"], readings["product_id"]]).transform("sum")
         daily = by_pair / days
@@ -90,7 +86,8 @@ class ServiceLevel:
             days=days,
             planning_runs=len(query_bytes),
             athena_bytes_scanned=int(sum(query_bytes)),
-            athena_cost_usd=round(athena_cost_usd(query_bytes), 8),
+            athena_bytes_source=bytes_source,
+            athena_cost_usd=round(scan_cost_usd(query_bytes), 8),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Load SQL from ``sql/`` by name, substituting only validated identifiers and shared fragments.
 
 Values are never formatted into SQL: they are bound as awswrangler ``:name`` parameters.
-A ``{name}`` slot is filled by ``sql/fragments/<name>.sql`` when that file exists (SQL the
-queries share, such as the planning window's predicate), otherwise by a validated identifier.
+A ``{name}`` slot on a line of its own is filled by ``sql/fragments/<name>.sql`` when that file
+exists (SQL the queries share, such as the planning window's predicate; fragments may use
+fragments), otherwise by a validated identifier.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _fragment(match: re.Match[str]) -> str:
     path = project_root() / "sql" / "fragments" / f"{match['name']}.sql"
     if not path.exists():
         return match.group(0)
-    lines = [line for line in _read(f"fragments/{match['name']}").splitlines() if not line.startswith("--")]
+    text = SLOT.sub(_fragment, _read(f"fragments/{match['name']}"))  # fragments may use fragments
+    lines = [line for line in text.splitlines() if not line.startswith("--")]
     lines[-1] += match["tail"]  # a slot followed by a comma: more columns follow
     return "\n".join(match["indent"] + line if line else line for line in lines)
 

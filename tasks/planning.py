@@ -61,6 +61,11 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if exc.response.get("Reason") == "ReservedFunctionConcurrentInvocationLimitExceeded":
+            raise PlannerUnavailable(
+                f"another plan is running: {function_name} runs one plan at a time",
+                hint="wait for it to finish (the task retries), or run the plan again later",
+            ) from None
         if code in RETRYABLE_CODES or status >= 500:
             raise PlannerUnavailable(f"the planning function is unavailable: {describe_error(exc)}") from None
         raise PlanningFailed(
@@ -72,12 +77,13 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
         message = payload.get("errorMessage", "no message") if isinstance(payload, dict) else str(payload)
         raise PlanningFailed(f"planning failed: {message}")
     get_run_logger().info(
-        "plan %s: %d shortages %s, %d messages sent, %d bytes scanned, %.2f s in the function",
+        "plan %s: %d shortages %s, %d messages sent, %d %s, %.2f s in the function",
         payload["plan_id"],
         payload["shortage_count"],
         payload["shortages_by_kind"],
         payload["messages_sent"],
         payload["bytes_scanned"],
+        payload["bytes_scanned_label"],
         payload["seconds"],
     )
     return dict(payload)
@@ -104,8 +110,8 @@ def publish_plan(payload: dict[str, Any]) -> None:
             f"| kind | shortages |\n|---|---|\n{kinds}\n\n"
             f"- dispatch requests sent: **{payload['messages_sent']}** (deferred by max_messages: "
             f"{payload['deferred']})\n"
-            f"- Athena query `{payload['query_execution_id']}`: {payload['bytes_scanned']:,} bytes scanned, "
-            f"${cost:.6f} at $5/TB (10 MB minimum)\n"
+            f"- Athena query `{payload['query_execution_id']}`: {payload['bytes_scanned']:,} "
+            f"{payload['bytes_scanned_label']}, ${cost:.6f} at $5/TB (10 MB minimum per query)\n"
             f"- planning took {payload['seconds']:.2f} s in the function\n"
         ),
     )

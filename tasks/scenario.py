@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from deployments.environment import Environment, prepare
 from deployments.localaws import LocalAws
 from deployments.stack import delete
+from storeops.athena import SCANNED_BYTES_LABELS
 from storeops.aws import AwsClients
 from storeops.exceptions import ConfigurationError
 from storeops.service_level import HourlySeries, ServiceLevel
@@ -92,8 +93,8 @@ def publish_service_level(policy: str, figures: ServiceLevel, series: HourlySeri
             f"| trucks | {figures.trucks:,} ({figures.trucks_per_day:,.1f} a day, mean fill "
             f"{figures.mean_truck_fill:.0%}, {figures.trucks_per_1000_units:.2f} per 1,000 units) |\n"
             f"| average cover held | {figures.average_days_of_cover:.2f} days |\n"
-            f"| planning | {figures.planning_runs} runs, {figures.athena_bytes_scanned:,} bytes scanned, "
-            f"${figures.athena_cost_usd:.4f} |\n"
+            f"| planning | {figures.planning_runs} runs, {figures.athena_bytes_scanned:,} "
+            f"{SCANNED_BYTES_LABELS[figures.athena_bytes_source]}, ${figures.athena_cost_usd:.4f} |\n"
         ),
         description=f"Service level of the {policy} policy",
     )

@@ -1,7 +1,6 @@
 -- The readings of the planning window: partition predicates first (Athena reads only the
 -- window's dt/hour partitions), then the exact observed_at bounds and the store filter.
-(dt > :start_dt or (dt = :start_dt and hour >= :start_hour))
-and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
+{partition_range}
 and observed_at > :window_start
 and observed_at <= :as_of
 and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)

@@ -6,10 +6,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from storeops.athena import SCANNED_BYTES_LABELS, QueryTarget, ScannedBytesSource
 from storeops.clock import format_timestamp
 from storeops.contracts.reading import ID_PATTERN
 from storeops.exceptions import ConfigurationError, ValidationFailed, first_validation_error
@@ -118,6 +119,7 @@ class PlanningTargets:
     queue_url: str
     bucket: str
     request_ttl_hours: float = 6.0
+    scanned_bytes_source: ScannedBytesSource = "athena"
 
     ENV = {
         "database": "STOREOPS_GLUE_DATABASE",
@@ -141,4 +143,23 @@ class PlanningTargets:
                 hint="deploy the stack (`python -m deployments.stack deploy`)",
             )
         ttl = float(environ.get("STOREOPS_REQUEST_TTL_HOURS", "6"))
-        return cls(**{k: environ[v] for k, v in cls.ENV.items()}, request_ttl_hours=ttl)
+        source = environ.get("STOREOPS_SCANNED_BYTES_SOURCE", "athena")
+        if source not in SCANNED_BYTES_LABELS:
+            raise ConfigurationError(
+                f"STOREOPS_SCANNED_BYTES_SOURCE={source!r} is not one of {', '.join(SCANNED_BYTES_LABELS)}",
+                hint="deploy the stack (`python -m deployments.stack deploy`)",
+            )
+        return cls(
+            **{k: environ[v] for k, v in cls.ENV.items()},
+            request_ttl_hours=ttl,
+            scanned_bytes_source=cast(ScannedBytesSource, source),
+        )
+
+    @property
+    def query_target(self) -> QueryTarget:
+        """Where the planning queries run, and the tables they read."""
+        return QueryTarget(
+            database=self.database,
+            workgroup=self.workgroup,
+            tables={"inventory_table": self.inventory_table, "ledger_table": self.ledger_table},
+        )

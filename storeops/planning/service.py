@@ -13,23 +13,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from storeops.aws import AwsClients, describe_error
+from storeops.athena import SCANNED_BYTES_LABELS, run_query, scan_cost_usd
+from storeops.aws import AwsClients
 from storeops.clock import format_timestamp
 from storeops.contracts.dispatch_request import DispatchRequest, shortage_id
-from storeops.exceptions import DeliveryError, QueryFailed, StackError, ValidationFailed
+from storeops.exceptions import DeliveryError, ValidationFailed
 from storeops.ledger import LedgerRow, requests_key, write_rows
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
-from storeops.sql import load_query
 from storeops.sqs import SqsBatcher
 
 logger = logging.getLogger(__name__)
 
 POLICY_QUERIES = {"storeops": "shortages", "workshop": "workshop_alerts"}  # sql/<name>.sql
-QUERY_POLL_SECONDS = 0.25  # awswrangler polls GetQueryExecution every second by default
-ATHENA_USD_PER_TB = 5.0
-ATHENA_MIN_BYTES = 10 * 1024 * 1024  # Athena bills at least 10 MB per query
 SHORTAGE_COLUMNS = [
     "shortage_id",
     "store_id",
@@ -52,14 +48,6 @@ SHORTAGE_COLUMNS = [
 
 
 @dataclass
-class QueryRun:
-    frame: pd.DataFrame
-    query_execution_id: str
-    bytes_scanned: int
-    seconds: float
-
-
-@dataclass
 class PlanResult:
     """What a planning run found and did."""
 
@@ -69,7 +57,8 @@ class PlanResult:
     dry_run: bool
     shortages: pd.DataFrame
     query_execution_id: str
-    bytes_scanned: int
+    query_bytes: list[int]  # bytes scanned by each query of the plan
+    bytes_scanned_source: str
     query_seconds: float
     messages_sent: int = 0
     messages_failed: int = 0
@@ -79,8 +68,12 @@ class PlanResult:
     by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
+    def bytes_scanned(self) -> int:
+        return sum(self.query_bytes)
+
+    @property
     def cost_usd(self) -> float:
-        return max(self.bytes_scanned, ATHENA_MIN_BYTES) / 1e12 * ATHENA_USD_PER_TB
+        return scan_cost_usd(self.query_bytes)
 
     def to_payload(self, max_rows: int = 2000) -> dict[str, Any]:
         """A JSON-safe summary (the Lambda's response; stays far below Lambda's 6 MB)."""
@@ -92,6 +85,9 @@ class PlanResult:
             "dry_run": self.dry_run,
             "query_execution_id": self.query_execution_id,
             "bytes_scanned": self.bytes_scanned,
+            "bytes_scanned_source": self.bytes_scanned_source,
+            "bytes_scanned_label": SCANNED_BYTES_LABELS[self.bytes_scanned_source],
+            "queries": len(self.query_bytes),
             "query_cost_usd": round(self.cost_usd, 8),
             "query_seconds": round(self.query_seconds, 3),
             "shortages_by_kind": self.by_kind,
@@ -104,69 +100,6 @@ class PlanResult:
             "ledger_key": self.ledger_key,
             "seconds": round(self.seconds, 3),
         }
-
-
-def _failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | None:
-    """awswrangler's QueryFailed carries no id: find our query among the workgroup's latest."""
-    athena = clients.client("athena")
-    try:
-        ids = athena.list_query_executions(WorkGroup=workgroup, MaxResults=20).get("QueryExecutionIds", [])
-        if not ids:
-            return None
-        executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
-    except ClientError:
-        return None
-    head = sql.strip()[:60]
-    matches = [
-        e for e in executions if e["Status"]["State"] == "FAILED" and e.get("Query", "").strip().startswith(head)
-    ]
-    if not matches:
-        return None
-    newest = max(matches, key=lambda e: e["Status"].get("SubmissionDateTime") or 0)
-    return str(newest["QueryExecutionId"])
-
-
-def run_query(clients: AwsClients, targets: PlanningTargets, name: str, params: dict[str, Any]) -> QueryRun:
-    """Run ``sql/<name>.sql`` with bound parameters through awswrangler; one-line errors."""
-    import awswrangler as wr
-
-    sql = load_query(name, inventory_table=targets.inventory_table, ledger_table=targets.ledger_table)
-    started = time.perf_counter()
-    try:
-        frame = wr.athena.read_sql_query(
-            sql,
-            database=targets.database,
-            workgroup=targets.workgroup,
-            ctas_approach=False,
-            athena_query_wait_polling_delay=QUERY_POLL_SECONDS,
-            params=params,
-            paramstyle="named",
-            boto3_session=clients.session,
-        )
-    except wr.exceptions.QueryFailed as exc:
-        query_id = _failed_query_id(clients, targets.workgroup, sql)
-        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
-        raise QueryFailed(
-            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
-            query_execution_id=query_id,
-            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
-        ) from None
-    except ClientError as exc:
-        message = describe_error(exc)
-        if "WorkGroup" in message or "workgroup" in message:
-            raise StackError(
-                f"Athena workgroup {targets.workgroup} is not usable: {message}",
-                hint="deploy the stack (`python -m deployments.stack deploy`)",
-            ) from None
-        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
-    metadata = getattr(frame, "query_metadata", None) or {}
-    statistics = metadata.get("Statistics", {})
-    return QueryRun(
-        frame=frame,
-        query_execution_id=str(metadata.get("QueryExecutionId", "")),
-        bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
-        seconds=time.perf_counter() - started,
-    )
 
 
 def to_requests(shortages: pd.DataFrame, plan_id: str, planned_at: datetime) -> list[DispatchRequest]:
@@ -238,8 +171,11 @@ def plan_shortages(
     started = time.perf_counter()
     window = PlanWindow.resolve(request, now)
     params = window.query_parameters()
+    query_bytes: list[int] = []
     if window.stores:
-        present = set(run_query(clients, targets, "stores_in_window", params).frame["store_id"])
+        check = run_query(clients, targets.query_target, "stores_in_window", params)
+        query_bytes.append(check.bytes_scanned)
+        present = set(check.frame["store_id"])
         unknown = [s for s in window.stores if s not in present]
         if unknown:
             raise ValidationFailed(
@@ -247,16 +183,18 @@ def plan_shortages(
                 + ", ".join(unknown[:10]),
                 hint="check the ids, or widen lookback_hours",
             )
-    run = run_query(clients, targets, POLICY_QUERIES[request.policy], params)
+    run = run_query(clients, targets.query_target, POLICY_QUERIES[request.policy], params)
+    query_bytes.append(run.bytes_scanned)
     shortages = normalise(run.frame)
     logger.info(
-        "query %s: %d shortages in (%s, %s] in %.2f s, %d bytes scanned",
+        "query %s: %d shortages in (%s, %s] in %.2f s, %d %s",
         run.query_execution_id,
         len(shortages),
         params["window_start"],
         params["as_of"],
         run.seconds,
         run.bytes_scanned,
+        SCANNED_BYTES_LABELS[targets.scanned_bytes_source],
     )
     plan_id = run.query_execution_id or f"plan-{int(now.timestamp())}"
     result = PlanResult(
@@ -266,7 +204,8 @@ def plan_shortages(
         dry_run=request.dry_run,
         shortages=shortages,
         query_execution_id=run.query_execution_id,
-        bytes_scanned=run.bytes_scanned,
+        query_bytes=query_bytes,
+        bytes_scanned_source=targets.scanned_bytes_source,
         query_seconds=run.seconds,
         by_kind={k: int(v) for k, v in shortages["kind"].value_counts().sort_index().items()},
     )

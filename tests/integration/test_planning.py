@@ -16,7 +16,7 @@ from storeops.clock import format_timestamp
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.exceptions import QueryFailed, StackError, ValidationFailed
 from storeops.ledger import LedgerRow, window_record_key, write_rows
-from storeops.planning.models import PlanningTargets, PlanRequest
+from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.service import plan_shortages
 from storeops.stores.catalog import build_catalog
 from storeops.stores.ingest import backfill
@@ -393,3 +393,39 @@ def test_a_missing_workgroup_is_a_stack_error(local_stack: LocalStack) -> None:
             PlanRequest(dry_run=True),
             now=datetime.now(UTC),
         )
+
+
+def test_the_bytes_scanned_are_the_selected_partitions_objects_once(local_stack: LocalStack) -> None:
+    """The emulator reports what Athena bills (the objects under the selected partitions), and the
+    planning query reads each table once: its bytes are those objects' sizes, not twice them."""
+    inside = [{"store_id": "S0001", "product_id": "P0001", "observed_at": format_timestamp(AS_OF), "on_hand": 0}]
+    outside = [
+        {"store_id": "S0001", "product_id": "P0001", "observed_at": format_timestamp(AS_OF - timedelta(hours=h))}
+        for h in (30, 50)  # older than the window and its partition slack
+    ]
+    put_readings(local_stack, inside + outside)
+    old = LedgerRow(
+        record_type="request",
+        shortage_id="sh-old",
+        store_id="S0001",
+        product_id="P0001",
+        quantity=12,
+        recorded_at="2026-10-01T00:00:00.000Z",
+        open_until="2026-10-01T06:00:00.000Z",
+    )
+    bucket = local_stack.resources.data_lake_bucket
+    write_rows(local_stack.clients.client("s3"), bucket, "dispatch-ledger/dt=2026-10-01/old.json", [old])
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3, dry_run=True)
+    targets = targets_for(local_stack, scanned_bytes_source="s3-estimate")
+    result = plan_shortages(local_stack.clients, targets, request, now=AS_OF)
+    assert len(result.shortages) == 1
+    window = PlanWindow.resolve(request, AS_OF)
+    selected = {f"inventory/dt={dt}/hour={hour}/" for dt, hour in window.partitions}
+    s3 = local_stack.clients.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    expected = sum(o["Size"] for o in listed if any(o["Key"].startswith(p) for p in selected))
+    assert expected > 0
+    assert result.query_bytes == [expected]  # the old ledger day and the old readings are not read
+    assert result.bytes_scanned_source == "s3-estimate"
+    payload = result.to_payload()
+    assert payload["bytes_scanned_label"].startswith("bytes scanned (estimate")

@@ -70,6 +70,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         assert (ROOT / app.replace(".", "/") / "__init__.py").exists(), app
     top = {p.stem for p in (ROOT / "storeops").glob("*.py")} - {"__init__"}
     assert top == {
+        "athena",
         "aws",
         "cli",
         "clock",

@@ -1,0 +1,116 @@
+"""Run a query from ``sql/`` on Athena through awswrangler, and what a query costs.
+
+Shared by the planner (the shortage queries) and the stores' landing check. Values are bound
+as ``:name`` parameters; only validated identifiers are put into the SQL text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from storeops.aws import AwsClients, describe_error
+from storeops.exceptions import QueryFailed, StackError
+from storeops.sql import load_query
+
+QUERY_POLL_SECONDS = 0.25  # awswrangler polls GetQueryExecution every second by default
+ATHENA_USD_PER_TB = 5.0
+ATHENA_MIN_BYTES = 10 * 1024 * 1024  # Athena bills at least 10 MB per query
+
+# Where a query's bytes-scanned figure comes from: Athena's own ``DataScannedInBytes``, or (on the
+# emulator, which has no billing) the bytes of the S3 objects under the partitions it selected.
+ScannedBytesSource = Literal["athena", "s3-estimate"]
+SCANNED_BYTES_LABELS: dict[str, str] = {
+    "athena": "bytes scanned",
+    "s3-estimate": "bytes scanned (estimate: S3 objects under the selected partitions)",
+}
+
+
+def scan_cost_usd(bytes_scanned: Iterable[int]) -> float:
+    """What Athena bills for these queries: $5 per TB scanned, at least 10 MB per query."""
+    return sum(max(b, ATHENA_MIN_BYTES) for b in bytes_scanned) / 1e12 * ATHENA_USD_PER_TB
+
+
+@dataclass(frozen=True)
+class QueryTarget:
+    """Where a query runs: the Glue database, the Athena workgroup, and the tables it names."""
+
+    database: str
+    workgroup: str
+    tables: dict[str, str]  # identifier slot in the SQL -> table name
+
+
+@dataclass
+class QueryRun:
+    frame: pd.DataFrame
+    query_execution_id: str
+    bytes_scanned: int
+    seconds: float
+
+
+def failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | None:
+    """awswrangler's QueryFailed carries no id: find our query among the workgroup's latest."""
+    athena = clients.client("athena")
+    try:
+        ids = athena.list_query_executions(WorkGroup=workgroup, MaxResults=20).get("QueryExecutionIds", [])
+        if not ids:
+            return None
+        executions = athena.batch_get_query_execution(QueryExecutionIds=ids)["QueryExecutions"]
+    except ClientError:
+        return None
+    head = sql.strip()[:60]
+    matches = [
+        e for e in executions if e["Status"]["State"] == "FAILED" and e.get("Query", "").strip().startswith(head)
+    ]
+    if not matches:
+        return None
+    newest = max(matches, key=lambda e: e["Status"].get("SubmissionDateTime") or 0)
+    return str(newest["QueryExecutionId"])
+
+
+def run_query(clients: AwsClients, target: QueryTarget, name: str, params: dict[str, Any]) -> QueryRun:
+    """Run ``sql/<name>.sql`` with bound parameters through awswrangler; one-line errors."""
+    import awswrangler as wr
+
+    sql = load_query(name, **target.tables)
+    started = time.perf_counter()
+    try:
+        frame = wr.athena.read_sql_query(
+            sql,
+            database=target.database,
+            workgroup=target.workgroup,
+            ctas_approach=False,
+            athena_query_wait_polling_delay=QUERY_POLL_SECONDS,
+            params=params,
+            paramstyle="named",
+            boto3_session=clients.session,
+        )
+    except wr.exceptions.QueryFailed as exc:
+        query_id = failed_query_id(clients, target.workgroup, sql)
+        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
+        raise QueryFailed(
+            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
+            query_execution_id=query_id,
+            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
+        ) from None
+    except ClientError as exc:
+        message = describe_error(exc)
+        if "WorkGroup" in message or "workgroup" in message:
+            raise StackError(
+                f"Athena workgroup {target.workgroup} is not usable: {message}",
+                hint="deploy the stack (`python -m deployments.stack deploy`)",
+            ) from None
+        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
+    metadata = getattr(frame, "query_metadata", None) or {}
+    statistics = metadata.get("Statistics", {})
+    return QueryRun(
+        frame=frame,
+        query_execution_id=str(metadata.get("QueryExecutionId", "")),
+        bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
+        seconds=time.perf_counter() - started,
+    )

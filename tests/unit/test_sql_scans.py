@@ -1,0 +1,67 @@
+"""Every query reads each table once on Athena.
+
+Trino (Athena engine v3) inlines every reference to a WITH query, so a CTE referenced twice
+runs twice and a table read by two CTEs is scanned twice: twice the bytes billed, and two
+reads that can see different S3 contents while Firehose delivers. These checks parse the
+rendered queries with sqlglot's Trino dialect.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from storeops.sql import load_query
+from tests.conftest import ROOT
+
+QUERIES = sorted(p.stem for p in (ROOT / "sql").glob("*.sql"))
+IDENTIFIERS = {"inventory_table": "inventory_readings", "ledger_table": "dispatch_ledger"}
+
+
+def scan_problems(sql: str) -> list[str]:
+    """Why ``sql`` would read a table more than once on Trino (empty if it reads each once)."""
+    tree = sqlglot.parse_one(sql, read="trino")
+    ctes = {cte.alias: cte for cte in tree.find_all(exp.CTE)}
+    references = Counter(table.name for table in tree.find_all(exp.Table) if table.name in ctes)
+    problems = [f"CTE {name} is referenced {references[name]} times" for name in ctes if references[name] != 1]
+    readers: dict[str, list[str]] = {}
+    for table in tree.find_all(exp.Table):
+        if table.name in ctes:
+            continue
+        cte = table.find_ancestor(exp.CTE)
+        readers.setdefault(table.name, []).append(cte.alias if cte is not None else "the final select")
+    problems += [f"table {t} is read {len(r)} times (by {', '.join(r)})" for t, r in readers.items() if len(r) != 1]
+    problems += [f"table {t} is read outside a CTE" for t, r in readers.items() if r == ["the final select"]]
+    return problems
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_each_table_is_read_by_one_cte_that_is_referenced_once(name: str) -> None:
+    sql = load_query(name, **{k: v for k, v in IDENTIFIERS.items() if "{" + k + "}" in _raw(name)})
+    assert scan_problems(sql) == []
+
+
+def test_the_planning_query_reads_both_tables() -> None:
+    tree = sqlglot.parse_one(load_query("shortages", **IDENTIFIERS), read="trino")
+    assert {t.name for t in tree.find_all(exp.Table)} >= set(IDENTIFIERS.values())
+
+
+def test_the_check_catches_a_second_read() -> None:
+    twice = """
+        with a as (select store_id from inventory_readings),
+             b as (select store_id from a),
+             c as (select store_id from inventory_readings)
+        select * from b join a using (store_id) join c using (store_id)
+    """
+    problems = scan_problems(twice)
+    assert "CTE a is referenced 2 times" in problems
+    assert any(p.startswith("table inventory_readings is read 2 times") for p in problems)
+
+
+def _raw(name: str) -> str:
+    path: Path = ROOT / "sql" / f"{name}.sql"
+    return path.read_text()
