@@ -39,7 +39,7 @@ def demo(stores: int = 100, products: int = 50, days: int = 2, seed: int = 7) ->
     _step(1, "starting the embedded AWS and deploying the stack (first time: about a minute)")
     prepare(load_settings())
     _step(2, f"live: {stores} stores x {products} products take a reading into Firehose")
-    generated = store_data(stores=stores, products=products, seed=seed)
+    generated = store_data(stores=stores, products=products, seed=seed, wait=True)  # plan only what Athena sees
     _step(3, "live: planning (shortage analysis in Athena, dispatch requests to SQS)")
     planned = plan()
     _step(4, "live: trucks drain the dispatch queue into truck loads")

@@ -1,12 +1,14 @@
 """Flow ``store-data``: simulated stores stream inventory readings into Firehose.
 
 python -m flows.generate [--stores N] [--products M] [--seed S] [--as-of T]
-    [--backfill-days D] [--backfill-every-hours N] [--json]
+    [--backfill-days D] [--backfill-every-hours N] [--wait] [--json]
 
 Each run takes one reading per store-product at its time (``as_of``, default now): the sales
 since the previous reading (exactly the time elapsed, 6 h at most after a long pause), then
 the truck stops that arrived by then. On the deployment's every-minute schedule each reading
-reports about a minute of sales.
+reports about a minute of sales. With ``wait`` the run returns only when Athena can read every
+reading it sent (Firehose buffers them for up to its buffer interval, 60 s by default), so a
+plan that follows sees them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tasks.ingest import (
     publish_directory,
     save_simulation,
     send_readings,
+    wait_until_queryable,
 )
 
 
@@ -47,6 +50,7 @@ class GenerateRequest(BaseModel):
     as_of: AwareDatetime | None = None
     backfill_days: int = Field(0, ge=0, le=400)
     backfill_every_hours: int = Field(1, ge=1, le=24)
+    wait: bool = False
 
     @classmethod
     def checked(cls, **values: Any) -> GenerateRequest:
@@ -67,8 +71,10 @@ def store_data(
     as_of: datetime | None = None,
     backfill_days: int = 0,
     backfill_every_hours: int = 1,
+    wait: bool = False,
 ) -> dict[str, Any]:
-    """Take the stores' next reading at ``as_of`` (default now), after an optional backfill."""
+    """Take the stores' next reading at ``as_of`` (default now), after an optional backfill; with
+    ``wait``, return once Athena can read all of it."""
     request = GenerateRequest.checked(
         stores=stores,
         products=products,
@@ -76,6 +82,7 @@ def store_data(
         as_of=as_of,
         backfill_days=backfill_days,
         backfill_every_hours=backfill_every_hours,
+        wait=wait,
     )
     now = request.as_of or WallClock().now()
     env = prepare(load_settings())
@@ -98,8 +105,12 @@ def store_data(
     save_simulation(store, config, state, etag)
     if backfilled:
         report.backfill_rows, report.backfill_objects = backfilled.backfill_rows, backfilled.backfill_objects
+    result = report.as_dict()
+    if request.wait and report.rows_sent and state.last_observed_at is not None:
+        landing = wait_until_queryable(env.clients, env.resources, state.last_observed_at, report.rows_sent)
+        result["queryable_after_seconds"] = landing.seconds
     _publish(report, env.resources.delivery_stream)
-    return report.as_dict()
+    return result
 
 
 def _publish(report: IngestReport, stream: str) -> None:
@@ -140,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backfill-every-hours", type=positive_int, default=1, help="one backfilled reading per N hours (default 1)"
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="return once Athena can read every reading sent (Firehose buffers them up to its buffer interval)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     parameters: dict[str, Any] = {
@@ -149,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "as_of": args.as_of,
         "backfill_days": args.backfill_days,
         "backfill_every_hours": args.backfill_every_hours,
+        "wait": args.wait,
     }
     GenerateRequest.checked(**parameters)
     load_settings()  # fail on bad settings before Prefect starts
@@ -169,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             ("billed bytes", result["billed_bytes"]),
             ("backfilled readings", result["backfill_rows"]),
             ("readings/s", f"{result['readings_per_s']:,.0f}"),
+            *(
+                [("queryable in Athena after", f"{result['queryable_after_seconds']:.1f} s")]
+                if "queryable_after_seconds" in result
+                else []
+            ),
             ("seconds", f"{result['seconds']:.2f}"),
         ],
     )

@@ -11,7 +11,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
+from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
+from storeops.exceptions import NotQueryable
 from storeops.stores.catalog import Catalog
 from storeops.stores.deliveries import apply_due, due_deliveries
 from storeops.stores.firehose import FirehoseSender
@@ -24,6 +26,7 @@ from storeops.stores.ingest import (
     load_or_start,
     stream_readings,
 )
+from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
 from storeops.stores.simulation import SimulationState
 from tasks.policy import AWS_CALL_RETRIES
 
@@ -139,3 +142,22 @@ def save_simulation(store: SimulationStore, config: SimulationConfig, state: Sim
 def publish_directory(s3: object, bucket: str, catalog: Catalog) -> None:
     """Where the stores are, for the trucks."""
     publish_store_directory(s3, bucket, catalog.directory())
+
+
+@task(name="wait-until-queryable", cache_policy=NO_CACHE)
+def wait_until_queryable(
+    clients: AwsClients, resources: StackResources, observed_at: datetime, expected: int
+) -> Landing:
+    """Wait until Athena reads every reading taken at ``observed_at`` (Firehose buffers them first)."""
+    deadline = landing_deadline(resources.firehose_buffer_seconds)
+    landing = wait_until_landed(clients, resources.inventory_query, observed_at, expected, deadline)
+    if not landing.complete:
+        raise NotQueryable(
+            f"only {landing.distinct_readings} of {expected} readings taken at {landing.observed_at} are queryable "
+            f"after {landing.seconds:.0f} s (Firehose buffers up to {resources.firehose_buffer_seconds} s)",
+            hint="check the delivery stream's errors/ prefix in the lake and its CloudWatch metrics, then run again",
+        )
+    get_run_logger().info(
+        "all %d readings queryable after %.1f s (%d Athena polls)", expected, landing.seconds, landing.polls
+    )
+    return landing

@@ -38,6 +38,19 @@ def test_two_live_runs_a_known_time_apart_report_the_sales_of_that_time(flow_env
     assert 20 < demand / max(short, 1) < 70  # 40x the time: about 40x the customers (Poisson noise aside)
 
 
+def test_with_wait_the_run_returns_when_athena_reads_every_reading(flow_env: LocalStack) -> None:
+    from storeops.stores.landing import count_landed
+
+    result = store_data(stores=7, products=5, seed=9, wait=True)
+    assert result["rows_sent"] == 35
+    assert result["queryable_after_seconds"] >= 0
+    observed_at = datetime.fromisoformat(result["sim_clock"])
+    rows, distinct, _ = count_landed(
+        flow_env.clients, flow_env.resources.inventory_query, observed_at, timedelta(minutes=5)
+    )
+    assert (rows, distinct) == (35, 35)
+
+
 def test_store_data_publishes_a_summary_artifact(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
