@@ -1,15 +1,19 @@
-"""Deploy, inspect and delete the CloudFormation stack (same template for AWS and the emulator).
+"""Deploy, check, inspect and delete the CloudFormation stack (same template for AWS and the emulator).
 
-    python -m deployments.stack deploy|outputs|delete [--json] [--yes]
+    python -m deployments.stack deploy|verify|outputs|delete [--parameter KEY=VALUE ...] [--json] [--yes]
 
 ``deploy`` creates or updates the stack and waits; an unchanged template and package change
 nothing. A failed creation is rolled back and deleted, so nothing is left half-created.
+``verify`` checks the deployed stack end to end (``deployments/verify.py``). ``delete`` removes
+the stack, then the data lake it retains and the artifacts bucket.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -21,15 +25,18 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
+from deployments.pandas_layer import find_layer
+from deployments.verify import verify
 from storeops.aws import AwsClients, describe_error, describe_stack, stack_outputs
 from storeops.cli import emit_json, run_cli
-from storeops.exceptions import EmulatorError, StackError
+from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
 FAILED_NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
 Progress = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,7 +119,7 @@ def upload_package(clients: AwsClients, bucket: str, package: LambdaPackage) -> 
     s3.upload_file(str(package.path), bucket, package.s3_key)
 
 
-def pandas_layer_arn(clients: AwsClients, settings: Settings) -> str:
+def pandas_layer_arn(clients: AwsClients, settings: Settings, progress: Progress = _quiet) -> str:
     """The AWS SDK for pandas managed layer for Python 3.12 in the region (AWS only)."""
     if settings.is_local:
         return ""  # the emulator's interpreter already has awswrangler and pandas
@@ -122,14 +129,15 @@ def pandas_layer_arn(clients: AwsClients, settings: Settings) -> str:
         wr_version = version("awswrangler")
     except PackageNotFoundError:  # pragma: no cover - a dependency of the project
         wr_version = "3.17.1"
-    name = f"/aws/service/aws-sdk-pandas/{wr_version}/{settings.region}/py3.12/x86_64/layer-arn"
-    try:
-        return str(clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-    except ClientError as exc:
-        raise StackError(
-            f"cannot find the AWS SDK for pandas layer ({name}): {describe_error(exc)}",
-            hint="set STOREOPS_PANDAS_LAYER_ARN to the layer ARN for Python 3.12 in your region",
-        ) from None
+    choice = find_layer(clients.client("ssm"), wr_version)
+    if choice.exact:
+        progress(f"AWS SDK for pandas layer {choice.version}: {choice.arn}")
+    else:
+        progress(
+            f"no AWS SDK for pandas layer {wr_version} in {settings.region} yet (layers follow a release by about a "
+            f"week): using {choice.version}, {choice.arn}"
+        )
+    return choice.arn
 
 
 def _first_failure(clients: AwsClients, stack_name: str) -> str:
@@ -163,8 +171,58 @@ def _wait(clients: AwsClients, stack_name: str, progress: Progress, timeout: flo
     raise StackError(f"stack {stack_name} still in progress after {timeout:.0f} s", hint="check the console")
 
 
-def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet) -> DeployResult:
-    """Create or update the stack and wait; returns what was done and the outputs."""
+# Parameters the deployer always sets itself; the others keep their value unless overridden.
+MANAGED_PARAMETERS = frozenset({"LambdaCodeBucket", "LambdaCodeKey", "PandasLayerArn", "ScannedBytesSource"})
+
+
+def template_parameters(clients: AwsClients, template: str) -> set[str]:
+    """The parameters the template declares (CloudFormation's own reading of it)."""
+    try:
+        declared = clients.client("cloudformation").validate_template(TemplateBody=template)["Parameters"]
+    except ClientError as exc:
+        raise StackError(f"the template is not valid: {describe_error(exc)}") from None
+    return {str(p["ParameterKey"]) for p in declared}
+
+
+def stack_parameters(
+    managed: dict[str, str],
+    overrides: dict[str, str],
+    declared: set[str],
+    previous: set[str],
+) -> list[dict[str, Any]]:
+    """The CreateStack/UpdateStack parameters: the deployer's own, the user's overrides, and, for
+    every other parameter the stack already has, its previous value (a redeploy keeps a cutoff
+    set once with ``--parameter``)."""
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown stack parameter {', '.join(unknown)}",
+            hint="choose from " + ", ".join(sorted(declared - MANAGED_PARAMETERS)),
+        )
+    fixed = sorted(set(overrides) & MANAGED_PARAMETERS)
+    if fixed:
+        raise ConfigurationError(
+            f"stack parameter {', '.join(fixed)} is set by the deployer",
+            hint="for the layer set STOREOPS_PANDAS_LAYER_ARN; the others follow the target",
+        )
+    parameters: list[dict[str, Any]] = [{"ParameterKey": k, "ParameterValue": v} for k, v in managed.items()]
+    parameters += [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(overrides.items())]
+    keep = sorted((declared & previous) - MANAGED_PARAMETERS - set(overrides))
+    parameters += [{"ParameterKey": k, "UsePreviousValue": True} for k in keep]
+    return parameters
+
+
+def deploy(
+    settings: Settings,
+    clients: AwsClients,
+    progress: Progress = _quiet,
+    overrides: dict[str, str] | None = None,
+) -> DeployResult:
+    """Create or update the stack and wait; returns what was done and the outputs.
+
+    ``overrides`` sets template parameters (e.g. ``BytesScannedCutoffPerQuery``); a later deploy
+    without them keeps their values.
+    """
     started = time.monotonic()
     clients.check_credentials()
     name = settings.stack_name
@@ -176,6 +234,10 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
         )
     if status and status.endswith("_IN_PROGRESS"):
         raise StackError(f"stack {name} is busy ({status})", hint="wait for it to finish, then deploy again")
+    template = TEMPLATE_PATH.read_text()
+    declared = template_parameters(clients, template)
+    existing = describe_stack(clients, name) if status else None
+    previous = {str(p["ParameterKey"]) for p in (existing or {}).get("Parameters", [])}
 
     account = _account_id(clients)
     bucket = artifacts_bucket_name(settings, account)
@@ -184,14 +246,17 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
     package = build_package(settings.local_home / "build", target)
     ensure_artifacts_bucket(clients, bucket, settings.region)
     upload_package(clients, bucket, package)
-    parameters = [
-        {"ParameterKey": "LambdaCodeBucket", "ParameterValue": bucket},
-        {"ParameterKey": "LambdaCodeKey", "ParameterValue": package.s3_key},
-        {"ParameterKey": "PandasLayerArn", "ParameterValue": pandas_layer_arn(clients, settings)},
-    ]
+    managed = {
+        "LambdaCodeBucket": bucket,
+        "LambdaCodeKey": package.s3_key,
+        "PandasLayerArn": pandas_layer_arn(clients, settings, progress),
+        # The emulator has no billing: its Athena reports the bytes under the selected partitions.
+        "ScannedBytesSource": "s3-estimate" if settings.is_local else "athena",
+    }
+    parameters = stack_parameters(managed, overrides or {}, declared, previous)
     request = {
         "StackName": name,
-        "TemplateBody": TEMPLATE_PATH.read_text(),
+        "TemplateBody": template,
         "Parameters": parameters,
         "Capabilities": ["CAPABILITY_IAM"],
         "Tags": [{"Key": "project", "Value": "storeops"}],
@@ -232,37 +297,84 @@ def deploy(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
     )
 
 
+def lake_bucket_name(settings: Settings, account: str) -> str:
+    """The data lake's name, as the template names it (it outlives the stack: DeletionPolicy Retain)."""
+    return f"{settings.stack_name}-lake-{account}-{settings.region}"
+
+
 def _empty_bucket(clients: AwsClients, bucket: str) -> int:
+    """Delete every object, every version and every delete marker; the count removed."""
     s3 = clients.client("s3")
     removed = 0
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                removed += len(keys)
-    except ClientError as exc:
-        if "NoSuchBucket" not in str(exc):
-            raise
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        entries = [
+            {"Key": v["Key"], **({"VersionId": v["VersionId"]} if v.get("VersionId") not in (None, "null") else {})}
+            for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        for first in range(0, len(entries), 1000):
+            chunk = entries[first : first + 1000]
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            errors = response.get("Errors", [])
+            if errors:
+                raise StackError(
+                    f"cannot empty s3://{bucket}: {len(errors)} objects not deleted ({errors[0].get('Code')}: "
+                    f"{errors[0].get('Message')})",
+                    hint="check your s3:DeleteObject and s3:DeleteObjectVersion rights, then delete again",
+                )
+            removed += len(chunk)
     return removed
 
 
-def delete(settings: Settings, clients: AwsClients, progress: Progress = _quiet) -> bool:
-    """Empty the stack's buckets and delete the stack and the artifacts bucket; False if absent."""
+def remove_bucket(
+    clients: AwsClients, bucket: str, attempts: int = 6, pause: float = 5.0, sleep: Callable[[float], None] = time.sleep
+) -> int | None:
+    """Empty and delete ``bucket``; None if it did not exist, else the objects removed.
+
+    Firehose may still flush a buffer after its stream is deleted: an object that lands between
+    emptying and deleting (``BucketNotEmpty``) is emptied again, up to ``attempts`` times.
+    """
+    s3 = clients.client("s3")
+    removed = 0
+    for attempt in range(1, attempts + 1):
+        try:
+            removed += _empty_bucket(clients, bucket)
+            s3.delete_bucket(Bucket=bucket)
+            return removed
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"NoSuchBucket", "404", "NotFound"}:
+                return None if attempt == 1 and not removed else removed
+            if code != "BucketNotEmpty" or attempt == attempts:
+                raise StackError(
+                    f"cannot delete bucket {bucket}: {describe_error(exc)}",
+                    hint="wait a minute for late deliveries, then delete again",
+                ) from None
+            logger.info("bucket %s received objects while being deleted: emptying it again", bucket)
+            sleep(pause * attempt)
+    return removed  # pragma: no cover - the loop returns or raises
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    stack_existed: bool
+    lake_objects: int | None  # objects removed with the lake; None if there was no lake
+
+    @property
+    def deleted(self) -> bool:
+        return self.stack_existed or self.lake_objects is not None
+
+
+def delete(settings: Settings, clients: AwsClients, progress: Progress = _quiet) -> DeleteResult:
+    """Delete the stack, then its retained data lake and the artifacts bucket."""
     clients.check_credentials()
     name = settings.stack_name
     status = _stack_status(clients, name)
     account = _account_id(clients)
-    artifacts = artifacts_bucket_name(settings, account)
+    lake = lake_bucket_name(settings, account)
     if status is not None:
         if status not in FAILED_NEEDS_DELETE and status != "DELETE_IN_PROGRESS":
-            try:
-                lake = stack_outputs(clients, name).get("DataLakeBucket")
-            except StackError:
-                lake = None
-            if lake:
-                progress(f"emptying s3://{lake} ({_empty_bucket(clients, lake)} objects)")
+            with contextlib.suppress(StackError):
+                lake = stack_outputs(clients, name).get("DataLakeBucket") or lake
         clients.client("cloudformation").delete_stack(StackName=name)
         final = _wait(clients, name, progress)
         if final != "DELETE_COMPLETE":
@@ -270,13 +382,15 @@ def delete(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
                 f"deleting stack {name} failed ({final}): {_first_failure(clients, name)}",
                 hint="remove the blocking resource by hand, then delete again",
             )
-    removed = _empty_bucket(clients, artifacts)
-    try:
-        clients.client("s3").delete_bucket(Bucket=artifacts)
-        progress(f"deleted artifacts bucket {artifacts} ({removed} objects)")
-    except ClientError:
-        pass
-    return status is not None
+    # The lake is retained by CloudFormation (DeletionPolicy Retain): removing it is this command's job.
+    lake_removed = remove_bucket(clients, lake)
+    if lake_removed is not None:
+        progress(f"deleted data lake s3://{lake} ({lake_removed} objects)")
+    artifacts = artifacts_bucket_name(settings, account)
+    artifacts_removed = remove_bucket(clients, artifacts)
+    if artifacts_removed is not None:
+        progress(f"deleted artifacts bucket {artifacts} ({artifacts_removed} objects)")
+    return DeleteResult(stack_existed=status is not None, lake_objects=lake_removed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,15 +399,35 @@ def main(argv: list[str] | None = None) -> int:
         description="Deploy, inspect or delete the storeops CloudFormation stack "
         "(target from STOREOPS_TARGET: local emulator by default, or aws).",
     )
-    parser.add_argument("action", choices=["deploy", "outputs", "delete"])
+    parser.add_argument(
+        "action",
+        choices=["deploy", "verify", "outputs", "delete"],
+        help="deploy: create or update; verify: check the deployed stack end to end (exit 1 naming the step "
+        "that failed); outputs: resource names; delete: the stack and its data",
+    )
     parser.add_argument("--target", choices=["local", "aws"], help="override STOREOPS_TARGET")
     parser.add_argument("--stack-name", help="override STOREOPS_STACK_NAME (default storeops)")
     parser.add_argument("--yes", action="store_true", help="confirm `delete` (it removes the data lake)")
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="deploy: set a template parameter, e.g. BytesScannedCutoffPerQuery=1000000000 (kept by later deploys)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     settings = load_settings(target=args.target, stack_name=args.stack_name)
     if args.action == "delete" and not args.yes:
         parser.error("delete removes the stack and its data lake: add --yes to confirm")
+    overrides: dict[str, str] = {}
+    for item in args.parameter:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--parameter {item!r}: expected KEY=VALUE, e.g. BytesScannedCutoffPerQuery=1000000000")
+        overrides[key] = value
+    if overrides and args.action != "deploy":
+        parser.error("--parameter applies to deploy only")
     clients = AwsClients.from_settings(settings)
     if settings.is_local:
         from deployments.localaws import LocalAws
@@ -311,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     if args.action == "deploy":
-        result = deploy(settings, clients, progress=say)
+        result = deploy(settings, clients, progress=say, overrides=overrides)
         print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
         for key, value in sorted(result.outputs.items()):
             print(f"  {key:22} {value}")
@@ -320,15 +454,37 @@ def main(argv: list[str] | None = None) -> int:
             "action": result.action,
             "outputs": result.outputs,
         }
+    elif args.action == "verify":
+        say(f"verifying stack {settings.stack_name} on {settings.target}")
+        clients.configure_awswrangler()
+        report = verify(settings, clients, progress=say)
+        failed = report.failed_step
+        if failed is None:
+            print(f"stack {settings.stack_name} verified in {report.seconds:.1f} s: {len(report.steps)} steps passed")
+        else:
+            print(f"verify failed at step {failed.name}: {failed.detail}", file=sys.stderr)
+        if args.json:
+            emit_json(report.as_dict())
+        return 0 if failed is None else 1
     elif args.action == "outputs":
         outputs = stack_outputs(clients, settings.stack_name)
         for key, value in sorted(outputs.items()):
             print(f"{key:22} {value}")
         payload = {"stack": settings.stack_name, "outputs": outputs}
     else:
-        existed = delete(settings, clients, progress=say)
-        print(f"stack {settings.stack_name} {'deleted' if existed else 'did not exist'}")
-        payload = {"stack": settings.stack_name, "deleted": existed}
+        deleted = delete(settings, clients, progress=say)
+        if deleted.stack_existed:
+            print(f"stack {settings.stack_name} deleted")
+        elif deleted.lake_objects is not None:
+            print(f"stack {settings.stack_name} did not exist; the data lake it retained is deleted")
+        else:
+            print(f"stack {settings.stack_name} did not exist")
+        payload = {
+            "stack": settings.stack_name,
+            "deleted": deleted.deleted,
+            "stack_existed": deleted.stack_existed,
+            "lake_objects_deleted": deleted.lake_objects,
+        }
     if args.json:
         emit_json(payload)
     return 0

@@ -172,3 +172,69 @@ def test_the_emulator_state_survives_a_restart(emulator: LocalAws, local_stack: 
     emulator.start()
     body = s3.get_object(Bucket=local_stack.resources.data_lake_bucket, Key="probe.txt")["Body"].read()
     assert body == b"kept"
+
+
+def _buckets(clients: AwsClients) -> set[str]:
+    return {b["Name"] for b in clients.client("s3").list_buckets()["Buckets"]}
+
+
+def test_the_lake_outlives_its_stack_and_delete_removes_it(local_stack: LocalStack) -> None:
+    lake = local_stack.resources.data_lake_bucket
+    s3 = local_stack.clients.client("s3")
+    s3.put_object(Bucket=lake, Key="inventory/dt=2026-11-27/hour=10/late.json.gz", Body=b"x")
+    cfn = local_stack.clients.client("cloudformation")
+    cfn.delete_stack(StackName=local_stack.settings.stack_name)  # e.g. from the console
+    wait_for(lambda: _stack_gone(local_stack), timeout=60)
+    assert lake in _buckets(local_stack.clients)  # DeletionPolicy Retain: the data survives
+    assert s3.list_objects_v2(Bucket=lake)["KeyCount"] == 1
+    result = run_cli(["-m", "deployments.stack", "delete", "--yes", "--json"], env=local_stack.env)
+    assert result.returncode == 0, result.stderr
+    assert f"deleted data lake s3://{lake} (1 objects)" in result.stderr  # progress: stderr with --json
+    assert "did not exist; the data lake it retained is deleted" in result.stdout
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (payload["deleted"], payload["stack_existed"], payload["lake_objects_deleted"]) == (True, False, 1)
+    assert not {b for b in _buckets(local_stack.clients) if b.startswith(local_stack.settings.stack_name + "-")}
+
+
+def _stack_gone(stack: LocalStack) -> bool:
+    from storeops.aws import describe_stack
+
+    found = describe_stack(stack.clients, stack.settings.stack_name)
+    return found is None or found["StackStatus"] == "DELETE_COMPLETE"
+
+
+def _cutoff(stack: LocalStack) -> int:
+    group = stack.clients.client("athena").get_work_group(WorkGroup=stack.resources.athena_workgroup)
+    return int(group["WorkGroup"]["Configuration"]["BytesScannedCutoffPerQuery"])
+
+
+def test_a_parameter_set_once_is_kept_by_later_deploys(local_stack: LocalStack) -> None:
+    assert _cutoff(local_stack) == 10737418240
+    result = run_cli(
+        ["-m", "deployments.stack", "deploy", "--parameter", "BytesScannedCutoffPerQuery=1000000000"],
+        env=local_stack.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert _cutoff(local_stack) == 1_000_000_000
+    again = deploy(local_stack.settings, local_stack.clients)
+    assert again.action == "unchanged"
+    assert _cutoff(local_stack) == 1_000_000_000
+    parameters = local_stack.clients.client("cloudformation").describe_stacks(
+        StackName=local_stack.settings.stack_name
+    )["Stacks"][0]["Parameters"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in parameters}["ScannedBytesSource"] == "s3-estimate"
+
+
+@pytest.mark.parametrize(
+    ("argument", "needle"),
+    [
+        ("BytesScannedCutof=5", "unknown stack parameter BytesScannedCutof"),
+        ("LambdaCodeKey=x", "is set by the deployer"),
+        ("novalue", "expected KEY=VALUE"),
+    ],
+)
+def test_a_bad_parameter_is_a_usage_error(local_stack: LocalStack, argument: str, needle: str) -> None:
+    result = run_cli(["-m", "deployments.stack", "deploy", "--parameter", argument], env=local_stack.env)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,127 @@
+"""Scan the CloudFormation template with checkov: every finding fixed, or skipped in the template
+with a one-line reason (``Metadata.checkov.skip``).
+
+    python -m deployments.template_scan [--json]
+
+checkov pins its own boto3 and other libraries, so it cannot share the project's environment:
+it is installed once (pinned) into an environment of its own under ``<local home>/tools/``,
+from the package registry. Exit 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployments.stack import TEMPLATE_PATH
+from storeops.cli import emit_json, run_cli
+from storeops.exceptions import ConfigurationError
+from storeops.settings import load_settings
+
+CHECKOV_VERSION = "3.3.30"
+
+
+@dataclass
+class ScanResult:
+    passed: int
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    checkov_version: str = CHECKOV_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "checkov_version": self.checkov_version,
+        }
+
+
+def checkov_executable(tools_home: Path) -> Path:
+    """The pinned checkov in its own environment, installed on first use."""
+    home = tools_home / f"checkov-{CHECKOV_VERSION}"
+    executable = home / "bin" / "checkov"
+    if executable.exists():
+        return executable
+    venv.create(home, with_pip=True, clear=True)
+    install = subprocess.run(
+        [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", f"checkov=={CHECKOV_VERSION}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if install.returncode != 0 or not executable.exists():
+        last = (install.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigurationError(
+            f"cannot install checkov {CHECKOV_VERSION} into {home}: {last}",
+            hint="check access to the package registry (pip), then run again",
+        )
+    return executable
+
+
+def _finding(check: dict[str, Any]) -> dict[str, str]:
+    suppress = check.get("check_result", {}).get("suppress_comment", "")
+    return {
+        "id": str(check.get("check_id")),
+        "resource": str(check.get("resource")),
+        "name": str(check.get("check_name")),
+        **({"reason": str(suppress)} if suppress else {}),
+    }
+
+
+def scan(tools_home: Path, template: Path = TEMPLATE_PATH) -> ScanResult:
+    """checkov's findings for the template: passed count, failed and skipped checks."""
+    command = [
+        str(checkov_executable(tools_home)),
+        "--file",
+        str(template),
+        "--framework",
+        "cloudformation",
+        "--skip-download",  # offline: no guideline download from the vendor's API
+        "--output",
+        "json",
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        report = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigurationError(f"checkov printed no report (exit {completed.returncode}): {last}") from None
+    results = report.get("results", {})
+    return ScanResult(
+        passed=len(results.get("passed_checks", [])),
+        failed=[_finding(c) for c in results.get("failed_checks", [])],
+        skipped=[_finding(c) for c in results.get("skipped_checks", [])],
+        checkov_version=str(report.get("summary", {}).get("checkov_version", CHECKOV_VERSION)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.template_scan",
+        description="Scan deployments/template.yaml with checkov (installed pinned, in its own environment).",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    result = scan(settings.local_home / "tools")
+    print(
+        f"checkov {result.checkov_version}: {result.passed} passed, {len(result.failed)} failed, "
+        f"{len(result.skipped)} skipped with a reason"
+    )
+    for finding in result.failed:
+        print(f"  FAILED  {finding['id']}  {finding['resource']}: {finding['name']}")
+    for finding in result.skipped:
+        print(f"  skipped {finding['id']}  {finding['resource']}: {finding.get('reason', '(no reason)')}")
+    if args.json:
+        emit_json(result.as_dict())
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
