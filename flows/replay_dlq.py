@@ -15,7 +15,7 @@ from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
 from flows.prefect_api import prefect_api
 from storeops.cli import emit_json, positive_int, run_cli
-from storeops.dispatch.replay import move_back, reasons, receive_all, release
+from storeops.dispatch.replay import move_back, reasons, receive_all, release, remove_canaries
 from storeops.settings import load_settings
 from storeops.sqs import SqsBatcher
 
@@ -25,13 +25,15 @@ def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
     env = prepare(load_settings())
     sqs = env.clients.client("sqs")
     res = env.resources
-    letters = receive_all(sqs, res.dead_letter_queue_url, limit=limit)
+    received = receive_all(sqs, res.dead_letter_queue_url, limit=limit)
+    letters = [letter for letter in received if not letter.canary]  # canaries: left by a crashed `stack verify`
     by_reason = reasons(letters)
     batcher = SqsBatcher(sqs)
     if dry_run:
-        release(batcher, res.dead_letter_queue_url, letters)
+        release(batcher, res.dead_letter_queue_url, received)
         moved, failed = 0, 0
     else:
+        remove_canaries(batcher, res.dead_letter_queue_url, received)
         moved, failed = move_back(batcher, res.dispatch_queue_url, res.dead_letter_queue_url, letters)
     rows = [{"reason": reason, "messages": count} for reason, count in by_reason.most_common()]
     create_table_artifact(
@@ -44,6 +46,7 @@ def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
     )
     return {
         "dead_letters": len(letters),
+        "canaries_removed": len(received) - len(letters),
         "reasons": dict(by_reason),
         "moved": moved,
         "failed": failed,

@@ -10,6 +10,9 @@ from typing import Any
 from storeops.sqs import SqsBatcher
 
 REDRIVE_REASON = "redriven by SQS after maxReceiveCount receives (no reason recorded)"
+# The post-deploy check's message in the DLQ (`python -m deployments.stack verify`): never moved
+# back to the dispatch queue; a replay deletes one that a crashed check left behind.
+CANARY_ATTRIBUTE = "storeops_canary"
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ class DeadLetter:
     body: str
     reason: str
     receive_count: int
+    canary: bool = False
 
 
 def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int = 300) -> list[DeadLetter]:
@@ -39,9 +43,12 @@ def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int =
         if not messages or all(m["MessageId"] in found for m in messages):
             break  # empty, or only messages already held (they came back): everything was seen
         for m in messages:
-            reason = m.get("MessageAttributes", {}).get("failure_reason", {}).get("StringValue", REDRIVE_REASON)
+            attributes = m.get("MessageAttributes", {})
+            reason = attributes.get("failure_reason", {}).get("StringValue", REDRIVE_REASON)
             count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-            found[m["MessageId"]] = DeadLetter(m["MessageId"], m["ReceiptHandle"], m.get("Body", ""), reason, count)
+            found[m["MessageId"]] = DeadLetter(
+                m["MessageId"], m["ReceiptHandle"], m.get("Body", ""), reason, count, CANARY_ATTRIBUTE in attributes
+            )
     return list(found.values())
 
 
@@ -62,6 +69,15 @@ def move_back(batcher: SqsBatcher, queue_url: str, dlq_url: str, letters: list[D
         len(deleted.failed),
     )
     return len(sent), len(outcome.failed) + len(deleted.failed)
+
+
+def remove_canaries(batcher: SqsBatcher, dlq_url: str, letters: list[DeadLetter]) -> int:
+    """Delete the post-deploy check's canaries among ``letters`` (they are never replayed)."""
+    canaries = [letter for letter in letters if letter.canary]
+    if canaries:
+        batcher.delete(dlq_url, [(f"c{i}", letter.receipt_handle) for i, letter in enumerate(canaries)])
+        logger.info("deleted %d canaries of the post-deploy check from the DLQ", len(canaries))
+    return len(canaries)
 
 
 def release(batcher: SqsBatcher, dlq_url: str, letters: list[DeadLetter]) -> None:
