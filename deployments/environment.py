@@ -28,7 +28,7 @@ def prepare(settings: Settings) -> Environment:
         try:
             resources = StackResources.load(clients, settings.stack_name)
         except StackError:
-            deploy(settings, clients)
+            deploy(settings, clients, only_if_missing=True)  # several flows may find it missing at once
             resources = StackResources.load(clients, settings.stack_name)
     else:
         clients.check_credentials()

@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,20 @@ def _vendor(build_dir: Path, target: LambdaPlatform) -> Path:
     return vendor
 
 
+def _write_zip(path: Path, entries: list[tuple[Path, str]]) -> int:
+    """A reproducible zip of ``entries`` (fixed times and modes); the bytes before compression."""
+    unzipped = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for source, name in entries:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = source.read_bytes()
+            unzipped += len(data)
+            archive.writestr(info, data)
+    return unzipped
+
+
 def build_package(build_dir: Path, target: LambdaPlatform, root: Path | None = None) -> LambdaPackage:
     """Build (or reuse) the reproducible zip of the planning Lambda for ``target``."""
     root = root or project_root()
@@ -119,19 +134,16 @@ def build_package(build_dir: Path, target: LambdaPlatform, root: Path | None = N
         if p.is_file() and p.name != ".complete" and "__pycache__" not in p.parts
     ]
     entries += _source_files(root)
-    staging = build_dir / "planning.zip.tmp"
-    unzipped = 0
-    with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for path, name in entries:
-            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            data = path.read_bytes()
-            unzipped += len(data)
-            archive.writestr(info, data)
-    digest = hashlib.sha256(staging.read_bytes()).hexdigest()
-    final = build_dir / f"planning-{digest[:20]}.zip"
-    staging.replace(final)
+    # A staging file of its own: several processes may build at once (each renames its own file).
+    with tempfile.NamedTemporaryFile(dir=build_dir, prefix="planning-", suffix=".zip.tmp", delete=False) as handle:
+        staging = Path(handle.name)
+    try:
+        unzipped = _write_zip(staging, entries)
+        digest = hashlib.sha256(staging.read_bytes()).hexdigest()
+        final = build_dir / f"planning-{digest[:20]}.zip"
+        staging.replace(final)  # atomic; the same name holds the same bytes whoever wins
+    finally:
+        staging.unlink(missing_ok=True)
     package = LambdaPackage(final, digest, final.stat().st_size, unzipped)
     if package.zipped_bytes > MAX_ZIPPED_BYTES or package.unzipped_bytes > MAX_UNZIPPED_BYTES:
         raise StackError(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from deployments.pandas_layer import find_layer
 from deployments.verify import verify
-from storeops.aws import AwsClients, describe_error, describe_stack, stack_outputs
+from storeops.aws import STABLE_STACK_STATES, AwsClients, describe_error, describe_stack, stack_outputs
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.settings import Settings, load_settings
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class DeployResult:
     stack_name: str
-    action: str  # created | updated | unchanged
+    action: str  # created | updated | unchanged | exists (only_if_missing)
     outputs: dict[str, str] = field(default_factory=dict)
     package_key: str = ""
     seconds: float = 0.0
@@ -212,17 +213,40 @@ def stack_parameters(
     return parameters
 
 
+@contextlib.contextmanager
+def stack_lock(settings: Settings) -> Iterator[None]:
+    """One deploy of a stack at a time on this machine (flows that find no stack deploy it, perhaps together)."""
+    locks = settings.local_home / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"stack-{settings.stack_name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def deploy(
     settings: Settings,
     clients: AwsClients,
     progress: Progress = _quiet,
     overrides: dict[str, str] | None = None,
+    *,
+    only_if_missing: bool = False,
 ) -> DeployResult:
     """Create or update the stack and wait; returns what was done and the outputs.
 
     ``overrides`` sets template parameters (e.g. ``BytesScannedCutoffPerQuery``); a later deploy
-    without them keeps their values.
+    without them keeps their values. Deploys of one stack take turns (``stack_lock``); with
+    ``only_if_missing`` a stack that exists by the time this one's turn comes is left as it is.
     """
+    with stack_lock(settings):
+        if only_if_missing and _stack_status(clients, settings.stack_name) in STABLE_STACK_STATES:
+            return DeployResult(settings.stack_name, "exists", stack_outputs(clients, settings.stack_name))
+        return _deploy(settings, clients, progress, overrides or {})
+
+
+def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrides: dict[str, str]) -> DeployResult:
     started = time.monotonic()
     clients.check_credentials()
     name = settings.stack_name
@@ -253,7 +277,7 @@ def deploy(
         # The emulator has no billing: its Athena reports the bytes under the selected partitions.
         "ScannedBytesSource": "s3-estimate" if settings.is_local else "athena",
     }
-    parameters = stack_parameters(managed, overrides or {}, declared, previous)
+    parameters = stack_parameters(managed, overrides, declared, previous)
     request = {
         "StackName": name,
         "TemplateBody": template,
@@ -264,7 +288,12 @@ def deploy(
     cfn = clients.client("cloudformation")
     if status is None:
         progress(f"creating stack {name}")
-        cfn.create_stack(**request, OnFailure="ROLLBACK")
+        try:
+            cfn.create_stack(**request, OnFailure="ROLLBACK")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise
+            progress(f"stack {name} is being created by another deploy; waiting for it")
         final = _wait(clients, name, progress)
         if final != "CREATE_COMPLETE":
             reason = _first_failure(clients, name)

@@ -11,9 +11,10 @@ import awswrangler as wr
 import pytest
 
 from deployments.localaws import LocalAws
-from deployments.stack import deploy
+from deployments.stack import delete, deploy
 from storeops.aws import AwsClients
 from storeops.exceptions import StackError
+from storeops.settings import Settings
 from tests.conftest import free_port, run_cli, wait_for
 from tests.integration.conftest import LocalStack
 
@@ -238,3 +239,24 @@ def test_a_bad_parameter_is_a_usage_error(local_stack: LocalStack, argument: str
     assert result.returncode == 2
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_flows_that_find_no_stack_at_once_deploy_it_once(emulator_settings: Settings) -> None:
+    """store-data and plan-shortages both start at the first minute after `up` and both find no stack."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deployments.environment import prepare
+
+    settings = emulator_settings.model_copy(update={"stack_name": "raced"})
+    clients = AwsClients.from_settings(settings)
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            environments = list(pool.map(lambda _: prepare(settings), range(3)))
+        assert {env.resources.planning_function for env in environments} == {
+            environments[0].resources.planning_function
+        }
+        assert not list((settings.local_home / "build").glob("*.tmp"))  # no staging file left behind
+        stacks = clients.client("cloudformation").describe_stacks(StackName="raced")["Stacks"]
+        assert stacks[0]["StackStatus"] == "CREATE_COMPLETE"
+    finally:
+        delete(settings, clients)
