@@ -5,15 +5,19 @@
 
 ``up`` starts ``prefect server start`` on 127.0.0.1 (host and port set through
 PREFECT_SERVER_API_HOST/PORT so the UI calls the right API), creates the ``storeops`` process
-work pool, deploys ``prefect.yaml`` and starts a worker. PostgreSQL is used when you give its
-URL (``--database-url`` or STOREOPS_PREFECT_DATABASE_URL, e.g.
-``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``); SQLite otherwise. PIDs and logs
-live in ``.localaws/prefect/``; ``down`` stops what ``up`` started, by PID.
+work pool, deploys ``prefect.yaml``, applies ``automations.yaml``, deploys the AWS stack (so the
+first scheduled runs find it), starts a worker and makes sure one truck run exists. Running it
+again changes nothing that runs. PostgreSQL is used when you give its URL (``--database-url`` or
+STOREOPS_PREFECT_DATABASE_URL, e.g. ``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``);
+SQLite otherwise. PIDs, the API address and logs live in ``.localaws/prefect/``; ``down`` stops
+what ``up`` started, by PID. While the server is up, the flow CLIs record their runs in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -21,13 +25,67 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from deployments.environment import prepare
 from deployments.processes import http_ok, process_alive, signal_group, wait_gone
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, load_settings, project_root
 
 WORK_POOL = "storeops"
+TRUCK_DEPLOYMENT = "trucks/truck-dispatch"
+AUTOMATIONS_FILE = "automations.yaml"
+# Leases of deployment concurrency slots on disk, not in the server's memory: a run that keeps
+# going while the server restarts keeps its slot, and a dead run's lease still expires.
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+# SQLite: wait for a lock up to 60 s instead of failing the request with "database is locked".
+SQLITE_LOCK_WAIT_SECONDS = "60"
+# Every process `up` starts, and the flow runs its worker starts (each in a session of its own,
+# and alive after their worker dies), carry this variable set to the server's home.
+OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
+
+
+def local_prefect_home(local_home: Path) -> Path:
+    """Where ``up`` keeps the server's PIDs, address, database and logs."""
+    return local_home / "prefect"
+
+
+def running_api_url(local_home: Path) -> str | None:
+    """The API of the local server ``up`` started under ``local_home``, if it answers; else None."""
+    try:
+        api_url = str(json.loads((local_prefect_home(local_home) / "server.json").read_text())["api_url"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return api_url if http_ok(f"{api_url}/health") else None
+
+
+def _deployment_digest() -> str:
+    """What a deploy would send: prefect.yaml and the parameter schema of each entrypoint's flow."""
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+
+    text = (project_root() / "prefect.yaml").read_text()
+    schemas = {
+        d["entrypoint"]: parameter_schema(load_flow_from_entrypoint(str(project_root() / d["entrypoint"]))).model_dump()
+        for d in yaml.safe_load(text)["deployments"]
+    }
+    return hashlib.sha256(json.dumps([text, schemas], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _definition(automation: Any) -> Any:
+    """An automation as declared: its fields without the ids the server assigns."""
+
+    def without_ids(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_ids(v) for k, v in value.items() if k not in {"id", "created", "updated"}}
+        if isinstance(value, list):
+            return [without_ids(v) for v in value]
+        return value
+
+    fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
+    return without_ids(automation.model_dump(mode="json", include=fields))
 
 
 class LocalPrefect:
@@ -40,6 +98,7 @@ class LocalPrefect:
         self.extra_env = extra_env or {}
         self.api_url = f"http://{LOOPBACK}:{port}/api"
         self.pid_file = home / "pids.json"
+        self.server_file = home / "server.json"
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -49,9 +108,13 @@ class LocalPrefect:
             "PREFECT_SERVER_API_HOST": LOOPBACK,
             "PREFECT_SERVER_API_PORT": str(self.port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
+            OWNER_VARIABLE: str(self.home),  # marks the processes `down` stops, flow runs included
         }
         if self.database_url:
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+        else:
+            env["PREFECT_SERVER_DATABASE_TIMEOUT"] = SQLITE_LOCK_WAIT_SECONDS
         return {**env, **self.extra_env}
 
     def pids(self) -> dict[str, int]:
@@ -95,12 +158,12 @@ class LocalPrefect:
         return result
 
     def start_server(self, timeout: float = 90.0) -> None:
-        if self.healthy():
-            return
-        self._spawn("server", [sys.executable, "-m", "prefect", "server", "start"])
+        if not self.healthy():
+            self._spawn("server", [sys.executable, "-m", "prefect", "server", "start"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.healthy():
+                self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
                 return
             time.sleep(0.5)
         raise EmulatorError(
@@ -108,27 +171,128 @@ class LocalPrefect:
             hint=f"see {self.home / 'server.log'}; is port {self.port} free?",
         )
 
-    def deploy(self) -> None:
+    def deploy(self) -> bool:
+        """Deploy ``prefect.yaml`` unless this server already has it as it is; True if it deployed.
+
+        Not every time: a deploy recreates the deployments' triggers, which forgets the open
+        windows they watch (a truck run that died just before a restart would never be replaced).
+        """
+        digest = _deployment_digest()
+        deployed = self.home / "deployed.json"
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(deployed.read_text()).get("prefect.yaml") == digest and self._has_deployments():
+                return False
         if self.prefect("work-pool", "inspect", WORK_POOL, check=False).returncode != 0:
             self.prefect("work-pool", "create", WORK_POOL, "--type", "process")
         self.prefect("deploy", "--all", "--no-prompt")
+        deployed.write_text(json.dumps({"prefect.yaml": digest}))
+        return True
+
+    def _has_deployments(self) -> bool:
+        import yaml
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        declared = yaml.safe_load((project_root() / "prefect.yaml").read_text())["deployments"]
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            present = {deployment.name for deployment in client.read_deployments()}
+        return {d["name"] for d in declared} <= present
+
+    def apply_automations(self) -> list[str]:
+        """Create or update (by name) the automations in ``automations.yaml``; their names."""
+        import yaml
+        from prefect.client.orchestration import get_client
+        from prefect.events.schemas.automations import AutomationCore
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]
+        names = []
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            for data in declared:
+                automation = AutomationCore.model_validate(data)
+                existing = client.read_automations_by_name(automation.name)
+                for duplicate in existing[1:]:
+                    client.delete_automation(duplicate.id)
+                if not existing:
+                    client.create_automation(automation)
+                elif _definition(existing[0]) != _definition(automation):
+                    # Only when it changed: an update resets the automation's open windows, so a
+                    # run that died before this `up` would never be found a zombie.
+                    client.update_automation(existing[0].id, automation)
+                names.append(automation.name)
+        return names
+
+    def ensure_truck_run(self) -> str:
+        """Create a truck run unless one is scheduled, waiting or running; says which."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(TRUCK_DEPLOYMENT)
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))),
+            )
+            if runs:
+                return f"already there: {runs[0].name} ({runs[0].state_name})"
+            run = client.create_flow_run_from_deployment(deployment.id)
+            return f"created: {run.name}"
 
     def start_worker(self) -> int:
+        running = self.pids().get("worker")
+        if running is not None and process_alive(running):
+            return running
         return self._spawn("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL])
 
-    def stop(self) -> list[str]:
-        stopped = []
-        for name in ("worker", "server"):
-            pid = self.pids().get(name)
-            if pid is None or not process_alive(pid):
+    def flow_run_processes(self) -> list[int]:
+        """PIDs of the flow runs started by this server's workers (found by OWNER_VARIABLE)."""
+        marker = f"{OWNER_VARIABLE}={self.home}".encode()
+        known = set(self.pids().values())
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            pid = int(proc.name)
+            if pid in known or pid == os.getpid():
                 continue
+            try:
+                is_flow_run = b"prefect.engine" in (proc / "cmdline").read_bytes()
+                if is_flow_run and marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(pid)
+            except OSError:  # gone, or not ours to read
+                continue
+        return found
+
+    def stop(self) -> list[str]:
+        """Stop flow runs (SIGTERM: they finish their window), then the worker, then the server."""
+        stopped = []
+        runs = self.flow_run_processes()
+        for pid in runs:
             signal_group(pid, signal.SIGTERM)
-            if not wait_gone(pid, 15):
-                signal_group(pid, signal.SIGTERM)  # a worker exits on the second SIGTERM
-                if not wait_gone(pid, 10):
-                    signal_group(pid, signal.SIGKILL)
+        for pid in runs:
+            if not wait_gone(pid, 30):
+                signal_group(pid, signal.SIGKILL)
+        if runs:
+            stopped.append(f"{len(runs)} flow run process(es)")
+        for name in ("worker", "server"):
+            process = self.pids().get(name)
+            if process is None or not process_alive(process):
+                continue
+            signal_group(process, signal.SIGTERM)
+            if not wait_gone(process, 15):
+                signal_group(process, signal.SIGTERM)  # a worker exits on the second SIGTERM
+                if not wait_gone(process, 10):
+                    signal_group(process, signal.SIGKILL)
             stopped.append(name)
         self.pid_file.unlink(missing_ok=True)
+        self.server_file.unlink(missing_ok=True)
         return stopped
 
 
@@ -141,20 +305,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     settings = load_settings()
-    local = LocalPrefect(settings.local_home / "prefect", args.port, args.database_url)
+    local = LocalPrefect(local_prefect_home(settings.local_home), args.port, args.database_url)
     if args.action == "up":
         print(f"starting the Prefect server ({'PostgreSQL' if args.database_url else 'SQLite'})...", flush=True)
         local.start_server()
-        print("creating the work pool and deploying prefect.yaml...", flush=True)
-        local.deploy()
+        print("deploying prefect.yaml (when this server does not have it as it is)...", flush=True)
+        deployed = local.deploy()
+        print(f"deployments: {'deployed' if deployed else 'unchanged'}", flush=True)
+        automations = local.apply_automations()
+        print(f"automations: {', '.join(automations)}", flush=True)
+        print(f"deploying stack {settings.stack_name} ({settings.target}) if it is missing...", flush=True)
+        prepare(settings)  # before the worker, so the first scheduled runs find the stack
         worker = None if args.no_worker else local.start_worker()
+        truck_run = "not started (no worker)" if worker is None else local.ensure_truck_run()
         print(f"Prefect UI: http://{LOOPBACK}:{args.port}  (API {local.api_url})")
         print(f"worker: {'not started' if worker is None else f'PID {worker}'}; logs in {local.home}")
-        print(f"use it from a shell: export PREFECT_API_URL={local.api_url}")
+        print(f"truck run: {truck_run}")
+        print("flow CLIs (python -m flows.plan, ...) record their runs here while it is up")
         payload: dict[str, object] = {
             "ui": f"http://{LOOPBACK}:{args.port}",
             "api": local.api_url,
             "pids": local.pids(),
+            "deployed": deployed,
+            "automations": automations,
+            "truck_run": truck_run,
         }
     elif args.action == "down":
         stopped = local.stop()

@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=positive_int, default=2, help="virtual days of the closed loop (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
-    load_settings()
+    settings = load_settings()
     quiet_expected_tracebacks()
     started = time.monotonic()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         result = demo(stores=args.stores, products=args.products, days=args.days)
     result["seconds"] = round(time.monotonic() - started, 1)
     print_summary(

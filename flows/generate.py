@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -23,13 +23,16 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
+from flows.run_names import store_data_run_name
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int, print_summary, run_cli
 from storeops.clock import WallClock, hour_floor
 from storeops.exceptions import DeliveryError, ValidationFailed, first_validation_error
 from storeops.settings import load_settings
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
+from tasks.artifacts import figure
 from tasks.ingest import (
     backfill_history,
     deliveries_from,
@@ -40,16 +43,24 @@ from tasks.ingest import (
     wait_until_queryable,
 )
 
+# The parameters' limits: in the flow's signature (the Run form, enforced by the deployment) and
+# in GenerateRequest (the same checks for a direct call or the CLI).
+Stores = Annotated[int, Field(ge=1, le=10_000)]
+Products = Annotated[int, Field(ge=1, le=5_000)]
+Seed = Annotated[int, Field(ge=0)]
+BackfillDays = Annotated[int, Field(ge=0, le=400)]
+BackfillEveryHours = Annotated[int, Field(ge=1, le=24)]
+
 
 class GenerateRequest(BaseModel):
     """The flow's parameters, validated (Prefect UI runs get the same checks as the CLI)."""
 
-    stores: int = Field(100, ge=1, le=10_000)
-    products: int = Field(50, ge=1, le=5_000)
-    seed: int = Field(7, ge=0)
+    stores: Stores = 100
+    products: Products = 50
+    seed: Seed = 7
     as_of: AwareDatetime | None = None
-    backfill_days: int = Field(0, ge=0, le=400)
-    backfill_every_hours: int = Field(1, ge=1, le=24)
+    backfill_days: BackfillDays = 0
+    backfill_every_hours: BackfillEveryHours = 1
     wait: bool = False
 
     @classmethod
@@ -63,18 +74,33 @@ class GenerateRequest(BaseModel):
             ) from None
 
 
-@flow(name="store-data", description="Simulate store inventory and stream it into the data lake.")
+@flow(
+    name="store-data",
+    description="Simulate store inventory and stream it into the data lake.",
+    flow_run_name=store_data_run_name,
+)
+@fail_in_one_line
 def store_data(
-    stores: int = 100,
-    products: int = 50,
-    seed: int = 7,
+    stores: Stores = 100,
+    products: Products = 50,
+    seed: Seed = 7,
     as_of: datetime | None = None,
-    backfill_days: int = 0,
-    backfill_every_hours: int = 1,
+    backfill_days: BackfillDays = 0,
+    backfill_every_hours: BackfillEveryHours = 1,
     wait: bool = False,
 ) -> dict[str, Any]:
     """Take the stores' next reading at ``as_of`` (default now), after an optional backfill; with
-    ``wait``, return once Athena can read all of it."""
+    ``wait``, return once Athena can read all of it.
+
+    Args:
+        stores: Simulated stores (1 to 10,000).
+        products: Products per store (1 to 5,000).
+        seed: The simulation's seed: the same seed, the same stores and customers.
+        as_of: Reading time with a time zone, e.g. 2026-11-26T12:00:00Z; empty means now.
+        backfill_days: First write this many days of hourly history into the lake (0 to 400).
+        backfill_every_hours: Hours between backfilled readings (1 to 24).
+        wait: Return only once Athena counts every reading sent (up to Firehose's buffer plus 3 minutes).
+    """
     request = GenerateRequest.checked(
         stores=stores,
         products=products,
@@ -131,7 +157,9 @@ def _publish(report: IngestReport, stream: str) -> None:
         {"metric": "simulated clock", "value": report.sim_clock},
     ]
     create_table_artifact(
-        key="store-data-summary", table=rows, description=f"store-data run into Firehose stream {stream}"
+        key="store-data-summary",
+        table=[{"metric": r["metric"], "value": figure(r["value"])} for r in rows],
+        description=f"What this store-data run sent into Firehose stream {stream} ({report.rows_sent:,} readings)",
     )
     get_run_logger().info("run summary: %s", {r["metric"]: r["value"] for r in rows})
 
@@ -168,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         "wait": args.wait,
     }
     GenerateRequest.checked(**parameters)
-    load_settings()  # fail on bad settings before Prefect starts
+    settings = load_settings()  # fail on bad settings before Prefect starts
     quiet_expected_tracebacks()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         result = store_data(**parameters)
     print_summary(
         f"store-data: {args.stores} stores x {args.products} products, reading at {result['sim_clock']}",

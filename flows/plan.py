@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow
+from pydantic import Field
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
+from flows.run_names import plan_run_name
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
-from storeops.planning.models import PlanRequest, PlanWindow
+from storeops.planning.models import MAX_PLAN_STORES, LeadTimeHours, LookbackHours, MaxMessages, PlanRequest, PlanWindow
 from storeops.settings import load_settings
 from tasks.planning import invoke_planner, publish_plan
 
@@ -44,17 +47,34 @@ def build_event(
     return request.model_dump(mode="json", exclude_none=True)
 
 
-@flow(name="plan", description="Find store-product shortages in Athena and send dispatch requests.")
+@flow(
+    name="plan",
+    description="Find store-product shortages in Athena and send dispatch requests.",
+    flow_run_name=plan_run_name,
+    validate_parameters=True,
+)
+@fail_in_one_line
 def plan(
-    as_of: str | None = None,
-    lookback_hours: float = 24.0,
-    lead_time_hours: float = 24.0,
-    stores: list[str] | None = None,
+    as_of: datetime | None = None,
+    lookback_hours: LookbackHours = 24.0,
+    lead_time_hours: LeadTimeHours = 24.0,
+    stores: Annotated[list[str] | None, Field(max_length=MAX_PLAN_STORES)] = None,
     dry_run: bool = False,
-    max_messages: int = 10_000,
+    max_messages: MaxMessages = 10_000,
 ) -> dict[str, Any]:
-    """Invoke the planning Lambda (RequestResponse) and publish its result as artifacts."""
-    event = build_event(as_of, lookback_hours, lead_time_hours, stores, dry_run, max_messages)
+    """Invoke the planning Lambda (RequestResponse) and publish its result as artifacts.
+
+    Args:
+        as_of: Planning time with a time zone, e.g. 2026-11-26T12:00:00Z; empty means now. Not in the future.
+        lookback_hours: Window of readings and sales, in hours (more than 0, at most 744).
+        lead_time_hours: A product with fewer hours of cover than this is at risk (0 to 336).
+        stores: Plan only these store ids (e.g. S0001); empty means every store.
+        dry_run: Compute the shortages and show them; send and record nothing.
+        max_messages: At most this many dispatch requests, most urgent first (0 to 100,000).
+    """
+    event = build_event(
+        as_of.isoformat() if as_of else None, lookback_hours, lead_time_hours, stores, dry_run, max_messages
+    )
     env = prepare(load_settings())
     payload = invoke_planner(env.clients, env.resources.planning_function, event)
     publish_plan(payload)
@@ -76,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="compute shortages; send and record nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
+    parsed = None
     if args.as_of:
         try:
             parsed = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
@@ -84,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if parsed.tzinfo is None:
             parser.error("--as-of needs a time zone, e.g. 2026-11-26T12:00:00Z")
     build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_messages)
-    load_settings()
+    settings = load_settings()
     quiet_expected_tracebacks()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         payload = plan(
-            as_of=args.as_of,
+            as_of=parsed,
             lookback_hours=args.lookback_hours,
             lead_time_hours=args.lead_time_hours,
             stores=args.stores,

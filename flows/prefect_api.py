@@ -1,6 +1,7 @@
 """The Prefect API a flow CLI records its run in.
 
-``PREFECT_API_URL`` when it is set. Otherwise a temporary server for this CLI alone, as
+``PREFECT_API_URL`` when it is set; else the local server of ``python -m deployments.prefect_local
+up`` when it answers (fast, and the run shows in its UI). Otherwise a temporary server for this CLI alone, as
 Prefect would start one, except that it cannot outlive the CLI: the kernel sends it SIGTERM
 when the CLI dies, however it dies (Linux ``PR_SET_PDEATHSIG``; SIGKILL included), where
 Prefect's own temporary server is left running when its parent is killed.
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from deployments.prefect_local import running_api_url
 from deployments.processes import http_ok
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK
@@ -100,13 +102,31 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
-    """Run the block's flows against ``PREFECT_API_URL``, or a temporary server that dies with this CLI."""
+def prefect_api(local_home: Path | None = None) -> Iterator[str]:
+    """Run the block's flows against ``PREFECT_API_URL``, the local server ``prefect_local up`` runs
+    under ``local_home``, or a temporary server that dies with this CLI. Runs are tagged ``cli``."""
+    from prefect import tags
+
+    with _api(local_home) as api_url, tags("storeops", "cli"):
+        yield api_url
+
+
+@contextlib.contextmanager
+def _api(local_home: Path | None) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
         yield str(configured)
+        return
+    local = running_api_url(local_home) if local_home else None
+    if local:
+        print(f"recording this run in the local Prefect server, {local.removesuffix('/api')}", file=sys.stderr)
+        with temporary_settings(updates={PREFECT_API_URL: local}):
+            try:
+                yield local
+            finally:
+                _drain_prefect_workers()
         return
     server, api_url = start_temporary_server()
     try:

@@ -6,22 +6,37 @@ python -m flows.replay_dlq [--dry-run] [--limit N] [--json]
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from pydantic import Field
 
 from deployments.environment import prepare
 from flows.console import quiet_expected_tracebacks
+from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
+from flows.run_names import replay_dlq_run_name
 from storeops.cli import emit_json, positive_int, run_cli
 from storeops.dispatch.replay import move_back, reasons, receive_all, release, remove_canaries
 from storeops.settings import load_settings
 from storeops.sqs import SqsBatcher
+from tasks.artifacts import figure
 
 
-@flow(name="replay-dlq", description="Show the dead-letter queue by reason and move its messages back.")
-def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
+@flow(
+    name="replay-dlq",
+    description="Show the dead-letter queue by reason and move its messages back.",
+    flow_run_name=replay_dlq_run_name,
+)
+@fail_in_one_line
+def replay_dlq(dry_run: bool = False, limit: Annotated[int, Field(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
+    """Count the dead letters by reason; unless ``dry_run``, move them back to the dispatch queue.
+
+    Args:
+        dry_run: Only show what is there and why; move nothing.
+        limit: Look at this many dead letters at most (1 to 100,000).
+    """
     env = prepare(load_settings())
     sqs = env.clients.client("sqs")
     res = env.resources
@@ -35,15 +50,18 @@ def replay_dlq(dry_run: bool = False, limit: int = 10_000) -> dict[str, Any]:
     else:
         remove_canaries(batcher, res.dead_letter_queue_url, received)
         moved, failed = move_back(batcher, res.dispatch_queue_url, res.dead_letter_queue_url, letters)
-    rows = [{"reason": reason, "messages": count} for reason, count in by_reason.most_common()]
+    rows = [{"reason": reason, "messages": figure(count)} for reason, count in by_reason.most_common()]
+    outcome = (
+        f"dry run: {len(letters):,} would be moved back"
+        if dry_run
+        else f"{moved:,} moved back to the dispatch queue, {failed:,} failed"
+    )
     create_table_artifact(
         key="dead-letter-reasons",
-        table=rows or [{"reason": "(empty)", "messages": 0}],
-        description=f"{len(letters)} dead-lettered messages; {moved} moved back",
+        table=rows or [{"reason": "(empty)", "messages": "0"}],
+        description=f"{len(letters):,} dead-lettered messages by reason; {outcome}",
     )
-    get_run_logger().info(
-        "dead-letter queue: %d messages %s; moved back %d, failed %d", len(letters), dict(by_reason), moved, failed
-    )
+    get_run_logger().info("dead-letter queue: %d messages %s; %s", len(letters), dict(by_reason), outcome)
     return {
         "dead_letters": len(letters),
         "canaries_removed": len(received) - len(letters),
@@ -64,14 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=positive_int, default=10_000, help="at most this many messages (10000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
-    load_settings()
+    settings = load_settings()
     quiet_expected_tracebacks()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         result = replay_dlq(dry_run=args.dry_run, limit=args.limit)
     print(f"dead-letter queue: {result['dead_letters']} messages")
     for reason, count in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
         print(f"  {count:>6}  {reason}")
-    action = "left in place (dry run)" if args.dry_run else f"moved back to the dispatch queue: {result['moved']}"
+    action = (
+        f"dry run: {result['dead_letters']} would be moved back; left in place"
+        if args.dry_run
+        else f"moved back to the dispatch queue: {result['moved']}"
+    )
     print(action)
     if args.json:
         emit_json(result)

@@ -20,7 +20,7 @@ import argparse
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,9 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, ValidationError
 
 from flows.console import quiet_expected_tracebacks
+from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
+from flows.run_names import scenario_run_name
 from flows.trucks import run_trucks
 from storeops.cli import emit_json, positive_int, print_summary, run_cli
 from storeops.clock import VirtualClock, WallClock, hour_floor
@@ -53,17 +55,27 @@ FLEET = {
 }
 
 
+# The parameters' limits, in the flow's signature (the Run form) and in ScenarioRequest.
+Days = Annotated[int, Field(ge=1, le=60)]
+Stores = Annotated[int, Field(ge=1, le=2_000)]
+Products = Annotated[int, Field(ge=1, le=1_000)]
+PlanEveryHours = Annotated[int, Field(ge=1, le=24)]
+Seed = Annotated[int, Field(ge=0)]
+LookbackHours = Annotated[float, Field(gt=0, le=24 * 7)]
+LeadTimeHours = Annotated[float, Field(ge=0, le=24 * 7)]
+
+
 class ScenarioRequest(BaseModel):
     """The scenario's parameters, validated."""
 
-    days: int = Field(14, ge=1, le=60)
-    stores: int = Field(100, ge=1, le=2_000)
-    products: int = Field(50, ge=1, le=1_000)
-    plan_every_hours: int = Field(4, ge=1, le=24)
+    days: Days = 14
+    stores: Stores = 100
+    products: Products = 50
+    plan_every_hours: PlanEveryHours = 4
     policy: Policy = "storeops"
-    seed: int = Field(7, ge=0)
-    lookback_hours: float = Field(24.0, gt=0, le=24 * 7)
-    lead_time_hours: float = Field(24.0, ge=0, le=24 * 7)
+    seed: Seed = 7
+    lookback_hours: LookbackHours = 24.0
+    lead_time_hours: LeadTimeHours = 24.0
 
     @classmethod
     def checked(cls, **values: Any) -> ScenarioRequest:
@@ -75,18 +87,34 @@ class ScenarioRequest(BaseModel):
             ) from None
 
 
-@flow(name="scenario", description="Run the closed loop in virtual time and report the service level it reached.")
+@flow(
+    name="scenario",
+    description="Run the closed loop in virtual time and report the service level it reached.",
+    flow_run_name=scenario_run_name,
+)
+@fail_in_one_line
 def scenario(
-    days: int = 14,
-    stores: int = 100,
-    products: int = 50,
-    plan_every_hours: int = 4,
-    policy: str = "storeops",
-    seed: int = 7,
-    lookback_hours: float = 24.0,
-    lead_time_hours: float = 24.0,
+    days: Days = 14,
+    stores: Stores = 100,
+    products: Products = 50,
+    plan_every_hours: PlanEveryHours = 4,
+    policy: Policy = "storeops",
+    seed: Seed = 7,
+    lookback_hours: LookbackHours = 24.0,
+    lead_time_hours: LeadTimeHours = 24.0,
 ) -> dict[str, Any]:
-    """Simulate ``days`` days hour by hour with ``policy`` replenishing; return its service level."""
+    """Simulate ``days`` days hour by hour with ``policy`` replenishing; return its service level.
+
+    Args:
+        days: Virtual days to simulate, ending now (1 to 60).
+        stores: Simulated stores (1 to 2,000).
+        products: Products per store (1 to 1,000).
+        plan_every_hours: Virtual hours between planning runs (1 to 24).
+        policy: storeops (this planner), workshop (the original rule) or none (no replenishment).
+        seed: The simulation's seed: the same seed, the same customers for every policy.
+        lookback_hours: Each plan's window of readings and sales, in hours (more than 0, at most 168).
+        lead_time_hours: A product with fewer hours of cover is at risk (0 to 168).
+    """
     request = ScenarioRequest.checked(
         days=days,
         stores=stores,
@@ -222,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
     }
     ScenarioRequest.checked(**parameters)
-    load_settings()
+    settings = load_settings()
     quiet_expected_tracebacks()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         result = scenario(**parameters)
     print_summary(
         f"scenario: {args.policy}, {args.days} virtual days, {args.stores} stores x {args.products} products",

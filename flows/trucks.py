@@ -14,15 +14,18 @@ from __future__ import annotations
 import argparse
 import time
 from collections import deque
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
+from pydantic import Field
 
 from deployments.environment import Environment, prepare
 from flows.console import quiet_expected_tracebacks
+from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
+from flows.run_names import trucks_run_name
 from storeops.cli import emit_json, positive_float, positive_int, print_summary, run_cli
 from storeops.clock import Clock, WallClock
 from storeops.dispatch.config import WorkerConfig
@@ -30,25 +33,46 @@ from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, sto
 from storeops.dispatch.routing import FleetPolicy
 from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
 from storeops.settings import load_settings
+from tasks.artifacts import figure, utc_stamp
 
-ARTIFACT_EVERY_SECONDS = 60.0
+ARTIFACT_EVERY_SECONDS = 30.0  # the loads table and the run summary, while anything changes
+ARTIFACT_IDLE_SECONDS = 300.0  # and at least this often when nothing does ("updated at" moves on)
 UNTIL_EMPTY_MAX_FAILURES = 20  # a drain gives up after this many failed windows in a row; the long run never does
 RECENT_LOADS = 200
 
 
 class WindowObserver:
-    """Logs, events and artifacts for each window; keeps only a bounded list of recent loads."""
+    """Logs, events and live artifacts for each window; keeps only a bounded list of recent loads.
 
-    def __init__(self, worker: DispatchWorker, publish: bool = True) -> None:
+    The loads table (``truck-loads``) and the run summary (``truck-summary``) are republished every
+    ``ARTIFACT_EVERY_SECONDS`` while windows change the totals, every ``ARTIFACT_IDLE_SECONDS``
+    otherwise, and when the run stops.
+    """
+
+    def __init__(self, worker: DispatchWorker, totals: TruckTotals, publish: bool = True) -> None:
         self.worker = worker
+        self.totals = totals  # filled by the dispatch loop as windows complete
         self.publish = publish  # events and artifacts (a scenario only logs)
         self.logger = get_run_logger()
         self.recent: deque[LoadSummary] = deque(maxlen=RECENT_LOADS)
+        self.loads_seen = 0
+        self.started = time.monotonic()
         self.last_artifact = 0.0
+        self.published_windows_with_work = -1
+        self.windows_with_work = 0
 
     def __call__(self, report: WindowReport) -> None:
-        if report.received == 0:
-            return
+        if report.received:
+            self.windows_with_work += 1
+            self._log(report)
+            if self.publish:
+                self._emit_events(report)
+            self.recent.extend(report.loads)
+            self.loads_seen += len(report.loads)
+        if self.publish and self._artifacts_due():
+            self.publish_artifacts("running")
+
+    def _log(self, report: WindowReport) -> None:
         depth = self.worker.queue_depth()
         exceptional = {
             name: getattr(report, name)
@@ -82,33 +106,44 @@ class WindowObserver:
             report.oldest_age_s,
             report.seconds,
         )
-        if not self.publish:
-            return
+
+    def _emit_events(self, report: WindowReport) -> None:
         for load in report.loads:
             emit_event(
                 event="storeops.dispatch.load",
-                resource={"prefect.resource.id": f"storeops.load.{load.load_id}", "storeops.region": load.region},
+                resource={
+                    "prefect.resource.id": f"storeops.load.{load.load_id}",
+                    "prefect.resource.name": f"{load.truck_id}: {load.stops} stops, {load.units:,} units",
+                    "storeops.region": load.region,
+                },
                 payload={
                     "truck_id": load.truck_id,
                     "stops": load.stops,
                     "units": load.units,
                     "shortages": load.shortages,
+                    "km": load.distance_km,
                     "route": load.route,
                 },
             )
         for message_id, reason in report.dead_letter_reasons.items():
             emit_event(
                 event="storeops.dispatch.dead_lettered",
-                resource={"prefect.resource.id": f"storeops.message.{message_id}"},
-                payload={"reason": reason},
+                resource={
+                    "prefect.resource.id": f"storeops.message.{message_id}",
+                    "prefect.resource.name": f"dead-lettered: {reason[:80]}",
+                },
+                payload={"message_id": message_id, "reason": reason},
             )
-        self.recent.extend(report.loads)
-        if report.loads and time.monotonic() - self.last_artifact >= ARTIFACT_EVERY_SECONDS:
-            self.publish_loads()
 
-    def publish_loads(self) -> None:
-        if not self.recent:
-            return
+    def _artifacts_due(self) -> bool:
+        since = time.monotonic() - self.last_artifact
+        changed = self.windows_with_work != self.published_windows_with_work
+        return (changed and since >= ARTIFACT_EVERY_SECONDS) or since >= ARTIFACT_IDLE_SECONDS
+
+    def publish_artifacts(self, status: str) -> None:
+        """The loads table and the run summary as they are now; ``status`` is running or how it stopped."""
+        stamp = utc_stamp()
+        loads = list(self.recent)
         create_table_artifact(
             key="truck-loads",
             table=[
@@ -117,33 +152,48 @@ class WindowObserver:
                     "truck": x.truck_id,
                     "region": x.region,
                     "stops": x.stops,
-                    "units": x.units,
+                    "units": figure(x.units),
                     "shortages": x.shortages,
-                    "km": x.distance_km,
+                    "km": figure(x.distance_km, 1),
                     "route": x.route,
                 }
-                for x in self.recent
-            ],
-            description=f"The latest {len(self.recent)} truck loads dispatched",
+                for x in reversed(loads)  # newest first
+            ]
+            or [{"load": "(none yet)"}],
+            description=(
+                f"The latest {len(loads):,} of {self.loads_seen:,} truck loads dispatched by this run, newest first "
+                f"({status}, updated {stamp})"
+            ),
+        )
+        create_markdown_artifact(
+            key="truck-summary",
+            markdown=_summary_markdown(self.totals, status, time.monotonic() - self.started, stamp),
+            description=f"What the truck run has done so far ({status}, updated {stamp})",
         )
         self.last_artifact = time.monotonic()
+        self.published_windows_with_work = self.windows_with_work
 
 
-def _publish_summary(totals: TruckTotals) -> None:
+def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: str) -> str:
     ratio = f"{totals.trucks / totals.lower_bound_trucks:.2f}" if totals.lower_bound_trucks else "n/a"
-    create_markdown_artifact(
-        key="truck-summary",
-        markdown=(
-            f"## Truck dispatch run\n\n| | |\n|---|---|\n"
-            f"| messages received | {totals.messages_received} |\n| shortages dispatched | {totals.dispatched} |\n"
-            f"| trucks | {totals.trucks} (lower bound {totals.lower_bound_trucks}, ratio {ratio}) |\n"
-            f"| units shipped | {totals.units} |\n| duplicates skipped | {totals.duplicates_skipped} |\n"
-            f"| dead-lettered | {totals.dead_lettered} |\n| transient AWS errors | {totals.transient_errors} |\n"
-            f"| taken over from crashed windows | {totals.taken_over} |\n| windows fenced | {totals.fenced_windows} |\n"
-            f"| worn messages replaced | {totals.recycled} |\n| held by other windows | {totals.held_elsewhere} |\n"
-            f"| windows | {totals.windows} |\n| seconds | {totals.seconds} |\n| stopped by | {totals.stopped_by} |\n"
-        ),
-    )
+    rows = [
+        ("status", status),
+        ("messages received", figure(totals.messages_received)),
+        ("shortages dispatched", figure(totals.dispatched)),
+        ("trucks", f"{totals.trucks:,} (lower bound {totals.lower_bound_trucks:,}, ratio {ratio})"),
+        ("units shipped", figure(totals.units)),
+        ("duplicates skipped", figure(totals.duplicates_skipped)),
+        ("dead-lettered", figure(totals.dead_lettered)),
+        ("transient AWS errors", figure(totals.transient_errors)),
+        ("taken over from crashed windows", figure(totals.taken_over)),
+        ("windows fenced", figure(totals.fenced_windows)),
+        ("worn messages replaced", figure(totals.recycled)),
+        ("held by other windows", figure(totals.held_elsewhere)),
+        ("windows", figure(totals.windows)),
+        ("running for", f"{seconds:,.0f} s"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"## Truck dispatch run\n\nUpdated {stamp}.\n\n| | |\n|---|---|\n{table}\n"
 
 
 def run_trucks(
@@ -182,20 +232,23 @@ def run_trucks(
         business_clock=(departure or WallClock()).now,
         should_stop=lambda: stop.requested,
     )
-    observer = WindowObserver(worker, publish=report)
+    totals = TruckTotals()
+    observer = WindowObserver(worker, totals, publish=report)
     get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
+    if report:
+        observer.publish_artifacts("running")
     with stop_on_signals(stop):
-        totals = run_dispatch_loop(
+        run_dispatch_loop(
             worker,
             stop,
             until_empty=until_empty,
             max_seconds=max_seconds,
             observe=observer,
             max_consecutive_failures=UNTIL_EMPTY_MAX_FAILURES if until_empty else None,
+            totals=totals,
         )
     if report:
-        observer.publish_loads()
-        _publish_summary(totals)
+        observer.publish_artifacts(f"stopped by {totals.stopped_by}")
     result = totals.as_dict()
     if faults := c.injected_faults():  # only when STOREOPS_FAULT_INJECTION is set (drills, benchmarks)
         result["injected_faults"] = faults
@@ -203,18 +256,35 @@ def run_trucks(
     return result
 
 
-@flow(name="trucks", description="Drain the dispatch queue into truck loads, exactly once per shortage.")
+@flow(
+    name="trucks",
+    description="Drain the dispatch queue into truck loads, exactly once per shortage.",
+    flow_run_name=trucks_run_name,
+)
+@fail_in_one_line
 def trucks(
     until_empty: bool = False,
-    max_seconds: float | None = None,
-    window_messages: int = 500,
-    window_seconds: float = 10.0,
-    capacity_units: int = 4000,
-    max_stops: int = 8,
-    speed_kmh: float = 50.0,
-    minutes_per_stop: float = 20.0,
+    max_seconds: Annotated[float | None, Field(gt=0)] = None,
+    window_messages: Annotated[int, Field(ge=1, le=10_000)] = 500,
+    window_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0,
+    capacity_units: Annotated[int, Field(ge=1, le=100_000)] = 4000,
+    max_stops: Annotated[int, Field(ge=1, le=50)] = 8,
+    speed_kmh: Annotated[float, Field(gt=0, le=200)] = 50.0,
+    minutes_per_stop: Annotated[float, Field(ge=0, le=600)] = 20.0,
 ) -> dict[str, Any]:
-    """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty)."""
+    """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty).
+
+    Args:
+        until_empty: Stop once the queue is empty (a drain); otherwise run until stopped.
+        max_seconds: Stop after this many seconds; empty means no limit.
+        window_messages: Messages consolidated per window at most (1 to 10,000).
+        window_seconds: Seconds a window gathers messages; with the queue's lease and long poll it
+            must fit in the visibility timeout (10 s at the deployed values).
+        capacity_units: Units a truck carries (1 to 100,000).
+        max_stops: Stores a truck visits at most (1 to 50).
+        speed_kmh: Average road speed for ETAs, km/h.
+        minutes_per_stop: Unloading time per stop, minutes.
+    """
     return run_trucks(
         prepare(load_settings()),
         FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
@@ -238,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-stops", type=positive_int, default=8, help="stops per truck (8)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
-    load_settings()
+    settings = load_settings()
     quiet_expected_tracebacks()
-    with prefect_api():
+    with prefect_api(settings.local_home):
         totals = trucks(
             until_empty=args.until_empty,
             max_seconds=args.max_seconds,

@@ -13,6 +13,7 @@ from prefect.tasks import exponential_backoff
 
 from storeops.aws import AwsClients, describe_error
 from storeops.exceptions import StoreOpsError
+from tasks.artifacts import figures
 
 INVOKE_READ_TIMEOUT = 330.0  # the function's timeout (300 s) plus margin
 RETRYABLE_CODES = {
@@ -91,27 +92,38 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
 
 @task(name="publish-plan", cache_policy=NO_CACHE)
 def publish_plan(payload: dict[str, Any]) -> None:
-    """A table of the shortages and a markdown summary in the Prefect UI."""
+    """A table of the shortages and a markdown summary in the Prefect UI.
+
+    A dry run publishes under keys of its own (``plan-shortages-dry-run``...), labelled, so the
+    latest ``plan-shortages`` is always the latest plan that sent something.
+    """
+    dry_run = bool(payload["dry_run"])
+    suffix, label = ("-dry-run", "DRY RUN (nothing sent): ") if dry_run else ("", "")
     columns = ("store_id", "product_id", "product_name", "kind", "on_hand", "quantity", "hours_of_cover", "shortage_id")
-    rows = [{c: r.get(c) for c in columns} for r in payload["shortages"][:500]]
+    rows = [figures({c: r.get(c) for c in columns}) for r in payload["shortages"][:500]]
     create_table_artifact(
-        key="plan-shortages",
+        key=f"plan-shortages{suffix}",
         table=rows or [{c: None for c in columns}],
-        description=f"Shortages at {payload['as_of']} (first {len(rows)} of {payload['shortage_count']})",
+        description=(
+            f"{label}shortages at {payload['as_of']}: the first {len(rows):,} of {payload['shortage_count']:,}, "
+            "most urgent first"
+        ),
     )
-    kinds = "\n".join(f"| {k} | {v} |" for k, v in payload["shortages_by_kind"].items()) or "| none | 0 |"
+    kinds = "\n".join(f"| {k} | {v:,} |" for k, v in payload["shortages_by_kind"].items()) or "| none | 0 |"
     cost = payload["query_cost_usd"]
     create_markdown_artifact(
-        key="plan-summary",
+        key=f"plan-summary{suffix}",
         markdown=(
-            f"## Plan {payload['plan_id']}\n\n"
+            f"## {'Dry run of plan' if dry_run else 'Plan'} {payload['plan_id']}\n\n"
             f"Window `{payload['window_start']}` to `{payload['as_of']}`"
-            f"{' (dry run: nothing sent)' if payload['dry_run'] else ''}.\n\n"
+            f"{' (dry run: nothing sent, nothing recorded)' if dry_run else ''}.\n\n"
             f"| kind | shortages |\n|---|---|\n{kinds}\n\n"
-            f"- dispatch requests sent: **{payload['messages_sent']}** (deferred by max_messages: "
-            f"{payload['deferred']})\n"
+            f"- dispatch requests sent: **{payload['messages_sent']:,}** (deferred by max_messages: "
+            f"{payload['deferred']:,})\n"
             f"- Athena query `{payload['query_execution_id']}`: {payload['bytes_scanned']:,} "
             f"{payload['bytes_scanned_label']}, ${cost:.6f} at $5/TB (10 MB minimum per query)\n"
             f"- planning took {payload['seconds']:.2f} s in the function\n"
         ),
+        description=f"{label}plan {payload['plan_id']} at {payload['as_of']}: {payload['shortage_count']:,} shortages, "
+        f"{payload['messages_sent']:,} dispatch requests sent",
     )

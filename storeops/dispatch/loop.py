@@ -110,14 +110,16 @@ def run_dispatch_loop(
     observe: Callable[[WindowReport], None] = lambda _: None,
     sleep: Callable[[float], None] | None = None,
     max_consecutive_failures: int | None = None,
+    totals: TruckTotals | None = None,
 ) -> TruckTotals:
     """Process windows until stopped, out of time, or (``until_empty``) the queue holds nothing at all.
 
     An AWS error abandons the window (the worker sends its messages back in time) and the loop
     backs off; it keeps going however long the errors last, unless ``max_consecutive_failures``
-    bounds them. An observer that fails is logged and counted, never fatal.
+    bounds them. An observer that fails is logged and counted, never fatal. ``totals``, when given,
+    is filled as windows complete (an observer may read it while the loop runs).
     """
-    totals = TruckTotals()
+    totals = totals if totals is not None else TruckTotals()
     started = time.monotonic()
     failures = 0
     pause = sleep or stop.wait

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,17 +20,27 @@ CLOCK_SKEW = timedelta(minutes=5)
 PARTITION_SLACK = timedelta(hours=1)
 
 
+# The limits of a plan's parameters, shared by the Lambda event and the plan flow's signature
+# (whose JSON schema is the Prefect Run form, enforced by the deployment).
+LookbackHours = Annotated[float, Field(gt=0, le=24 * 31, description="Window of readings and sales, in hours.")]
+LeadTimeHours = Annotated[
+    float, Field(ge=0, le=24 * 14, description="A product with fewer hours of cover than this is at risk.")
+]
+MaxMessages = Annotated[int, Field(ge=0, le=100_000, description="At most this many dispatch requests, by priority.")]
+MAX_PLAN_STORES = 1000
+
+
 class PlanRequest(BaseModel):
     """The planning event; every field optional and validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     as_of: AwareDatetime | None = Field(None, description="Planning time (default: now); not in the future.")
-    lookback_hours: float = Field(24.0, gt=0, le=24 * 31, description="Window of readings and sales.")
-    lead_time_hours: float = Field(24.0, ge=0, le=24 * 14, description="at_risk below this many hours of cover.")
-    stores: tuple[str, ...] = Field((), max_length=1000, description="Restrict to these store ids.")
+    lookback_hours: LookbackHours = 24.0
+    lead_time_hours: LeadTimeHours = 24.0
+    stores: tuple[str, ...] = Field((), max_length=MAX_PLAN_STORES, description="Restrict to these store ids.")
     dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
-    max_messages: int = Field(10_000, ge=0, le=100_000, description="At most this many requests, by priority.")
+    max_messages: MaxMessages = 10_000
     policy: Literal["storeops", "workshop"] = Field(
         "storeops",
         description="storeops: shortages not already requested or on their way; workshop: the original "

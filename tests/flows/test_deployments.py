@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deployments.prefect_local import WORK_POOL, LocalPrefect
-from tests.conftest import ROOT, free_port, run_cli
+from tests.conftest import ROOT, free_port, run_cli, wait_for
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow
@@ -72,6 +72,19 @@ def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tup
     )
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
     runs = _flow_runs(server.api_url)
-    states = {run["name"]: run["state_type"] for run in runs}
-    assert len(runs) == len(RUNS), states
+    ran = [run for run in runs if run["state_type"] != "SCHEDULED"]
+    states = {run["name"]: run["state_type"] for run in ran}
+    assert len(ran) == len(RUNS), states
     assert set(states.values()) == {"COMPLETED"}, states
+    # Named by what they did, not `tested-mole`.
+    assert any(name.startswith("readings 5x4 ") for name in states), states
+    assert any(name.startswith("drain ") for name in states), states
+    # The drained truck run completed, so truck-dispatch's trigger scheduled its replacement.
+    truck_dispatch = next(run["deployment_id"] for run in ran if run["name"].startswith("drain "))
+    wait_for(
+        lambda: [r for r in _flow_runs(server.api_url) if r["state_type"] == "SCHEDULED"],
+        timeout=60,
+        interval=1.0,
+    )
+    scheduled = [run for run in _flow_runs(server.api_url) if run["state_type"] == "SCHEDULED"]
+    assert [run["deployment_id"] for run in scheduled] == [truck_dispatch]

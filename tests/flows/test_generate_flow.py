@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flows.generate import store_data
-from storeops.exceptions import ValidationFailed
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 
@@ -61,7 +60,10 @@ def test_store_data_publishes_a_summary_artifact(flow_env: LocalStack) -> None:
 
 
 def test_invalid_parameters_fail_the_flow_clearly(flow_env: LocalStack) -> None:
-    with pytest.raises(ValidationFailed, match="stores"):
+    """The signature's limits reject the value before the body runs (as the Run form does)."""
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match="stores: Input should be greater than or equal to 1"):
         store_data(stores=0)
 
 

@@ -24,14 +24,19 @@ def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> N
     assert result["shortage_count"] > 0
     assert result["messages_sent"] == 0
     assert sum(result["shortages_by_kind"].values()) == result["shortage_count"]
-    table = Artifact.get("plan-shortages")
-    summary = Artifact.get("plan-summary")
+    table = Artifact.get("plan-shortages-dry-run")
+    summary = Artifact.get("plan-summary-dry-run")
     assert table is not None
     assert summary is not None
+    assert str(table.description).startswith("DRY RUN (nothing sent): shortages at ")
     assert "$5/TB" in str(summary.data)
+    assert "Dry run of plan" in str(summary.data)
 
     sent = plan()
     assert sent["messages_sent"] == sent["shortage_count"] > 0
+    latest = Artifact.get("plan-summary")  # the latest real plan, never a dry run
+    assert latest is not None
+    assert str(latest.description).startswith(f"plan {sent['plan_id']} ")
     again = plan()
     assert again["messages_sent"] == 0  # the ledger holds the open requests
 

@@ -37,6 +37,40 @@ def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack
     assert ran["units_delivered"] == 0  # the trucks are still on the road (ETAs are minutes to hours away)
 
 
+def test_the_truck_artifacts_are_live_while_the_run_works(
+    flow_env: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published when the run starts, after windows that did work (every 30 s when deployed; at
+    once here), and when it stops; each says its status and when it was updated."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    import flows.trucks
+
+    monkeypatch.setattr(flows.trucks, "ARTIFACT_EVERY_SECONDS", 0.0)
+    send(flow_env, [r.model_dump_json() for r in requests_for(flow_env, 30)])
+    state = trucks(until_empty=True, window_messages=10, window_seconds=1, return_state=True)
+    totals = state.result()
+    assert totals["dispatched"] == 30
+
+    def versions(key: str) -> list[str]:
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[key]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                )
+            )
+        return [str(a.description) for a in sorted(found, key=lambda a: a.created or 0)]
+
+    summaries = versions("truck-summary")
+    assert summaries[0].startswith("What the truck run has done so far (running, updated ")
+    assert summaries[-1].startswith("What the truck run has done so far (stopped by queue empty, updated ")
+    assert len(summaries) == 1 + 3 + 1  # the start, each of the 3 windows that received messages, the stop
+    loads = versions("truck-loads")[-1]
+    assert f"of {totals['trucks']:,} truck loads dispatched by this run, newest first (stopped by" in loads
+
+
 def test_replay_flow_moves_dead_letters_back(flow_env: LocalStack) -> None:
     send(flow_env, ["{broken", "[]"], queue=flow_env.resources.dead_letter_queue_url)
     shown = replay_dlq(dry_run=True)

@@ -1,0 +1,49 @@
+"""Run names that say what a run does, e.g. ``plan 24h dry run 16:45``, instead of ``tested-mole``.
+
+Prefect calls these when it creates a run (``flow_run_name=``); they read the run's parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.runtime import flow_run
+
+
+def _parameters() -> dict[str, Any]:
+    return dict(flow_run.parameters or {})
+
+
+def _at() -> str:
+    scheduled = flow_run.scheduled_start_time
+    moment = scheduled if isinstance(scheduled, datetime) else datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%H:%M")
+
+
+def store_data_run_name() -> str:
+    p = _parameters()
+    backfill = f" +{p['backfill_days']}d backfill" if p.get("backfill_days") else ""
+    return f"readings {p.get('stores', 100)}x{p.get('products', 50)}{backfill} {_at()}"
+
+
+def plan_run_name() -> str:
+    p = _parameters()
+    dry = " dry run" if p.get("dry_run") else ""
+    stores = f" {len(p['stores'])} stores" if p.get("stores") else ""
+    return f"plan {p.get('lookback_hours', 24):g}h{stores}{dry} {_at()}"
+
+
+def trucks_run_name() -> str:
+    p = _parameters()
+    mode = "drain" if p.get("until_empty") else "trucks"
+    return f"{mode} {_at()}"
+
+
+def replay_dlq_run_name() -> str:
+    return f"dead letters{' dry run' if _parameters().get('dry_run') else ' replay'} {_at()}"
+
+
+def scenario_run_name() -> str:
+    p = _parameters()
+    return f"scenario {p.get('policy', 'storeops')} {p.get('days', 14)}d {p.get('stores', 100)}x{p.get('products', 50)}"
