@@ -173,7 +173,9 @@ def _wait(clients: AwsClients, stack_name: str, progress: Progress, timeout: flo
 
 
 # Parameters the deployer always sets itself; the others keep their value unless overridden.
-MANAGED_PARAMETERS = frozenset({"LambdaCodeBucket", "LambdaCodeKey", "PandasLayerArn", "ScannedBytesSource"})
+MANAGED_PARAMETERS = frozenset(
+    {"LambdaCodeBucket", "LambdaCodeKey", "LakeBucketExists", "PandasLayerArn", "ScannedBytesSource"}
+)
 
 
 def template_parameters(clients: AwsClients, template: str) -> set[str]:
@@ -271,6 +273,7 @@ def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrid
     ensure_artifacts_bucket(clients, bucket, settings.region)
     upload_package(clients, bucket, package)
     managed = {
+        "LakeBucketExists": _lake_bucket_exists(clients, settings, account, existing, progress),
         "LambdaCodeBucket": bucket,
         "LambdaCodeKey": package.s3_key,
         "PandasLayerArn": pandas_layer_arn(clients, settings, progress),
@@ -324,6 +327,23 @@ def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrid
         package_key=package.s3_key,
         seconds=round(time.monotonic() - started, 2),
     )
+
+
+def _lake_bucket_exists(
+    clients: AwsClients, settings: Settings, account: str, stack: dict[str, Any] | None, progress: Progress
+) -> str:
+    """``LakeBucketExists``: what the stack said before, or, for a new stack, whether a lake retained
+    from an earlier stack of this name is there to adopt."""
+    if stack is not None:
+        before = {str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in stack.get("Parameters", [])}
+        return before.get("LakeBucketExists", "false")
+    lake = lake_bucket_name(settings, account)
+    try:
+        clients.client("s3").head_bucket(Bucket=lake)
+    except ClientError:
+        return "false"
+    progress(f"using the data lake s3://{lake} that an earlier stack {settings.stack_name} left (its data is kept)")
+    return "true"
 
 
 def lake_bucket_name(settings: Settings, account: str) -> str:

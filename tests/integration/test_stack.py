@@ -197,6 +197,29 @@ def test_the_lake_outlives_its_stack_and_delete_removes_it(local_stack: LocalSta
     assert not {b for b in _buckets(local_stack.clients) if b.startswith(local_stack.settings.stack_name + "-")}
 
 
+def test_a_new_stack_uses_the_lake_an_earlier_one_left(local_stack: LocalStack) -> None:
+    """Deleted from the console, deployed again: the retained lake is adopted with its data."""
+    lake = local_stack.resources.data_lake_bucket
+    s3 = local_stack.clients.client("s3")
+    s3.put_object(Bucket=lake, Key="inventory/dt=2026-11-27/hour=10/history.json.gz", Body=b"x")
+    local_stack.clients.client("cloudformation").delete_stack(StackName=local_stack.settings.stack_name)
+    wait_for(lambda: _stack_gone(local_stack), timeout=60)
+
+    result = run_cli(["-m", "deployments.stack", "deploy", "--json"], env=local_stack.env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"using the data lake s3://{lake} that an earlier stack" in result.stderr + result.stdout
+    outputs = json.loads(result.stdout.strip().splitlines()[-1])["outputs"]
+    assert outputs["DataLakeBucket"] == lake
+    assert s3.list_objects_v2(Bucket=lake, Prefix="inventory/")["KeyCount"] == 1  # the data is still there
+    again = deploy(local_stack.settings, local_stack.clients)  # an update keeps using it
+    assert again.action == "unchanged"
+    put = local_stack.clients.client("firehose").put_record_batch(
+        DeliveryStreamName=local_stack.resources.delivery_stream, Records=[{"Data": b"{}"}]
+    )
+    assert put["FailedPutCount"] == 0
+    wait_for(lambda: s3.list_objects_v2(Bucket=lake, Prefix="inventory/")["KeyCount"] == 2, timeout=30)
+
+
 def _stack_gone(stack: LocalStack) -> bool:
     from storeops.aws import describe_stack
 
