@@ -222,8 +222,13 @@ class LocalPrefect:
                 names.append(automation.name)
         return names
 
-    def ensure_truck_run(self) -> str:
-        """Create a truck run unless one is scheduled, waiting or running; says which."""
+    def ensure_truck_run(self, redeployed: bool = False) -> str:
+        """Create a truck run unless one is scheduled, waiting or running; says which.
+
+        After a deploy (which recreates the triggers and forgets the heartbeat window they kept),
+        a run that is Running with no flow-run process of this server is a zombie no trigger will
+        replace: a new run is created; it waits for the slot the zombie automation frees.
+        """
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
             DeploymentFilter,
@@ -242,14 +247,29 @@ class LocalPrefect:
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))),
             )
-            if runs:
+            orphaned = (
+                redeployed
+                and bool(runs)
+                and all(r.state_type == StateType.RUNNING for r in runs)
+                and not self.flow_run_processes()
+            )
+            if runs and not orphaned:
                 return f"already there: {runs[0].name} ({runs[0].state_name})"
             run = client.create_flow_run_from_deployment(deployment.id)
-            return f"created: {run.name}"
+            return f"created: {run.name}" + (f" (replacing {runs[0].name}, whose process is gone)" if orphaned else "")
+
+    def _ours(self, pid: int | None) -> bool:
+        """``pid`` runs and was started for this server (a PID in pids.json may have been reused)."""
+        if pid is None or not process_alive(pid):
+            return False
+        try:
+            return f"{OWNER_VARIABLE}={self.home}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
 
     def start_worker(self) -> int:
         running = self.pids().get("worker")
-        if running is not None and process_alive(running):
+        if running is not None and self._ours(running):
             return running
         return self._spawn("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL])
 
@@ -271,18 +291,32 @@ class LocalPrefect:
         return found
 
     def stop(self) -> list[str]:
-        """Stop flow runs (SIGTERM: they finish their window), then the worker, then the server."""
-        stopped = []
-        runs = self.flow_run_processes()
-        for pid in runs:
-            signal_group(pid, signal.SIGTERM)
-        for pid in runs:
-            if not wait_gone(pid, 30):
-                signal_group(pid, signal.SIGKILL)
-        if runs:
-            stopped.append(f"{len(runs)} flow run process(es)")
-        for name in ("worker", "server"):
-            process = self.pids().get(name)
+        """Stop the worker from taking runs, then the flow runs (SIGTERM: they finish their window,
+        in parallel, until none is left), then the worker and the server; only processes started
+        for this server (a PID file may be stale)."""
+        stopped: list[str] = []
+        worker = self.pids().get("worker")
+        worker = worker if self._ours(worker) else None
+        if worker is not None:
+            signal_group(worker, signal.SIGTERM)  # the first SIGTERM: it stops polling for runs
+        runs_stopped: set[int] = set()
+        for _ in range(5):  # a run the worker started in the meantime is found on the next pass
+            runs = [pid for pid in self.flow_run_processes() if pid != worker]
+            if not runs:
+                break
+            for pid in runs:
+                signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while any(process_alive(pid) for pid in runs) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for pid in runs:
+                if process_alive(pid):
+                    signal_group(pid, signal.SIGKILL)
+            runs_stopped.update(runs)
+        if runs_stopped:
+            stopped.append(f"{len(runs_stopped)} flow run process(es)")
+        server = self.pids().get("server")
+        for name, process in (("worker", worker), ("server", server if self._ours(server) else None)):
             if process is None or not process_alive(process):
                 continue
             signal_group(process, signal.SIGTERM)
@@ -317,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploying stack {settings.stack_name} ({settings.target}) if it is missing...", flush=True)
         prepare(settings)  # before the worker, so the first scheduled runs find the stack
         worker = None if args.no_worker else local.start_worker()
-        truck_run = "not started (no worker)" if worker is None else local.ensure_truck_run()
+        truck_run = "not started (no worker)" if worker is None else local.ensure_truck_run(redeployed=deployed)
         print(f"Prefect UI: http://{LOOPBACK}:{args.port}  (API {local.api_url})")
         print(f"worker: {'not started' if worker is None else f'PID {worker}'}; logs in {local.home}")
         print(f"truck run: {truck_run}")

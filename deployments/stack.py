@@ -28,7 +28,14 @@ from botocore.exceptions import ClientError
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from deployments.pandas_layer import find_layer
 from deployments.verify import verify
-from storeops.aws import STABLE_STACK_STATES, AwsClients, describe_error, describe_stack, stack_outputs
+from storeops.aws import (
+    STABLE_STACK_STATES,
+    AwsClients,
+    StackResources,
+    describe_error,
+    describe_stack,
+    stack_outputs,
+)
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.settings import Settings, load_settings
@@ -240,11 +247,17 @@ def deploy(
 
     ``overrides`` sets template parameters (e.g. ``BytesScannedCutoffPerQuery``); a later deploy
     without them keeps their values. Deploys of one stack take turns (``stack_lock``); with
-    ``only_if_missing`` a stack that exists by the time this one's turn comes is left as it is.
+    ``only_if_missing`` a stack that exists with every output by the time this one's turn comes
+    is left as it is.
     """
     with stack_lock(settings):
         if only_if_missing and _stack_status(clients, settings.stack_name) in STABLE_STACK_STATES:
-            return DeployResult(settings.stack_name, "exists", stack_outputs(clients, settings.stack_name))
+            try:
+                StackResources.load(clients, settings.stack_name)
+            except StackError:  # deployed from an older template: update it
+                pass
+            else:
+                return DeployResult(settings.stack_name, "exists", stack_outputs(clients, settings.stack_name))
         return _deploy(settings, clients, progress, overrides or {})
 
 

@@ -35,18 +35,21 @@ from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
 from storeops.settings import load_settings
 from tasks.artifacts import figure, utc_stamp
 
-ARTIFACT_EVERY_SECONDS = 30.0  # the loads table and the run summary, while anything changes
-ARTIFACT_IDLE_SECONDS = 300.0  # and at least this often when nothing does ("updated at" moves on)
+ARTIFACT_EVERY_SECONDS = 30.0  # the run summary, while windows do work
+LOADS_EVERY_SECONDS = 120.0  # the loads table (each version is kept: ~720 a day at most, of 100 rows)
+ARTIFACT_IDLE_SECONDS = 300.0  # both at least this often when nothing changes ("updated at" moves on)
 UNTIL_EMPTY_MAX_FAILURES = 20  # a drain gives up after this many failed windows in a row; the long run never does
-RECENT_LOADS = 200
+RECENT_LOADS = 100
 
 
 class WindowObserver:
     """Logs, events and live artifacts for each window; keeps only a bounded list of recent loads.
 
-    The loads table (``truck-loads``) and the run summary (``truck-summary``) are republished every
-    ``ARTIFACT_EVERY_SECONDS`` while windows change the totals, every ``ARTIFACT_IDLE_SECONDS``
-    otherwise, and when the run stops.
+    The run summary (``truck-summary``) is republished every ``ARTIFACT_EVERY_SECONDS`` while
+    windows change the totals, the loads table (``truck-loads``) every ``LOADS_EVERY_SECONDS``,
+    both every ``ARTIFACT_IDLE_SECONDS`` otherwise and when the run stops. Prefect keeps every
+    version, so the cadence bounds what a long run stores. A failure to publish is logged, never
+    fatal.
     """
 
     def __init__(self, worker: DispatchWorker, totals: TruckTotals, publish: bool = True) -> None:
@@ -58,6 +61,7 @@ class WindowObserver:
         self.loads_seen = 0
         self.started = time.monotonic()
         self.last_artifact = 0.0
+        self.last_loads = 0.0
         self.published_windows_with_work = -1
         self.windows_with_work = 0
 
@@ -141,8 +145,25 @@ class WindowObserver:
         return (changed and since >= ARTIFACT_EVERY_SECONDS) or since >= ARTIFACT_IDLE_SECONDS
 
     def publish_artifacts(self, status: str) -> None:
-        """The loads table and the run summary as they are now; ``status`` is running or how it stopped."""
-        stamp = utc_stamp()
+        """The run summary (and the loads table when due) as they are now; ``status`` is running or
+        how it stopped. Never raises: the trucks matter more than their report."""
+        final = status != "running"
+        try:
+            stamp = utc_stamp()
+            since_loads = time.monotonic() - self.last_loads
+            if final or since_loads >= LOADS_EVERY_SECONDS or self.last_loads == 0.0:
+                self._publish_loads(status, stamp)
+            create_markdown_artifact(
+                key="truck-summary",
+                markdown=_summary_markdown(self.totals, status, time.monotonic() - self.started, stamp),
+                description=f"What the truck run has done so far ({status}, updated {stamp})",
+            )
+        except Exception as exc:  # the API being briefly away must not stop the trucks
+            self.logger.warning("publishing the truck artifacts failed: %s", exc)
+        self.last_artifact = time.monotonic()
+        self.published_windows_with_work = self.windows_with_work
+
+    def _publish_loads(self, status: str, stamp: str) -> None:
         loads = list(self.recent)
         create_table_artifact(
             key="truck-loads",
@@ -165,13 +186,7 @@ class WindowObserver:
                 f"({status}, updated {stamp})"
             ),
         )
-        create_markdown_artifact(
-            key="truck-summary",
-            markdown=_summary_markdown(self.totals, status, time.monotonic() - self.started, stamp),
-            description=f"What the truck run has done so far ({status}, updated {stamp})",
-        )
-        self.last_artifact = time.monotonic()
-        self.published_windows_with_work = self.windows_with_work
+        self.last_loads = time.monotonic()
 
 
 def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: str) -> str:

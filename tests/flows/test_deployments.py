@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -41,6 +42,7 @@ def prefect_server(local_stack: LocalStack) -> Iterator[tuple[LocalPrefect, dict
         down = run_cli(["-m", "deployments.prefect_local", "down", "--port", str(port)], env=env)
         assert down.returncode == 0, down.stderr[-2000:]
         assert not local.healthy()
+        shutil.rmtree(local.home, ignore_errors=True)  # its database: the next server starts empty
 
 
 def _flow_runs(api_url: str) -> list[dict]:

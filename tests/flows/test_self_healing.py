@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import urllib.error
@@ -84,6 +85,7 @@ def server(emulator: LocalAws) -> Iterator[Server]:
         server.cli("down")
         assert not server.local.healthy()
         assert not server.local.flow_run_processes()
+        shutil.rmtree(server.local.home, ignore_errors=True)  # its database: the next server starts empty
 
 
 def test_up_starts_exactly_one_truck_run(server: Server) -> None:
