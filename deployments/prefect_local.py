@@ -41,6 +41,8 @@ AUTOMATIONS_FILE = "automations.yaml"
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 # SQLite: wait for a lock up to 60 s instead of failing the request with "database is locked".
 SQLITE_LOCK_WAIT_SECONDS = "60"
+SLOT_RETRY_SECONDS = 5
+WORKER_POLL_SECONDS = 5
 # Every process `up` starts, and the flow runs its worker starts (each in a session of its own,
 # and alive after their worker dies), carry this variable set to the server's home.
 OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
@@ -109,6 +111,10 @@ class LocalPrefect:
             "PREFECT_SERVER_API_PORT": str(self.port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
+            # A replacement truck run that finds its slot still held (the zombie's crash lands a moment
+            # later) tries again after 5 s rather than up to 30 s; the worker polls every 5 s, not 10.
+            "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": str(SLOT_RETRY_SECONDS),
+            "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_SECONDS),
             OWNER_VARIABLE: str(self.home),  # marks the processes `down` stops, flow runs included
         }
         if self.database_url:
