@@ -17,15 +17,13 @@ prefect.yaml or the artifacts.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from deployments.prefect_local import local_prefect_home, running_api_url
+from deployments.prefect_local import api_post, local_prefect_home, running_api_url
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StoreOpsError
 from storeops.settings import LOOPBACK, load_settings, project_root
@@ -36,14 +34,7 @@ class CheckFailed(StoreOpsError):
 
 
 def _api(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{api_url}{path}",
-        data=json.dumps(body or {}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    return api_post(api_url, path, body)
 
 
 def _deployment(api_url: str, name: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,19 @@ WORKER_POLL_SECONDS = 5
 # Every process `up` starts, and the flow runs its worker starts (each in a session of its own,
 # and alive after their worker dies), carry this variable set to the server's home.
 OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
+
+
+def api_post(api_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+    """POST JSON to a Prefect server's REST API (e.g. ``/flow_runs/filter``); the decoded answer.
+    An HTTP error status raises ``urllib.error.HTTPError``."""
+    request = urllib.request.Request(  # noqa: S310 - the http:// API of a Prefect server
+        f"{api_url}{path}",
+        data=json.dumps(body or {}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
+        return json.loads(response.read())
 
 
 def local_prefect_home(local_home: Path) -> Path:
@@ -196,24 +211,20 @@ class LocalPrefect:
 
     def _has_deployments(self) -> bool:
         import yaml
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         declared = yaml.safe_load((project_root() / "prefect.yaml").read_text())["deployments"]
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+        with self._client() as client:
             present = {deployment.name for deployment in client.read_deployments()}
         return {d["name"] for d in declared} <= present
 
     def apply_automations(self) -> list[str]:
         """Create or update (by name) the automations in ``automations.yaml``; their names."""
         import yaml
-        from prefect.client.orchestration import get_client
         from prefect.events.schemas.automations import AutomationCore
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]
         names = []
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+        with self._client() as client:
             for data in declared:
                 automation = AutomationCore.model_validate(data)
                 existing = client.read_automations_by_name(automation.name)
@@ -235,7 +246,6 @@ class LocalPrefect:
         a run that is Running with no flow-run process of this server is a zombie no trigger will
         replace: a new run is created; it waits for the slot the zombie automation frees.
         """
-        from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterId,
@@ -244,10 +254,9 @@ class LocalPrefect:
             FlowRunFilterStateType,
         )
         from prefect.client.schemas.objects import StateType
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+        with self._client() as client:
             deployment = client.read_deployment_by_name(TRUCK_DEPLOYMENT)
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
@@ -263,6 +272,15 @@ class LocalPrefect:
                 return f"already there: {runs[0].name} ({runs[0].state_name})"
             run = client.create_flow_run_from_deployment(deployment.id)
             return f"created: {run.name}" + (f" (replacing {runs[0].name}, whose process is gone)" if orphaned else "")
+
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Any]:
+        """A synchronous Prefect client for this server's API."""
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            yield client
 
     def _ours(self, pid: int | None) -> bool:
         """``pid`` runs and was started for this server (a PID in pids.json may have been reused)."""
@@ -281,7 +299,6 @@ class LocalPrefect:
 
     def flow_run_processes(self) -> list[int]:
         """PIDs of the flow runs started by this server's workers (found by OWNER_VARIABLE)."""
-        marker = f"{OWNER_VARIABLE}={self.home}".encode()
         known = set(self.pids().values())
         found = []
         for proc in Path("/proc").glob("[0-9]*"):
@@ -290,10 +307,10 @@ class LocalPrefect:
                 continue
             try:
                 is_flow_run = b"prefect.engine" in (proc / "cmdline").read_bytes()
-                if is_flow_run and marker in (proc / "environ").read_bytes().split(b"\0"):
-                    found.append(pid)
-            except OSError:  # gone, or not ours to read
+            except OSError:  # gone meanwhile
                 continue
+            if is_flow_run and self._ours(pid):
+                found.append(pid)
         return found
 
     def stop(self) -> list[str]:

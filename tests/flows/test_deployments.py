@@ -6,13 +6,12 @@ import json
 import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from deployments.prefect_local import WORK_POOL, LocalPrefect
+from deployments.prefect_local import WORK_POOL, LocalPrefect, api_post
 from tests.conftest import ROOT, free_port, run_cli, wait_for
 from tests.integration.conftest import LocalStack
 
@@ -46,14 +45,7 @@ def prefect_server(local_stack: LocalStack) -> Iterator[tuple[LocalPrefect, dict
 
 
 def _flow_runs(api_url: str) -> list[dict]:
-    request = urllib.request.Request(
-        f"{api_url}/flow_runs/filter",
-        data=json.dumps({"limit": 50}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return list(json.loads(response.read()))
+    return list(api_post(api_url, "/flow_runs/filter", {"limit": 50}, timeout=10))
 
 
 def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tuple[LocalPrefect, dict]) -> None:

@@ -8,13 +8,11 @@ window, heartbeats every 30 s. Only the scheduler is off (no store-data or plan 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,13 @@ from typing import Any
 import pytest
 
 from deployments.localaws import LocalAws
-from deployments.prefect_local import SLOT_RETRY_SECONDS, WORKER_POLL_SECONDS, LocalPrefect, local_prefect_home
+from deployments.prefect_local import (
+    SLOT_RETRY_SECONDS,
+    WORKER_POLL_SECONDS,
+    LocalPrefect,
+    api_post,
+    local_prefect_home,
+)
 from tests.conftest import free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.flow
@@ -35,14 +39,7 @@ class Server:
         self.local, self.env = local, env
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        request = urllib.request.Request(
-            f"{self.local.api_url}{path}",
-            data=json.dumps(body or {}).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+        return api_post(self.local.api_url, path, body)
 
     def deployment_id(self, name: str) -> str:
         return str(next(d["id"] for d in self.call("/deployments/filter") if d["name"] == name))
