@@ -145,20 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if api_url is None else int(api_url.rsplit(":", 1)[1].split("/")[0])
     # `up` is idempotent: on a server that is already up it starts only what is missing (a worker).
     print(f"bringing up the local Prefect server on port {port}...", flush=True)
-    up = subprocess.run(
-        [sys.executable, "-m", "deployments.prefect_local", "up", "--port", str(port)],
-        cwd=project_root(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if up.returncode != 0:
-        raise CheckFailed(f"prefect_local up failed: {(up.stderr or up.stdout).strip().splitlines()[-1:]}")
-    api_url = f"http://{LOOPBACK}:{port}/api"
-    ui = api_url.removesuffix("/api")
     began = time.monotonic()
-    try:
-        results = check(ui, api_url, args.chromium, shots)
+    try:  # a failed `up` may have started the server already: `down` runs whatever happens
+        up = subprocess.run(
+            [sys.executable, "-m", "deployments.prefect_local", "up", "--port", str(port)],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if up.returncode != 0:
+            raise CheckFailed(f"prefect_local up failed: {(up.stderr or up.stdout).strip().splitlines()[-1:]}")
+        api_url = f"http://{LOOPBACK}:{port}/api"
+        results = check(api_url.removesuffix("/api"), api_url, args.chromium, shots)
     finally:
         if started_here:
             subprocess.run(
