@@ -8,12 +8,15 @@ since the previous reading (exactly the time elapsed, 6 h at most after a long p
 the truck stops that arrived by then. On the deployment's every-minute schedule each reading
 reports about a minute of sales. With ``wait`` the run returns only when Athena can read every
 reading it sent (Firehose buffers them for up to its buffer interval, 60 s by default), so a
-plan that follows sees them.
+plan that follows sees them. The stores are worked through a chunk at a time (load its state,
+read, send, save), so memory grows with a chunk, not with the catalog; ``peak_rss_mb`` in the
+result is the process's peak resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -113,27 +116,28 @@ def store_data(
     now = request.as_of or WallClock().now()
     env = prepare(load_settings())
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
-    store = SimulationStore(s3, bucket)
     config = SimulationConfig(request.stores, request.products, request.seed)
-    catalog, state, etag = load_simulation(store, config, now)
+    simulation = load_simulation(SimulationStore(s3, bucket), config, now)
     backfilled: IngestReport | None = None
     if request.backfill_days:
-        state, backfilled = backfill_history(
-            catalog, s3, bucket, request.backfill_days, hour_floor(now), request.backfill_every_hours
+        simulation, backfilled = backfill_history(
+            simulation, s3, bucket, request.backfill_days, hour_floor(now), request.backfill_every_hours
         )
-    publish_directory(s3, bucket, catalog)
+    publish_directory(s3, bucket, simulation.catalog)
     sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream)
     try:
-        report = send_readings(catalog, state, sender, [now], deliveries_from(s3, bucket, catalog, state))
+        report = send_readings(simulation, sender, [now], deliveries_from(s3, bucket, simulation))
     except DeliveryError:
-        save_simulation(store, config, state, etag)  # the sales happened: do not replay them
+        save_simulation(simulation)  # the chunks read so far were saved (their sales happened): record it
         raise
-    save_simulation(store, config, state, etag)
+    save_simulation(simulation)
     if backfilled:
         report.backfill_rows, report.backfill_objects = backfilled.backfill_rows, backfilled.backfill_objects
     result = report.as_dict()
-    if request.wait and report.rows_sent and state.last_observed_at is not None:
-        landing = wait_until_queryable(env.clients, env.resources, state.last_observed_at, report.rows_sent)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    observed_at = simulation.manifest.last_observed_at
+    if request.wait and report.rows_sent and observed_at is not None:
+        landing = wait_until_queryable(env.clients, env.resources, observed_at, report.rows_sent)
         result["queryable_after_seconds"] = landing.seconds
     _publish(report, env.resources.delivery_stream)
     return result
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             ("billed bytes", result["billed_bytes"]),
             ("backfilled readings", result["backfill_rows"]),
             ("readings/s", f"{result['readings_per_s']:,.0f}"),
+            ("peak memory (RSS)", f"{result['peak_rss_mb']:,.0f} MB"),
             *(
                 [("queryable in Athena after", f"{result['queryable_after_seconds']:.1f} s")]
                 if "queryable_after_seconds" in result

@@ -15,19 +15,19 @@ from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
 from storeops.exceptions import NotQueryable
 from storeops.stores.catalog import Catalog
-from storeops.stores.deliveries import apply_due, due_deliveries
+from storeops.stores.deliveries import LedgerDeliveries
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import (
-    Deliver,
+    Deliveries,
     IngestReport,
+    Simulation,
     SimulationConfig,
     SimulationStore,
     backfill,
-    load_or_start,
-    stream_readings,
+    open_simulation,
+    run_readings,
 )
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
-from storeops.stores.simulation import SimulationState
 from tasks.policy import AWS_CALL_RETRIES
 
 
@@ -51,29 +51,33 @@ def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, i
     cache_policy=NO_CACHE,
     **AWS_CALL_RETRIES,
 )
-def load_simulation(
-    store: SimulationStore, config: SimulationConfig, now: datetime
-) -> tuple[Catalog, SimulationState, str | None]:
-    catalog, state, etag = load_or_start(store, config, now)
+def load_simulation(store: SimulationStore, config: SimulationConfig, now: datetime) -> Simulation:
+    """The simulation's manifest (its chunks load one at a time as the readings reach them)."""
+    simulation = open_simulation(store, config, now)
+    manifest = simulation.manifest
     get_run_logger().info(
-        "simulation %s: %d stores x %d products, tick %d, simulated clock %s",
-        config.state_key,
+        "simulation %s: %d stores x %d products in %d chunks of up to %d stores, tick %d, simulated clock %s",
+        config.prefix,
         config.stores,
         config.products,
-        state.ticks,
-        state.sim_clock.isoformat(),
+        simulation.layout.count,
+        simulation.layout.chunk_stores,
+        manifest.ticks,
+        manifest.sim_clock.isoformat() if manifest.sim_clock else "new",
     )
-    return catalog, state, etag
+    return simulation
 
 
 # No task-level retries: the sender retries exactly the failed entries; a task retry would resend successes.
 @task(name="stream-readings", cache_policy=NO_CACHE)
 def send_readings(
-    catalog: Catalog, state: SimulationState, sender: FirehoseSender, times: list[datetime], deliver: Deliver
+    simulation: Simulation, sender: FirehoseSender, times: list[datetime], deliver: Deliveries
 ) -> IngestReport:
-    """A reading at each time (the live flow: one, now) into Firehose."""
-    report = stream_readings(
-        catalog, state, sender, times, deliver=deliver, progress=_log_progress("readings sent", len(times))
+    """A reading at each time (the live flow: one, now) into Firehose, a chunk of stores at a time
+    (each chunk's state is saved once its readings are sent)."""
+    steps = simulation.layout.count * len(times)
+    report = run_readings(
+        simulation, sender, times, deliver=deliver, progress=_log_progress("chunk readings sent", steps)
     )
     get_run_logger().info(
         "sent %d readings covering %.3f h in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
@@ -96,27 +100,26 @@ def send_readings(
     return report
 
 
-def deliveries_from(s3: object, bucket: str, catalog: Catalog, state: SimulationState) -> Deliver:
-    """The stores' side of the trucks: at each reading, add the stops that arrived by then (once each)."""
-
-    def deliver(at: datetime) -> int:
-        return apply_due(state, catalog, due_deliveries(s3, bucket, at, state.deliveries), at)
-
-    return deliver
+def deliveries_from(s3: object, bucket: str, simulation: Simulation) -> LedgerDeliveries:
+    """The stores' side of the trucks: at each reading, every chunk adds its stores' stops that arrived
+    by then (once each); the ledger is read once per reading time."""
+    return LedgerDeliveries(s3, bucket, simulation.catalog, simulation.manifest.deliveries)
 
 
 @task(name="backfill-history", cache_policy=NO_CACHE)
 def backfill_history(
-    catalog: Catalog, s3: object, bucket: str, days: int, end: datetime, every_hours: int
-) -> tuple[SimulationState, IngestReport]:
-    state, report = backfill(
-        catalog,
+    simulation: Simulation, s3: object, bucket: str, days: int, end: datetime, every_hours: int
+) -> tuple[Simulation, IngestReport]:
+    """History into the lake by event time, a chunk of stores at a time; each chunk's final state is saved."""
+    simulation, report = backfill(
+        simulation.catalog,
         s3,
         bucket,
         days,
         end=end,
         every_hours=every_hours,
-        progress=_log_progress("backfilled hours", days * 24, bar=True),
+        progress=_log_progress("backfilled chunk-hours", simulation.layout.count * days * 24, bar=True),
+        simulation=simulation,
     )
     get_run_logger().info(
         "backfilled %d readings in %d objects over %d days in %.1f s",
@@ -125,7 +128,7 @@ def backfill_history(
         days,
         report.seconds,
     )
-    return state, report
+    return simulation, report
 
 
 @task(
@@ -134,8 +137,9 @@ def backfill_history(
     **AWS_CALL_RETRIES,
     retry_condition_fn=lambda task, task_run, state: "another run changed" not in str(state.message or ""),
 )
-def save_simulation(store: SimulationStore, config: SimulationConfig, state: SimulationState, etag: str | None) -> str:
-    return store.save(config, state, etag)
+def save_simulation(simulation: Simulation) -> None:
+    """The manifest (the chunks were saved as the readings went): how far the simulation got."""
+    simulation.save_manifest()
 
 
 @task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)

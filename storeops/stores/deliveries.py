@@ -1,18 +1,20 @@
 """Deliveries: truck loads in the ledger reach their stores at each stop's ETA.
 
 Before each reading the stores apply the stops whose ETA has passed, once each: the window
-records of the last ``DELIVERY_HORIZON_DAYS`` ledger days are read (those fully applied are
-skipped without reading), and the state remembers what it applied for exactly those days.
-A stop whose ETA falls inside a reading's period is applied at that reading (the goods are on
-the shelf when it is taken; the period's sales did not have them).
+records of the last ``DELIVERY_HORIZON_DAYS`` ledger days are read once per reading time for
+the whole run (``LedgerDeliveries``; records every chunk has fully applied are skipped without
+reading), and each chunk applies only its own stores' stops and remembers them for exactly
+those days. A stop whose ETA falls inside a reading's period is applied at that reading (the
+goods are on the shelf when it is taken; the period's sales did not have them).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,27 +104,115 @@ def stops_in_transit(s3: Any, bucket: str, now: datetime) -> int:
     )
 
 
-def apply_due(state: SimulationState, catalog: Catalog, due: DueDeliveries, now: datetime) -> int:
-    """Add the due stops to stock, remember them, forget days past the horizon; returns units delivered."""
-    store_index = {s: i for i, s in enumerate(catalog.stores["store_id"])}
-    product_index = {p: i for i, p in enumerate(catalog.products["product_id"])}
+@dataclass(frozen=True)
+class DueStop:
+    """A due stop resolved against a catalog: its store's index and its known products' indices."""
+
+    store: int
+    day: str
+    stop_id: str
+    products: np.ndarray  # int64 product indices (products this catalog does not have are left out)
+    quantities: np.ndarray  # int64
+
+
+@dataclass(frozen=True)
+class ResolvedDue:
+    """Due stops of the catalog's stores, sorted by store, so a chunk finds its own by bisection."""
+
+    stops: list[DueStop]
+    stores: list[int] = field(default_factory=list)  # each stop's store index, ascending
+
+    @classmethod
+    def of(cls, due: DueDeliveries, catalog: Catalog) -> ResolvedDue:
+        store_index = {s: i for i, s in enumerate(catalog.stores["store_id"])}
+        product_index = {p: i for i, p in enumerate(catalog.products["product_id"])}
+        stops = []
+        for delivery in due.stops:
+            if delivery.store_id not in store_index:
+                continue  # another catalog's stop: no store of this simulation takes it
+            known = [(product_index[p], q) for p, q in delivery.items if p in product_index]
+            stops.append(
+                DueStop(
+                    store_index[delivery.store_id],
+                    delivery.day,
+                    delivery.stop_id,
+                    np.array([p for p, _ in known], dtype=np.int64),
+                    np.array([q for _, q in known], dtype=np.int64),
+                )
+            )
+        stops.sort(key=lambda stop: stop.store)
+        return cls(stops, [stop.store for stop in stops])
+
+    def within(self, first: int, stop: int) -> list[DueStop]:
+        """The stops of stores [first, stop)."""
+        return self.stops[bisect.bisect_left(self.stores, first) : bisect.bisect_left(self.stores, stop)]
+
+
+def apply_stops(state: SimulationState, due: ResolvedDue, now: datetime) -> int:
+    """Add the due stops of this chunk's stores that it has not applied yet to its stock, remember them,
+    forget days past the horizon; returns units delivered."""
     memory = state.deliveries
     units = 0
-    for delivery in due.stops:
-        known = [(p, q) for p, q in delivery.items if p in product_index]
-        if delivery.store_id in store_index and known:  # another catalog's stops are skipped
-            quantities = np.array([q for _, q in known])
+    applied = 0
+    for stop in due.within(state.first_store, state.stop_store):
+        if memory.has_stop(stop.day, stop.stop_id):
+            continue  # applied at an earlier reading (or by an earlier, interrupted run)
+        if len(stop.products):
             apply_deliveries(
-                state,
-                np.full(len(known), store_index[delivery.store_id]),
-                np.array([product_index[p] for p, _ in known]),
-                quantities,
+                state, np.full(len(stop.products), stop.store - state.first_store), stop.products, stop.quantities
             )
-            units += int(quantities.sum())
-        memory.add_stop(delivery.day, delivery.stop_id)
-    for day, record in due.complete_records:
-        memory.add_record(day, record)
+            units += int(stop.quantities.sum())
+        memory.add_stop(stop.day, stop.stop_id)
+        applied += 1
     memory.forget_before(horizon_days(now)[0])
-    if due.stops:
-        logger.info("applied %d truck stops: %d units delivered", len(due.stops), units)
+    if applied:
+        logger.debug("chunk %d: applied %d truck stops, %d units delivered", state.chunk, applied, units)
     return units
+
+
+def apply_due(state: SimulationState, catalog: Catalog, due: DueDeliveries, now: datetime) -> int:
+    """Add the due stops of this chunk's stores to its stock, once each (see ``apply_stops``)."""
+    return apply_stops(state, ResolvedDue.of(due, catalog), now)
+
+
+class LedgerDeliveries:
+    """The stores' side of the trucks for one run: the ledger's due stops are read once per reading
+    time, and every chunk applies its own stores' stops (``__call__``).
+
+    ``memory`` is the simulation's: the window records every chunk has fully applied, which are not
+    read again. ``complete`` records them once every chunk has taken its reading (and clears what
+    was read, so the next run, or the next virtual hour, reads the ledger afresh).
+    """
+
+    def __init__(self, s3: Any, bucket: str, catalog: Catalog, memory: DeliveryMemory) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.catalog = catalog
+        self.memory = memory
+        self._due: dict[datetime, tuple[DueDeliveries, ResolvedDue]] = {}
+
+    def due(self, at: datetime) -> DueDeliveries:
+        return self._resolved(at)[0]
+
+    def _resolved(self, at: datetime) -> tuple[DueDeliveries, ResolvedDue]:
+        if at not in self._due:
+            due = due_deliveries(self.s3, self.bucket, at, self.memory)
+            self._due[at] = (due, ResolvedDue.of(due, self.catalog))
+            if due.stops:
+                logger.info("%d truck stops due by %s", len(due.stops), format_timestamp(at))
+        return self._due[at]
+
+    def __call__(self, state: SimulationState, at: datetime) -> int:
+        """Apply to this chunk the stops of its stores that arrived by ``at``; returns units delivered."""
+        return apply_stops(state, self._resolved(at)[1], at)
+
+    def complete(self) -> None:
+        """Every chunk has applied what was due by the latest time read: remember the window records
+        all of whose stops were due then (no chunk needs them again), forget days past the horizon."""
+        if not self._due:
+            return
+        latest = max(self._due)
+        for day, record in self._due[latest][0].complete_records:
+            self.memory.add_record(day, record)
+        self.memory.forget_before(horizon_days(latest)[0])
+        self._due.clear()

@@ -2,7 +2,8 @@
 
 The static parts of each line (the store's and the product's fields) are formatted once per
 store and once per product; a chunk of rows is then one ``%``-format per reading. Memory
-grows with the chunk being encoded, not with the catalog.
+grows with the chunk being encoded, not with the catalog. Columns cover a range of stores
+(a chunk of the simulation, from ``first_store``) x every product, flattened store-major.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class EncodedBatch:
 
 
 class ReadingEncoder:
-    """Encodes readings for one catalog (rows in flattened store-major order)."""
+    """Encodes readings for one catalog (rows in flattened store-major order, from ``first_store``)."""
 
     def __init__(self, catalog: Catalog) -> None:
         products = catalog.products
@@ -90,15 +91,27 @@ class ReadingEncoder:
     def size(self) -> int:
         return len(self.store_parts) * self.n_products
 
+    @staticmethod
+    def rows_of(columns: Columns) -> int:
+        """How many readings ``columns`` hold."""
+        return int(np.size(columns["on_hand"]))
+
     def encode_rows(
-        self, rows: np.ndarray, columns: Columns, observed_at: datetime, event_ids: np.ndarray | None = None
+        self,
+        rows: np.ndarray,
+        columns: Columns,
+        observed_at: datetime,
+        event_ids: np.ndarray | None = None,
+        first_store: int = 0,
     ) -> EncodedBatch:
-        """NDJSON for the flattened ``rows`` of ``columns`` (flat over the whole catalog)."""
+        """NDJSON for the flattened ``rows`` of ``columns`` (stores ``first_store`` on x every product)."""
         if len(rows) == 0:
             return EncodedBatch(b"", np.zeros(0, dtype=np.int64))
         ids = event_ids if event_ids is not None else random_event_ids(len(rows))
         tail = (b"%r" % float(columns["period_hours"]), format_timestamp(observed_at).encode())
         stores, products = np.divmod(rows, self.n_products)
+        if first_store:
+            stores += first_store
         store_parts, product_parts = self.store_parts, self.product_parts
         fields = zip(
             np.ascontiguousarray(ids).view("S36").ravel().tolist(),
@@ -116,14 +129,16 @@ class ReadingEncoder:
         observed_at: datetime,
         keep: np.ndarray | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        first_store: int = 0,
     ) -> Iterator[EncodedBatch]:
         """The readings (all, or those in ``keep``) as consecutive batches of at most ``chunk_rows`` lines."""
-        for start in range(0, self.size, chunk_rows):
-            rows = np.arange(start, min(start + chunk_rows, self.size))
+        size = self.rows_of(columns)
+        for start in range(0, size, chunk_rows):
+            rows = np.arange(start, min(start + chunk_rows, size))
             if keep is not None:
                 rows = rows[keep[rows]]
             if len(rows):
-                yield self.encode_rows(rows, columns, observed_at)
+                yield self.encode_rows(rows, columns, observed_at, first_store=first_store)
 
     def encode(
         self,
@@ -131,10 +146,11 @@ class ReadingEncoder:
         observed_at: datetime,
         keep: np.ndarray | None = None,
         event_ids: np.ndarray | None = None,
+        first_store: int = 0,
     ) -> EncodedBatch:
-        """Every reading (or those in ``keep``) in one batch: small catalogs, tests, one backfilled hour."""
-        rows = np.arange(self.size) if keep is None else np.flatnonzero(keep)
-        return self.encode_rows(rows, columns, observed_at, event_ids)
+        """Every reading (or those in ``keep``) in one batch: small catalogs and chunks, tests."""
+        rows = np.arange(self.rows_of(columns)) if keep is None else np.flatnonzero(keep)
+        return self.encode_rows(rows, columns, observed_at, event_ids, first_store)
 
 
 ENCODED_NUMBERS = ("reorder_point", "target_stock", "on_hand", "units_sold", "units_lost")  # LINE_FORMAT's order

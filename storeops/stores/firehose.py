@@ -9,7 +9,9 @@ which Athena reads by its ``.json.gz`` extension.
 ``FirehoseSender`` honours PutRecordBatch's limits (500 records, 4 MiB), retries only the
 entries a response reports as failed (exponential backoff, full jitter, bounded attempts),
 and reports exactly how many readings could not be delivered. ``send_stream`` sends records
-as they are produced, with a bounded number of calls in flight, so memory stays bounded.
+as they are produced, with a bounded number of calls in flight, so memory stays bounded; a
+``SendSession`` sends several such streams back to back (a run's chunks of stores) without
+waiting for one stream's last answers before the next one's calls start.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -275,15 +277,15 @@ class FirehoseSender:
 
     def send_stream(self, records: Iterable[PackedRecord]) -> SendResult:
         """Deliver records as they come, in PutRecordBatch calls, at most ``max_in_flight`` at once."""
-        total = SendResult()
-        in_flight: deque[Future[SendResult]] = deque()
-        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="firehose") as pool:
-            for batch in batches_within_limits(records, max_bytes=self.rate.burst):
-                in_flight.append(pool.submit(self._send_batch, batch))
-                while len(in_flight) >= self.max_in_flight:
-                    total.merge(in_flight.popleft().result())
-            while in_flight:
-                total.merge(in_flight.popleft().result())
+        with self.session() as session:
+            return session.submit(records).result()
+
+    def session(self) -> SendSession:
+        """Several streams of records sent one after another with no pause in between: the next
+        stream's calls start while the last ones of the previous stream are still in flight."""
+        return SendSession(self)
+
+    def _report(self, total: SendResult) -> SendResult:
         if total.records_failed:
             logger.warning(
                 "%d of %d records (%d readings) not delivered to %s after %d attempts: %s",
@@ -353,3 +355,59 @@ class FirehoseSender:
         result.records_failed = len(pending)
         result.readings_failed = sum(r.readings for r in pending)
         return result
+
+
+class PendingSend:
+    """The calls of one submitted stream of records; ``result`` waits for their answers."""
+
+    def __init__(self, sender: FirehoseSender, calls: list[Future[SendResult]]) -> None:
+        self.sender = sender
+        self.calls = calls
+
+    def outcome(self) -> tuple[SendResult, DeliveryError | None]:
+        """What the stream delivered, and the first ``DeliveryError`` a call raised (e.g. the stream is
+        missing; its readings count as not delivered). Waits for every call."""
+        total = SendResult()
+        error: DeliveryError | None = None
+        for call in self.calls:
+            try:
+                total.merge(call.result())
+            except DeliveryError as exc:
+                total.merge(SendResult(readings_failed=exc.lost, last_error=exc.message))
+                error = error or exc
+        return self.sender._report(total), error
+
+    def result(self) -> SendResult:
+        """What the stream delivered (raises what a call raised, e.g. ``DeliveryError`` for a missing stream)."""
+        total, error = self.outcome()
+        if error is not None:
+            raise error
+        return total
+
+
+class SendSession:
+    """One pool of PutRecordBatch calls, at most ``max_in_flight`` at once across every stream submitted."""
+
+    def __init__(self, sender: FirehoseSender) -> None:
+        self.sender = sender
+        self.pool = ThreadPoolExecutor(max_workers=sender.max_in_flight, thread_name_prefix="firehose")
+        self.in_flight: deque[Future[SendResult]] = deque()
+
+    def __enter__(self) -> SendSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def submit(self, records: Iterable[PackedRecord]) -> PendingSend:
+        """Start sending ``records`` as they come; returns once every call is under way (memory stays bounded:
+        a call waits for a free slot), before the answers are in."""
+        sender = self.sender
+        calls: list[Future[SendResult]] = []
+        for batch in batches_within_limits(records, max_bytes=sender.rate.burst):
+            while len(self.in_flight) >= sender.max_in_flight:
+                wait([self.in_flight.popleft()])
+            call = self.pool.submit(sender._send_batch, batch)
+            self.in_flight.append(call)
+            calls.append(call)
+        return PendingSend(sender, calls)

@@ -15,13 +15,20 @@ pytestmark = pytest.mark.flow
 
 
 def test_store_data_flow_sends_and_continues(flow_env: LocalStack) -> None:
+    s3, bucket = flow_env.clients.client("s3"), flow_env.resources.data_lake_bucket
+    prefix = "simulator/10x6-seed4/"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}state.npz", Body=b"an earlier version's whole-catalog state")
     first = store_data(stores=10, products=6, seed=4)
     assert first["rows_sent"] == 60
     assert first["rows_failed"] == 0
     assert first["hours_simulated"] == pytest.approx(1.0)  # a new simulation starts an hour before its reading
+    assert first["peak_rss_mb"] > 0
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    assert keys == {f"{prefix}state.npz", f"{prefix}manifest.json", f"{prefix}chunk-00000.npz"}  # the old one ignored
     second = store_data(stores=10, products=6, seed=4)
     assert second["rows_sent"] == 60
     assert second["sim_clock"] > first["sim_clock"]
+    assert second["hours_simulated"] < 1.0  # continued: only the time since the first reading
 
 
 def test_two_live_runs_a_known_time_apart_report_the_sales_of_that_time(flow_env: LocalStack) -> None:
@@ -85,10 +92,13 @@ def test_generate_cli_json(cli_env: dict[str, str]) -> None:
     for key in ("rows_sent", "rows_rejected", "rows_failed", "firehose_records", "billed_bytes", "seconds"):
         assert key in payload
     assert payload["rows_sent"] == 12
+    assert payload["peak_rss_mb"] > 0  # this process's peak resident memory
 
 
 def test_store_data_backfills_history_with_progress(flow_env: LocalStack) -> None:
-    result = store_data(stores=3, products=2, backfill_days=1)
+    now = datetime(2026, 11, 20, 12, 20, tzinfo=UTC)
+    result = store_data(stores=3, products=2, backfill_days=1, as_of=now)
     assert result["backfill_rows"] == 3 * 2 * 24
     assert result["backfill_objects"] == 24
     assert result["rows_sent"] == 6
+    assert result["hours_simulated"] == pytest.approx(1 / 3)  # the live reading continues from the last backfilled hour

@@ -1,4 +1,4 @@
-"""StoreApp against the emulator: what is sent is what Athena reads; state carries over."""
+"""StoreApp against the emulator: what is sent is what Athena reads; state carries over, a chunk of stores at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from storeops.exceptions import DeliveryError, StoreOpsError
 from storeops.stores.catalog import build_catalog
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, load_or_start, stream_readings
+from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, open_simulation, run_readings
 from storeops.stores.simulation import advance
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
@@ -40,85 +40,99 @@ def athena(stack: LocalStack, sql: str, **params: str) -> pd.DataFrame:
 
 
 def test_rows_sent_equal_rows_queryable_through_athena(local_stack: LocalStack) -> None:
-    store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     config = SimulationConfig(stores=40, products=25, seed=3)
-    catalog, state, _ = load_or_start(store, config, T0)
+    simulation = open_simulation(SimulationStore(s3, bucket), config, T0, chunk_pairs=200)  # 8 stores: 5 chunks
+    assert simulation.layout.count == 5
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    report = stream_readings(catalog, state, sender, hourly(3), raw_chunk_bytes=64_000)
+    report = run_readings(simulation, sender, hourly(3), raw_chunk_bytes=64_000)
     assert report.rows_sent == 3 * 40 * 25
     assert report.rows_failed == 0
+    assert report.ticks == 3
     assert report.firehose_records > 3  # packed: several records, far fewer than readings
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=config.prefix)["Contents"]]
+    assert sorted(keys) == [config.chunk_key(k) for k in range(5)]  # each chunk saved after its readings
 
     def counted() -> object:
-        frame = athena(local_stack, "select count(*) as n, count(distinct event_id) as ids from inventory_readings")
+        frame = athena(
+            local_stack,
+            "select count(*) as n, count(distinct event_id) as ids, count(distinct observed_at) as times "
+            "from inventory_readings",
+        )
         return frame if int(frame["n"][0]) == report.rows_sent else None
 
     frame = wait_for(counted, timeout=20, interval=0.3)
     assert int(frame["ids"][0]) == report.rows_sent  # type: ignore[index]
+    assert int(frame["times"][0]) == 3  # type: ignore[index]  # every chunk read at the same times
     latest = athena(
         local_stack,
         "select store_id, product_id, on_hand from inventory_readings where store_id = :s and product_id = :p "
         "order by observed_at desc limit 1",
-        s="S0003",
+        s="S0011",
         p="P0004",
     )
-    assert int(latest["on_hand"][0]) == state.on_hand[2, 3]
+    assert int(latest["on_hand"][0]) == simulation.load(1).on_hand[2, 3]  # store 11 is row 2 of chunk 1
 
 
 def test_a_second_scheduled_run_continues_the_simulation(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=5, products=4, seed=8)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    catalog, first, etag = load_or_start(store, config, T0)
-    stream_readings(catalog, first, sender, hourly(2))
-    store.save(config, first, etag)
-    catalog, second, etag2 = load_or_start(store, config, T0 + timedelta(hours=5))
-    assert second.ticks == 2
-    assert second.sim_clock == first.sim_clock
-    assert np.array_equal(second.on_hand, first.on_hand)
-    stream_readings(catalog, second, sender, [T0 + timedelta(hours=2)])
-    store.save(config, second, etag2)
-    third, _ = store.load(config)
-    assert third is not None
-    assert third.ticks == 3
-    assert third.last_observed_at is not None
-    assert first.last_observed_at is not None
-    assert third.last_observed_at > first.last_observed_at
+    first = open_simulation(store, config, T0, chunk_pairs=8)  # 2 stores a chunk: 3 chunks
+    run_readings(first, sender, hourly(2))
+    first.save_manifest()
+    second = open_simulation(store, config, T0 + timedelta(hours=5))
+    assert second.layout == first.layout  # a saved simulation keeps its layout
+    assert second.manifest.ticks == 2
+    assert second.manifest.sim_clock == first.manifest.sim_clock == T0 + timedelta(hours=1)
+    assert [second.load(k).ticks for k in range(3)] == [2, 2, 2]
+    run_readings(second, sender, [T0 + timedelta(hours=2)])
+    second.save_manifest()
+    third = open_simulation(store, config, T0)
+    assert third.manifest.ticks == 3
+    assert third.manifest.last_observed_at is not None
+    assert first.manifest.last_observed_at is not None
+    assert third.manifest.last_observed_at > first.manifest.last_observed_at
+    assert [third.load(k).sim_clock for k in range(3)] == [T0 + timedelta(hours=2)] * 3
 
 
 def test_a_concurrent_writer_is_detected(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=2, products=2)
-    _, state, etag = load_or_start(store, config, T0)
-    store.save(config, state, etag)
-    _, mine, my_etag = load_or_start(store, config, T0)
-    _, theirs, their_etag = load_or_start(store, config, T0)
-    advance(theirs, 1.0)  # the other run moved on
-    store.save(config, theirs, their_etag)
+    first = open_simulation(store, config, T0)
+    first.save(first.load(0))
+    first.save_manifest()
+    mine, theirs = open_simulation(store, config, T0), open_simulation(store, config, T0)
+    my_chunk, their_chunk = mine.load(0), theirs.load(0)
+    advance(their_chunk, 1.0)  # the other run moved on
+    theirs.save(their_chunk)
     with pytest.raises(StoreOpsError, match="another run changed"):
-        store.save(config, mine, my_etag)
+        mine.save(my_chunk)
+    theirs.save_manifest()
+    with pytest.raises(StoreOpsError, match="another run changed"):
+        mine.save_manifest()
 
 
 def test_a_missing_delivery_stream_is_reported_with_the_loss(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    catalog, state, _ = load_or_start(store, SimulationConfig(stores=3, products=3), T0)
+    simulation = open_simulation(store, SimulationConfig(stores=3, products=3), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), "no-such-stream")
     with pytest.raises(DeliveryError) as info:
-        stream_readings(catalog, state, sender, hourly(1))
+        run_readings(simulation, sender, hourly(1))
     assert info.value.lost == 9
     assert "no-such-stream" in info.value.one_line()
 
 
 def test_invalid_readings_are_never_sent_and_are_counted(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    catalog, state, _ = load_or_start(store, SimulationConfig(stores=4, products=5, seed=1), T0)
+    simulation = open_simulation(store, SimulationConfig(stores=4, products=5, seed=1), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
 
     def corrupt(columns: dict[str, np.ndarray]) -> None:
         columns["on_hand"][[0, 1]] = -3
         columns["units_sold"][5] = -1
 
-    report = stream_readings(catalog, state, sender, hourly(1), corrupt=corrupt)
+    report = run_readings(simulation, sender, hourly(1), corrupt=corrupt)
     assert report.rows_rejected == 3
     assert report.rejected_reasons == {"negative_on_hand": 2, "negative_units_sold": 1}
     assert report.rows_sent == 17
@@ -137,7 +151,7 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
     catalog = build_catalog(6, 4, 2)
     end = datetime.now(UTC)
     seen: list[tuple[int, int]] = []
-    state, report = backfill(
+    simulation, report = backfill(
         catalog,
         local_stack.clients.client("s3"),
         local_stack.resources.data_lake_bucket,
@@ -156,7 +170,31 @@ def test_backfill_writes_history_by_event_time(local_stack: LocalStack) -> None:
     )
     assert len(frame) >= 1
     assert set(frame["n"].astype(int)) == {24}
-    assert state.ticks == 48
+    assert simulation.manifest.ticks == 48
+    assert simulation.load(0).ticks == 48
+
+
+def test_backfill_in_chunks_saves_each_chunk_and_the_live_run_continues_from_it(local_stack: LocalStack) -> None:
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    store = SimulationStore(s3, bucket)
+    config = SimulationConfig(stores=7, products=3, seed=4)
+    end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    simulation = open_simulation(store, config, end, chunk_pairs=9)  # 3 stores a chunk: 3 chunks
+    seen: list[tuple[int, int]] = []
+    simulation, report = backfill(
+        simulation.catalog, s3, bucket, 1, end=end, progress=lambda *p: seen.append(p), simulation=simulation
+    )
+    assert (report.backfill_objects, report.backfill_rows) == (24 * 3, 24 * 21)  # an object per hour and chunk
+    assert seen[-1] == (72, 72)
+    simulation.save_manifest()
+    sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
+    live = open_simulation(store, config, end + timedelta(minutes=30))
+    assert live.manifest.last_observed_at == end
+    reading = run_readings(live, sender, [end + timedelta(minutes=30)])
+    assert reading.hours_simulated == pytest.approx(0.5)  # continues from the backfill's last hour
+    assert reading.rows_sent == 21
+    frame = athena(local_stack, "select count(*) as n from inventory_readings where dt = :dt", dt="2026-11-20")
+    assert int(frame["n"][0]) == 13 * 21  # the day's hours from midnight to noon, every store
 
 
 def test_backfill_every_n_hours_reports_the_sales_of_all_n_hours(local_stack: LocalStack) -> None:
@@ -181,12 +219,13 @@ def test_backfill_every_n_hours_reports_the_sales_of_all_n_hours(local_stack: Lo
 def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> None:
     from storeops.clock import format_timestamp
     from storeops.ledger import LedgerRow, window_record_key, write_rows
-    from storeops.stores.deliveries import apply_due, due_deliveries
+    from storeops.stores.deliveries import LedgerDeliveries
 
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     now = datetime.now(UTC)
-    catalog, state, _ = load_or_start(SimulationStore(s3, bucket), SimulationConfig(stores=3, products=2), now)
-    before = state.on_hand.copy()
+    config = SimulationConfig(stores=3, products=2)
+    simulation = open_simulation(SimulationStore(s3, bucket), config, now, chunk_pairs=2)  # a store a chunk
+    before = [simulation.load(k).on_hand.copy() for k in range(3)]
     rows = [
         LedgerRow(
             record_type="dispatch",
@@ -203,15 +242,18 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
         for i, (store, stop, qty, offset) in enumerate([("S0001", 1, 12, -30), ("S0003", 2, 24, 90)])
     ]
     write_rows(s3, bucket, window_record_key(now, "x"), rows)
-    due = due_deliveries(s3, bucket, now, state.deliveries)
-    assert [d.stop_id for d in due.stops] == ["load-x-001#1"]
-    assert due.complete_records == []  # stop 2 is still on the road
-    assert apply_due(state, catalog, due, now) == 12
-    assert state.on_hand[0, 1] == before[0, 1] + 12
-    assert due_deliveries(s3, bucket, now, state.deliveries).stops == []  # applied once
+    deliver = LedgerDeliveries(s3, bucket, simulation.catalog, simulation.manifest.deliveries)
+    assert [d.stop_id for d in deliver.due(now).stops] == ["load-x-001#1"]
+    assert deliver.due(now).complete_records == []  # stop 2 is still on the road
+    chunks = [simulation.load(k) for k in range(3)]
+    assert [deliver(chunk, now) for chunk in chunks] == [12, 0, 0]  # only the chunk of S0001 takes it
+    assert chunks[0].on_hand[0, 1] == before[0][0, 1] + 12
+    assert [deliver(chunk, now) for chunk in chunks] == [0, 0, 0]  # applied once
+    deliver.complete()
     later = now + timedelta(hours=2)
-    due_later = due_deliveries(s3, bucket, later, state.deliveries)
-    assert [d.stop_id for d in due_later.stops] == ["load-x-001#2"]
-    assert apply_due(state, catalog, due_later, later) == 24
-    assert state.deliveries.has_record(f"{now:%Y-%m-%d}", "window-x")  # every stop delivered: not read again
-    assert due_deliveries(s3, bucket, later, state.deliveries) == due_deliveries(s3, bucket, later, state.deliveries)
+    assert [d.stop_id for d in deliver.due(later).stops] == ["load-x-001#1", "load-x-001#2"]  # read again...
+    assert [deliver(chunk, later) for chunk in chunks] == [0, 0, 24]  # ...each applied once
+    assert chunks[2].on_hand[0, 1] == before[2][0, 1] + 24
+    deliver.complete()
+    assert simulation.manifest.deliveries.has_record(f"{now:%Y-%m-%d}", "window-x")  # every stop applied everywhere
+    assert deliver.due(later).stops == []  # so the record is not read again

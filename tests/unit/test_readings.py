@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -18,10 +22,13 @@ from storeops.contracts.reading import (
     InventoryReading,
     validate_batch,
 )
+from storeops.exceptions import DeliveryError
+from storeops.retry import RetryPolicy
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
-from storeops.stores.ingest import reading_columns
-from storeops.stores.simulation import Tick, advance, initial_state
+from storeops.stores.firehose import FirehoseSender
+from storeops.stores.ingest import MemoryChunks, Simulation, reading_columns, run_readings, stream_readings
+from storeops.stores.simulation import SimulationState, Tick, advance, initial_state
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -196,3 +203,127 @@ def test_a_target_at_or_below_the_reorder_point_is_refused_by_both_paths() -> No
         InventoryReading.model_validate({**GOOD_READING, **numbers})
     report = validate_batch({name: np.array([numbers[name]]) for name in NUMERIC_FIELDS})
     assert report.rejected == {"target_not_above_reorder_point": 1}
+
+
+# -- a run, a chunk of stores at a time --------------------------------------------------------
+
+HOUR = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_the_encoder_names_a_chunks_rows_by_their_stores() -> None:
+    catalog = build_catalog(10, 4, 2)
+    state = initial_state(catalog, HOUR, chunk=1, stores=(6, 10))
+    tick = advance(state, 1.0)
+    batch = ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), HOUR, first_store=6)
+    readings = [InventoryReading.model_validate_json(line) for line in batch.lines()]
+    assert [r.store_id for r in readings[::4]] == ["S0007", "S0008", "S0009", "S0010"]
+    assert [r.product_id for r in readings[:4]] == ["P0001", "P0002", "P0003", "P0004"]
+    assert [r.on_hand for r in readings] == tick.on_hand.ravel().tolist()
+    assert readings[5].reorder_point == state.reorder_point[1, 1]
+
+
+class StubFirehose:
+    """Accepts every record, except those ``fail`` picks (by their readings), which it always refuses."""
+
+    def __init__(self, fail: Callable[[bytes], bool] | None = None) -> None:
+        self.fail = fail
+        self.lines: list[bytes] = []
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
+        responses = []
+        for record in Records:
+            data = gzip.decompress(record["Data"])
+            if self.fail is not None and self.fail(data):
+                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "busy"})
+            else:
+                self.lines += data.splitlines()
+                responses.append({"RecordId": "x"})
+        return {"FailedPutCount": sum("ErrorCode" in r for r in responses), "RequestResponses": responses}
+
+
+def sender_for(stub: StubFirehose) -> FirehoseSender:
+    return FirehoseSender(stub, "stream", retry=RetryPolicy(max_attempts=2, sleep=lambda _: None))
+
+
+class Watched(Simulation):
+    """Records the shape of every chunk state a run loads."""
+
+    shapes: list[tuple[int, int]]
+
+    def load(self, index: int) -> SimulationState:
+        state = super().load(index)
+        self.shapes.append(state.shape)
+        return state
+
+
+def test_a_run_holds_a_chunk_at_a_time_and_reads_every_store_product_once() -> None:
+    catalog = build_catalog(23, 7, 3)
+    base = Simulation.in_memory(catalog, HOUR, chunk_pairs=35)  # 5 stores (35 pairs) a chunk: 5 chunks
+    simulation = Watched(base.catalog, base.manifest, base.chunks, base.start)
+    simulation.shapes = []
+    columns_seen: list[int] = []
+
+    def watch(columns: dict[str, Any]) -> None:
+        columns_seen.extend(np.size(v) for v in columns.values())
+
+    stub = StubFirehose()
+    progress: list[tuple[int, int]] = []
+    at = HOUR + timedelta(hours=1)
+    report = run_readings(simulation, sender_for(stub), [at], corrupt=watch, progress=lambda *p: progress.append(p))
+    assert simulation.shapes == [(5, 7)] * 4 + [(3, 7)]
+    assert max(columns_seen) == 35  # no array of the run's readings is larger than a chunk
+    readings = [json.loads(line) for line in stub.lines]
+    assert sorted((r["store_id"], r["product_id"]) for r in readings) == sorted(
+        (s, p) for s in catalog.stores["store_id"] for p in catalog.products["product_id"]
+    )
+    assert {r["observed_at"] for r in readings} == {format_timestamp(at)}  # one reading time for every chunk
+    assert (report.rows_sent, report.rows_generated, report.ticks) == (161, 161, 1)
+    assert report.hours_simulated == pytest.approx(1.0)
+    assert report.units_sold == sum(r["units_sold"] for r in readings)
+    assert report.sim_clock == at.isoformat()
+    assert progress[-1] == (5, 5)
+    assert simulation.manifest.last_observed_at == at
+    assert isinstance(simulation.chunks, MemoryChunks)
+    saved = simulation.chunks.states
+    assert sorted(saved) == [0, 1, 2, 3, 4]
+    assert {s.ticks for s in saved.values()} == {1}
+    # the next run continues every chunk from where it stopped, a minute later
+    again = run_readings(simulation, sender_for(stub), [at + timedelta(minutes=1)])
+    assert again.hours_simulated == pytest.approx(1 / 60)
+    assert {s.ticks for s in saved.values()} == {2}
+
+
+def test_a_chunk_whose_readings_are_lost_is_saved_and_the_run_stops() -> None:
+    catalog = build_catalog(12, 5, 1)
+    simulation = Simulation.in_memory(catalog, HOUR, chunk_pairs=15)  # 3 stores a chunk: 4 chunks
+    stub = StubFirehose(fail=lambda data: b'"S0005"' in data)  # chunk 1's readings never arrive
+    with pytest.raises(DeliveryError, match="15 readings were not delivered") as info:
+        run_readings(simulation, sender_for(stub), [HOUR + timedelta(hours=1)])
+    assert info.value.lost == 15
+    assert isinstance(simulation.chunks, MemoryChunks)
+    # the loss is noticed while the next chunk is sent: both are saved (their sales happened), no more is read
+    assert sorted(simulation.chunks.states) == [0, 1, 2]
+    assert simulation.manifest.last_observed_at == HOUR + timedelta(hours=1)
+    assert len(stub.lines) == 30  # chunks 0 and 2
+
+
+def test_a_missing_stream_stops_the_run_with_its_reason() -> None:
+    class Missing:
+        def put_record_batch(self, **_: Any) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no"}}, "PutRecordBatch")
+
+    simulation = Simulation.in_memory(build_catalog(6, 5, 1), HOUR, chunk_pairs=15)  # 2 chunks
+    with pytest.raises(DeliveryError, match="cannot send to delivery stream gone") as info:
+        run_readings(simulation, FirehoseSender(Missing(), "gone"), [HOUR + timedelta(hours=1)])
+    assert info.value.lost == 30
+
+
+def test_a_whole_catalog_state_streams_in_place() -> None:
+    catalog = build_catalog(4, 3, 8)
+    state = initial_state(catalog, HOUR)
+    stub = StubFirehose()
+    report = stream_readings(catalog, state, sender_for(stub), [HOUR + timedelta(hours=h) for h in (1, 2)])
+    assert (report.rows_sent, report.ticks, state.ticks) == (24, 2, 2)
+    assert report.hours_simulated == pytest.approx(2.0)
+    last = [json.loads(line) for line in stub.lines[-12:]]
+    assert [r["on_hand"] for r in last] == state.on_hand.ravel().tolist()

@@ -1,19 +1,31 @@
 from __future__ import annotations
 
+import io
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 
+from storeops.clock import format_timestamp
+from storeops.exceptions import StoreOpsError
+from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.stores.catalog import build_catalog
+from storeops.stores.deliveries import Delivery, DueDeliveries, LedgerDeliveries, apply_due
+from storeops.stores.ingest import Simulation, SimulationConfig, SimulationStore, take_reading
 from storeops.stores.simulation import (
+    CHUNK_PAIRS,
     DELIVERY_HORIZON_DAYS,
     MAX_PERIOD_HOURS,
+    ChunkLayout,
     DeliveryMemory,
     SimulationState,
     advance,
     advance_to,
     apply_deliveries,
+    chunk_policy,
     daily_factor,
     initial_state,
 )
@@ -76,7 +88,7 @@ def test_state_round_trips_and_continues_identically() -> None:
     resumed = initial_state(catalog, START)
     for _ in range(2):
         advance(resumed, 1.0)
-    resumed = SimulationState.from_bytes(resumed.to_bytes())
+    resumed = SimulationState.from_bytes(resumed.to_bytes(), catalog)
     for _ in range(3):
         advance(resumed, 1.0)
     assert np.array_equal(straight.on_hand, resumed.on_hand)
@@ -147,3 +159,289 @@ def test_the_delivery_memory_forgets_exactly_the_days_past_the_horizon() -> None
     assert memory.has_stop("2026-01-30", "load-30-999#1")
     restored = DeliveryMemory.from_json(memory.to_json())
     assert restored.stops == memory.stops
+
+
+# -- chunks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stores", "products", "per_chunk", "chunks"),
+    [(2000, 1000, 250, 8), (10_000, 5000, 50, 200), (3, 400_000, 1, 3), (100, 50, 5000, 1), (7, 1, CHUNK_PAIRS, 1)],
+)
+def test_chunks_cover_every_store_once_and_hold_a_chunk_of_pairs(
+    stores: int, products: int, per_chunk: int, chunks: int
+) -> None:
+    layout = ChunkLayout.for_shape(stores, products)
+    assert (layout.chunk_stores, layout.count) == (per_chunk, chunks)
+    covered = [store for _, first, stop in layout for store in range(first, stop)]
+    assert covered == list(range(stores))
+    assert all(stop - first == 1 or (stop - first) * products <= CHUNK_PAIRS for _, first, stop in layout)
+    assert [index for index, _, _ in layout] == list(range(chunks))
+
+
+def test_a_stores_policy_is_the_same_whatever_chunk_it_is_in() -> None:
+    catalog = build_catalog(12, 9, 4)
+    whole, part = chunk_policy(catalog, 0, 12), chunk_policy(catalog, 5, 8)
+    for name in ("rate", "reorder_point", "target_stock", "initial_on_hand"):
+        assert np.array_equal(getattr(whole, name)[5:8], getattr(part, name)), name
+    assert part.rate.shape == (3, 9)  # never more than the stores asked for
+    with pytest.raises(ValueError):
+        chunk_policy(catalog, 10, 13)
+
+
+def test_the_catalog_holds_nothing_of_stores_x_products() -> None:
+    catalog = build_catalog(300, 200, 1)
+    sizes = [len(column) for frame in (catalog.stores, catalog.products) for _, column in frame.items()]
+    assert max(sizes) == 300
+
+
+def test_a_chunk_round_trips_and_continues_identically() -> None:
+    catalog = build_catalog(30, 8, 9)
+    layout = ChunkLayout(30, 8, 7)
+    first, stop = layout.bounds(2)
+    straight = initial_state(catalog, START, chunk=2, stores=(first, stop))
+    resumed = initial_state(catalog, START, chunk=2, stores=(first, stop))
+    for _ in range(5):
+        advance(straight, 1.0)
+    for _ in range(2):
+        advance(resumed, 1.0)
+    resumed.last_observed_at = resumed.sim_clock
+    resumed.deliveries.add_stop("2026-03-02", "load-1#2")
+    restored = SimulationState.from_bytes(resumed.to_bytes(), catalog)
+    assert (restored.chunk, restored.first_store, restored.stop_store, restored.shape) == (2, 14, 21, (7, 8))
+    assert np.array_equal(restored.on_hand, resumed.on_hand)
+    for name in ("rate", "reorder_point", "target_stock"):  # derived again, not stored
+        assert np.array_equal(getattr(restored, name), getattr(resumed, name)), name
+    assert (restored.sim_clock, restored.ticks, restored.last_observed_at) == (
+        resumed.sim_clock,
+        2,
+        resumed.last_observed_at,
+    )
+    assert restored.deliveries.has_stop("2026-03-02", "load-1#2")
+    for _ in range(3):
+        advance(restored, 1.0)
+    assert np.array_equal(straight.on_hand, restored.on_hand)
+    assert restored.ticks == 5
+
+
+def test_a_saved_chunk_of_another_catalog_or_format_is_refused() -> None:
+    catalog = build_catalog(10, 8, 9)
+    data = initial_state(catalog, START, chunk=1, stores=(5, 10)).to_bytes()
+    with pytest.raises(ValueError, match="does not belong"):
+        SimulationState.from_bytes(data, build_catalog(10, 8, 10))
+    with pytest.raises(ValueError, match="does not belong"):
+        SimulationState.from_bytes(data, build_catalog(10, 9, 9))
+    old = io.BytesIO()
+    np.savez_compressed(old, on_hand=np.zeros((10, 8)), meta=np.array('{"format": 2}'))
+    with pytest.raises(ValueError, match="format 2"):
+        SimulationState.from_bytes(old.getvalue(), catalog)
+
+
+def test_chunks_are_independent_and_deterministic() -> None:
+    catalog = build_catalog(20, 10, 6)
+
+    def demand(order: list[int]) -> dict[tuple[int, int], np.ndarray]:
+        simulation = Simulation.in_memory(catalog, START, chunk_pairs=50)  # 5 stores a chunk: 4 chunks
+        seen = {}
+        for hour in (1, 2, 3):
+            for index in order:
+                state = simulation.load(index)
+                tick, _ = take_reading(state, START + timedelta(hours=hour))
+                simulation.save(state)
+                seen[index, hour] = tick.units_sold + tick.units_lost
+        return seen
+
+    forward = demand([0, 1, 2, 3])
+    assert forward[0, 1].shape == (5, 10)
+    backward, alone = demand([3, 2, 1, 0]), demand([2])  # another order, or the other chunks not read at all
+    assert all(np.array_equal(forward[key], backward[key]) for key in forward)
+    assert all(np.array_equal(forward[key], alone[key]) for key in alone)
+    # each chunk has a demand stream of its own: same-sized chunks do not repeat each other
+    assert not np.array_equal(forward[1, 2], forward[2, 2])
+    # a tick's demand depends on its number, not on the stock before it: other replenishment, same customers
+    state = initial_state(catalog, START, chunk=3, stores=(15, 20))
+    take_reading(state, START + timedelta(hours=1))
+    state.on_hand[:] = 0
+    second, _ = take_reading(state, START + timedelta(hours=2))
+    assert np.array_equal(second.units_lost, forward[3, 2])
+
+
+# -- a fake S3 (the calls the simulation store and the ledger make) ----------------------------
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+    def iter_lines(self) -> list[bytes]:
+        return self.data.splitlines()
+
+
+class FakeS3:
+    """Objects in a dict, with S3's conditional writes (IfMatch / IfNoneMatch) and listing by prefix."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.versions = 0
+        self.gets: list[str] = []
+
+    @staticmethod
+    def _error(code: str, operation: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code}}, operation)
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes | str, **options: Any) -> dict[str, Any]:
+        current = self.objects.get(Key)
+        if options.get("IfNoneMatch") == "*" and current is not None:
+            raise self._error("PreconditionFailed", "PutObject")
+        if "IfMatch" in options and (current is None or current[1] != options["IfMatch"]):
+            raise self._error("PreconditionFailed", "PutObject")
+        self.versions += 1
+        etag = f'"v{self.versions}"'
+        self.objects[Key] = (Body.encode() if isinstance(Body, str) else Body, etag)
+        return {"ETag": etag}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.gets.append(Key)
+        if Key not in self.objects:
+            raise self._error("NoSuchKey", "GetObject")
+        data, etag = self.objects[Key]
+        return {"Body": _Body(data), "ETag": etag}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        if Key not in self.objects:
+            raise self._error("404", "HeadObject")
+        return {"ETag": self.objects[Key][1]}
+
+    def get_paginator(self, name: str) -> FakeS3:
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
+        return [{"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}]
+
+
+def test_the_store_keeps_one_object_per_chunk_and_a_manifest_and_detects_a_concurrent_writer() -> None:
+    s3 = FakeS3()
+    store = SimulationStore(s3, "lake")
+    config = SimulationConfig(stores=5, products=60_000, seed=2)  # 4 stores a chunk: 2 chunks
+    mine = store.open(config, START)
+    assert mine.layout.count == 2
+    for index in range(mine.layout.count):
+        state = mine.load(index)
+        take_reading(state, START + timedelta(minutes=10))
+        mine.save(state)
+    mine.save_manifest()
+    prefix = "simulator/5x60000-seed2/"
+    assert sorted(s3.objects) == [f"{prefix}chunk-00000.npz", f"{prefix}chunk-00001.npz", f"{prefix}manifest.json"]
+    again = store.open(config, START + timedelta(hours=3))
+    assert again.manifest.last_observed_at == START + timedelta(minutes=10)
+    assert again.manifest.ticks == 1
+    assert again.load(1).sim_clock == START + timedelta(minutes=10)  # continues where it stopped
+    first = again.load(0)
+    theirs = store.open(config, START)
+    their_first = theirs.load(0)
+    take_reading(their_first, START + timedelta(minutes=20))
+    theirs.save(their_first)  # the other run saved chunk 0 first
+    take_reading(first, START + timedelta(minutes=20))
+    with pytest.raises(StoreOpsError, match=r"another run changed the simulation state .*chunk-00000"):
+        again.save(first)
+    theirs.save_manifest()
+    with pytest.raises(StoreOpsError, match=r"another run changed the simulation state .*manifest\.json"):
+        again.save_manifest()
+
+
+def test_an_earlier_single_object_state_is_ignored_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    s3 = FakeS3()
+    config = SimulationConfig(stores=3, products=2)
+    s3.put_object(Bucket="lake", Key=config.legacy_state_key, Body=b"old")
+    with caplog.at_level(logging.WARNING):
+        simulation = SimulationStore(s3, "lake").open(config, START)
+    assert "ignoring simulator/3x2-seed7/state.npz" in caplog.text
+    assert simulation.manifest.ticks == 0
+    assert simulation.load(0).sim_clock == START - timedelta(hours=1)  # a new simulation starts an hour before
+    assert config.legacy_state_key not in s3.gets  # not even read
+
+
+# -- deliveries across chunks ------------------------------------------------------------------
+
+
+def test_a_chunk_applies_only_its_own_stores_stops_and_each_once() -> None:
+    catalog = build_catalog(9, 4, 3)
+    layout = ChunkLayout(9, 4, 4)  # stores 0-3, 4-7, 8
+    day = f"{START:%Y-%m-%d}"
+    due = DueDeliveries(
+        [
+            Delivery(day, "load-a#1", "S0001", (("P0002", 12),)),
+            Delivery(day, "load-a#2", "S0006", (("P0001", 6), ("P0004", 24))),
+            Delivery(day, "load-b#1", "S0009", (("P0003", 8), ("P9999", 5))),  # a product it does not have
+            Delivery(day, "load-c#1", "S9999", (("P0001", 6),)),  # another catalog's store
+        ],
+        [],
+    )
+    states = [initial_state(catalog, START, chunk=i, stores=(a, b)) for i, a, b in layout]
+    before = [s.on_hand.copy() for s in states]
+    assert [apply_due(s, catalog, due, START) for s in states] == [12, 30, 8]
+    assert [apply_due(s, catalog, due, START) for s in states] == [0, 0, 0]  # remembered: once
+    assert states[0].on_hand[0, 1] == before[0][0, 1] + 12
+    assert states[1].on_hand[1, 0] == before[1][1, 0] + 6  # S0006 is row 1 of the stores 4-7
+    assert states[1].on_hand[1, 3] == before[1][1, 3] + 24
+    assert states[2].on_hand[0, 2] == before[2][0, 2] + 8
+    assert [sorted(s.deliveries.stops.get(day, set())) for s in states] == [["load-a#1"], ["load-a#2"], ["load-b#1"]]
+    restored = SimulationState.from_bytes(states[1].to_bytes(), catalog)
+    assert apply_due(restored, catalog, due, START) == 0  # the memory persists with the chunk
+
+
+def _dispatch(load: str, stop: int, store: str, product: str, quantity: int, eta: datetime) -> LedgerRow:
+    return LedgerRow(
+        record_type="dispatch",
+        shortage_id=f"sh-{load}{stop}{store}{product}".ljust(35, "0")[:35],
+        store_id=store,
+        product_id=product,
+        quantity=quantity,
+        recorded_at=format_timestamp(START),
+        load_id=load,
+        truck_id="T1",
+        stop_number=stop,
+        eta=format_timestamp(eta),
+    )
+
+
+def test_deliveries_are_read_once_a_run_and_applied_once_across_chunks_and_runs() -> None:
+    s3 = FakeS3()
+    catalog = build_catalog(10, 3, 5)
+    simulation = Simulation.in_memory(catalog, START, chunk_pairs=9)  # 3 stores a chunk: 4 chunks
+    assert simulation.layout.count == 4
+    now = START + timedelta(hours=1)
+    rows = [
+        _dispatch("load-x", 1, "S0002", "P0001", 6, now - timedelta(minutes=30)),
+        _dispatch("load-x", 2, "S0008", "P0003", 12, now - timedelta(minutes=10)),
+        _dispatch("load-x", 3, "S0010", "P0002", 24, now + timedelta(minutes=50)),  # still on the road
+    ]
+    write_rows(s3, "lake", window_record_key(now, "w1"), rows)
+
+    def run(at: datetime, chunks: range | None = None) -> int:
+        deliver = LedgerDeliveries(s3, "lake", catalog, simulation.manifest.deliveries)
+        units = 0
+        for index in chunks if chunks is not None else range(simulation.layout.count):
+            state = simulation.load(index)
+            units += take_reading(state, at, deliver)[1]
+            simulation.save(state)
+        if chunks is None:
+            deliver.complete()
+        return units
+
+    reads = len(s3.gets)
+    assert run(now) == 18
+    assert len(s3.gets) - reads == 1  # the record was read once for the four chunks
+    day = f"{now:%Y-%m-%d}"
+    assert not simulation.manifest.deliveries.has_record(day, "window-w1")  # a stop is still on the road
+    # a run interrupted after two chunks, then a whole one: the arrived stop lands once
+    later = now + timedelta(hours=1)
+    assert run(later, range(2)) == 0
+    assert run(later + timedelta(minutes=1)) == 24
+    assert simulation.manifest.deliveries.has_record(day, "window-w1")  # every stop of it applied everywhere
+    reads = len(s3.gets)
+    assert run(later + timedelta(minutes=2)) == 0
+    assert len(s3.gets) == reads  # a record every chunk has applied is not read again
