@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
             raise SystemExit(f"planning failed: {plan}")
-        print(f"planned {plan['shortage_count']:,} shortages, sent {plan['messages_sent']:,}", flush=True)
+        print(f"planned {plan['shortage_count']:,} shortages, sent {plan['requests_sent']:,}", flush=True)
 
         prefect = LocalPrefect(Path(home) / "prefect", _free_port())
         prefect.start_server()

@@ -222,10 +222,10 @@ class Verifier:
         if response.get("FunctionError"):
             message = payload.get("errorMessage", "no message") if isinstance(payload, dict) else str(payload)
             raise StepFailed(f"the planning function failed: {message}")
-        if payload["shortage_count"] or payload["messages_sent"] or not payload["dry_run"]:
+        if payload["shortage_count"] or payload["requests_sent"] or not payload["dry_run"]:
             raise StepFailed(
                 f"the dry run should find no shortage and send nothing; it found {payload['shortage_count']} and "
-                f"sent {payload['messages_sent']}"
+                f"sent {payload['requests_sent']}"
             )
         label = SCANNED_BYTES_LABELS[payload["bytes_scanned_source"]]
         return (

@@ -55,13 +55,13 @@ def demo(stores: int = 100, products: int = 50, days: int = 2, seed: int = 7) ->
         "rows_sent": generated["rows_sent"],
         "shortages": planned["shortage_count"],
         "shortages_by_kind": planned["shortages_by_kind"],
-        "messages_sent": planned["messages_sent"],
+        "requests_sent": planned["requests_sent"],
         "dispatched": dispatch["dispatched"],
         "duplicates_skipped": dispatch["duplicates_skipped"],
         "dead_lettered": dispatch["dead_lettered"],
         "trucks": dispatch["trucks"],
         "units_shipped": dispatch["units"],
-        "lost": max(0, planned["messages_sent"] - accounted),
+        "lost": max(0, planned["requests_sent"] - accounted),
         "service_level": loop,
     }
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             ("live: readings ingested", result["rows_sent"]),
             ("live: shortages", f"{result['shortages']:,}  {result['shortages_by_kind']}"),
-            ("live: dispatch requests sent", result["messages_sent"]),
+            ("live: dispatch requests sent", result["requests_sent"]),
             ("live: dispatched", result["dispatched"]),
             ("live: trucks", result["trucks"]),
             ("live: units shipped", result["units_shipped"]),

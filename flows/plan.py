@@ -19,7 +19,7 @@ from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
 from flows.run_names import plan_run_name
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
-from storeops.planning.models import MAX_PLAN_STORES, LeadTimeHours, LookbackHours, MaxMessages, PlanRequest, PlanWindow
+from storeops.planning.models import MAX_PLAN_STORES, LeadTimeHours, LookbackHours, MaxRequests, PlanRequest, PlanWindow
 from storeops.settings import load_settings
 from tasks.planning import invoke_planner, publish_plan
 
@@ -30,7 +30,7 @@ def build_event(
     lead_time_hours: float,
     stores: list[str] | None,
     dry_run: bool,
-    max_messages: int,
+    max_requests: int | None,
 ) -> dict[str, Any]:
     """The validated Lambda event (the same checks the function makes, done before invoking it)."""
     request = PlanRequest.from_event(
@@ -40,7 +40,7 @@ def build_event(
             "lead_time_hours": lead_time_hours,
             "stores": stores or [],
             "dry_run": dry_run,
-            "max_messages": max_messages,
+            "max_requests": max_requests,
         }
     )
     PlanWindow.resolve(request, datetime.now(UTC))  # e.g. an as_of in the future
@@ -60,7 +60,7 @@ def plan(
     lead_time_hours: LeadTimeHours = 24.0,
     stores: Annotated[list[str] | None, Field(max_length=MAX_PLAN_STORES)] = None,
     dry_run: bool = False,
-    max_messages: MaxMessages = 10_000,
+    max_requests: MaxRequests = None,
 ) -> dict[str, Any]:
     """Invoke the planning Lambda (RequestResponse) and publish its result as artifacts.
 
@@ -70,10 +70,10 @@ def plan(
         lead_time_hours: A product with fewer hours of cover than this is at risk (0 to 336).
         stores: Plan only these store ids (e.g. S0001); empty means every store.
         dry_run: Compute the shortages and show them; send and record nothing.
-        max_messages: At most this many dispatch requests, most urgent first (0 to 100,000).
+        max_requests: At most this many dispatch requests, most urgent first; empty means every shortage.
     """
     event = build_event(
-        as_of.isoformat() if as_of else None, lookback_hours, lead_time_hours, stores, dry_run, max_messages
+        as_of.isoformat() if as_of else None, lookback_hours, lead_time_hours, stores, dry_run, max_requests
     )
     env = prepare(load_settings())
     payload = invoke_planner(env.clients, env.resources.planning_function, event)
@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         "--lead-time-hours", type=positive_float, default=24.0, help="at_risk below this cover (default 24)"
     )
     parser.add_argument("--store", action="append", dest="stores", metavar="ID", help="restrict to a store (repeat)")
-    parser.add_argument("--max-messages", type=positive_int, default=10_000, help="cap on requests (default 10000)")
+    parser.add_argument(
+        "--max-requests", type=positive_int, default=None, help="cap on requests, most urgent first (default: all)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="compute shortages; send and record nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--as-of: not an ISO-8601 time: {args.as_of!r}")
         if parsed.tzinfo is None:
             parser.error("--as-of needs a time zone, e.g. 2026-11-26T12:00:00Z")
-    build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_messages)
+    build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_requests)
     settings = load_settings()
     quiet_expected_tracebacks()
     with prefect_api(settings.local_home):
@@ -114,11 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             lead_time_hours=args.lead_time_hours,
             stores=args.stores,
             dry_run=args.dry_run,
-            max_messages=args.max_messages,
+            max_requests=args.max_requests,
         )
     print(f"plan {payload['plan_id']} at {payload['as_of']}{' (dry run)' if payload['dry_run'] else ''}")
     print(f"  shortages: {payload['shortage_count']} {payload['shortages_by_kind']}")
-    print(f"  dispatch requests sent: {payload['messages_sent']}  deferred: {payload['deferred']}")
+    print(
+        f"  dispatch requests sent: {payload['requests_sent']:,} in {payload.get('sqs_messages', 0):,} messages"
+        f"  deferred: {payload['deferred']:,}"
+    )
     print(f"  {payload['bytes_scanned_label']}: {payload['bytes_scanned']:,}  (${payload['query_cost_usd']:.6f})")
     for row in payload["shortages"][:10]:
         print(

@@ -41,8 +41,7 @@ from storeops.service_level import HourlySeries, ServiceLevel, read_lake
 from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
-from storeops.stores.ingest import reading_columns, take_reading, write_by_event_time
-from storeops.stores.simulation import initial_state
+from storeops.stores.ingest import Simulation, reading_columns, take_reading, write_by_event_time
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
 from tasks.scenario import fresh_stack, publish_service_level
@@ -133,9 +132,11 @@ def scenario(
     publish_store_directory(s3, bucket, catalog.directory())
     start = hour_floor(WallClock().now()) - timedelta(days=request.days)  # the planner refuses the future
     clock = VirtualClock(start)
-    state = initial_state(catalog, start)
+    # Every store reads each virtual hour before the plan, so the chunks stay in memory (the readings
+    # kept for the figures are of that size anyway); the same chunks and demand as a live run.
+    simulation = Simulation.in_memory(catalog, start)
     encoder = ReadingEncoder(catalog)
-    deliver = deliveries_from(s3, bucket, catalog, state)
+    deliver = deliveries_from(s3, bucket, simulation)
     run_id = uuid.uuid4().hex[:8]
     fleet = FLEET[request.policy]
     frames: list[pd.DataFrame] = []
@@ -143,28 +144,35 @@ def scenario(
     query_bytes: list[int] = []
     bytes_source = "athena"
     delivered = 0
-    stores_index, products_index = np.divmod(np.arange(catalog.shape[0] * catalog.shape[1]), catalog.shape[1])
     for hour in range(1, request.days * 24 + 1):
         at = clock.advance(timedelta(hours=1))
-        tick, units = take_reading(state, at, deliver)
-        delivered += units
-        columns = reading_columns(catalog, state, tick)
-        batch = encoder.encode(columns, at)
-        write_by_event_time(s3, bucket, at, f"scenario-{run_id}-{hour:05d}", batch.data)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "store_id": stores_index,
-                    "product_id": products_index,
-                    "observed_at": at,
-                    "on_hand": columns["on_hand"],
-                    "units_sold": columns["units_sold"],
-                    "units_lost": columns["units_lost"],
-                    "period_hours": tick.period_hours,
-                }
+        on_hand, lost = [], []
+        for index in range(simulation.layout.count):
+            state = simulation.load(index)
+            tick, units = take_reading(state, at, deliver)
+            simulation.save(state)
+            delivered += units
+            columns = reading_columns(catalog, state, tick)
+            batch = encoder.encode(columns, at, first_store=state.first_store)
+            write_by_event_time(s3, bucket, at, f"scenario-{run_id}-{hour:05d}-{index:05d}", batch.data)
+            stores_index, products_index = np.divmod(np.arange(tick.on_hand.size), catalog.shape[1])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "store_id": stores_index + state.first_store,
+                        "product_id": products_index,
+                        "observed_at": at,
+                        "on_hand": columns["on_hand"],
+                        "units_sold": columns["units_sold"],
+                        "units_lost": columns["units_lost"],
+                        "period_hours": tick.period_hours,
+                    }
+                )
             )
-        )
-        series.add(at, tick.on_hand, tick.units_lost)
+            on_hand.append(columns["on_hand"])
+            lost.append(columns["units_lost"])
+        deliver.complete()
+        series.add(at, np.concatenate(on_hand), np.concatenate(lost))
         if request.policy != "none" and hour % request.plan_every_hours == 0:
             event = {
                 "as_of": at.isoformat(),
@@ -175,7 +183,7 @@ def scenario(
             payload = invoke_planner(env.clients, env.resources.planning_function, event)
             query_bytes.append(int(payload["bytes_scanned"]))
             bytes_source = payload["bytes_scanned_source"]
-            if payload["messages_sent"]:
+            if payload["requests_sent"]:
                 run_trucks(env, fleet, until_empty=True, window_seconds=2.0, departure=clock, report=False)
         if hour % 24 == 0:
             logger.info("virtual day %d of %d done (%s)", hour // 24, request.days, at.isoformat())

@@ -94,10 +94,12 @@ class WindowObserver:
             if getattr(report, name)
         }
         self.logger.info(
-            "window %s: received %d, dispatched %d on %d trucks (lower bound %d, %d units), dead-lettered %d, "
-            "duplicates %d, held by other windows %d%s; queue depth %d, oldest message %.0f s; %.2f s",
+            "window %s: received %d messages (%d requests), dispatched %d on %d trucks (lower bound %d, %d units), "
+            "dead-lettered %d, duplicates %d, held by other windows %d%s; queue depth %d, oldest message %.0f s; "
+            "%.2f s",
             report.window_id,
             report.received,
+            report.requests,
             report.dispatched,
             report.trucks,
             report.lower_bound_trucks,
@@ -194,6 +196,7 @@ def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: s
     rows = [
         ("status", status),
         ("messages received", figure(totals.messages_received)),
+        ("dispatch requests received", figure(totals.requests)),
         ("shortages dispatched", figure(totals.dispatched)),
         ("trucks", f"{totals.trucks:,} (lower bound {totals.lower_bound_trucks:,}, ratio {ratio})"),
         ("units shipped", figure(totals.units)),
@@ -338,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trucks: stopped by {totals['stopped_by']}",
         [
             ("messages received", totals["messages_received"]),
+            ("dispatch requests received", totals["requests"]),
             ("shortages dispatched", totals["dispatched"]),
             ("trucks", totals["trucks"]),
             ("units shipped", totals["units"]),

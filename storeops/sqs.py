@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 SQS_RETRY = RetryPolicy(max_attempts=6)
 SQS_BATCH = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
+SQS_BATCH_BYTES = 262_144  # SendMessageBatch: the bodies and attributes of one call together
 MAX_DELAY_SECONDS = 900  # SendMessage DelaySeconds
 
 
@@ -28,6 +29,29 @@ class BatchOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     calls: int = 0
     retried: int = 0
+
+
+def entry_bytes(entry: dict[str, Any]) -> int:
+    """What an entry counts toward a batch call's 256 KiB: its body and its attributes' names and values."""
+    size = len(str(entry.get("MessageBody", "")).encode())
+    for name, value in (entry.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        size += len(str(value.get("StringValue", "")).encode())
+    return size
+
+
+def batch_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Entries in calls of at most 10 and, together, at most 256 KiB (big orders go a few per call)."""
+    groups: list[list[dict[str, Any]]] = []
+    size = 0
+    for entry in entries:
+        length = entry_bytes(entry)
+        if not groups or len(groups[-1]) >= SQS_BATCH or size + length > SQS_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += length
+    return groups
 
 
 class SqsBatcher:
@@ -72,7 +96,7 @@ class SqsBatcher:
         return self._run("change_message_visibility_batch", queue_url, entries)
 
     def _run(self, operation: str, queue_url: str, entries: list[dict[str, Any]]) -> BatchOutcome:
-        groups = [entries[start : start + SQS_BATCH] for start in range(0, len(entries), SQS_BATCH)]
+        groups = batch_groups(entries)
         outcomes = [BatchOutcome() for _ in groups]
         if self.max_workers > 1 and len(groups) > 1:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups))) as pool:

@@ -78,11 +78,14 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
         message = payload.get("errorMessage", "no message") if isinstance(payload, dict) else str(payload)
         raise PlanningFailed(f"planning failed: {message}")
     get_run_logger().info(
-        "plan %s: %d shortages %s, %d messages sent, %d %s, %.2f s in the function",
+        "plan %s: %d shortages %s, %d dispatch requests sent in %d messages, %d deferred, %d %s, %.2f s in the "
+        "function",
         payload["plan_id"],
         payload["shortage_count"],
         payload["shortages_by_kind"],
-        payload["messages_sent"],
+        payload["requests_sent"],
+        payload.get("sqs_messages", 0),
+        payload["deferred"],
         payload["bytes_scanned"],
         payload["bytes_scanned_label"],
         payload["seconds"],
@@ -118,12 +121,12 @@ def publish_plan(payload: dict[str, Any]) -> None:
             f"Window `{payload['window_start']}` to `{payload['as_of']}`"
             f"{' (dry run: nothing sent, nothing recorded)' if dry_run else ''}.\n\n"
             f"| kind | shortages |\n|---|---|\n{kinds}\n\n"
-            f"- dispatch requests sent: **{payload['messages_sent']:,}** (deferred by max_messages: "
-            f"{payload['deferred']:,})\n"
+            f"- dispatch requests sent: **{payload['requests_sent']:,}** in {payload.get('sqs_messages', 0):,} "
+            f"SQS messages (deferred by max_requests: {payload['deferred']:,})\n"
             f"- Athena query `{payload['query_execution_id']}`: {payload['bytes_scanned']:,} "
             f"{payload['bytes_scanned_label']}, ${cost:.6f} at $5/TB (10 MB minimum per query)\n"
             f"- planning took {payload['seconds']:.2f} s in the function\n"
         ),
         description=f"{label}plan {payload['plan_id']} at {payload['as_of']}: {payload['shortage_count']:,} shortages, "
-        f"{payload['messages_sent']:,} dispatch requests sent",
+        f"{payload['requests_sent']:,} dispatch requests sent",
     )

@@ -28,6 +28,7 @@ class WorkerConfig:
     bucket: str
     claims_table: str
     window_messages: int = 500
+    window_requests: int = 5_000  # an order message carries many requests; a window stops gathering at this many
     window_seconds: float = 10.0
     wait_seconds: int = 20
     visibility_seconds: int = 120

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from storeops.contracts.dispatch_order import is_order, order_requests, request_body
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.directory import StoreLocation
 from storeops.dispatch.routing import FleetPolicy
@@ -17,15 +18,24 @@ UNKNOWN_STORE = "unknown store"  # reason prefix: the store directory may simply
 GENERATION_ATTRIBUTE = "storeops-generation"  # how many times a request was replaced by a fresh copy
 
 
+BAD_ORDER = "dispatch order: 'requests' must be a non-empty list of dispatch requests (and nothing else)"
+
+
 @dataclass(frozen=True)
 class Received:
-    """One SQS message as received."""
+    """One SQS message as received, or one request of an order (``parent_id`` = the order's message id)."""
 
     message_id: str
     receipt_handle: str
     body: str
     receive_count: int = 1
     generation: int = 0
+    parent_id: str | None = None
+
+    @property
+    def sqs_message_id(self) -> str:
+        """The SQS message this request came in."""
+        return self.parent_id or self.message_id
 
     @classmethod
     def from_sqs(cls, message: dict[str, Any]) -> Received:
@@ -40,6 +50,33 @@ class Received:
         )
 
 
+def split_message(message: Received) -> list[Received]:
+    """An order's requests as items of their own (ids ``<message id>#<n>``); any other message as itself.
+
+    A malformed order stays whole (``parse_request`` then gives the reason); so does a body that is not JSON.
+    """
+    try:
+        data = json.loads(message.body)
+    except json.JSONDecodeError:
+        return [message]
+    if not is_order(data):
+        return [message]
+    requests = order_requests(data)
+    if requests is None:
+        return [message]
+    return [
+        Received(
+            message_id=f"{message.message_id}#{n}",
+            receipt_handle=message.receipt_handle,
+            body=request_body(request),
+            receive_count=message.receive_count,
+            generation=message.generation,
+            parent_id=message.message_id,
+        )
+        for n, request in enumerate(requests)
+    ]
+
+
 def parse_request(
     body: str, stores: dict[str, StoreLocation], policy: FleetPolicy
 ) -> tuple[DispatchRequest | None, str]:
@@ -50,6 +87,8 @@ def parse_request(
         return None, f"not JSON: {exc.msg} at character {exc.pos}"
     if not isinstance(data, dict):
         return None, f"not a JSON object: {type(data).__name__}"
+    if is_order(data):
+        return None, BAD_ORDER
     try:
         request = DispatchRequest.model_validate(data)
     except ValidationError as exc:

@@ -27,11 +27,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.clock import format_timestamp
+from storeops.contracts.dispatch_order import order_body
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.directory import StoreLocation, load_store_directory
 from storeops.dispatch.claims import Claim, ClaimStore, Window
 from storeops.dispatch.config import MAX_DELAY_SECONDS, WorkerConfig
-from storeops.dispatch.messages import GENERATION_ATTRIBUTE, UNKNOWN_STORE, Received, parse_request
+from storeops.dispatch.messages import GENERATION_ATTRIBUTE, UNKNOWN_STORE, Received, parse_request, split_message
 from storeops.dispatch.routing import Load, consolidate, lower_bound_trucks
 from storeops.exceptions import StoreOpsError
 from storeops.ledger import LedgerRow, Recorded, create_record, fence_record, window_record_key
@@ -67,6 +68,7 @@ class LoadSummary:
 class DispatchCounts:
     """What happened to messages and shortages; a window's report and a run's totals both count these."""
 
+    requests: int = 0  # dispatch requests received (an order message carries many)
     dispatched: int = 0
     duplicates_skipped: int = 0
     dead_lettered: int = 0
@@ -90,10 +92,10 @@ class DispatchCounts:
 
 @dataclass
 class WindowReport(DispatchCounts):
-    """What one window did; every received message is in exactly one outcome."""
+    """What one window did; every received request is in exactly one outcome."""
 
     window_id: str = ""
-    received: int = 0
+    received: int = 0  # SQS messages
     loads: list[LoadSummary] = field(default_factory=list)
     oldest_age_s: float = 0.0
     dead_letter_reasons: dict[str, str] = field(default_factory=dict)
@@ -106,11 +108,42 @@ class WindowReport(DispatchCounts):
 
 @dataclass
 class _Plan:
-    """A window's decisions about its messages, carried out at its end."""
+    """A window's decisions about its requests, carried out at its end.
+
+    The unit is a request (an order's requests are items of their own); an SQS message is deleted
+    once every request it carried is settled: recorded, a duplicate, dead-lettered, or sent again.
+    """
 
     delete: list[Received] = field(default_factory=list)
-    retry_at: dict[str, tuple[Received, float]] = field(default_factory=dict)  # message id -> (message, when)
+    retry_at: dict[str, tuple[Received, float]] = field(default_factory=dict)  # request id -> (request, when)
     handled: set[str] = field(default_factory=set)  # dead-lettered or replaced already: nothing left to do
+    messages: dict[str, Received] = field(default_factory=dict)  # SQS message id -> the message
+    unsettled: dict[str, set[str]] = field(default_factory=dict)  # SQS message id -> its requests not yet settled
+
+    @classmethod
+    def for_messages(cls, messages: list[Received]) -> tuple[_Plan, list[Received]]:
+        """A plan for these SQS messages, and their requests."""
+        plan = cls()
+        items: list[Received] = []
+        for message in messages:
+            requests = split_message(message)
+            plan.messages[message.message_id] = message
+            plan.unsettled[message.message_id] = {r.message_id for r in requests}
+            items += requests
+        return plan, items
+
+    def settle(self, requests: list[Received]) -> list[Received]:
+        """Mark requests settled; returns the SQS messages that have nothing left unsettled (to delete)."""
+        done = []
+        for request in requests:
+            unsettled = self.unsettled.get(request.sqs_message_id)
+            if unsettled is None:
+                continue
+            unsettled.discard(request.message_id)
+            if not unsettled:
+                done.append(self.messages[request.sqs_message_id])
+                del self.unsettled[request.sqs_message_id]
+        return done
 
 
 class DispatchWorker:
@@ -147,8 +180,13 @@ class DispatchWorker:
     def gather(self, until_empty: bool = False) -> list[Received]:
         """Receive up to ``window_messages`` or for ``window_seconds``; extend visibility if long."""
         held: dict[str, Received] = {}
+        requests = 0  # estimated from the bodies: a window's work is its requests, not its messages
         started = last_extended = self.clock()
-        while len(held) < self.config.window_messages and not self.should_stop():
+        while (
+            len(held) < self.config.window_messages
+            and requests < self.config.window_requests
+            and not self.should_stop()
+        ):
             remaining = self.config.window_seconds - (self.clock() - started)
             if remaining <= 0:
                 break
@@ -170,6 +208,8 @@ class DispatchWorker:
             messages = response.get("Messages", [])
             for message in messages:
                 received = Received.from_sqs(message)
+                if received.message_id not in held:
+                    requests += max(1, received.body.count('"shortage_id"'))
                 held[received.message_id] = received  # a redelivery in the same window replaces the handle
                 sent = float(message.get("Attributes", {}).get("SentTimestamp", 0)) / 1000
                 if sent:
@@ -214,10 +254,11 @@ class DispatchWorker:
         self._oldest_sent = None
         if not messages:
             return report
-        plan = _Plan()
+        plan, requests = _Plan.for_messages(messages)
+        report.requests = len(requests)
         won: set[str] = set()
         try:
-            valid, invalid = self._validate(messages)
+            valid, invalid = self._validate(requests)
             self._dead_letter(invalid, plan, report)
             valid = self._recycle_worn(valid, plan, report)
             won = self._claim_and_settle(valid, window, now, plan, report)
@@ -225,7 +266,7 @@ class DispatchWorker:
                 self._dispatch(valid, won, window, departure, plan, report)
                 won = set()  # recorded (or fenced): nothing left to abandon
         except (ClientError, BotoCoreError, StoreOpsError):
-            self._abandon(window, won, messages, plan, report)
+            self._abandon(window, won, requests, plan, report)
             raise
         self._finish(plan, report)
         report.seconds = time.perf_counter() - started
@@ -275,11 +316,8 @@ class DispatchWorker:
         )
         fresh = [m for m in worn if m.generation < MAX_GENERATIONS]
         if fresh:
-            entries = [(f"c{i}", m.body) for i, m in enumerate(fresh)]
-            attributes = {f"c{i}": {GENERATION_ATTRIBUTE: str(m.generation + 1)} for i, m in enumerate(fresh)}
-            outcome = self.batcher.send(self.config.queue_url, entries, attributes)
-            copied = [fresh[int(entry_id[1:])] for entry_id in outcome.succeeded]
-            report.delete_failures += self._delete(copied)
+            copied = self._send_copies(fresh, generation_step=1)
+            report.delete_failures += self._settle_requests(plan, copied)
             plan.handled.update(m.message_id for m in copied)
             report.recycled += len(copied)
             if copied:
@@ -430,37 +468,40 @@ class DispatchWorker:
             logger.warning("window %s could not set its messages to come back; they return after the visibility")
 
     def _finish(self, plan: _Plan, report: WindowReport) -> None:
-        """Delete what is done; send the rest back to come again when it can be settled."""
+        """Settle what is done (deleting the messages that carried only that); send the rest back to come
+        again when it can be settled."""
         deleting = {m.message_id for m in plan.delete}
-        report.delete_failures += self._delete(plan.delete)
+        report.delete_failures += self._settle_requests(plan, plan.delete)
         now = self.clock()
         later = [
             (message, min(MAX_DELAY_SECONDS, max(0, math.ceil(when - now))))
             for message_id, (message, when) in plan.retry_at.items()
             if message_id not in deleting
         ]
-        self._defer(later, report)
+        self._defer(plan, later, report)
 
-    def _defer(self, later: list[tuple[Received, int]], report: WindowReport) -> None:
-        """Send each message back as a copy delayed until it can be settled, and delete the original.
+    def _defer(self, plan: _Plan, later: list[tuple[Received, int]], report: WindowReport) -> None:
+        """Send each request back as a copy delayed until it can be settled; delete the original message
+        once nothing it carried is left.
 
         A decision to retry later therefore never adds to a message's receive count: only receives
         that end without any decision (a killed or stalled window, a lost answer) count toward
-        recycling and SQS's redrive. A copy that cannot be sent keeps its original, made visible
-        again at the same time instead.
+        recycling and SQS's redrive. The requests of one message go back together, as one message
+        due at the earliest of their times. A copy that cannot be sent keeps its original, made
+        visible again at that time instead (what it carried that is settled comes back as duplicates).
         """
         if not later:
             return
-        entries = [(f"r{i}", m.body) for i, (m, _) in enumerate(later)]
-        attributes = {f"r{i}": {GENERATION_ATTRIBUTE: str(m.generation)} for i, (m, _) in enumerate(later)}
-        delays = {f"r{i}": delay for i, (_, delay) in enumerate(later)}
-        outcome = self.batcher.send(self.config.queue_url, entries, attributes, delays)
-        resent = {int(entry_id[1:]) for entry_id in outcome.succeeded}
-        report.delete_failures += self._delete([later[i][0] for i in sorted(resent)])
+        resent = self._send_copies([m for m, _ in later], delays={m.message_id: d for m, d in later})
+        report.delete_failures += self._settle_requests(plan, resent)
+        resent_ids = {m.message_id for m in resent}
+        due: dict[str, int] = {}  # SQS message id -> its earliest delay
+        for message, delay in later:
+            if message.message_id not in resent_ids and message.sqs_message_id in plan.unsettled:
+                due[message.sqs_message_id] = min(delay, due.get(message.sqs_message_id, delay))
         by_delay: dict[int, list[Received]] = {}
-        for i, (message, delay) in enumerate(later):
-            if i not in resent:
-                by_delay.setdefault(delay, []).append(message)
+        for message_id, delay in due.items():
+            by_delay.setdefault(delay, []).append(plan.messages[message_id])
         for delay, messages in sorted(by_delay.items()):
             entries = [(f"h{i}", m.receipt_handle) for i, m in enumerate(messages)]
             report.visibility_failures += len(
@@ -487,8 +528,34 @@ class DispatchWorker:
             report.dead_letter_reasons[message.message_id] = reason
             logger.warning("dead-lettered message %s: %s", message.message_id, reason)
         report.dead_lettered += len(moved)
-        report.delete_failures += self._delete(moved)  # left in place if the DLQ send failed
+        report.delete_failures += self._settle_requests(plan, moved)  # left in place if the DLQ send failed
         plan.handled.update(m.message_id for m in moved)
+
+    def _send_copies(
+        self, requests: list[Received], generation_step: int = 0, delays: dict[str, int] | None = None
+    ) -> list[Received]:
+        """Send requests to the queue again, one message for the requests of each message they came in
+        (an order of them, or the request alone); returns the requests whose copy was sent."""
+        groups: dict[str, list[Received]] = {}
+        for request in requests:
+            groups.setdefault(request.sqs_message_id, []).append(request)
+        entries: list[tuple[str, str]] = []
+        attributes: dict[str, dict[str, str]] = {}
+        entry_delays: dict[str, int] = {}
+        members: dict[str, list[Received]] = {}
+        for i, group in enumerate(groups.values()):
+            entry_id = f"c{i}"
+            entries.append((entry_id, order_body([r.body for r in group])))
+            attributes[entry_id] = {GENERATION_ATTRIBUTE: str(group[0].generation + generation_step)}
+            if delays:
+                entry_delays[entry_id] = min(delays[r.message_id] for r in group)
+            members[entry_id] = group
+        outcome = self.batcher.send(self.config.queue_url, entries, attributes, entry_delays or None)
+        return [request for entry_id in outcome.succeeded for request in members[entry_id]]
+
+    def _settle_requests(self, plan: _Plan, requests: list[Received]) -> int:
+        """These requests are done with; delete the messages left with nothing unsettled. Returns failures."""
+        return self._delete(plan.settle(requests))
 
     def _delete(self, messages: list[Received]) -> int:
         if not messages:

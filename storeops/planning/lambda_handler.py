@@ -39,7 +39,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
         result.plan_id,
         len(result.shortages),
         result.by_kind,
-        result.messages_sent,
+        result.requests_sent,
         result.bytes_scanned,
         result.seconds,
     )

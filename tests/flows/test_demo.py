@@ -16,8 +16,8 @@ pytestmark = pytest.mark.flow
 def test_demo_closes_the_loop_without_losing_anything(flow_env: LocalStack) -> None:
     result = demo(stores=20, products=8, days=1)
     assert result["rows_sent"] == 20 * 8
-    assert result["messages_sent"] == result["shortages"] > 0
-    assert result["dispatched"] == result["messages_sent"]
+    assert result["requests_sent"] == result["shortages"] > 0
+    assert result["dispatched"] == result["requests_sent"]
     assert result["lost"] == 0
     level = result["service_level"]
     assert level["readings"] == 20 * 8 * 24
@@ -32,7 +32,7 @@ def test_demo_cli_json(cli_env: dict[str, str]) -> None:
     result = run_cli(["-m", "flows.demo", "--stores", "8", "--products", "4", "--days", "1", "--json"], env=cli_env)
     assert result.returncode == 0, result.stderr[-3000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("rows_sent", "shortages", "messages_sent", "dispatched", "duplicates_skipped", "dead_lettered", "lost"):
+    for key in ("rows_sent", "shortages", "requests_sent", "dispatched", "duplicates_skipped", "dead_lettered", "lost"):
         assert key in payload
     assert payload["lost"] == 0
     assert "out_of_stock_rate" in payload["service_level"]

@@ -22,7 +22,7 @@ def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> N
     store_data(stores=12, products=8, seed=5)
     result = plan(dry_run=True)
     assert result["shortage_count"] > 0
-    assert result["messages_sent"] == 0
+    assert result["requests_sent"] == 0
     assert sum(result["shortages_by_kind"].values()) == result["shortage_count"]
     table = Artifact.get("plan-shortages-dry-run")
     summary = Artifact.get("plan-summary-dry-run")
@@ -33,12 +33,12 @@ def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> N
     assert "Dry run of plan" in str(summary.data)
 
     sent = plan()
-    assert sent["messages_sent"] == sent["shortage_count"] > 0
+    assert sent["requests_sent"] == sent["shortage_count"] > 0
     latest = Artifact.get("plan-summary")  # the latest real plan, never a dry run
     assert latest is not None
     assert str(latest.description).startswith(f"plan {sent['plan_id']} ")
     again = plan()
-    assert again["messages_sent"] == 0  # the ledger holds the open requests
+    assert again["requests_sent"] == 0  # the ledger holds the open requests
 
 
 def test_the_functions_own_error_fails_the_flow(flow_env: LocalStack) -> None:
@@ -75,7 +75,7 @@ def test_plan_cli_json(cli_env: dict[str, str]) -> None:
     result = run_cli(["-m", "flows.plan", "--json"], env=cli_env)
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    assert payload["messages_sent"] == len(payload["shortages"]) > 0
+    assert payload["requests_sent"] == len(payload["shortages"]) > 0
     assert set(payload["shortages"][0]) == {"store_id", "product_id", "kind", "on_hand", "quantity", "shortage_id"}
     assert payload["query_execution_id"]
     assert "bytes_scanned" in payload

@@ -96,7 +96,7 @@ def test_up_starts_exactly_one_truck_run(server: Server) -> None:
 def test_the_run_form_refuses_bad_values_before_a_run_exists(server: Server) -> None:
     plan = server.deployment_id("plan-shortages")
     before = len(server.call("/flow_runs/filter", {"deployments": {"id": {"any_": [plan]}}}))
-    for bad in ({"lookback_hours": -5}, {"max_messages": 100_001}, {"stores": "S0001"}):
+    for bad in ({"lookback_hours": -5}, {"max_requests": 10_000_001}, {"stores": "S0001"}):
         with pytest.raises(urllib.error.HTTPError) as refused:
             server.call(f"/deployments/{plan}/create_flow_run", {"parameters": bad})
         assert refused.value.code == 409, bad

@@ -27,9 +27,9 @@ def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack
 
     store_data(stores=15, products=6, seed=2)
     first = plan(lead_time_hours=0)
-    assert first["messages_sent"] > 0
+    assert first["requests_sent"] > 0
     totals = trucks(until_empty=True, window_seconds=3)
-    assert totals["dispatched"] == first["messages_sent"]
+    assert totals["dispatched"] == first["requests_sent"]
     assert totals["trucks"] >= 1
     assert Artifact.get("truck-loads") is not None
     assert Artifact.get("truck-summary") is not None

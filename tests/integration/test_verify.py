@@ -56,7 +56,7 @@ def test_verify_passes_every_step_and_leaves_no_trace(local_stack: LocalStack) -
         local_stack.clients, targets_for(local_stack), PlanRequest(lookback_hours=1), now=datetime.now(UTC)
     )
     assert report.store_id not in set(result.shortages["store_id"])
-    assert result.messages_sent == 0
+    assert result.requests_sent == 0
 
 
 def test_an_engine_that_reads_multi_member_gzip_partially_fails_the_athena_step(

@@ -28,10 +28,11 @@ from cfnlint.decode import decode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storeops.contracts.dispatch_order import order_body
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.contracts.samples import sample_request
 from storeops.directory import DEPOTS, STORE_DIRECTORY_KEY
-from storeops.dispatch.claims import ClaimStore
+from storeops.dispatch.claims import ClaimStore, Window
 from storeops.dispatch.config import REDRIVE_MARGIN, WorkerConfig, timing_problems
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.worker import DispatchWorker
@@ -94,6 +95,7 @@ class World:
             bucket="lake",
             claims_table="claims",
             window_messages=6,
+            window_requests=9,
             visibility_seconds=self.visibility,
             max_receive_count=self.max_receive_count,
             worker_id=name,
@@ -115,9 +117,14 @@ class World:
             claims=ClaimStore(dynamodb, "claims", config.lease_seconds, self.clock, retry=retry),
         )
 
-    def send(self, requests: list[DispatchRequest]) -> None:
-        for request in requests:
-            self.sqs.enqueue(self.sqs.queue_url, request.model_dump_json())
+    def send(self, requests: list[DispatchRequest], choose: Choices | None = None) -> None:
+        """Each request alone, or (with ``choose``) runs of 1 to 5 packed into one order message."""
+        start = 0
+        while start < len(requests):
+            size = choose.integer(1, 5) if choose else 1
+            bodies = [r.model_dump_json() for r in requests[start : start + size]]
+            self.sqs.enqueue(self.sqs.queue_url, order_body(bodies))
+            start += size
 
     def dispatched(self) -> Counter[str]:
         """How many dispatch rows each shortage has across every window record."""
@@ -184,10 +191,13 @@ def simulate(
     """Three workers, faults, restarts and duplicates, chosen step by step; then a drain without faults."""
     world = World(*deployed_queue())
     sent = requests(choose.integer(1, 30))
-    world.send(sent)
-    world.send([sent[choose.integer(0, len(sent) - 1)] for _ in range(choose.integer(0, 6))])
+    world.send(sent, choose)  # singles and orders (several requests in one message)
+    world.send([sent[choose.integer(0, len(sent) - 1)] for _ in range(choose.integer(0, 6))], choose)
     for _ in range(choose.integer(0, 2)):
         world.sqs.enqueue(world.sqs.queue_url, "{not json")
+    if choose.integer(0, 1):  # an order with one invalid request: that one is dead-lettered, the other dispatched
+        duplicate = sent[choose.integer(0, len(sent) - 1)]
+        world.sqs.enqueue(world.sqs.queue_url, order_body([duplicate.model_dump_json(), '{"shortage_id": 7}']))
     scheduler = Scheduler()
     generation = Counter[str]()
 
@@ -332,3 +342,41 @@ def test_a_failed_record_write_never_rewrites_loads_on_retry() -> None:
     drain(world, world.worker("w2"))
     assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
     assert world.s3.objects[first] == recorded  # written once, never rewritten
+
+
+# -- orders: one message carrying many requests ----------------------------------------------------
+
+
+def test_an_order_whose_request_is_held_elsewhere_sends_back_only_that_request() -> None:
+    world = World(*deployed_queue())
+    sent = requests(5)
+    other = world.worker("other")
+    held = other.claims.claim([sent[2].shortage_id], window=_window("elsewhere"))  # a live window holds one
+    assert held.won == {sent[2].shortage_id}
+    world.sqs.enqueue(world.sqs.queue_url, order_body([r.model_dump_json() for r in sent]))
+    worker = world.worker("w")
+    report = worker.process(worker.gather(until_empty=True))
+    assert (report.received, report.requests, report.dispatched, report.held_elsewhere) == (1, 5, 4, 1)
+    assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent if r is not sent[2]})
+    (back,) = world.sqs.messages.values()  # the order is gone; the held request came back alone, delayed
+    assert DispatchRequest.model_validate_json(back.body).shortage_id == sent[2].shortage_id
+    assert back.visible_at > world.now
+
+
+def test_an_invalid_request_in_an_order_is_dead_lettered_alone() -> None:
+    world = World(*deployed_queue())
+    sent = requests(3)
+    bodies = [r.model_dump_json() for r in sent]
+    world.sqs.enqueue(world.sqs.queue_url, order_body([bodies[0], '{"shortage_id": "nope"}', *bodies[1:]]))
+    world.sqs.enqueue(world.sqs.queue_url, '{"schema_version": 1, "message_type": "dispatch_order", "requests": []}')
+    worker = world.worker("w")
+    drain(world, worker)
+    assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
+    assert sorted(m.body for m in world.sqs.dead_letters) == sorted(
+        ['{"shortage_id":"nope"}', '{"schema_version": 1, "message_type": "dispatch_order", "requests": []}']
+    )
+    assert world.sqs.messages == {}
+
+
+def _window(name: str) -> Window:
+    return Window(name, name, f"dispatch-ledger/dt=2027-01-15/window-{name}.json")

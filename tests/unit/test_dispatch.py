@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from storeops.contracts.dispatch_order import order_body, pack_orders
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.contracts.samples import sample_request
 from storeops.directory import DEPOTS, StoreLocation
-from storeops.dispatch.messages import parse_request
+from storeops.dispatch.messages import Received, parse_request, split_message
 from storeops.dispatch.routing import (
     FleetPolicy,
     Stop,
@@ -22,7 +23,7 @@ from storeops.dispatch.routing import (
     nearest_neighbour_route,
 )
 from storeops.retry import RetryPolicy
-from storeops.sqs import SqsBatcher
+from storeops.sqs import SqsBatcher, batch_groups, entry_bytes
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -189,3 +190,41 @@ def test_without_consolidation_every_request_gets_its_own_truck() -> None:
     assert len(loads) == 3
     assert sorted(len(load.shortage_ids) for load in loads) == [1, 1, 1]
     assert len(consolidate(reqs, stores(), FleetPolicy(), T0, "w")) == 1  # the same requests, consolidated
+
+
+def test_orders_pack_a_stores_requests_in_priority_order_within_the_size_limit() -> None:
+    reqs = [request("S0001", f"P{p:04d}", 6) for p in range(1, 40)] + [request("S0002", "P0001", 6)]
+    bodies = [(r.store_id, r.model_dump_json()) for r in reqs]
+    orders = pack_orders(bodies, max_bytes=4_000)
+    assert all(len(body.encode()) <= 4_000 for body, _ in orders)
+    assert sum(count for _, count in orders) == len(reqs)
+    unpacked = []
+    for body, count in orders:
+        items = split_message(Received("m1", "h1", body))
+        assert len(items) == count
+        stores_in_order = {DispatchRequest.model_validate_json(i.body).store_id for i in items}
+        assert len(stores_in_order) == 1  # one store per order
+        unpacked += [DispatchRequest.model_validate_json(i.body) for i in items]
+    assert unpacked == reqs  # nothing lost, nothing changed, order kept
+    assert orders[-1] == (reqs[-1].model_dump_json(), 1)  # a lone request travels as itself
+
+
+def test_split_keeps_malformed_orders_whole_for_the_dead_letter_queue() -> None:
+    malformed = '{"schema_version": 1, "message_type": "dispatch_order", "requests": "x"}'
+    (item,) = split_message(Received("m1", "h1", malformed))
+    assert item.body == malformed
+    assert parse_request(item.body, stores(), FleetPolicy())[1].startswith("dispatch order:")
+    items = split_message(Received("m2", "h2", order_body(['{"a":1}', '{"b":2}']), receive_count=3, generation=1))
+    assert [(i.message_id, i.sqs_message_id, i.receive_count, i.generation) for i in items] == [
+        ("m2#0", "m2", 3, 1),
+        ("m2#1", "m2", 3, 1),
+    ]
+
+
+def test_sqs_batches_stay_within_256_kib_per_call() -> None:
+    entries = [{"Id": f"e{i}", "MessageBody": "x" * 100_000} for i in range(7)]
+    entries += [{"Id": f"s{i}", "MessageBody": "y"} for i in range(25)]
+    groups = batch_groups(entries)
+    assert [e["Id"] for g in groups for e in g] == [e["Id"] for e in entries]
+    assert all(len(g) <= 10 and sum(entry_bytes(e) for e in g) <= 262_144 for g in groups)
+    assert [len(g) for g in groups][:4] == [2, 2, 2, 10]
