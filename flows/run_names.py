@@ -40,6 +40,14 @@ def trucks_run_name() -> str:
     return f"{mode} {_at()}"
 
 
+def rollup_run_name() -> str:
+    p = _parameters()
+    if p.get("start") and p.get("end"):
+        span = p["start"] if p["start"] == p["end"] else f"{p['start']} to {p['end']}"
+        return f"rollup {span} {_at()}"
+    return f"rollup catch-up {_at()}"
+
+
 def replay_dlq_run_name() -> str:
     return f"dead letters{' dry run' if _parameters().get('dry_run') else ' replay'} {_at()}"
 

@@ -3,21 +3,78 @@
 -- Runs unchanged on Athena (Trino) and on the emulator (DuckDB); see shortages.md.
 -- Each table is read by one CTE that is referenced once: Trino inlines every reference to a
 -- WITH query, so a second reference would scan the table again.
--- The table names (slots inventory_table, ledger_table) are validated identifiers; values are :parameters;
--- the fragments (sql/fragments/) are the window's readings (window_reading_columns,
--- window_readings_predicate), what is kept of the latest (latest_reading_columns) and the final
--- CTE every planning query shares (planning_result).
+-- The window [window_start, as_of] is read from two tables, split by Firehose's (arrival) partitions, so
+-- each reading is read once: the hourly rollup for the partitions before the watermark (one row per pair
+-- and observed hour, kept from the window's first hour on), the raw readings for the partitions from the
+-- watermark on. Without a rollup the watermark is the window's first partition: every reading raw.
+-- The table names (slots inventory_table, rollup_table, ledger_table) are validated identifiers; values are
+-- :parameters; the fragments (sql/fragments/) are observed_at as text (observed_at_text), each reading's
+-- totals and recency (window_reading_columns), what is kept of the latest (latest_reading_columns) and
+-- the final CTE every planning query shares (planning_result).
 
 with
+
+rollup_hours as (
+    -- the rolled partitions: per pair and observed hour, its latest reading and the hour's sums
+    select
+        event_id,
+        store_id,
+        product_id,
+        product_name,
+        category,
+        case_pack,
+        on_hand,
+        reorder_point,
+        target_stock,
+        observed_at,
+        cast(units_sold as bigint) as units_sold,
+        cast(period_hours as double) as period_hours
+    from {rollup_table}
+    where
+        (dt > :rollup_start_dt or (dt = :rollup_start_dt and hour >= :rollup_start_hour))
+        and (dt < :rollup_end_dt or (dt = :rollup_end_dt and hour <= :rollup_end_hour))
+        and observed_hour >= :window_start_hour
+        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
+),
+
+raw_readings as (
+    -- the partitions from the watermark to the hour after as_of (a reading can arrive after as_of),
+    -- then the exact observed_at bounds [window_start, as_of]
+    select
+        event_id,
+        store_id,
+        product_id,
+        product_name,
+        category,
+        case_pack,
+        on_hand,
+        reorder_point,
+        target_stock,
+        {observed_at_text},
+        cast(units_sold as bigint) as units_sold,
+        cast(period_hours as double) as period_hours
+    from {inventory_table}
+    where
+        (dt > :raw_start_dt or (dt = :raw_start_dt and hour >= :raw_start_hour))
+        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
+        and observed_at >= :window_start
+        and observed_at <= :as_of
+        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
+),
+
+readings as (
+    -- the window's readings, an hour of the rollup counting as one reading; observed_at is text in both
+    select * from rollup_hours
+    union all
+    select * from raw_readings
+),
 
 window_readings as (
     select
         {window_reading_columns},
         cast(sum(units_sold) over (partition by store_id, product_id) as double)
         / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
-    from {inventory_table}
-    where
-        {window_readings_predicate}
+    from readings
 ),
 
 ledger_shortages as (

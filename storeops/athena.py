@@ -7,7 +7,7 @@ as ``:name`` parameters; only validated identifiers are put into the SQL text.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,6 +51,16 @@ class QueryRun:
     query_execution_id: str
     bytes_scanned: int
     seconds: float
+
+
+@dataclass
+class ChunkedQueryRun:
+    """A finished query whose result is read in chunks of bounded size, as they are iterated."""
+
+    chunks: Iterator[pd.DataFrame]
+    query_execution_id: str
+    bytes_scanned: int
+    seconds: float  # until the result was ready (reading the chunks comes after)
 
 
 def failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | None:
@@ -111,6 +121,57 @@ def run_query(clients: AwsClients, target: QueryTarget, name: str, params: dict[
     return QueryRun(
         frame=frame,
         query_execution_id=str(metadata.get("QueryExecutionId", "")),
+        bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_query_chunks(
+    clients: AwsClients, target: QueryTarget, name: str, params: dict[str, Any], chunksize: int
+) -> ChunkedQueryRun:
+    """Run ``sql/<name>.sql`` like ``run_query`` (awswrangler, no CTAS) and read its CSV result in chunks
+    of at most ``chunksize`` rows, so memory grows with a chunk, not with the result."""
+    import awswrangler as wr
+
+    sql = load_query(name, **target.tables)
+    started = time.perf_counter()
+    query_id = None
+    try:
+        query_id = str(
+            wr.athena.start_query_execution(
+                sql,
+                database=target.database,
+                workgroup=target.workgroup,
+                params=params,
+                paramstyle="named",
+                boto3_session=clients.session,
+            )
+        )
+        execution = wr.athena.wait_query(
+            query_id, boto3_session=clients.session, athena_query_wait_polling_delay=QUERY_POLL_SECONDS
+        )
+        chunks = wr.athena.get_query_results(
+            query_id, chunksize=chunksize, use_threads=False, boto3_session=clients.session
+        )
+    except wr.exceptions.QueryFailed as exc:
+        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
+        raise QueryFailed(
+            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
+            query_execution_id=query_id,
+            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
+        ) from None
+    except ClientError as exc:
+        message = describe_error(exc)
+        if "WorkGroup" in message or "workgroup" in message:
+            raise StackError(
+                f"Athena workgroup {target.workgroup} is not usable: {message}",
+                hint="deploy the stack (`python -m deployments.stack deploy`)",
+            ) from None
+        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
+    statistics = execution.get("Statistics", {})
+    return ChunkedQueryRun(
+        chunks=iter([chunks]) if isinstance(chunks, pd.DataFrame) else chunks,
+        query_execution_id=query_id,
         bytes_scanned=int(statistics.get("DataScannedInBytes", 0)),
         seconds=time.perf_counter() - started,
     )

@@ -154,6 +154,7 @@ class StackResources(BaseModel):
     glue_database: str = Field(alias="GlueDatabase")
     inventory_table: str = Field(alias="InventoryTable")
     ledger_table: str = Field(alias="DispatchLedgerTable")
+    rollup_table: str = Field(alias="RollupTable")
     athena_workgroup: str = Field(alias="AthenaWorkGroup")
     planning_function: str = Field(alias="PlanningFunctionName")
     dispatch_queue_url: str = Field(alias="DispatchQueueUrl")

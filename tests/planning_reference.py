@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from storeops.clock import format_timestamp
+from storeops.clock import format_timestamp, hour_floor
 
 
 def reference_shortages(
@@ -18,10 +18,11 @@ def reference_shortages(
     ledger: pd.DataFrame | None = None,
     stores: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Shortages as the rules in sql/shortages.md define them (no SQL involved)."""
-    start = format_timestamp(as_of - timedelta(hours=lookback_hours))
+    """Shortages as the rules in sql/shortages.md define them (no SQL involved): the readings of
+    ``[as_of - lookback aligned down to its hour, as_of]``, every one of them raw."""
+    start = format_timestamp(hour_floor(as_of - timedelta(hours=lookback_hours)))
     end = format_timestamp(as_of)
-    window = readings[(readings["observed_at"] > start) & (readings["observed_at"] <= end)]
+    window = readings[(readings["observed_at"] >= start) & (readings["observed_at"] <= end)]
     if stores:
         window = window[window["store_id"].isin(stores)]
     pairs = window.groupby(["store_id", "product_id"])
@@ -51,7 +52,7 @@ def reference_shortages(
             continue
         rows.append({**r, "kind": kind, "priority": priority, "quantity": quantity, "hours_of_cover": cover})
     frame = pd.DataFrame(rows, columns=[*latest.columns, "kind", "priority", "quantity", "hours_of_cover"])
-    frame["_cover"] = frame["hours_of_cover"].fillna(math.inf)
+    frame["_cover"] = pd.to_numeric(frame["hours_of_cover"]).astype("float64").round(6).fillna(math.inf)
     return frame.sort_values(["priority", "_cover", "store_id", "product_id"]).drop(columns="_cover")
 
 

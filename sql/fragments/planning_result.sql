@@ -27,4 +27,5 @@ final as (
 )
 
 select * from final
-order by priority asc, hours_of_cover asc nulls last, store_id asc, product_id asc
+-- cover rounded to a microhour: sums taken in another order (rollup or raw) must not reorder equal covers
+order by priority asc, round(hours_of_cover, 6) asc nulls last, store_id asc, product_id asc

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from storeops.athena import SCANNED_BYTES_LABELS, QueryTarget, ScannedBytesSource
-from storeops.clock import format_timestamp
+from storeops.aws import StackResources
+from storeops.clock import format_timestamp, hour_floor
 from storeops.contracts.reading import ID_PATTERN
 from storeops.exceptions import ConfigurationError, ValidationFailed, first_validation_error
 from storeops.sql import validate_identifier
 
 CLOCK_SKEW = timedelta(minutes=5)
 PARTITION_SLACK = timedelta(hours=1)
+# A reading sits in the partition of its object's first record, which arrived at most Firehose's buffer
+# interval (60 s deployed, 900 s at most) before it: so partition p holds readings observed before p + 1 h + this.
+ARRIVAL_SPILL = timedelta(minutes=15)
 
 
 # The limits of a plan's parameters, shared by the Lambda event and the plan flow's signature
@@ -26,7 +30,11 @@ LookbackHours = Annotated[float, Field(gt=0, le=24 * 31, description="Window of 
 LeadTimeHours = Annotated[
     float, Field(ge=0, le=24 * 14, description="A product with fewer hours of cover than this is at risk.")
 ]
-MaxMessages = Annotated[int, Field(ge=0, le=100_000, description="At most this many dispatch requests, by priority.")]
+MAX_REQUESTS = 10_000_000
+MaxRequests = Annotated[
+    int | None,
+    Field(ge=0, le=MAX_REQUESTS, description="At most this many dispatch requests, by priority (empty: all)."),
+]
 MAX_PLAN_STORES = 1000
 
 
@@ -40,7 +48,7 @@ class PlanRequest(BaseModel):
     lead_time_hours: LeadTimeHours = 24.0
     stores: tuple[str, ...] = Field((), max_length=MAX_PLAN_STORES, description="Restrict to these store ids.")
     dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
-    max_messages: MaxMessages = 10_000
+    max_requests: MaxRequests = None
     policy: Literal["storeops", "workshop"] = Field(
         "storeops",
         description="storeops: shortages not already requested or on their way; workshop: the original "
@@ -65,9 +73,23 @@ class PlanRequest(BaseModel):
             raise ValidationFailed(f"invalid event field {first_validation_error(exc, 'event')}") from None
 
 
+def partition_of(moment: datetime) -> tuple[str, str]:
+    """The ``(dt, hour)`` partition values of ``moment``'s hour."""
+    return f"{moment:%Y-%m-%d}", f"{moment:%H}"
+
+
 @dataclass(frozen=True)
 class PlanWindow:
-    """The resolved window: its bounds, its partitions, and the query's parameters."""
+    """The resolved window ``[window_start, as_of]``: its bounds, its partitions, and the query's parameters.
+
+    ``window_start`` is ``as_of - lookback`` aligned down to its hour, so the window is made of whole
+    observed hours and the part of ``as_of``'s hour up to ``as_of``.
+    ``rollup_until`` is the rollup's watermark for this window (``storeops.planning.rollup``): the raw
+    partitions before it are read from the hourly rollup (a row per pair and observed hour, kept from
+    the window's first hour on), the partitions from it on raw (readings in ``[window_start, as_of]``).
+    Partitions are Firehose's (by arrival), so each reading is read once, from one side or the other.
+    Without a rollup every partition is read raw.
+    """
 
     as_of: datetime
     window_start: datetime
@@ -75,6 +97,7 @@ class PlanWindow:
     lead_time_hours: float
     stores: tuple[str, ...]
     ledger_days: int = 3
+    rollup_until: datetime | None = None
 
     @classmethod
     def resolve(cls, request: PlanRequest, now: datetime) -> PlanWindow:
@@ -84,8 +107,34 @@ class PlanWindow:
                 f"as_of {format_timestamp(as_of)} is in the future (now is {format_timestamp(now)})",
                 hint="omit as_of to plan for now, or give a past time",
             )
-        start = as_of - timedelta(hours=request.lookback_hours)
+        start = hour_floor(as_of - timedelta(hours=request.lookback_hours))
         return cls(as_of, start, request.lookback_hours, request.lead_time_hours, request.stores)
+
+    @property
+    def first_partition(self) -> datetime:
+        """The oldest partition that can hold a reading of the window (the hour before its first)."""
+        return self.window_start - PARTITION_SLACK
+
+    @property
+    def rollup_cap(self) -> datetime:
+        """The latest watermark: partitions before it hold no reading observed after ``as_of``."""
+        return max(self.first_partition, hour_floor(self.as_of - ARRIVAL_SPILL))
+
+    @property
+    def raw_start(self) -> datetime:
+        """The first partition read raw (the rollup's watermark, else the window's first partition)."""
+        return self.rollup_until or self.first_partition
+
+    def reading_rollup_until(self, watermark: datetime) -> PlanWindow:
+        """This window, reading the rollup for the partitions before ``watermark`` (a whole hour between the
+        window's first partition and ``rollup_cap``)."""
+        watermark = watermark.astimezone(UTC)
+        if watermark != hour_floor(watermark) or not self.first_partition <= watermark <= self.rollup_cap:
+            raise ValueError(
+                f"rollup watermark {format_timestamp(watermark)} is not a whole hour in "
+                f"[{format_timestamp(self.first_partition)}, {format_timestamp(self.rollup_cap)}]"
+            )
+        return replace(self, rollup_until=watermark)
 
     @property
     def partitions(self) -> list[tuple[str, str]]:
@@ -95,15 +144,32 @@ class PlanWindow:
         arrival of its first record, so a reading near an hour boundary can sit in the neighbouring
         hour (buffered up to a minute, or delivered late). The exact ``observed_at`` bounds decide.
         """
-        hour = self.window_start.replace(minute=0, second=0, microsecond=0) - PARTITION_SLACK
-        out = []
-        while hour <= self.as_of + PARTITION_SLACK:
-            out.append((f"{hour:%Y-%m-%d}", f"{hour:%H}"))
+        return self._hours(self.window_start - PARTITION_SLACK, self.as_of + PARTITION_SLACK)
+
+    @property
+    def raw_partitions(self) -> list[tuple[str, str]]:
+        """The raw partitions the window reads: from the watermark to the hour after ``as_of``."""
+        return self._hours(self.raw_start, self.as_of + PARTITION_SLACK)
+
+    @property
+    def rollup_partitions(self) -> list[tuple[str, str]]:
+        """The rollup's partitions the window reads (those before the watermark), oldest first."""
+        return self._hours(self.first_partition, self.raw_start - timedelta(hours=1))
+
+    @staticmethod
+    def _hours(first: datetime, last: datetime) -> list[tuple[str, str]]:
+        hour, out = hour_floor(first), []
+        while hour <= last:
+            out.append(partition_of(hour))
             hour += timedelta(hours=1)
         return out
 
     def query_parameters(self) -> dict[str, Any]:
         first, last = self.partitions[0], self.partitions[-1]
+        raw_first = partition_of(self.raw_start)
+        # The rollup's partitions; an empty range (last before first) when the window reads none.
+        rollup_first = partition_of(self.first_partition)
+        rollup_last = partition_of(self.raw_start - timedelta(hours=1))
         ledger_start = self.as_of - timedelta(days=max(self.ledger_days, math.ceil(self.lookback_hours / 24) + 1))
         return {
             "as_of": format_timestamp(self.as_of),
@@ -112,6 +178,13 @@ class PlanWindow:
             "start_hour": first[1],
             "end_dt": last[0],
             "end_hour": last[1],
+            "window_start_hour": f"{self.window_start:%Y-%m-%dT%H}",
+            "raw_start_dt": raw_first[0],
+            "raw_start_hour": raw_first[1],
+            "rollup_start_dt": rollup_first[0],
+            "rollup_start_hour": rollup_first[1],
+            "rollup_end_dt": rollup_last[0],
+            "rollup_end_hour": rollup_last[1],
             "lead_time_hours": float(self.lead_time_hours),
             "store_filter": "," + ",".join(self.stores) + "," if self.stores else "",
             "ledger_start_dt": f"{ledger_start:%Y-%m-%d}",
@@ -128,6 +201,7 @@ class PlanningTargets:
     workgroup: str
     queue_url: str
     bucket: str
+    rollup_table: str = "inventory_hourly"  # the template's name; the Lambda gets it from the stack
     request_ttl_hours: float = 6.0
     scanned_bytes_source: ScannedBytesSource = "athena"
 
@@ -135,13 +209,14 @@ class PlanningTargets:
         "database": "STOREOPS_GLUE_DATABASE",
         "inventory_table": "STOREOPS_INVENTORY_TABLE",
         "ledger_table": "STOREOPS_LEDGER_TABLE",
+        "rollup_table": "STOREOPS_ROLLUP_TABLE",
         "workgroup": "STOREOPS_ATHENA_WORKGROUP",
         "queue_url": "STOREOPS_DISPATCH_QUEUE_URL",
         "bucket": "STOREOPS_DATA_LAKE_BUCKET",
     }
 
     def __post_init__(self) -> None:
-        for name in (self.database, self.inventory_table, self.ledger_table):
+        for name in (self.database, self.inventory_table, self.ledger_table, self.rollup_table):
             validate_identifier(name)
 
     @classmethod
@@ -165,11 +240,28 @@ class PlanningTargets:
             scanned_bytes_source=cast(ScannedBytesSource, source),
         )
 
+    @classmethod
+    def from_stack(cls, resources: StackResources) -> PlanningTargets:
+        """The same names from the stack's outputs (the flows that read or write planning's tables)."""
+        return cls(
+            database=resources.glue_database,
+            inventory_table=resources.inventory_table,
+            ledger_table=resources.ledger_table,
+            workgroup=resources.athena_workgroup,
+            queue_url=resources.dispatch_queue_url,
+            bucket=resources.data_lake_bucket,
+            rollup_table=resources.rollup_table,
+        )
+
     @property
     def query_target(self) -> QueryTarget:
         """Where the planning queries run, and the tables they read."""
         return QueryTarget(
             database=self.database,
             workgroup=self.workgroup,
-            tables={"inventory_table": self.inventory_table, "ledger_table": self.ledger_table},
+            tables={
+                "inventory_table": self.inventory_table,
+                "ledger_table": self.ledger_table,
+                "rollup_table": self.rollup_table,
+            },
         )

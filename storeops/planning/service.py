@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,14 +18,17 @@ import pandas as pd
 from storeops.athena import SCANNED_BYTES_LABELS, run_query, scan_cost_usd
 from storeops.aws import AwsClients
 from storeops.clock import format_timestamp
+from storeops.contracts.dispatch_order import pack_orders
 from storeops.contracts.dispatch_request import DispatchRequest, shortage_id
 from storeops.exceptions import DeliveryError, ValidationFailed
 from storeops.ledger import LedgerRow, requests_key, write_rows
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
+from storeops.planning.rollup import rollup_watermark
 from storeops.sqs import SqsBatcher
 
 logger = logging.getLogger(__name__)
 
+SEND_THREADS = 8  # SendMessageBatch calls in flight: a chain-wide plan sends thousands of orders
 POLICY_QUERIES = {"storeops": "shortages", "workshop": "workshop_alerts"}  # sql/<name>.sql
 SHORTAGE_COLUMNS = [
     "shortage_id",
@@ -54,14 +58,16 @@ class PlanResult:
     plan_id: str
     as_of: str
     window_start: str
+    rollup_until: str  # the hours [window_start, rollup_until) were read from the hourly rollup
     dry_run: bool
     shortages: pd.DataFrame
     query_execution_id: str
     query_bytes: list[int]  # bytes scanned by each query of the plan
     bytes_scanned_source: str
     query_seconds: float
-    messages_sent: int = 0
-    messages_failed: int = 0
+    requests_sent: int = 0
+    requests_failed: int = 0
+    sqs_messages: int = 0  # the orders that carried them (a store's requests, up to 200 KB each)
     deferred: int = 0
     ledger_key: str | None = None
     seconds: float = 0.0
@@ -82,6 +88,7 @@ class PlanResult:
             "plan_id": self.plan_id,
             "as_of": self.as_of,
             "window_start": self.window_start,
+            "rollup_until": self.rollup_until,
             "dry_run": self.dry_run,
             "query_execution_id": self.query_execution_id,
             "bytes_scanned": self.bytes_scanned,
@@ -94,12 +101,19 @@ class PlanResult:
             "shortage_count": len(self.shortages),
             "shortages": rows,
             "shortages_truncated": len(self.shortages) > max_rows,
-            "messages_sent": self.messages_sent,
-            "messages_failed": self.messages_failed,
+            "requests_sent": self.requests_sent,
+            "requests_failed": self.requests_failed,
+            "sqs_messages": self.sqs_messages,
             "deferred": self.deferred,
             "ledger_key": self.ledger_key,
             "seconds": round(self.seconds, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
+
+
+def peak_rss_mb() -> float:
+    """The planner process's peak resident memory so far (in the Lambda: the sandbox's)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def to_requests(shortages: pd.DataFrame, plan_id: str, planned_at: datetime) -> list[DispatchRequest]:
@@ -170,6 +184,9 @@ def plan_shortages(
     """Find shortages at ``request.as_of`` and, unless a dry run, record and send the requests."""
     started = time.perf_counter()
     window = PlanWindow.resolve(request, now)
+    if request.policy == "storeops":  # shortages.sql reads the closed hours the hourly rollup holds
+        watermark = rollup_watermark(clients.client("s3"), targets.bucket, window.first_partition, window.rollup_cap)
+        window = window.reading_rollup_until(watermark)
     params = window.query_parameters()
     query_bytes: list[int] = []
     if window.stores:
@@ -187,11 +204,12 @@ def plan_shortages(
     query_bytes.append(run.bytes_scanned)
     shortages = normalise(run.frame)
     logger.info(
-        "query %s: %d shortages in (%s, %s] in %.2f s, %d %s",
+        "query %s: %d shortages in [%s, %s] (rollup for the partitions before %s) in %.2f s, %d %s",
         run.query_execution_id,
         len(shortages),
         params["window_start"],
         params["as_of"],
+        format_timestamp(window.raw_start),
         run.seconds,
         run.bytes_scanned,
         SCANNED_BYTES_LABELS[targets.scanned_bytes_source],
@@ -201,6 +219,7 @@ def plan_shortages(
         plan_id=plan_id,
         as_of=params["as_of"],
         window_start=params["window_start"],
+        rollup_until=format_timestamp(window.raw_start),
         dry_run=request.dry_run,
         shortages=shortages,
         query_execution_id=run.query_execution_id,
@@ -209,7 +228,7 @@ def plan_shortages(
         query_seconds=run.seconds,
         by_kind={k: int(v) for k, v in shortages["kind"].value_counts().sort_index().items()},
     )
-    to_send = shortages.head(request.max_messages)
+    to_send = shortages if request.max_requests is None else shortages.head(request.max_requests)
     result.deferred = len(shortages) - len(to_send)
     if request.dry_run or to_send.empty:
         result.seconds = time.perf_counter() - started
@@ -235,18 +254,22 @@ def plan_shortages(
         ]
         key = requests_key(planned_at, plan_id)
         result.ledger_key = write_rows(clients.client("s3"), targets.bucket, key, rows)
-    batcher = batcher or SqsBatcher(clients.client("sqs"))
-    outcome = batcher.send(targets.queue_url, [(f"m{i}", m.model_dump_json()) for i, m in enumerate(messages)])
-    result.messages_sent = len(outcome.succeeded)
-    result.messages_failed = len(outcome.failed)
+    orders = pack_orders((m.store_id, m.model_dump_json()) for m in messages)
+    batcher = batcher or SqsBatcher(clients.client("sqs"), max_workers=SEND_THREADS)
+    outcome = batcher.send(targets.queue_url, [(f"o{i}", body) for i, (body, _) in enumerate(orders)])
+    carried = [count for _, count in orders]
+    result.sqs_messages = len(outcome.succeeded)
+    result.requests_sent = sum(carried[int(entry_id[1:])] for entry_id in outcome.succeeded)
+    result.requests_failed = sum(carried[int(entry_id[1:])] for entry_id in outcome.failed)
     result.seconds = time.perf_counter() - started
     logger.info(
-        "plan %s: recorded %d requests in %s, sent %d, failed %d, deferred %d by max_messages",
+        "plan %s: recorded %d requests in %s, sent %d in %d messages, failed %d, deferred %d by max_requests",
         plan_id,
         len(rows),
         result.ledger_key,
-        result.messages_sent,
-        result.messages_failed,
+        result.requests_sent,
+        result.sqs_messages,
+        result.requests_failed,
         result.deferred,
     )
     if outcome.failed:
@@ -257,8 +280,8 @@ def plan_shortages(
             else "the next plan asks again"
         )
         raise DeliveryError(
-            f"{len(outcome.failed)} of {len(messages)} dispatch requests were not sent ({first}); {kept_out}",
-            lost=len(outcome.failed),
+            f"{result.requests_failed} of {len(messages)} dispatch requests were not sent ({first}); {kept_out}",
+            lost=result.requests_failed,
             hint="check the dispatch queue, then run planning again",
         )
     return result

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.flow
 RUNS = {
     "store-data/store-data": ["--param", "stores=5", "--param", "products=4"],
     "plan/plan-shortages": [],
+    "rollup/rollup-hourly": ["--param", "max_hours=2"],
     "trucks/truck-dispatch": ["--param", "until_empty=true"],
     "replay-dlq/replay-dlq": [],
     "scenario/scenario": ["--param", "days=1", "--param", "stores=3", "--param", "products=2"],
@@ -51,7 +52,7 @@ def _flow_runs(api_url: str) -> list[dict]:
 def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tuple[LocalPrefect, dict]) -> None:
     server, env = prefect_server
     listed = server.prefect("deployment", "ls").stdout
-    for name in ("store-data", "plan-shortages", "truck-dispatch", "replay-dlq", "scenario"):
+    for name in ("store-data", "plan-shortages", "rollup-hourly", "truck-dispatch", "replay-dlq", "scenario"):
         assert name in listed
     for deployment, params in RUNS.items():
         server.prefect("deployment", "run", deployment, *params)
@@ -73,6 +74,7 @@ def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tup
     # Named by what they did, not `tested-mole`.
     assert any(name.startswith("readings 5x4 ") for name in states), states
     assert any(name.startswith("drain ") for name in states), states
+    assert any(name.startswith("rollup catch-up ") for name in states), states
     # The drained truck run completed, so truck-dispatch's trigger scheduled its replacement.
     truck_dispatch = next(run["deployment_id"] for run in ran if run["name"].startswith("drain "))
     wait_for(

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from storeops.clock import format_timestamp
+from storeops.clock import format_timestamp, hour_floor
+from storeops.contracts.dispatch_order import is_order, order_requests
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.exceptions import QueryFailed, StackError, ValidationFailed
 from storeops.ledger import LedgerRow, window_record_key, write_rows
@@ -35,6 +36,7 @@ def targets_for(stack: LocalStack, **overrides: str) -> PlanningTargets:
         "workgroup": res.athena_workgroup,
         "queue_url": res.dispatch_queue_url,
         "bucket": res.data_lake_bucket,
+        "rollup_table": res.rollup_table,
     }
     return PlanningTargets(**{**values, **overrides})
 
@@ -135,7 +137,8 @@ def edge_rows() -> list[dict]:
             "on_hand": 0,
             "event_id": "00000000-0000-4000-8000-00000000000b",
         },
-        # B: in-window reading is fine; one exactly at the window start and one after as_of are outside
+        # B: in-window readings are fine (the window starts at 22:00: 3 h before as_of, aligned down to the
+        # hour); one after as_of is outside
         {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=3), "on_hand": 0},
         {"store_id": "S0001", "product_id": "P0002", "observed_at": t(hours=2, minutes=30), "on_hand": 40},
         {
@@ -185,8 +188,8 @@ def test_edge_cases(local_stack: LocalStack) -> None:
 
 def test_readings_in_the_neighbouring_hours_partition_are_not_pruned_away(local_stack: LocalStack) -> None:
     as_of = datetime(2026, 11, 20, 1, 59, 59, tzinfo=UTC)  # in the past: the next hour exists
-    start = as_of - timedelta(hours=3)  # 22:59:59
-    # observed just after the window starts, in an object whose first record arrived an hour earlier
+    start = hour_floor(as_of - timedelta(hours=3))  # 22:00:00: the window starts at an hour
+    # observed just after the window starts, in an object whose first record arrived in the hour before
     early = put_readings(
         local_stack,
         [
@@ -254,13 +257,15 @@ def test_a_store_with_no_readings_is_named(local_stack: LocalStack) -> None:
 
 
 def drain(stack: LocalStack) -> list[dict]:
+    """The dispatch requests on the queue (an order message carries a store's requests)."""
     sqs = stack.clients.client("sqs")
     bodies = []
     while messages := sqs.receive_message(
         QueueUrl=stack.resources.dispatch_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
     ).get("Messages", []):
         for m in messages:
-            bodies.append(json.loads(m["Body"]))
+            body = json.loads(m["Body"])
+            bodies += order_requests(body) or [] if is_order(body) else [body]
             sqs.delete_message(QueueUrl=stack.resources.dispatch_queue_url, ReceiptHandle=m["ReceiptHandle"])
     return bodies
 
@@ -270,7 +275,8 @@ def test_planning_twice_never_requests_the_same_goods_twice(local_stack: LocalSt
     targets = targets_for(local_stack)
     request = PlanRequest(as_of=AS_OF, lookback_hours=3)
     first = plan_shortages(local_stack.clients, targets, request, now=AS_OF)
-    assert first.messages_sent == 3
+    assert first.requests_sent == 3
+    assert first.sqs_messages == 2  # one order per store
     sent = drain(local_stack)
     assert {m["store_id"] + m["product_id"] for m in sent} == {"S0001P0001", "S0002P0001", "S0002P0002"}
     for message in sent:
@@ -288,7 +294,7 @@ def test_planning_twice_never_requests_the_same_goods_twice(local_stack: LocalSt
         ],
     )
     second = plan_shortages(local_stack.clients, targets, request, now=AS_OF + timedelta(minutes=1))
-    assert second.messages_sent == 0
+    assert second.requests_sent == 0
     assert second.shortages.empty
 
 
@@ -347,7 +353,7 @@ def test_the_lambda_plans_and_sends(local_stack: LocalStack) -> None:
     )
     payload = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload
-    assert payload["messages_sent"] == 3
+    assert payload["requests_sent"] == 3
     assert payload["shortages_by_kind"] == {"at_risk": 1, "below_reorder_point": 1, "out_of_stock": 1}
     assert payload["query_execution_id"]
     assert len(drain(local_stack)) == 3

@@ -19,7 +19,11 @@ from storeops.sql import load_query
 from tests.conftest import ROOT
 
 QUERIES = sorted(p.stem for p in (ROOT / "sql").glob("*.sql"))
-IDENTIFIERS = {"inventory_table": "inventory_readings", "ledger_table": "dispatch_ledger"}
+IDENTIFIERS = {
+    "inventory_table": "inventory_readings",
+    "ledger_table": "dispatch_ledger",
+    "rollup_table": "inventory_hourly",
+}
 
 
 def scan_problems(sql: str) -> list[str]:
@@ -45,9 +49,33 @@ def test_each_table_is_read_by_one_cte_that_is_referenced_once(name: str) -> Non
     assert scan_problems(sql) == []
 
 
-def test_the_planning_query_reads_both_tables() -> None:
+def test_the_planning_query_reads_the_readings_the_rollup_and_the_ledger() -> None:
     tree = sqlglot.parse_one(load_query("shortages", **IDENTIFIERS), read="trino")
     assert {t.name for t in tree.find_all(exp.Table)} >= set(IDENTIFIERS.values())
+
+
+def _reader(sql: str, table: str) -> str:
+    (found,) = [t for t in sqlglot.parse_one(sql, read="trino").find_all(exp.Table) if t.name == table]
+    cte = found.find_ancestor(exp.CTE)
+    assert cte is not None
+    return str(cte.alias)
+
+
+def test_the_planning_query_reads_the_rollup_and_the_raw_readings_in_one_cte_each_then_unions_them() -> None:
+    sql = load_query("shortages", **IDENTIFIERS)
+    assert scan_problems(sql) == []
+    assert _reader(sql, "inventory_hourly") == "rollup_hours"
+    assert _reader(sql, "inventory_readings") == "raw_readings"
+    tree = sqlglot.parse_one(sql, read="trino")
+    (union,) = [c for c in tree.find_all(exp.CTE) if c.alias == "readings"]
+    assert isinstance(union.this, exp.Union)
+    assert {t.name for t in union.this.find_all(exp.Table)} == {"rollup_hours", "raw_readings"}
+
+
+def test_the_rollup_query_reads_the_raw_table_once() -> None:
+    sql = load_query("rollup_hour", inventory_table="inventory_readings")
+    assert scan_problems(sql) == []
+    assert _reader(sql, "inventory_readings") == "partition_readings"
 
 
 def test_the_check_catches_a_second_read() -> None:

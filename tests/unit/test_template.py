@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from cfnlint.decode import decode
 
 from deployments.stack import TEMPLATE_PATH
+from storeops.planning.rollup import MARKER_PREFIX, ROLLUP_COLUMNS, ROLLUP_PREFIX, part_key
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +169,64 @@ def test_the_scan_cutoff_and_the_bytes_label_are_stack_parameters(template: dict
     assert template["Parameters"]["ScannedBytesSource"]["AllowedValues"] == ["athena", "s3-estimate"]
     variables = template["Resources"]["PlanningFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["STOREOPS_SCANNED_BYTES_SOURCE"] == {"Ref": "ScannedBytesSource"}
+
+
+LAKE = "arn:${AWS::Partition}:s3:::${AWS::StackName}-lake-${AWS::AccountId}-${AWS::Region}"
+
+
+def _planner_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    role = template["Resources"]["PlanningFunctionRole"]["Properties"]
+    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _resources(statement: dict[str, Any]) -> list[str]:
+    found = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return [r["Fn::Sub"] if isinstance(r, dict) and "Fn::Sub" in r else str(r) for r in found]
+
+
+def test_the_hourly_rollup_is_a_parquet_table_by_event_hour_with_partition_projection(
+    template: dict[str, Any],
+) -> None:
+    raw = template["Resources"]["InventoryTable"]["Properties"]["TableInput"]
+    table = template["Resources"]["InventoryHourlyTable"]["Properties"]["TableInput"]
+    assert table["Name"] == "inventory_hourly"
+    assert {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]} == ROLLUP_COLUMNS
+    assert table["PartitionKeys"] == raw["PartitionKeys"]
+    projection = {k: v for k, v in table["Parameters"].items() if k.startswith("projection.")}
+    assert projection == {k: v for k, v in raw["Parameters"].items() if k.startswith("projection.")}
+    assert table["Parameters"]["classification"] == "parquet"
+    storage = table["StorageDescriptor"]
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert "Parquet" in storage["InputFormat"]
+    assert storage["Location"]["Fn::Sub"].endswith(f"/{ROLLUP_PREFIX}")
+    assert table["Parameters"]["storage.location.template"]["Fn::Sub"].endswith(
+        f"/{ROLLUP_PREFIX}dt=${{!dt}}/hour=${{!hour}}/"
+    )
+    assert part_key(datetime(2026, 11, 27, 10, tzinfo=UTC), 0).startswith(ROLLUP_PREFIX)
+    variables = template["Resources"]["PlanningFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["STOREOPS_ROLLUP_TABLE"] == {"Ref": "InventoryHourlyTable"}
+    assert template["Outputs"]["RollupTable"]["Value"] == {"Ref": "InventoryHourlyTable"}
+
+
+def test_the_planner_lists_the_lake_only_under_the_prefixes_it_reads_and_reads_the_rollup(
+    template: dict[str, Any],
+) -> None:
+    statements = _planner_statements(template)
+    listing = [s for s in statements if "s3:ListBucket" in _actions(s)]
+    (statement,) = listing
+    assert _actions(statement) == ["s3:ListBucket"]
+    assert _resources(statement) == [LAKE]
+    prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
+    assert f"{MARKER_PREFIX}*" in prefixes  # the rollup's markers (the watermark)
+    assert set(prefixes) == {
+        f"{MARKER_PREFIX}*",
+        f"{ROLLUP_PREFIX}*",
+        "inventory/*",
+        "dispatch-ledger/*",
+        "athena-results/*",
+    }  # Athena lists the tables' locations and the results with the planner's credentials
+    reads = {r for s in statements if "s3:GetObject" in _actions(s) for r in _resources(s)}
+    assert f"{LAKE}/rollup/*" in reads
+    assert not any("rollup-state" in r for r in reads)  # listing the markers is enough
+    writes = {r for s in statements if "s3:PutObject" in _actions(s) for r in _resources(s)}
+    assert not any("rollup" in r for r in writes)  # the rollup flow writes it, not the planner

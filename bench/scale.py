@@ -1,0 +1,215 @@
+"""Scale benchmark: one run of the whole loop at a national chain's size, on this machine.
+
+    python -m bench.scale [--stores 2000] [--products 1000] [--workers 1] [--json]
+
+On a private emulator (started here, stopped at the end), in this order:
+
+1. **rollup** (``bench.rollup.measure``, first, while the ledger is empty): one hour of readings at the
+   deployment's 1-minute cadence (200 x 100 pairs, 60 readings each), a dry-run plan over it raw, the
+   hour rolled up, the same plan again: the bytes the query reads with the rollup over those without.
+2. **generation**: ``python -m flows.generate --stores S --products P --json`` as its own process:
+   readings/s and its peak RSS (the flow's own ``peak_rss_mb``).
+3. **plan**: ``python -m flows.plan --json`` (the planning Lambda, every shortage, nothing capped):
+   shortages, requests sent, SQS messages (orders), deferred, the function's seconds and peak RSS.
+4. **drain**: ``--workers`` processes of ``python -m flows.trucks --until-empty --json`` at once (more
+   processes of the truck deployment): dispatch requests dispatched per second of draining, and that
+   every request sent was dispatched once (claims marked dispatched) with nothing dead-lettered.
+
+Targets: generation peak RSS <= 1 GB at >= 200,000 readings/s, deferred = 0, the plan within the
+planner's timeout (300 s), the drain within one planning interval (15 minutes), rollup bytes <= 1/10
+of raw. The last stdout line with ``--json`` is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench import rollup
+from bench.harness import bench_environment
+from deployments.environment import Environment
+from storeops.cli import emit_json, positive_int, print_summary
+
+PLANNER_TIMEOUT_SECONDS = 300  # deployments/template.yaml, the planning function's Timeout
+PLANNING_INTERVAL_SECONDS = 15 * 60  # prefect.yaml, plan-shortages: */15
+
+
+def _cli(env: Environment, module: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run ``python -m <module> ... --json`` against the bench's emulator; its last stdout line."""
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args, "--json"],
+        env=_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"{module} failed (exit {completed.returncode}): {completed.stderr.strip()[-2000:]}")
+    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def _environment(env: Environment) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STOREOPS_TARGET": "local",
+        "STOREOPS_LOCAL_PORT": str(env.settings.local_port),
+        "STOREOPS_LOCAL_HOME": str(env.settings.local_home),
+    }
+
+
+def drain(env: Environment, workers: int) -> tuple[list[dict[str, Any]], float]:
+    """``workers`` truck processes until the queue is empty; their totals and the wall seconds."""
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flows.trucks", "--until-empty", "--json"],
+            env=_environment(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    totals = []
+    for process in processes:
+        out, err = process.communicate(timeout=3600)
+        if process.returncode != 0:
+            raise SystemExit(f"flows.trucks failed (exit {process.returncode}): {err.strip()[-2000:]}")
+        totals.append(json.loads(out.strip().splitlines()[-1]))
+    return totals, time.perf_counter() - started
+
+
+def dispatched_claims(env: Environment) -> int:
+    """Claims marked dispatched: one per shortage that made it into a window record."""
+    dynamodb = env.clients.client("dynamodb")
+    count = 0
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=env.resources.claims_table,
+        Select="COUNT",
+        FilterExpression="#s = :d",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":d": {"S": "dispatched"}},
+    ):
+        count += int(page["Count"])
+    return count
+
+
+def queue_depth(env: Environment, url: str) -> int:
+    attributes = env.clients.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", type=positive_int, default=2000)
+    parser.add_argument("--products", type=positive_int, default=1000)
+    parser.add_argument("--workers", type=positive_int, default=1, help="truck processes draining the plan (1)")
+    parser.add_argument("--rollup-stores", type=positive_int, default=200)
+    parser.add_argument("--rollup-products", type=positive_int, default=100)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with bench_environment() as env:
+        print("1/4 rollup: one hour of 1-minute readings, planned raw and from the rollup", flush=True)
+        rolled = rollup.measure(env, args.rollup_stores, args.rollup_products)
+        print(f"    rollup / raw bytes: {rolled['bytes_ratio']}", flush=True)
+        print(f"2/4 generation: {args.stores:,} x {args.products:,}", flush=True)
+        generated = _cli(env, "flows.generate", "--stores", str(args.stores), "--products", str(args.products))
+        print(f"    {generated['rows_sent']:,} readings, {generated['readings_per_s']:,.0f}/s", flush=True)
+        print("3/4 plan: every shortage", flush=True)
+        planned = _cli(env, "flows.plan")
+        print(f"    {planned['shortage_count']:,} shortages, {planned['requests_sent']:,} sent", flush=True)
+        print(f"4/4 drain: {args.workers} truck process(es)", flush=True)
+        totals, wall = drain(env, args.workers)
+        claims = dispatched_claims(env)
+        dead_letters = queue_depth(env, env.resources.dead_letter_queue_url)
+        left = queue_depth(env, env.resources.dispatch_queue_url)
+    dispatched = sum(int(t["dispatched"]) for t in totals)
+    drain_seconds = max(float(t["seconds"]) for t in totals)
+    result = {
+        "stores": args.stores,
+        "products": args.products,
+        "pairs": args.stores * args.products,
+        "readings_per_s": round(float(generated["readings_per_s"]), 0),
+        "generate_peak_rss_mb": round(float(generated["peak_rss_mb"]), 1),
+        "generate_seconds": round(float(generated["seconds"]), 1),
+        "readings": int(generated["rows_sent"]),
+        "shortages": int(planned["shortage_count"]),
+        "sent": int(planned["requests_sent"]),
+        "sqs_messages": int(planned.get("sqs_messages", 0)),
+        "deferred": int(planned["deferred"]),
+        "plan_seconds": round(float(planned["seconds"]), 1),
+        "plan_query_seconds": round(float(planned["query_seconds"]), 1),
+        "plan_peak_rss_mb": planned.get("peak_rss_mb"),
+        "plan_within_timeout": float(planned["seconds"]) < PLANNER_TIMEOUT_SECONDS,
+        "workers": args.workers,
+        "dispatched": dispatched,
+        "claims_dispatched": claims,
+        "dead_lettered": dead_letters,
+        "left_on_queue": left,
+        "trucks": sum(int(t["trucks"]) for t in totals),
+        "drain_seconds": round(drain_seconds, 1),
+        "drain_wall_seconds": round(wall, 1),
+        "drain_messages_per_s": round(dispatched / drain_seconds, 0) if drain_seconds else 0.0,
+        "drain_within_interval": drain_seconds < PLANNING_INTERVAL_SECONDS,
+        "exactly_once": dispatched == claims == int(planned["requests_sent"]) and dead_letters == 0 and left == 0,
+        "rollup_scan_ratio": rolled["bytes_ratio"],
+        "rollup_raw_bytes": rolled["plan_raw_bytes_scanned"],
+        "rollup_bytes": rolled["plan_rollup_bytes_scanned"],
+        "rollup_same_shortages": rolled["same_shortages"],
+        "rollup_steady_24h_ratio_estimate": rolled["steady_24h_ratio_estimate"],
+    }
+    result["targets_met"] = bool(
+        result["generate_peak_rss_mb"] <= 1024
+        and result["readings_per_s"] >= 200_000
+        and result["deferred"] == 0
+        and result["plan_within_timeout"]
+        and result["drain_within_interval"]
+        and result["exactly_once"]
+        and result["rollup_scan_ratio"] <= 0.1
+    )
+    print_summary(
+        f"scale benchmark: {args.stores:,} stores x {args.products:,} products, {args.workers} truck worker(s)",
+        [
+            (
+                "generation",
+                f"{result['readings']:,} readings at {result['readings_per_s']:,.0f}/s, peak RSS "
+                f"{result['generate_peak_rss_mb']:,.0f} MB  (targets >= 200,000/s, <= 1,024 MB)",
+            ),
+            (
+                "plan",
+                f"{result['shortages']:,} shortages, {result['sent']:,} sent in {result['sqs_messages']:,} messages, "
+                f"{result['deferred']:,} deferred, {result['plan_seconds']} s (query {result['plan_query_seconds']} s; "
+                f"timeout {PLANNER_TIMEOUT_SECONDS} s), peak RSS {result['plan_peak_rss_mb']} MB",
+            ),
+            (
+                "drain",
+                f"{dispatched:,} dispatched on {result['trucks']:,} trucks in {result['drain_seconds']} s = "
+                f"{result['drain_messages_per_s']:,.0f} requests/s (interval {PLANNING_INTERVAL_SECONDS} s)",
+            ),
+            (
+                "exactly once",
+                f"{claims:,} claims dispatched, {dead_letters} dead-lettered, {left} left: {result['exactly_once']}",
+            ),
+            (
+                "rollup / raw bytes",
+                f"{result['rollup_scan_ratio']} ({result['rollup_bytes']:,} / {result['rollup_raw_bytes']:,} B; "
+                f"target <= 0.1); 24 h steady state ~{result['rollup_steady_24h_ratio_estimate']}",
+            ),
+            ("all targets met", str(result["targets_met"])),
+        ],
+    )
+    if args.json:
+        emit_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

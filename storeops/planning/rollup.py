@@ -1,0 +1,303 @@
+"""The hourly rollup of the inventory readings, and the watermark up to which planning reads it.
+
+A *rolled hour* is one raw partition (Firehose's ``dt=/hour=``, by arrival) as Parquet rows, one per
+store-product and observed hour (``sql/rollup_hour.sql``): the latest reading and the sums of sales,
+losses and hours, under ``rollup/inventory_hourly/dt=YYYY-MM-DD/hour=HH/part-NNNNN.parquet`` (Glue table
+``inventory_hourly``, the same partitions). Every reading is rolled exactly once. After the data, a
+*completion marker* ``rollup-state/inventory_hourly/<YYYY-MM-DD>T<HH>.json`` says the partition is
+complete; a re-roll deletes the marker first, then the files, then writes both again (the same keys,
+the same rows: idempotent).
+
+A partition can be rolled once it is *closed*: ``now >= hour end + SETTLE`` (Firehose writes an object up
+to its buffer interval after its first record). A reading that lands in a partition after it was rolled
+is not seen by plans until the hour is rolled again (``python -m flows.rollup --backfill``).
+
+The planner lists the markers once per plan and reads the rollup for the partitions before the
+*watermark* (the first partition of its window without a marker, at most ``PlanWindow.rollup_cap``) and
+the raw partitions from the watermark on (``storeops.planning.models.PlanWindow``). Nothing here imports
+Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from storeops.athena import run_query_chunks
+from storeops.aws import AwsClients, describe_error
+from storeops.clock import format_timestamp, hour_floor
+from storeops.exceptions import ValidationFailed
+from storeops.planning.models import PlanningTargets, partition_of
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+SETTLE = timedelta(minutes=10)  # an hour is closed this long after it ends (Firehose's buffer is 60 s)
+CATCH_UP_HOURS = 48  # the hourly flow rolls the closed hours without a marker among the last 48
+CHUNK_ROWS = 250_000  # rows per Parquet file: memory grows with a chunk, not with the hour
+ROLLUP_QUERY = "rollup_hour"  # sql/rollup_hour.sql
+ROLLUP_PREFIX = "rollup/inventory_hourly/"  # the Glue table's location (deployments/template.yaml)
+MARKER_PREFIX = "rollup-state/inventory_hourly/"
+_MARKER = re.compile(r"^" + re.escape(MARKER_PREFIX) + r"(\d{4}-\d{2}-\d{2}T\d{2})\.json$")
+_HOUR_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+# The columns of inventory_hourly and their Glue types (the template's; wr.s3.to_parquet writes these).
+ROLLUP_COLUMNS: dict[str, str] = {
+    "event_id": "string",
+    "store_id": "string",
+    "product_id": "string",
+    "product_name": "string",
+    "category": "string",
+    "case_pack": "int",
+    "on_hand": "int",
+    "reorder_point": "int",
+    "target_stock": "int",
+    "observed_at": "string",
+    "observed_hour": "string",  # 2026-11-27T10: the hour the reading was observed in
+    "units_sold": "bigint",
+    "units_lost": "bigint",
+    "period_hours": "double",
+    "readings": "bigint",
+}
+
+
+def hour_label(hour: datetime) -> str:
+    """``2026-11-27T10``: how an hour is named in markers and on the command line (UTC)."""
+    return f"{hour.astimezone(UTC):%Y-%m-%dT%H}"
+
+
+def parse_hour(text: str) -> datetime:
+    """The hour named ``2026-11-27T10`` (UTC); ValueError otherwise."""
+    if not _HOUR_TEXT.match(text):
+        raise ValueError(f"expected an hour like 2026-11-27T10 (UTC), got {text!r}")
+    return datetime.strptime(text, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def hour_prefix(hour: datetime) -> str:
+    """The folder of an hour's rollup files (its event-hour partition)."""
+    dt, hh = partition_of(hour)
+    return f"{ROLLUP_PREFIX}dt={dt}/hour={hh}/"
+
+
+def part_key(hour: datetime, index: int) -> str:
+    """The key of an hour's ``index``-th Parquet file (deterministic: a re-roll writes the same keys)."""
+    return f"{hour_prefix(hour)}part-{index:05d}.parquet"
+
+
+def marker_key(hour: datetime) -> str:
+    """The key of an hour's completion marker."""
+    return f"{MARKER_PREFIX}{hour_label(hour)}.json"
+
+
+def closes_at(hour: datetime) -> datetime:
+    """When ``hour`` may be rolled: its end plus the settle margin."""
+    return hour_floor(hour) + HOUR + SETTLE
+
+
+def is_closed(hour: datetime, now: datetime) -> bool:
+    return now >= closes_at(hour)
+
+
+def latest_closed_hour(now: datetime) -> datetime:
+    """The newest hour that is closed at ``now``."""
+    return hour_floor(now - SETTLE) - HOUR
+
+
+def require_closed(hour: datetime, now: datetime) -> None:
+    """A one-line error unless ``hour`` is closed at ``now``."""
+    if hour != hour_floor(hour):
+        raise ValidationFailed(f"{format_timestamp(hour)} is not the start of an hour")
+    if not is_closed(hour, now):
+        raise ValidationFailed(
+            f"hour {hour_label(hour)} is not closed: it can be rolled from {format_timestamp(closes_at(hour))} "
+            f"(its end plus {SETTLE.seconds // 60} minutes; now is {format_timestamp(now)})",
+            hint=f"roll up to {hour_label(latest_closed_hour(now))}, or wait",
+        )
+
+
+def hours_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every hour from ``first`` to ``last`` (both included), oldest first."""
+    hour, out = hour_floor(first), []
+    while hour <= last:
+        out.append(hour)
+        hour += HOUR
+    return out
+
+
+def marked_hours(s3: Any, bucket: str, first_hour: datetime, max_keys: int = 1000) -> set[datetime]:
+    """The hours from ``first_hour`` on that have a completion marker: ONE ListObjectsV2 call
+    (``StartAfter`` skips the older markers; the first ``max_keys`` markers, at most 1,000)."""
+    response = s3.list_objects_v2(
+        Bucket=bucket,
+        Prefix=MARKER_PREFIX,
+        StartAfter=MARKER_PREFIX + hour_label(first_hour),  # sorts before "<first hour>.json", after older ones
+        MaxKeys=max(1, min(max_keys, 1000)),
+    )
+    hours = set()
+    for item in response.get("Contents", []):
+        match = _MARKER.match(item["Key"])
+        if match:
+            hours.add(parse_hour(match.group(1)))
+    return hours
+
+
+def watermark(marked: Iterable[datetime], first: datetime, cap: datetime) -> datetime:
+    """The first partition from ``first`` on without a marker (the marked ones before it are contiguous),
+    never beyond ``cap`` (``PlanWindow.rollup_cap``: partitions before it hold nothing observed after as_of)."""
+    done = {hour_floor(h) for h in marked}
+    hour = hour_floor(first)
+    while hour < cap and hour in done:
+        hour += HOUR
+    return hour
+
+
+def rollup_watermark(s3: Any, bucket: str, first: datetime, cap: datetime) -> datetime:
+    """The watermark of a plan's window from one listing of the markers; ``first`` (read every partition
+    raw) when the markers cannot be listed, with a warning: the rollup saves bytes, never decides."""
+    first = hour_floor(first)
+    if cap <= first:
+        return first
+    try:
+        marked = marked_hours(s3, bucket, first, max_keys=int((cap - first) / HOUR))
+    except ClientError as exc:
+        logger.warning("rollup markers not listed (%s): reading the whole window raw", describe_error(exc))
+        return first
+    return watermark(marked, first, cap)
+
+
+def hours_to_roll(marked: Iterable[datetime], now: datetime, max_hours: int = CATCH_UP_HOURS) -> list[datetime]:
+    """The closed hours among the last ``max_hours`` that have no marker, oldest first (a missed run catches up)."""
+    last = latest_closed_hour(now)
+    done = {hour_floor(h) for h in marked}
+    return [h for h in hours_between(last - (max_hours - 1) * HOUR, last) if h not in done]
+
+
+def hour_query_parameters(hour: datetime) -> dict[str, str]:
+    """The parameters of ``sql/rollup_hour.sql`` for ``hour``: its raw partition."""
+    dt, hour_text = partition_of(hour)
+    return {"dt": dt, "hour": hour_text}
+
+
+@dataclass
+class RollupResult:
+    """What rolling one hour did."""
+
+    hour: str  # 2026-11-27T10
+    rows: int
+    bytes_scanned: int  # the query's (Athena's DataScannedInBytes; the emulator's estimate)
+    bytes_written: int  # the Parquet files
+    seconds: float
+    query_execution_id: str
+    keys: list[str] = field(default_factory=list)
+    replaced: int = 0  # objects an earlier roll of the hour had left
+    marker: str = ""
+    rolled_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rollup_frame(chunk: pd.DataFrame) -> pd.DataFrame:
+    """A result chunk in the table's column order, ``observed_at`` as the readings' ISO-8601 text."""
+    frame = chunk[list(ROLLUP_COLUMNS)].copy()
+    frame["observed_at"] = [
+        format_timestamp(pd.Timestamp(v).to_pydatetime()) if isinstance(v, datetime | pd.Timestamp) else str(v)
+        for v in frame["observed_at"]
+    ]
+    return frame
+
+
+def _delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+    """Delete every object under ``prefix``; how many there were."""
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
+def roll_up_hour(
+    clients: AwsClients,
+    targets: PlanningTargets,
+    hour: datetime,
+    now: datetime,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> RollupResult:
+    """Roll up one closed raw partition: delete its marker and files, query its readings (one scan of that
+    partition), write each chunk of at most ``chunk_rows`` rows as one Parquet file, then write the
+    marker. Idempotent; raises ``ValidationFailed`` for an hour that is not closed."""
+    import awswrangler as wr
+
+    hour = hour_floor(hour)
+    require_closed(hour, now)
+    started = time.perf_counter()
+    s3, bucket = clients.client("s3"), targets.bucket
+    # The marker goes first: from here until the new one, plans read this hour raw.
+    s3.delete_object(Bucket=bucket, Key=marker_key(hour))
+    replaced = _delete_prefix(s3, bucket, hour_prefix(hour))
+    run = run_query_chunks(clients, targets.query_target, ROLLUP_QUERY, hour_query_parameters(hour), chunk_rows)
+    keys: list[str] = []
+    rows = 0
+    for chunk in run.chunks:
+        if chunk.empty:
+            continue
+        key = part_key(hour, len(keys))
+        wr.s3.to_parquet(
+            _rollup_frame(chunk),
+            path=f"s3://{bucket}/{key}",
+            index=False,
+            compression="snappy",
+            dtype=ROLLUP_COLUMNS,
+            use_threads=False,
+            boto3_session=clients.session,
+        )
+        keys.append(key)
+        rows += len(chunk)
+    written = {
+        o["Key"]: int(o["Size"])
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=hour_prefix(hour)).get("Contents", [])
+    }
+    result = RollupResult(
+        hour=hour_label(hour),
+        rows=rows,
+        bytes_scanned=run.bytes_scanned,
+        bytes_written=sum(written.get(k, 0) for k in keys),
+        seconds=0.0,
+        query_execution_id=run.query_execution_id,
+        keys=keys,
+        replaced=replaced,
+        marker=marker_key(hour),
+        rolled_at=format_timestamp(now),
+    )
+    marker = {k: v for k, v in result.as_dict().items() if k not in ("seconds", "marker", "replaced")}
+    s3.put_object(
+        Bucket=bucket,
+        Key=result.marker,
+        Body=json.dumps(marker, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
+    result.seconds = time.perf_counter() - started
+    logger.info(
+        "rolled hour %s: %d rows in %d files (%d bytes) from %d bytes scanned (query %s), %d old objects replaced, "
+        "%.2f s",
+        result.hour,
+        rows,
+        len(keys),
+        result.bytes_written,
+        result.bytes_scanned,
+        result.query_execution_id,
+        replaced,
+        result.seconds,
+    )
+    return result
