@@ -230,3 +230,10 @@ def test_the_planner_lists_the_lake_only_under_the_prefixes_it_reads_and_reads_t
     assert not any("rollup-state" in r for r in reads)  # listing the markers is enough
     writes = {r for s in statements if "s3:PutObject" in _actions(s) for r in _resources(s)}
     assert not any("rollup" in r for r in writes)  # the rollup flow writes it, not the planner
+
+
+def test_the_planner_has_the_memory_a_chain_wide_plan_needs(template: dict[str, Any]) -> None:
+    """bench.scale: a plan of 785,667 shortages (2,000 x 1,000 pairs, fresh) peaked at 3.9 GB in the function."""
+    function = template["Resources"]["PlanningFunction"]["Properties"]
+    assert function["MemorySize"] >= 1.5 * 3910
+    assert function["Timeout"] >= 2 * 54.2  # that plan took 54.2 s on 2 cores
