@@ -7,7 +7,7 @@ as ``:name`` parameters; only validated identifiers are put into the SQL text.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -83,6 +83,27 @@ def failed_query_id(clients: AwsClients, workgroup: str, sql: str) -> str | None
     return str(newest["QueryExecutionId"])
 
 
+def _one_line(
+    exc: Exception, name: str, target: QueryTarget, query_id: Callable[[], str | None]
+) -> QueryFailed | StackError:
+    """The one-line error for a query that failed (``query_id`` names it) or could not start."""
+    if not isinstance(exc, ClientError):
+        failed = query_id()
+        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
+        return QueryFailed(
+            f"Athena query {name} failed (query id {failed or 'unknown'}): {reason}",
+            query_execution_id=failed,
+            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
+        )
+    message = describe_error(exc)
+    if "WorkGroup" in message or "workgroup" in message:
+        return StackError(
+            f"Athena workgroup {target.workgroup} is not usable: {message}",
+            hint="deploy the stack (`python -m deployments.stack deploy`)",
+        )
+    return QueryFailed(f"Athena query {name} could not start: {message}")
+
+
 def run_query(clients: AwsClients, target: QueryTarget, name: str, params: dict[str, Any]) -> QueryRun:
     """Run ``sql/<name>.sql`` with bound parameters through awswrangler; one-line errors."""
     import awswrangler as wr
@@ -100,22 +121,8 @@ def run_query(clients: AwsClients, target: QueryTarget, name: str, params: dict[
             paramstyle="named",
             boto3_session=clients.session,
         )
-    except wr.exceptions.QueryFailed as exc:
-        query_id = failed_query_id(clients, target.workgroup, sql)
-        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
-        raise QueryFailed(
-            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
-            query_execution_id=query_id,
-            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
-        ) from None
-    except ClientError as exc:
-        message = describe_error(exc)
-        if "WorkGroup" in message or "workgroup" in message:
-            raise StackError(
-                f"Athena workgroup {target.workgroup} is not usable: {message}",
-                hint="deploy the stack (`python -m deployments.stack deploy`)",
-            ) from None
-        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
+    except (wr.exceptions.QueryFailed, ClientError) as exc:
+        raise _one_line(exc, name, target, lambda: failed_query_id(clients, target.workgroup, sql)) from None
     metadata = getattr(frame, "query_metadata", None) or {}
     statistics = metadata.get("Statistics", {})
     return QueryRun(
@@ -153,21 +160,8 @@ def run_query_chunks(
         chunks = wr.athena.get_query_results(
             query_id, chunksize=chunksize, use_threads=False, boto3_session=clients.session
         )
-    except wr.exceptions.QueryFailed as exc:
-        reason = str(exc).splitlines()[0][:300] if str(exc) else "no reason given"
-        raise QueryFailed(
-            f"Athena query {name} failed (query id {query_id or 'unknown'}): {reason}",
-            query_execution_id=query_id,
-            hint="check the Glue tables and the data under them; redeploy the stack if a table is missing",
-        ) from None
-    except ClientError as exc:
-        message = describe_error(exc)
-        if "WorkGroup" in message or "workgroup" in message:
-            raise StackError(
-                f"Athena workgroup {target.workgroup} is not usable: {message}",
-                hint="deploy the stack (`python -m deployments.stack deploy`)",
-            ) from None
-        raise QueryFailed(f"Athena query {name} could not start: {message}") from None
+    except (wr.exceptions.QueryFailed, ClientError) as exc:
+        raise _one_line(exc, name, target, lambda: query_id) from None
     statistics = execution.get("Statistics", {})
     return ChunkedQueryRun(
         chunks=iter([chunks]) if isinstance(chunks, pd.DataFrame) else chunks,

@@ -195,7 +195,7 @@ class DispatchWorker:
             try:
                 response = self.sqs.receive_message(
                     QueueUrl=self.config.queue_url,
-                    MaxNumberOfMessages=min(10, self.config.window_messages - len(held)),
+                    MaxNumberOfMessages=self._receive_size(len(held), requests),
                     WaitTimeSeconds=wait,
                     VisibilityTimeout=self.config.visibility_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
@@ -220,6 +220,15 @@ class DispatchWorker:
                 self.extend(list(held.values()))
                 last_extended = self.clock()
         return list(held.values())
+
+    def _receive_size(self, held: int, requests: int) -> int:
+        """How many messages the next receive may return: the window's message budget, and its request
+        budget at the requests per message seen so far (orders carry hundreds; the first receive takes
+        one message to see)."""
+        if not held:
+            return 1
+        room = max(1, math.floor((self.config.window_requests - requests) * held / max(1, requests)))
+        return max(1, min(10, self.config.window_messages - held, room))
 
     def extend(self, messages: list[Received]) -> None:
         """Keep held messages invisible while a long window gathers."""

@@ -35,6 +35,7 @@ from storeops.directory import DEPOTS, STORE_DIRECTORY_KEY
 from storeops.dispatch.claims import ClaimStore, Window
 from storeops.dispatch.config import REDRIVE_MARGIN, WorkerConfig, timing_problems
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
+from storeops.dispatch.messages import split_message
 from storeops.dispatch.worker import DispatchWorker
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.retry import RetryPolicy
@@ -380,3 +381,16 @@ def test_an_invalid_request_in_an_order_is_dead_lettered_alone() -> None:
 
 def _window(name: str) -> Window:
     return Window(name, name, f"dispatch-ledger/dt=2027-01-15/window-{name}.json")
+
+
+def test_a_window_of_orders_stays_near_its_request_budget() -> None:
+    world = World(*deployed_queue())
+    sent = requests(30)
+    for start in range(0, 30, 3):  # ten orders of three requests
+        world.sqs.enqueue(world.sqs.queue_url, order_body([r.model_dump_json() for r in sent[start : start + 3]]))
+    worker = world.worker("w")
+    worker.config = replace(worker.config, window_messages=500, window_requests=10)
+    held = worker.gather(until_empty=True)
+    assert sum(len(split_message(m)) for m in held) <= 10 + 3  # overshoots by at most one order
+    drain(world, worker)
+    assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
