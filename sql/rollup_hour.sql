@@ -4,22 +4,14 @@
 -- The partition is the raw table's own (Firehose names it by arrival), so every reading is rolled
 -- exactly once; observed_hour keeps the few readings of the previous hour that arrived in this one
 -- apart, so a plan's window can start exactly on an hour. One scan of one partition of the raw table.
--- The fragment (sql/fragments/) is observed_at as ISO-8601 text.
+-- The fragments (sql/fragments/) are the columns kept of a reading and observed_at as ISO-8601 text.
 
 with
 
 partition_readings as (
     -- every reading of the partition, with observed_at as text
     select
-        event_id,
-        store_id,
-        product_id,
-        product_name,
-        category,
-        case_pack,
-        on_hand,
-        reorder_point,
-        target_stock,
+        {reading_columns},
         units_sold,
         units_lost,
         period_hours,

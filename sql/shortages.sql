@@ -8,7 +8,8 @@
 -- and observed hour, kept from the window's first hour on), the raw readings for the partitions from the
 -- watermark on. Without a rollup the watermark is the window's first partition: every reading raw.
 -- The table names (slots inventory_table, rollup_table, ledger_table) are validated identifiers; values are
--- :parameters; the fragments (sql/fragments/) are observed_at as text (observed_at_text), each reading's
+-- :parameters; the fragments (sql/fragments/) are the columns kept of a reading (reading_columns),
+-- observed_at as text (observed_at_text), each reading's
 -- totals and recency (window_reading_columns), what is kept of the latest (latest_reading_columns) and
 -- the final CTE every planning query shares (planning_result).
 
@@ -17,15 +18,7 @@ with
 rollup_hours as (
     -- the rolled partitions: per pair and observed hour, its latest reading and the hour's sums
     select
-        event_id,
-        store_id,
-        product_id,
-        product_name,
-        category,
-        case_pack,
-        on_hand,
-        reorder_point,
-        target_stock,
+        {reading_columns},
         observed_at,
         cast(units_sold as bigint) as units_sold,
         cast(period_hours as double) as period_hours
@@ -41,15 +34,7 @@ raw_readings as (
     -- the partitions from the watermark to the hour after as_of (a reading can arrive after as_of),
     -- then the exact observed_at bounds [window_start, as_of]
     select
-        event_id,
-        store_id,
-        product_id,
-        product_name,
-        category,
-        case_pack,
-        on_hand,
-        reorder_point,
-        target_stock,
+        {reading_columns},
         {observed_at_text},
         cast(units_sold as bigint) as units_sold,
         cast(period_hours as double) as period_hours

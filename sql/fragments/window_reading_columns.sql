@@ -1,13 +1,5 @@
 -- Each reading of the window with its pair's totals over the window and its recency (1 = latest).
-event_id,
-store_id,
-product_id,
-product_name,
-category,
-case_pack,
-on_hand,
-reorder_point,
-target_stock,
+{reading_columns},
 observed_at,
 sum(units_sold) over (partition by store_id, product_id) as units_sold_in_window,
 -- the hours the window's readings cover: each reports the sales since its previous one
