@@ -92,7 +92,12 @@ def _deployment_digest() -> str:
 
 
 def _definition(automation: Any) -> Any:
-    """An automation as declared: its fields without the ids the server assigns."""
+    """An automation as declared: its fields without the ids the server assigns.
+
+    Python values, not JSON: a trigger's ``expect``/``after``/``for_each`` are sets, whose JSON
+    order differs between processes (string hashing is seeded per process), so two dumps of the
+    same automation compare unequal as JSON, and an update would reset its open windows.
+    """
 
     def without_ids(value: Any) -> Any:
         if isinstance(value, dict):
@@ -102,7 +107,7 @@ def _definition(automation: Any) -> Any:
         return value
 
     fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
-    return without_ids(automation.model_dump(mode="json", include=fields))
+    return without_ids(automation.model_dump(mode="python", include=fields))
 
 
 class LocalPrefect:
@@ -128,7 +133,7 @@ class LocalPrefect:
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
             # A replacement truck run that finds its slot still held (the zombie's crash lands a moment
             # later) tries again after 5 s rather than up to 30 s; the worker polls every 5 s, not 10.
-            "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": str(SLOT_RETRY_SECONDS),
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(SLOT_RETRY_SECONDS),
             "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_SECONDS),
             OWNER_VARIABLE: str(self.home),  # marks the processes `down` stops, flow runs included
         }
@@ -217,13 +222,14 @@ class LocalPrefect:
             present = {deployment.name for deployment in client.read_deployments()}
         return {d["name"] for d in declared} <= present
 
-    def apply_automations(self) -> list[str]:
-        """Create or update (by name) the automations in ``automations.yaml``; their names."""
+    def apply_automations(self) -> dict[str, str]:
+        """Create or update (by name) the automations in ``automations.yaml``; what happened to
+        each, by name: ``created``, ``updated`` or ``unchanged``."""
         import yaml
         from prefect.events.schemas.automations import AutomationCore
 
         declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]
-        names = []
+        applied: dict[str, str] = {}
         with self._client() as client:
             for data in declared:
                 automation = AutomationCore.model_validate(data)
@@ -232,12 +238,15 @@ class LocalPrefect:
                     client.delete_automation(duplicate.id)
                 if not existing:
                     client.create_automation(automation)
+                    applied[automation.name] = "created"
                 elif _definition(existing[0]) != _definition(automation):
                     # Only when it changed: an update resets the automation's open windows, so a
                     # run that died before this `up` would never be found a zombie.
                     client.update_automation(existing[0].id, automation)
-                names.append(automation.name)
-        return names
+                    applied[automation.name] = "updated"
+                else:
+                    applied[automation.name] = "unchanged"
+        return applied
 
     def ensure_truck_run(self, redeployed: bool = False) -> str:
         """Create a truck run unless one is scheduled, waiting or running; says which.
@@ -370,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         deployed = local.deploy()
         print(f"deployments: {'deployed' if deployed else 'unchanged'}", flush=True)
         automations = local.apply_automations()
-        print(f"automations: {', '.join(automations)}", flush=True)
+        print(f"automations: {', '.join(f'{name} ({what})' for name, what in automations.items())}", flush=True)
         print(f"deploying stack {settings.stack_name} ({settings.target}) if it is missing...", flush=True)
         prepare(settings)  # before the worker, so the first scheduled runs find the stack
         worker = None if args.no_worker else local.start_worker()

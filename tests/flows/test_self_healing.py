@@ -8,6 +8,7 @@ window, heartbeats every 30 s. Only the scheduler is off (no store-data or plan 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -59,13 +60,35 @@ class Server:
         assert len(running) <= 1, [(r["name"], r["state_name"]) for r in self.truck_runs()]
         return running[0] if running else None
 
-    def cli(self, action: str) -> None:
-        result = run_cli(["-m", "deployments.prefect_local", action, "--port", str(self.local.port)], env=self.env)
+    def story(self) -> str:
+        """The truck runs and what the automations did, for a failure message."""
+        runs = [
+            f"{r['name']} {r['id'][:8]} {r['state_name']} ({(r.get('state') or {}).get('message')!r}) "
+            f"start={r['start_time']} expected={r['expected_start_time']}"
+            for r in self.truck_runs()
+        ]
+        events = self.call(
+            "/events/filter",
+            {"filter": {"event": {"prefix": ["prefect.automation", "prefect.flow-run.Crashed"]}}, "limit": 50},
+        )["events"]
+        happened = sorted(
+            f"{e['occurred']} {e['event']} {e['resource'].get('prefect.resource.name', '')}"
+            f" {e['resource']['prefect.resource.id']}"
+            for e in events
+        )
+        return "\n".join(["truck runs:", *runs, "automation events:", *happened])
+
+    def cli(self, action: str) -> dict[str, Any]:
+        """``python -m deployments.prefect_local <action> --json``; its JSON payload."""
+        result = run_cli(
+            ["-m", "deployments.prefect_local", action, "--port", str(self.local.port), "--json"], env=self.env
+        )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 @pytest.fixture(scope="module")
-def server(emulator: LocalAws) -> Iterator[Server]:
+def server(emulator: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     emulator.reset()
     env = {
         "STOREOPS_LOCAL_PORT": str(emulator.settings.local_port),
@@ -80,6 +103,9 @@ def server(emulator: LocalAws) -> Iterator[Server]:
         yield server
     finally:
         server.cli("down")
+        kept = tmp_path_factory.mktemp("prefect-local-logs")  # the server's and worker's logs outlive it
+        for log in server.local.home.glob("*.log"):
+            shutil.copy2(log, kept / log.name)
         assert not server.local.healthy()
         assert not server.local.flow_run_processes()
         shutil.rmtree(server.local.home, ignore_errors=True)  # its database: the next server starts empty
@@ -89,8 +115,10 @@ def test_up_starts_exactly_one_truck_run(server: Server) -> None:
     run = wait_for(server.running_truck_run, timeout=90, interval=1.0)
     assert isinstance(run, dict)
     assert "truck-dispatch" in run["tags"]
-    server.cli("up")  # again: nothing new runs
+    again = server.cli("up")  # again: nothing new runs, and nothing is redeployed or updated
     assert [r["id"] for r in server.truck_runs() if r["state_type"] != "COMPLETED"] == [run["id"]]
+    assert again["deployed"] is False
+    assert set(again["automations"].values()) == {"unchanged"}, again["automations"]
 
 
 def test_the_run_form_refuses_bad_values_before_a_run_exists(server: Server) -> None:
@@ -123,6 +151,7 @@ def test_the_truck_run_comes_back_after_its_host_dies_and_the_server_restarts(se
     assert processes, "the truck run's process"
     for pid in [*processes, server.local.pids()["worker"]]:
         os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
     server.cli("down")
     server.cli("up")
     back_up = time.monotonic()
@@ -131,9 +160,13 @@ def test_the_truck_run_comes_back_after_its_host_dies_and_the_server_restarts(se
         run = server.running_truck_run()
         return run if run and run["id"] != old["id"] else None
 
-    new = wait_for(replaced, timeout=COME_BACK_SECONDS, interval=2.0)
+    try:
+        new = wait_for(replaced, timeout=COME_BACK_SECONDS, interval=2.0)
+    except pytest.fail.Exception:
+        pytest.fail(f"no new truck run Running {COME_BACK_SECONDS} s after `up`\n{server.story()}")
     assert isinstance(new, dict)
-    print(f"new truck run Running {time.monotonic() - back_up:.0f} s after `up`")
+    now = time.monotonic()
+    print(f"new truck run Running {now - back_up:.0f} s after `up`, {now - killed:.0f} s after the kill")
     states = {r["id"]: (r["state_type"], r["state_name"]) for r in server.truck_runs()}
     assert states[old["id"]] == ("CRASHED", "Crashed")
     assert not [s for s in states.values() if s[0] == "CANCELLED"], states
@@ -143,6 +176,7 @@ def test_the_deployed_heartbeat_relation_holds() -> None:
     """The zombie window (automations.yaml) leaves room for two missed heartbeats (prefect.yaml),
     and detection plus the replacement's start fit in the 2 minutes the truck run may be gone."""
     import yaml
+    from prefect.settings import Settings
 
     root = Path(__file__).resolve().parents[2]
     deployments = yaml.safe_load((root / "prefect.yaml").read_text())["deployments"]
@@ -155,6 +189,9 @@ def test_the_deployed_heartbeat_relation_holds() -> None:
     assert trucks["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     proactive = next(t for t in trucks["triggers"] if t["posture"] == "Proactive")
     assert proactive["within"] == zombie["within"]
-    # Detection, then the replacement's delay, a slot retry, a worker poll and a start (~10 s).
-    worst = proactive["within"] + proactive["schedule_after"] + SLOT_RETRY_SECONDS + WORKER_POLL_SECONDS + 10
+    # Detection (the window, then the next proactive evaluation), the replacement's delay, a slot
+    # retry, a worker poll and a start (~10 s). test_prefect_local checks Prefect reads these waits.
+    evaluation = Settings().server.events.proactive_granularity.total_seconds()
+    waits = proactive["schedule_after"] + SLOT_RETRY_SECONDS + WORKER_POLL_SECONDS
+    worst = proactive["within"] + evaluation + waits + 10
     assert worst <= COME_BACK_SECONDS - 15, worst

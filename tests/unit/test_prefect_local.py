@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from deployments.prefect_local import OWNER_VARIABLE, LocalPrefect
+import pytest
+
+from deployments.prefect_local import OWNER_VARIABLE, SLOT_RETRY_SECONDS, WORKER_POLL_SECONDS, LocalPrefect
 from deployments.processes import process_alive
 
 
@@ -34,3 +37,53 @@ def test_its_own_processes_are_recognised(tmp_path: Path) -> None:
     finally:
         own.kill()
         own.wait()
+
+
+def automation_read_back_in_every_order_is_unchanged() -> None:
+    """The server returns a trigger's sets (expect, after, for_each) in the order of another
+    process: `up` must not take that for a change (an update resets the windows that find
+    zombie runs, so a truck run that died just before the `up` would never be replaced)."""
+    import itertools
+
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    from deployments.prefect_local import AUTOMATIONS_FILE, _definition
+    from storeops.settings import project_root
+
+    declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"][0]
+    as_declared = _definition(AutomationCore.model_validate(declared))
+    stored = AutomationCore.model_validate(declared).model_dump(mode="json")
+    for order in itertools.permutations(stored["trigger"]["expect"]):
+        read_back = {**stored, "trigger": {**stored["trigger"], "expect": list(order)}}
+        assert _definition(AutomationCore.model_validate(read_back)) == as_declared, order
+    changed = {**stored, "trigger": {**stored["trigger"], "within": 60}}
+    assert _definition(AutomationCore.model_validate(changed)) != as_declared
+
+
+@pytest.mark.parametrize("hash_seed", ["7", "random"])
+def test_an_automation_read_back_in_another_order_is_unchanged(hash_seed: str) -> None:
+    """Set order depends on the process's string-hash seed: 7 reordered `expect` (prefect 3.9.1)."""
+    check = "from tests.unit.test_prefect_local import automation_read_back_in_every_order_is_unchanged as c; c()"
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_speed_settings_reach_the_settings_prefect_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relation test_self_healing checks assumes these waits; Prefect must read them as such."""
+    from prefect.settings import Settings
+
+    environment = LocalPrefect(tmp_path, 4999).environment()
+    for name, value in environment.items():
+        if name.startswith("PREFECT_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.server.deployments.concurrency_slot_wait_seconds == SLOT_RETRY_SECONDS
+    assert settings.worker.query_seconds == WORKER_POLL_SECONDS
