@@ -52,8 +52,9 @@ def automation_read_back_in_every_order_is_unchanged() -> None:
     from storeops.settings import project_root
 
     declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"][0]
-    as_declared = _definition(AutomationCore.model_validate(declared))
-    stored = AutomationCore.model_validate(declared).model_dump(mode="json")
+    automation = AutomationCore.model_validate(declared)
+    as_declared = _definition(automation)
+    stored = automation.model_dump(mode="json")
     for order in itertools.permutations(stored["trigger"]["expect"]):
         read_back = {**stored, "trigger": {**stored["trigger"], "expect": list(order)}}
         assert _definition(AutomationCore.model_validate(read_back)) == as_declared, order
