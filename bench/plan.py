@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             response = lam.invoke(
                 FunctionName=current.resources.planning_function,
-                Payload=json.dumps({"dry_run": True, "as_of": now.isoformat()}).encode(),
+                Payload=json.dumps({"dry_run": True, "as_of": now.isoformat(), "lookback_hours": 24}).encode(),
             )
             plan_seconds = time.perf_counter() - started
             payload = json.loads(response["Payload"].read())

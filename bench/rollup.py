@@ -41,22 +41,22 @@ def write_hour(s3: Any, bucket: str, stores: int, products: int, hour: datetime,
     catalog = build_catalog(stores, products, seed)
     encoder = ReadingEncoder(catalog)
     rng = np.random.default_rng(seed)
-    rate = np.outer(catalog.stores["demand_scale"], catalog.products["base_rate"]).reshape(-1)  # units/hour
-    reorder = np.maximum(2, np.ceil(rate * 24)).astype(np.int64)
-    target = reorder * 3 + 6
-    on_hand = rng.integers(0, target + 1)
+    rate = np.outer(catalog.stores["demand_scale"], catalog.products["rate"]).reshape(-1) / 24  # units/hour
+    on_hand = rng.integers(0, np.ceil(rate * 72).astype(np.int64) + 7)
+    case_pack = np.tile(catalog.products["case_pack"].to_numpy(), stores)
+    price = catalog.products["price"].to_numpy()
     readings = written = 0
     for minute in range(60):
         sold = np.minimum(on_hand, rng.poisson(rate / 60))
-        demand_lost = np.where(on_hand == 0, rng.poisson(rate / 60), 0)
         on_hand = on_hand - sold
         columns = {
-            "reorder_point": reorder,
-            "target_stock": target,
             "on_hand": on_hand,
             "units_sold": sold,
-            "units_lost": demand_lost,
+            "units_expired": np.zeros_like(sold),
             "period_hours": 1 / 60,
+            "case_pack": case_pack,
+            "price": price,
+            "on_promotion": np.zeros(products, dtype=bool),
         }
         observed_at = hour + timedelta(minutes=minute)
         batch = encoder.encode(columns, observed_at)

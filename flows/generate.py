@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import resource
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -35,6 +36,7 @@ from storeops.exceptions import DeliveryError, ValidationFailed, first_validatio
 from storeops.settings import load_settings
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
+from storeops.stores.truth import write_truth
 from tasks.artifacts import figure
 from tasks.ingest import (
     backfill_history,
@@ -118,15 +120,17 @@ def store_data(
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
     config = SimulationConfig(request.stores, request.products, request.seed)
     simulation = load_simulation(SimulationStore(s3, bucket), config, now)
+    fresh = simulation.manifest.ticks == 0  # its first run: publish what the planner may know of it
     backfilled: IngestReport | None = None
     if request.backfill_days:
         simulation, backfilled = backfill_history(
             simulation, s3, bucket, request.backfill_days, hour_floor(now), request.backfill_every_hours
         )
-    publish_directory(s3, bucket, simulation.catalog)
+    publish_directory(s3, bucket, simulation, fresh or bool(request.backfill_days))
     sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream)
+    record = partial(write_truth, s3, bucket)
     try:
-        report = send_readings(simulation, sender, [now], deliveries_from(s3, bucket, simulation))
+        report = send_readings(simulation, sender, [now], deliveries_from(s3, bucket, simulation), record)
     except DeliveryError:
         save_simulation(simulation)  # the chunks read so far were saved (their sales happened): record it
         raise
@@ -148,8 +152,10 @@ def _publish(report: IngestReport, stream: str) -> None:
         {"metric": "readings sent", "value": report.rows_sent},
         {"metric": "hours of sales they cover", "value": round(report.hours_simulated, 4)},
         {"metric": "units sold", "value": report.units_sold},
-        {"metric": "units lost to empty shelves", "value": report.units_lost},
+        {"metric": "units lost to empty shelves (the simulator's record)", "value": report.units_lost},
+        {"metric": "units expired (written off)", "value": report.units_expired},
         {"metric": "units delivered by trucks", "value": report.units_delivered},
+        {"metric": "units refused (no room on the shelf)", "value": report.units_refused},
         {"metric": "readings rejected", "value": report.rows_rejected},
         {"metric": "readings not delivered", "value": report.rows_failed},
         {"metric": "Firehose records", "value": report.firehose_records},

@@ -1,7 +1,7 @@
 """Flow ``plan``: invoke the StorePlanningApp Lambda and publish its shortages.
 
-python -m flows.plan [--as-of T] [--lookback-hours H] [--lead-time-hours L]
-    [--store ID ...] [--dry-run] [--json]
+python -m flows.plan [--as-of T] [--lookback-hours H] [--lead-time-hours L] [--review-hours R]
+    [--store ID ...] [--max-requests N] [--dry-run] [--json]
 """
 
 from __future__ import annotations
@@ -18,8 +18,16 @@ from flows.console import quiet_expected_tracebacks
 from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
 from flows.run_names import plan_run_name
-from storeops.cli import emit_json, positive_float, positive_int, run_cli
-from storeops.planning.models import MAX_PLAN_STORES, LeadTimeHours, LookbackHours, MaxRequests, PlanRequest, PlanWindow
+from storeops.cli import emit_json, non_negative_float, positive_float, positive_int, run_cli
+from storeops.planning.models import (
+    MAX_PLAN_STORES,
+    LeadTimeHours,
+    LookbackHours,
+    MaxRequests,
+    PlanRequest,
+    PlanWindow,
+    ReviewHours,
+)
 from storeops.settings import load_settings
 from tasks.planning import invoke_planner, publish_plan
 
@@ -28,6 +36,7 @@ def build_event(
     as_of: str | None,
     lookback_hours: float,
     lead_time_hours: float,
+    review_hours: float,
     stores: list[str] | None,
     dry_run: bool,
     max_requests: int | None,
@@ -38,6 +47,7 @@ def build_event(
             "as_of": as_of,
             "lookback_hours": lookback_hours,
             "lead_time_hours": lead_time_hours,
+            "review_hours": review_hours,
             "stores": stores or [],
             "dry_run": dry_run,
             "max_requests": max_requests,
@@ -56,8 +66,9 @@ def build_event(
 @fail_in_one_line
 def plan(
     as_of: datetime | None = None,
-    lookback_hours: LookbackHours = 24.0,
-    lead_time_hours: LeadTimeHours = 24.0,
+    lookback_hours: LookbackHours = 168.0,
+    lead_time_hours: LeadTimeHours = 4.0,
+    review_hours: ReviewHours = 1.0,
     stores: Annotated[list[str] | None, Field(max_length=MAX_PLAN_STORES)] = None,
     dry_run: bool = False,
     max_requests: MaxRequests = None,
@@ -67,13 +78,20 @@ def plan(
     Args:
         as_of: Planning time with a time zone, e.g. 2026-11-26T12:00:00Z; empty means now. Not in the future.
         lookback_hours: Window of readings and sales, in hours (more than 0, at most 744).
-        lead_time_hours: A product with fewer hours of cover than this is at risk (0 to 336).
+        lead_time_hours: Lead time assumed for a store the ledger shows no delivery to yet (0 to 336).
+        review_hours: Hours until the next plan can order again: the planning cadence (more than 0, at most 168).
         stores: Plan only these store ids (e.g. S0001); empty means every store.
         dry_run: Compute the shortages and show them; send and record nothing.
         max_requests: At most this many dispatch requests, most urgent first; empty means every shortage.
     """
     event = build_event(
-        as_of.isoformat() if as_of else None, lookback_hours, lead_time_hours, stores, dry_run, max_requests
+        as_of.isoformat() if as_of else None,
+        lookback_hours,
+        lead_time_hours,
+        review_hours,
+        stores,
+        dry_run,
+        max_requests,
     )
     env = prepare(load_settings())
     payload = invoke_planner(env.clients, env.resources.planning_function, event)
@@ -87,9 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the shortage analysis (the planning Lambda) and send dispatch requests.",
     )
     parser.add_argument("--as-of", help="planning time, ISO-8601 with time zone (default: now)")
-    parser.add_argument("--lookback-hours", type=positive_float, default=24.0, help="window (default 24)")
+    parser.add_argument("--lookback-hours", type=positive_float, default=168.0, help="window (default 168)")
     parser.add_argument(
-        "--lead-time-hours", type=positive_float, default=24.0, help="at_risk below this cover (default 24)"
+        "--lead-time-hours",
+        type=non_negative_float,
+        default=4.0,
+        help="lead time for a store with no delivery in the ledger yet (default 4)",
+    )
+    parser.add_argument(
+        "--review-hours", type=positive_float, default=1.0, help="hours until the next plan (default 1)"
     )
     parser.add_argument("--store", action="append", dest="stores", metavar="ID", help="restrict to a store (repeat)")
     parser.add_argument(
@@ -106,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--as-of: not an ISO-8601 time: {args.as_of!r}")
         if parsed.tzinfo is None:
             parser.error("--as-of needs a time zone, e.g. 2026-11-26T12:00:00Z")
-    build_event(args.as_of, args.lookback_hours, args.lead_time_hours, args.stores, args.dry_run, args.max_requests)
+    build_event(
+        args.as_of,
+        args.lookback_hours,
+        args.lead_time_hours,
+        args.review_hours,
+        args.stores,
+        args.dry_run,
+        args.max_requests,
+    )
     settings = load_settings()
     quiet_expected_tracebacks()
     with prefect_api(settings.local_home):
@@ -114,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             as_of=parsed,
             lookback_hours=args.lookback_hours,
             lead_time_hours=args.lead_time_hours,
+            review_hours=args.review_hours,
             stores=args.stores,
             dry_run=args.dry_run,
             max_requests=args.max_requests,

@@ -1,4 +1,4 @@
-"""Run names that say what a run does, e.g. ``plan 24h dry run 16:45``, instead of ``tested-mole``.
+"""Run names that say what a run does, e.g. ``plan 168h dry run 16:45``, instead of ``tested-mole``.
 
 Prefect calls these when it creates a run (``flow_run_name=``); they read the run's parameters.
 """
@@ -31,7 +31,7 @@ def plan_run_name() -> str:
     p = _parameters()
     dry = " dry run" if p.get("dry_run") else ""
     stores = f" {len(p['stores'])} stores" if p.get("stores") else ""
-    return f"plan {p.get('lookback_hours', 24):g}h{stores}{dry} {_at()}"
+    return f"plan {p.get('lookback_hours', 168):g}h{stores}{dry} {_at()}"
 
 
 def trucks_run_name() -> str:

@@ -1,58 +1,87 @@
-"""Flow ``scenario``: the closed loop in virtual time, on the real components, with its service level.
+"""Flow ``scenario``: the closed loop in virtual time, on the real components, with its service figures.
 
     python -m flows.scenario [--days 14] [--stores 100] [--products 50] [--plan-every-hours 4]
-        [--policy storeops|workshop|none] [--seed 7] [--json]
+        [--policy storeops|workshop|workshop-consolidated|none] [--seed 7] [--start 2026-03-23T00:00:00Z]
+        [--history-days 28] [--json]
 
-On a fresh stack of its own (``<stack>-<policy>``), a virtual clock walks hour by hour through
-the last ``days`` days: each hour the simulated stores sell (the same demand for every policy
-and seed), take in the truck stops that arrived, and write their readings into the lake by
-event time (as backfill does); every ``plan_every_hours`` the real planning Lambda runs with
-``as_of`` = the virtual now, and the real truck worker drains the queue with departures and
-ETAs in virtual time. Policies: ``storeops`` (this planner, consolidated trucks), ``workshop``
-(the original rule: every pair at or below its reorder point on every run, one message and one
-truck each, nothing excluded), ``none`` (no replenishment). It reports the service level
-(``storeops.service_level``), computed from what happened and reproducible from the lake.
+On a fresh stack of its own, a virtual clock walks hour by hour from ``start`` (a fixed date by
+default, never the wall clock, so every policy and every run sees the same customers) through
+``days`` days. Before ``start`` the stores have ``history_days`` of sales history in the lake (their
+shelves refilled to capacity each morning by an earlier supply), which the planner learns from.
+Each hour the simulated stores sell, take in the truck stops that arrived and write their readings
+into the lake by event time, and the simulator keeps its own record (lost demand, refused
+deliveries, shelf audits) apart; every ``plan_every_hours`` the real planning Lambda runs with
+``as_of`` = the virtual now, and the real truck worker drains the queue with departures and ETAs in
+virtual time.
+
+Policies: ``storeops`` (this planner, consolidated trucks), ``workshop`` (the original workshop's
+rule: every pair at or below a share of its shelf on every run, one message and one truck each,
+nothing remembered), ``workshop-consolidated`` (the same alerts loaded and routed by our trucks),
+``none`` (no replenishment). The figures (``storeops.service_level``) come from what happened and
+reproduce from the lake; ``demand_digest`` is a digest of the demand every hour, the same for every
+policy.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from flows.console import quiet_expected_tracebacks
 from flows.failures import fail_in_one_line
 from flows.prefect_api import prefect_api
 from flows.run_names import scenario_run_name
 from flows.trucks import run_trucks
-from storeops.cli import emit_json, positive_int, print_summary, run_cli
-from storeops.clock import VirtualClock, WallClock, hour_floor
+from storeops.cli import emit_json, iso_time, non_negative_int, positive_int, print_summary, run_cli
+from storeops.clock import VirtualClock, format_timestamp, hour_floor
+from storeops.costs import CostParameters
 from storeops.directory import publish_store_directory
 from storeops.dispatch.routing import FleetPolicy
 from storeops.exceptions import ValidationFailed, first_validation_error
-from storeops.service_level import HourlySeries, ServiceLevel, read_lake
+from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.planning.rollup import roll_up_hourly_readings
+from storeops.service_level import (
+    DISPATCH_COLUMNS,
+    PRODUCT_COLUMNS,
+    PROMOTION_COLUMNS,
+    READING_COLUMNS,
+    STORE_COLUMNS,
+    HourlySeries,
+    LoopRecord,
+    ServiceFigures,
+    split_truth,
+)
 from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
-from storeops.stores.encoding import ReadingEncoder
-from storeops.stores.ingest import Simulation, reading_columns, take_reading, write_by_event_time
+from storeops.stores.encoding import ReadingEncoder, random_event_ids
+from storeops.stores.ingest import Simulation, backfill, reading_columns, take_reading, write_by_event_time
+from storeops.stores.reference import planogram_key, planogram_table, products_table, promotions_table, publish
+from storeops.stores.truth import truth_lines, write_truth
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
 from tasks.scenario import fresh_stack, publish_service_level
 
-Policy = Literal["storeops", "workshop", "none"]
+Policy = Literal["storeops", "workshop", "workshop-consolidated", "none"]
+POLICIES: tuple[str, ...] = ("storeops", "workshop", "workshop-consolidated", "none")
 FLEET = {
     "storeops": FleetPolicy(),
     "workshop": FleetPolicy(consolidate=False),  # one truck per alert
+    "workshop-consolidated": FleetPolicy(),
     "none": FleetPolicy(),
 }
-
+PLANNER_RULE = {"storeops": "storeops", "workshop": "workshop", "workshop-consolidated": "workshop"}
+STACK_SUFFIX = {"storeops": "storeops", "workshop": "workshop", "workshop-consolidated": "wsconsol", "none": "none"}
+SCENARIO_START = datetime(2026, 3, 23, tzinfo=UTC)  # a Monday: the week before BST and Easter 2026 follow
 
 # The parameters' limits, in the flow's signature (the Run form) and in ScenarioRequest.
 Days = Annotated[int, Field(ge=1, le=60)]
@@ -60,8 +89,9 @@ Stores = Annotated[int, Field(ge=1, le=2_000)]
 Products = Annotated[int, Field(ge=1, le=1_000)]
 PlanEveryHours = Annotated[int, Field(ge=1, le=24)]
 Seed = Annotated[int, Field(ge=0)]
-LookbackHours = Annotated[float, Field(gt=0, le=24 * 7)]
-LeadTimeHours = Annotated[float, Field(ge=0, le=24 * 7)]
+HistoryDays = Annotated[int, Field(ge=0, le=90)]
+LookbackHours = Annotated[float, Field(gt=0, le=24 * 31)]
+LeadTimeHours = Annotated[float, Field(ge=0, le=24 * 14)]
 
 
 class ScenarioRequest(BaseModel):
@@ -73,22 +103,80 @@ class ScenarioRequest(BaseModel):
     plan_every_hours: PlanEveryHours = 4
     policy: Policy = "storeops"
     seed: Seed = 7
-    lookback_hours: LookbackHours = 24.0
-    lead_time_hours: LeadTimeHours = 24.0
+    start: AwareDatetime = SCENARIO_START
+    history_days: HistoryDays = 28
+    lookback_hours: LookbackHours = 168.0
+    lead_time_hours: LeadTimeHours = 4.0
 
     @classmethod
     def checked(cls, **values: Any) -> ScenarioRequest:
         try:
-            return cls(**values)
+            request = cls(**values)
         except ValidationError as exc:
             raise ValidationFailed(
                 f"invalid {first_validation_error(exc)}", hint="see `python -m flows.scenario --help`"
             ) from None
+        if request.start != hour_floor(request.start):
+            raise ValidationFailed("start must be a whole hour", hint="for example --start 2026-03-23T00:00:00Z")
+        if request.start + timedelta(days=request.days) > datetime.now(UTC):
+            raise ValidationFailed(
+                f"the scenario would end after now ({format_timestamp(request.start + timedelta(days=request.days))})",
+                hint="the planner plans only the past: give an earlier --start or fewer --days",
+            )
+        return request
+
+
+class LoopRecorder:
+    """What the scenario keeps as it goes, for the figures: the readings, the simulator's record, the
+    demand digest and the chart's series (the same rows the lake gets)."""
+
+    def __init__(self) -> None:
+        self.readings: list[pd.DataFrame] = []
+        self.truth: list[dict[str, Any]] = []
+        self.digest = hashlib.sha256()
+        self.series = HourlySeries.empty()
+
+    def add(self, frame: pd.DataFrame, truth: bytes, demand: np.ndarray) -> None:
+        self.readings.append(frame)
+        self.truth += [json.loads(line) for line in truth.splitlines() if line]
+        self.digest.update(np.ascontiguousarray(demand, dtype=np.int64).tobytes())
+
+    def record(
+        self, start: datetime, end: datetime, dispatches: pd.DataFrame, catalog_frames: dict[str, pd.DataFrame]
+    ) -> LoopRecord:
+        lost, refused, audits = split_truth(self.truth)
+        readings = (
+            pd.concat(self.readings, ignore_index=True) if self.readings else pd.DataFrame(columns=READING_COLUMNS)
+        )
+        return LoopRecord(
+            start=start,
+            end=end,
+            readings=readings[READING_COLUMNS],
+            lost=lost,
+            refused=refused,
+            audits=audits,
+            dispatches=dispatches,
+            stores=catalog_frames["stores"],
+            products=catalog_frames["products"],
+            promotions=catalog_frames["promotions"],
+        )
+
+
+def ledger_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The ledger's dispatch rows of loads that left in ``(start, end]``."""
+    low, high = format_timestamp(start), format_timestamp(end)
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LEDGER_PREFIX):
+        for obj in page.get("Contents", []):
+            for row in decode_rows(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()):
+                if row.record_type == "dispatch" and low < row.recorded_at <= high:
+                    rows.append({c: getattr(row, c) for c in DISPATCH_COLUMNS})
+    return pd.DataFrame(rows, columns=DISPATCH_COLUMNS)
 
 
 @flow(
     name="scenario",
-    description="Run the closed loop in virtual time and report the service level it reached.",
+    description="Run the closed loop in virtual time and report the service figures it reached.",
     flow_run_name=scenario_run_name,
 )
 @fail_in_one_line
@@ -99,20 +187,25 @@ def scenario(
     plan_every_hours: PlanEveryHours = 4,
     policy: Policy = "storeops",
     seed: Seed = 7,
-    lookback_hours: LookbackHours = 24.0,
-    lead_time_hours: LeadTimeHours = 24.0,
+    start: AwareDatetime = SCENARIO_START,
+    history_days: HistoryDays = 28,
+    lookback_hours: LookbackHours = 168.0,
+    lead_time_hours: LeadTimeHours = 4.0,
 ) -> dict[str, Any]:
-    """Simulate ``days`` days hour by hour with ``policy`` replenishing; return its service level.
+    """Simulate ``days`` days hour by hour from ``start`` with ``policy`` replenishing; return its figures.
 
     Args:
-        days: Virtual days to simulate, ending now (1 to 60).
+        days: Virtual days to simulate (1 to 60).
         stores: Simulated stores (1 to 2,000).
         products: Products per store (1 to 1,000).
         plan_every_hours: Virtual hours between planning runs (1 to 24).
-        policy: storeops (this planner), workshop (the original rule) or none (no replenishment).
+        policy: storeops (this planner), workshop (the original rule, a truck per alert),
+            workshop-consolidated (its alerts on our trucks) or none (no replenishment).
         seed: The simulation's seed: the same seed, the same customers for every policy.
-        lookback_hours: Each plan's window of readings and sales, in hours (more than 0, at most 168).
-        lead_time_hours: A product with fewer hours of cover is at risk (0 to 168).
+        start: Virtual start, a whole hour with a time zone (default 2026-03-23T00:00:00Z, never the wall clock).
+        history_days: Days of sales history before the start for the planner to learn from (0 to 90).
+        lookback_hours: Each plan's window of readings and sales, in hours (more than 0, at most 744).
+        lead_time_hours: Lead time assumed for a store before the ledger shows a delivery to it (0 to 336).
     """
     request = ScenarioRequest.checked(
         days=days,
@@ -121,26 +214,49 @@ def scenario(
         plan_every_hours=plan_every_hours,
         policy=policy,
         seed=seed,
+        start=start,
+        history_days=history_days,
         lookback_hours=lookback_hours,
         lead_time_hours=lead_time_hours,
     )
     started = time.monotonic()
     logger = get_run_logger()
-    env = fresh_stack(load_settings(), request.policy)
+    env = fresh_stack(load_settings(), STACK_SUFFIX[request.policy])
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
     catalog = build_catalog(request.stores, request.products, request.seed)
     publish_store_directory(s3, bucket, catalog.directory())
-    start = hour_floor(WallClock().now()) - timedelta(days=request.days)  # the planner refuses the future
-    clock = VirtualClock(start)
-    # Every store reads each virtual hour before the plan, so the chunks stay in memory (the readings
-    # kept for the figures are of that size anyway); the same chunks and demand as a live run.
-    simulation = Simulation.in_memory(catalog, start)
+    frames = {
+        "stores": catalog.stores[STORE_COLUMNS],
+        "products": products_table(catalog)[PRODUCT_COLUMNS],
+        "promotions": promotions_table(catalog)[PROMOTION_COLUMNS],
+    }
+    publish(s3, bucket, "reference/products/products.parquet", products_table(catalog))
+    publish(s3, bucket, "reference/promotions/promotions.parquet", promotions_table(catalog))
+    begin = request.start.astimezone(UTC)
+    simulation = Simulation.in_memory(catalog, begin - timedelta(days=request.history_days))
+    # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
+    # latest readings, raw): the scenario rolls each hour up as it writes it
+    rolls_up = PLANNER_RULE.get(request.policy) == "storeops"
+
+    def roll_up(at: datetime, state: Any, columns: dict[str, Any], event_ids: np.ndarray) -> None:
+        if rolls_up:
+            roll_up_hourly_readings(env.clients, bucket, at, _hour_frame(catalog, state, columns, event_ids, at), at)
+
+    if request.history_days:
+        simulation, history = backfill(
+            catalog, s3, bucket, request.history_days, end=begin, simulation=simulation, observe=roll_up
+        )
+        logger.info("history: %d readings over %d days before %s", history.backfill_rows, request.history_days, begin)
+    for index in range(simulation.layout.count):
+        state = simulation.load(index)
+        publish(s3, bucket, planogram_key(index), planogram_table(catalog, _store_ids(catalog, state), state.capacity))
+        simulation.save(state)
+    clock = VirtualClock(begin)
     encoder = ReadingEncoder(catalog)
     deliver = deliveries_from(s3, bucket, simulation)
     run_id = uuid.uuid4().hex[:8]
     fleet = FLEET[request.policy]
-    frames: list[pd.DataFrame] = []
-    series = HourlySeries.empty()
+    recorder = LoopRecorder()
     query_bytes: list[int] = []
     bytes_source = "athena"
     delivered = 0
@@ -149,36 +265,33 @@ def scenario(
         on_hand, lost = [], []
         for index in range(simulation.layout.count):
             state = simulation.load(index)
-            tick, units = take_reading(state, at, deliver)
+            tick, arrivals = take_reading(state, at, deliver)
             simulation.save(state)
-            delivered += units
+            delivered += arrivals.units
             columns = reading_columns(catalog, state, tick)
-            batch = encoder.encode(columns, at, first_store=state.first_store)
-            write_by_event_time(s3, bucket, at, f"scenario-{run_id}-{hour:05d}-{index:05d}", batch.data)
-            stores_index, products_index = np.divmod(np.arange(tick.on_hand.size), catalog.shape[1])
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "store_id": stores_index + state.first_store,
-                        "product_id": products_index,
-                        "observed_at": at,
-                        "on_hand": columns["on_hand"],
-                        "units_sold": columns["units_sold"],
-                        "units_lost": columns["units_lost"],
-                        "period_hours": tick.period_hours,
-                    }
-                )
+            event_ids = random_event_ids(tick.on_hand.size)
+            batch = encoder.encode(columns, at, event_ids=event_ids, first_store=state.first_store)
+            name = f"scenario-{run_id}-{hour:05d}-{index:05d}"
+            write_by_event_time(s3, bucket, at, name, batch.data)
+            truth = truth_lines(catalog, state, tick, arrivals.refused)
+            write_truth(s3, bucket, at, name, truth)
+            roll_up(at, state, columns, event_ids)
+            recorder.add(
+                _hour_frame(catalog, state, columns, event_ids, at)[READING_COLUMNS], truth, tick.units_demanded
             )
             on_hand.append(columns["on_hand"])
-            lost.append(columns["units_lost"])
+            lost.append(tick.units_lost.reshape(-1))
         deliver.complete()
-        series.add(at, np.concatenate(on_hand), np.concatenate(lost))
+        recorder.series.add(at, np.concatenate(on_hand), np.concatenate(lost))
         if request.policy != "none" and hour % request.plan_every_hours == 0:
+            rule = PLANNER_RULE[request.policy]
             event = {
                 "as_of": at.isoformat(),
-                "policy": request.policy,
-                "lookback_hours": request.lookback_hours,
+                "policy": rule,
+                # the workshop rule reads only each pair's latest reading
+                "lookback_hours": request.lookback_hours if rule == "storeops" else float(request.plan_every_hours),
                 "lead_time_hours": request.lead_time_hours,
+                "review_hours": float(request.plan_every_hours),
             }
             payload = invoke_planner(env.clients, env.resources.planning_function, event)
             query_bytes.append(int(payload["bytes_scanned"]))
@@ -187,66 +300,109 @@ def scenario(
                 run_trucks(env, fleet, until_empty=True, window_seconds=2.0, departure=clock, report=False)
         if hour % 24 == 0:
             logger.info("virtual day %d of %d done (%s)", hour // 24, request.days, at.isoformat())
-    _, dispatches = read_lake(s3, bucket, start, clock.now())
-    figures = ServiceLevel.from_frames(
-        pd.concat(frames, ignore_index=True),
-        dispatches,
-        request.days,
-        fleet.capacity_units,
-        query_bytes,
-        bytes_source,
-    )
-    publish_service_level(request.policy, figures, series, request.model_dump())
-    logger.info("service level of %s: %s", request.policy, figures.as_dict())
+    end = clock.now()
+    record = recorder.record(begin, end, ledger_dispatches(s3, bucket, begin, end), frames)
+    figures = ServiceFigures.compute(record, fleet.capacity_units, CostParameters(), query_bytes, bytes_source)
+    digest = recorder.digest.hexdigest()[:16]
+    publish_service_level(request.policy, figures, recorder.series, request.model_dump(mode="json"))
+    logger.info("service figures of %s: %s", request.policy, figures.as_dict())
     return {
-        **request.model_dump(),
+        **request.model_dump(mode="json"),
         **figures.as_dict(),
+        "demand_digest": digest,
         "units_delivered": delivered,
         "stack": env.settings.stack_name,
-        "start": start.isoformat(),
-        "end": clock.now().isoformat(),
+        "start": begin.isoformat(),
+        "end": end.isoformat(),
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
+def _store_ids(catalog: Any, state: Any) -> np.ndarray:
+    return np.asarray(catalog.stores["store_id"].to_numpy()[state.first_store : state.stop_store])
+
+
+def _hour_frame(catalog: Any, state: Any, columns: dict[str, Any], event_ids: np.ndarray, at: datetime) -> pd.DataFrame:
+    """A chunk's readings just written, as the lake has them: what the figures read back and the rollup rolls."""
+    n, n_products = state.shape
+    products = catalog.products
+    return pd.DataFrame(
+        {
+            "event_id": np.ascontiguousarray(event_ids).view("S36").ravel().astype(str),
+            "store_id": pd.Categorical(np.repeat(_store_ids(catalog, state), n_products)),
+            "product_id": pd.Categorical(np.tile(products["product_id"].to_numpy(), n)),
+            "product_name": pd.Categorical(np.tile(products["name"].to_numpy(), n)),
+            "category": pd.Categorical(np.tile(products["category"].to_numpy(), n)),
+            "case_pack": columns["case_pack"],
+            "on_hand": columns["on_hand"],
+            "price": np.tile(columns["price"], n),
+            "on_promotion": np.tile(columns["on_promotion"], n),
+            "observed_at": format_timestamp(at),
+            "units_sold": columns["units_sold"],
+            "units_expired": columns["units_expired"],
+            "period_hours": float(columns["period_hours"]),
+        }
+    )
+
+
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("lost sales (share of demand)", "lost_sales_rate", "{:.2%}"),
+    ("promo lost sales", "promo_lost_sales_rate", "{:.2%}"),
+    ("audit out of stock", "audit_out_of_stock_rate", "{:.2%}"),
+    ("waste (expired / shipped)", "waste_rate", "{:.2%}"),
+    ("cost per 1,000 units demanded", "cost_per_1000_units", "£{:,.1f}"),
+    ("units demanded", "units_demanded", "{:,}"),
+    ("units shipped", "units_shipped", "{:,}"),
+    ("units refused (no room)", "units_refused", "{:,}"),
+    ("stock held (units)", "stock_held_units", "{:,.0f}"),
+    ("cover (days)", "cover_days", "{:.2f}"),
+    ("trucks (lower bound)", "trucks", "{:,}"),
+    ("truck fill", "truck_fill", "{:.0%}"),
+    ("stops per store-day", "stops_per_store_day", "{:.2f}"),
+    ("km per 1,000 units", "km_per_1000_units", "{:,.1f}"),
+    ("planning runs", "planning_runs", "{:,}"),
+    ("seconds", "seconds", "{:,.1f}"),
+)
+
+
 def print_service_level(results: list[dict[str, Any]]) -> None:
     """One column per policy."""
-    rows = [
-        ("out of stock", "out_of_stock_rate", "{:.2%}"),
-        ("lost sales", "lost_sales_rate", "{:.2%}"),
-        ("units shipped", "units_shipped", "{:,}"),
-        ("trucks", "trucks", "{:,}"),
-        ("trucks per day", "trucks_per_day", "{:,.1f}"),
-        ("mean truck fill", "mean_truck_fill", "{:.0%}"),
-        ("trucks per 1,000 units", "trucks_per_1000_units", "{:.2f}"),
-        ("average days of cover", "average_days_of_cover", "{:.2f}"),
-        ("planning runs", "planning_runs", "{:,}"),
-        ("Athena bytes scanned", "athena_bytes_scanned", "{:,}"),
-        ("Athena cost", "athena_cost_usd", "${:.4f}"),
-        ("seconds", "seconds", "{:,.1f}"),
-    ]
-    if any(r["athena_bytes_source"] != "athena" for r in results):
-        estimate = " (estimate)"
-        rows = [(label + (estimate if key == "athena_bytes_scanned" else ""), key, fmt) for label, key, fmt in rows]
-    width = max(len(label) for label, _, _ in rows)
-    header = "".join(f"{r['policy']:>16}" for r in results)
+    width = max(len(label) for label, _, _ in SUMMARY_ROWS)
+    header = "".join(f"{r['policy']:>23}" for r in results)
     print(f"  {'':<{width}}{header}")
-    for label, key, fmt in rows:
-        print(f"  {label:<{width}}" + "".join(f"{fmt.format(r[key]):>16}" for r in results))
+    for label, key, fmt in SUMMARY_ROWS:
+        cells = []
+        for r in results:
+            text = "n/a" if r[key] is None else fmt.format(r[key])
+            if key == "trucks":
+                text += f" ({r['trucks_lower_bound']:,})"
+            cells.append(f"{text:>23}")
+        print(f"  {label:<{width}}" + "".join(cells))
+    parts = sorted({p for r in results for p in r["cost_parts_per_1000_units"]})
+    for part in parts:
+        print(
+            f"  {'  £ ' + part:<{width}}" + "".join(f"{r['cost_parts_per_1000_units'][part]:>23,.1f}" for r in results)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flows.scenario",
         description="Run the closed loop (stores, planning Lambda, trucks, deliveries) in virtual time and "
-        "report the service level it reached.",
+        "report the service figures it reached.",
     )
     parser.add_argument("--days", type=positive_int, default=14, help="virtual days (default 14)")
     parser.add_argument("--stores", type=positive_int, default=100, help="number of stores (default 100)")
     parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")
     parser.add_argument("--plan-every-hours", type=positive_int, default=4, help="planning cadence (default 4)")
-    parser.add_argument("--policy", choices=["storeops", "workshop", "none"], default="storeops")
-    parser.add_argument("--seed", type=positive_int, default=7, help="simulation seed (default 7)")
+    parser.add_argument("--policy", choices=POLICIES, default="storeops")
+    parser.add_argument("--seed", type=non_negative_int, default=7, help="simulation seed (default 7)")
+    parser.add_argument(
+        "--start", type=iso_time, default=SCENARIO_START, help="virtual start, a whole hour (default 2026-03-23T00:00Z)"
+    )
+    parser.add_argument(
+        "--history-days", type=non_negative_int, default=28, help="days of sales history before the start (28)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     parameters = {
@@ -256,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         "plan_every_hours": args.plan_every_hours,
         "policy": args.policy,
         "seed": args.seed,
+        "start": args.start,
+        "history_days": args.history_days,
     }
     ScenarioRequest.checked(**parameters)
     settings = load_settings()

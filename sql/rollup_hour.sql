@@ -13,7 +13,7 @@ partition_readings as (
     select
         {reading_columns},
         units_sold,
-        units_lost,
+        units_expired,
         period_hours,
         {observed_at_text}
     from {inventory_table}
@@ -26,7 +26,8 @@ hour_readings as (
         *,
         substr(observed_at_text, 1, 13) as observed_hour,
         sum(units_sold) over (partition by store_id, product_id, substr(observed_at_text, 1, 13)) as hour_units_sold,
-        sum(units_lost) over (partition by store_id, product_id, substr(observed_at_text, 1, 13)) as hour_units_lost,
+        sum(units_expired) over (partition by store_id, product_id, substr(observed_at_text, 1, 13))
+            as hour_units_expired,
         sum(period_hours) over (partition by store_id, product_id, substr(observed_at_text, 1, 13))
             as hour_period_hours,
         count(*) over (partition by store_id, product_id, substr(observed_at_text, 1, 13)) as hour_readings,
@@ -47,12 +48,12 @@ final as (
         category,
         cast(case_pack as integer) as case_pack,
         cast(on_hand as integer) as on_hand,
-        cast(reorder_point as integer) as reorder_point,
-        cast(target_stock as integer) as target_stock,
+        cast(price as double) as price,
+        cast(on_promotion as boolean) as on_promotion,
         observed_at_text as observed_at,
         observed_hour,
         cast(hour_units_sold as bigint) as units_sold,
-        cast(hour_units_lost as bigint) as units_lost,
+        cast(hour_units_expired as bigint) as units_expired,
         cast(hour_period_hours as double) as period_hours,
         cast(hour_readings as bigint) as readings
     from hour_readings

@@ -1,16 +1,18 @@
--- Shortages at a planning time: which store-products are short, and how much to send.
--- Grain: one row per (store_id, product_id) that is short and has no open request or dispatch.
--- Runs unchanged on Athena (Trino) and on the emulator (DuckDB); see shortages.md.
+-- Shortages at a planning time: which store-products to replenish, and how much to send.
+-- Grain: one row per (store_id, product_id) at or below its reorder point with no open request or
+-- dispatch. Runs unchanged on Athena (Trino) and on the emulator (DuckDB); see shortages.md for the rule.
+-- Everything the rule uses is what a retailer's systems hold: the readings (sales, stock as recorded,
+-- prices), the planogram, the promotion plan and the dispatch ledger (the lead times trucks achieved).
 -- Each table is read by one CTE that is referenced once: Trino inlines every reference to a
 -- WITH query, so a second reference would scan the table again.
 -- The window [window_start, as_of] is read from two tables, split by Firehose's (arrival) partitions, so
 -- each reading is read once: the hourly rollup for the partitions before the watermark (one row per pair
 -- and observed hour, kept from the window's first hour on), the raw readings for the partitions from the
 -- watermark on. Without a rollup the watermark is the window's first partition: every reading raw.
--- The table names (slots inventory_table, rollup_table, ledger_table) are validated identifiers; values are
--- :parameters; the fragments (sql/fragments/) are the columns kept of a reading (reading_columns),
--- observed_at as text (observed_at_text), each reading's
--- totals and recency (window_reading_columns), what is kept of the latest (latest_reading_columns) and
+-- The table names (slots inventory_table, rollup_table, ledger_table, planogram_table, promotions_table) are
+-- validated identifiers; values are :parameters; the fragments (sql/fragments/) are the columns kept of a
+-- reading (reading_columns), observed_at as text (observed_at_text), each reading's totals and recency
+-- (window_reading_columns), what is kept of the latest (latest_reading_columns), the planogram (shelves) and
 -- the final CTE every planning query shares (planning_result).
 
 with
@@ -63,14 +65,16 @@ window_readings as (
 ),
 
 ledger_shortages as (
-    -- one row per shortage in the ledger's open horizon
+    -- one row per shortage in the ledger's open horizon; times as second-precision text, the same in
+    -- both engines whatever type the JSON reader infers
     select
         shortage_id,
         max(store_id) as store_id,
         max(product_id) as product_id,
         max(case when record_type = 'request' then open_until end) as request_open_until,
+        max(case when record_type = 'request' then substr(replace(cast(recorded_at as varchar), 'T', ' '), 1, 19) end)
+            as requested_text,
         sum(case when record_type = 'dispatch' then 1 else 0 end) as dispatch_rows,
-        -- second-precision text: the same in both engines, whatever type the JSON reader infers
         max(case when record_type = 'dispatch' then substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) end)
             as eta_text
     from {ledger_table}
@@ -79,47 +83,106 @@ ledger_shortages as (
 ),
 
 ledger_pairs as (
-    -- per pair: is a request still open (and not dispatched), and when did the last dispatch arrive
+    -- per pair: is a request still open (and not dispatched), when did the last dispatch arrive, and how
+    -- long its deliveries took from request to arrival (the lead time trucks achieved)
     select
         store_id,
         product_id,
         max(case when dispatch_rows = 0 and request_open_until > :as_of then 1 else 0 end) as has_open_request,
-        max(eta_text) as last_eta_text
+        max(eta_text) as last_eta_text,
+        sum(
+            case
+                when eta_text is not null and requested_text is not null
+                    then date_diff('second', cast(requested_text as timestamp), cast(eta_text as timestamp))
+            end
+        ) as lead_seconds,
+        sum(case when eta_text is not null and requested_text is not null then 1 else 0 end) as lead_deliveries
     from ledger_shortages
     group by store_id, product_id
 ),
 
-candidates as (
-    -- each pair's latest reading, its cover and kind, and what the ledger says is still open
+{shelves},
+
+promoted as (
+    -- the products the promotion plan promotes on the plan's local day or the next
+    select
+        product_id,
+        max(discount_pct) as discount_pct
+    from {promotions_table}
+    where start_date <= :promo_last_date and end_date >= :promo_first_date
+    group by product_id
+),
+
+pairs as (
+    -- each pair's latest reading with its trailing sales rate, its shelf, its promotion, what the ledger
+    -- says is open, and its store's achieved lead time (the default where the store has no delivery yet)
     select
         {latest_reading_columns},
-        window_readings.sales_per_hour,
-        case
-            when window_readings.sales_per_hour > 0
-                then window_readings.on_hand / window_readings.sales_per_hour
-        end as hours_of_cover,
-        case
-            when window_readings.on_hand = 0 then 'out_of_stock'
-            when window_readings.on_hand <= window_readings.reorder_point then 'below_reorder_point'
-            when
-                window_readings.sales_per_hour > 0
-                and window_readings.on_hand / window_readings.sales_per_hour < :lead_time_hours
-                then 'at_risk'
-        end as kind,
-        cast(
-            ceil(cast(window_readings.target_stock - window_readings.on_hand as double) / window_readings.case_pack)
-            as integer
-        ) * window_readings.case_pack as quantity,
+        coalesce(window_readings.sales_per_hour, 0) as sales_per_hour,
+        coalesce(shelves.shelf_capacity, 999999) as shelf_capacity,
+        case when promoted.discount_pct is not null then :promo_factor else 1.0 end as promo_factor,
         coalesce(ledger_pairs.has_open_request, 0) = 1 as has_open_request,
         -- a dispatch stays open until a reading taken after its arrival shows the delivered stock
         coalesce(
             ledger_pairs.last_eta_text > substr(replace(cast(window_readings.observed_at as varchar), 'T', ' '), 1, 19),
             false
-        ) as delivery_pending
+        ) as delivery_pending,
+        coalesce(
+            cast(sum(ledger_pairs.lead_seconds) over (partition by window_readings.store_id) as double)
+            / nullif(sum(ledger_pairs.lead_deliveries) over (partition by window_readings.store_id), 0) / 3600.0,
+            :default_lead_time_hours
+        ) as lead_time_hours
     from window_readings
     left join ledger_pairs
         on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
+    left join shelves
+        on window_readings.store_id = shelves.store_id and window_readings.product_id = shelves.product_id
+    left join promoted
+        on window_readings.product_id = promoted.product_id
     where window_readings.recency = 1
+),
+
+levels as (
+    -- the rule: the demand expected over the protection interval (review period + lead time) at the
+    -- trailing rate, a safety margin on top; the order-up-to level adds a cycle's sales, capped by the shelf
+    select
+        *,
+        case when sales_per_hour > 0 then on_hand / sales_per_hour end as hours_of_cover,
+        greatest(
+            cast(
+                -- rounded to 6 decimals first: sums taken in another order (rollup or raw) must give the same ceiling
+                ceil(round(sales_per_hour * promo_factor * (:review_hours + lead_time_hours) * (1 + :safety_margin), 6))
+                as integer
+            ),
+            1
+        ) as reorder_point
+    from pairs
+),
+
+candidates as (
+    select
+        *,
+        least(
+            shelf_capacity,
+            reorder_point
+            + greatest(case_pack, cast(ceil(round(sales_per_hour * promo_factor * :cycle_hours, 6)) as integer))
+        ) as target_stock,
+        case
+            when on_hand = 0 then 'out_of_stock'
+            when on_hand <= reorder_point then 'below_reorder_point'
+        end as kind
+    from levels
+),
+
+ordered as (
+    -- whole cases up to the target, never more than the shelf holds
+    select
+        *,
+        least(
+            cast(ceil(cast(target_stock - on_hand as double) / case_pack) as integer),
+            cast(floor(cast(shelf_capacity - on_hand as double) / case_pack) as integer)
+        ) * case_pack as quantity
+    from candidates
 ),
 
 {planning_result}

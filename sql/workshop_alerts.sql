@@ -1,11 +1,12 @@
--- The original workshop's rule, for comparison: every store-product whose latest reading is at
--- or below its threshold (the reorder point) gets an alert, on every run; nothing is excluded,
--- not even what is already on its way. The quantity is the same order-up-to amount as ours.
--- Grain: one row per (store_id, product_id) at or below its reorder point. Same columns and
--- parameters as shortages.sql (the ledger is not read); see workshop_alerts.md.
--- The fragments (sql/fragments/) are the window's readings (window_reading_columns,
--- window_readings_predicate), what is kept of the latest (latest_reading_columns) and the final
--- CTE every planning query shares (planning_result).
+-- The original workshop's rule, for comparison: every store-product whose latest reading is at or
+-- below its threshold gets an alert, on every run; nothing is excluded, not even what is already on
+-- its way. The workshop's record carried a threshold_level; here the threshold is the store's shelf
+-- rule of thumb, a share of the planogram's capacity (:workshop_threshold), and the alert asks for the
+-- whole cases that fill the shelf. Grain: one row per (store_id, product_id) at or below its threshold.
+-- Same columns and parameters as shortages.sql (the ledger and the promotions are not read); see
+-- workshop_alerts.md. The fragments (sql/fragments/) are the window's readings (window_reading_columns,
+-- window_readings_predicate), what is kept of the latest (latest_reading_columns), the planogram (shelves)
+-- and the final CTE every planning query shares (planning_result).
 
 with
 
@@ -17,21 +18,35 @@ window_readings as (
         {window_readings_predicate}
 ),
 
+{shelves},
+
 candidates as (
-    -- every pair at or below its reorder point; the rule remembers nothing, so nothing is open
+    -- every pair at or below its threshold; the rule remembers nothing, so nothing is open
     select
         {latest_reading_columns},
+        shelves.shelf_capacity,
         cast(null as double) as sales_per_hour,
         cast(null as double) as hours_of_cover,
+        cast(floor(shelves.shelf_capacity * :workshop_threshold) as integer) as reorder_point,
+        shelves.shelf_capacity as target_stock,
         case when window_readings.on_hand = 0 then 'out_of_stock' else 'below_reorder_point' end as kind,
-        cast(
-            ceil(cast(window_readings.target_stock - window_readings.on_hand as double) / window_readings.case_pack)
-            as integer
-        ) * window_readings.case_pack as quantity,
         false as has_open_request,
         false as delivery_pending
     from window_readings
-    where window_readings.recency = 1 and window_readings.on_hand <= window_readings.reorder_point
+    inner join shelves
+        on window_readings.store_id = shelves.store_id and window_readings.product_id = shelves.product_id
+    where
+        window_readings.recency = 1
+        and window_readings.on_hand <= floor(shelves.shelf_capacity * :workshop_threshold)
+),
+
+ordered as (
+    -- the whole cases that fill the shelf, at least one
+    select
+        *,
+        greatest(cast(floor(cast(shelf_capacity - on_hand as double) / case_pack) as integer), 1) * case_pack
+            as quantity
+    from candidates
 ),
 
 {planning_result}

@@ -1,118 +1,317 @@
-"""Service-level figures: how well the loop kept products on shelves, and what it spent doing so.
+"""Service figures: how well a policy kept products on shelves, and what it cost, by the field's definitions.
 
-One definition, two sources: ``ServiceLevel.from_frames`` takes the readings (one per
-store-product per period) and the dispatch rows of the ledger as data frames; the scenario
-runner builds them from what its simulation did, and ``read_lake`` from the data lake, so the
-figures a run reports can be recomputed from the lake alone.
+One definition, two sources: ``ServiceFigures.compute`` takes a ``LoopRecord`` (frames of what the
+stores recorded, what the simulator alone knows, what the trucks did, and the reference tables);
+the scenario runner builds it from its simulation as it goes, and ``read_lake`` from the data lake,
+so every figure a run reports can be recomputed from the lake (the simulator's record included).
 
-- out-of-stock rate: the share of readings (store-product observations) with nothing on the
-  shelf, as shelf audits measure it (the retail average is 8.3%, Gruen and Corsten);
-- lost sales: demand the shelf could not serve / demand (sold + lost);
-- units shipped, trucks (loads) per day, mean truck fill (units / capacity), trucks per
-  1,000 units shipped;
-- average days of cover held: on hand / the pair's mean daily demand, over all readings;
-- Athena bytes scanned, their price ($5 per TB, 10 MB minimum per query) and planning runs.
+- ``lost_sales_rate``: demand not served / demand (demand = units sold + units an empty shelf turned
+  away; only the simulator knows the second). The headline.
+- ``audit_out_of_stock_rate``: the share of shelves found empty by audits at fixed local times in
+  opening hours (``storeops.calendar.AUDIT_HOURS``), read before that hour's deliveries, as the
+  retail out-of-stock studies count them. The 8.3% retail average of Gruen, Corsten & Bharadwaj
+  (2002) counts shelf audits in stores whose ordering, forecasting, shelf filling and DC supply
+  all fail at times: causes this simulation does not have, so it is no yardstick for these figures.
+- ``promo_lost_sales_rate``: the lost-sales rate on promoted pair-days (the promotion plan's).
+- ``waste_rate``: perishable units expired / perishable units shipped.
+- ``cover_days``: stock held on average / demand a day (a ratio of sums).
+- ``stops_per_store_day``, ``trucks``, ``truck_fill`` (units shipped / trucks x capacity),
+  ``trucks_lower_bound`` (per depot and departure, ceil(units / capacity)), ``km`` (depot, stops,
+  back to the depot) and ``km_per_1000_units``.
+- ``cost_per_1000_units``: every cost (``storeops.costs``) per 1,000 units demanded, with its parts.
+- ``units_shipped``, ``stock_held_units`` and ``units_refused``: double ordering shows in these.
+
+The simulator's record lives under ``simulator/truth/`` in the lake (``storeops.stores.truth`` writes
+it); its format is stated here, where it is read.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
-from dataclasses import asdict, dataclass
-from datetime import datetime
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from storeops.athena import scan_cost_usd
+from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
+from storeops.costs import CostParameters
+from storeops.directory import DEPOTS, haversine_km
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 
-READING_COLUMNS = ["store_id", "product_id", "observed_at", "on_hand", "units_sold", "units_lost", "period_hours"]
-LOAD_COLUMNS = ["load_id", "quantity"]
+READING_COLUMNS = [
+    "event_id",
+    "store_id",
+    "product_id",
+    "observed_at",
+    "on_hand",
+    "units_sold",
+    "units_expired",
+    "period_hours",
+]
+DISPATCH_COLUMNS = ["load_id", "store_id", "product_id", "quantity", "recorded_at", "stop_number"]
+TRUTH_PREFIX = "simulator/truth/"
+LOST_COLUMNS = ["store_id", "product_id", "observed_at", "units"]
+AUDIT_COLUMNS = ["store_id", "audit_at", "audited", "empty", "empty_products"]
+STORE_COLUMNS = ["store_id", "region", "lat", "lon"]
+PRODUCT_COLUMNS = ["product_id", "shelf_life_days", "price", "unit_cost"]
+PROMOTION_COLUMNS = ["product_id", "start_date", "end_date"]
+
+
+def truth_key(observed_at: datetime, name: str) -> str:
+    """Where the simulator keeps its record of a reading (by event time)."""
+    return f"{TRUTH_PREFIX}dt={observed_at:%Y-%m-%d}/hour={observed_at:%H}/{name}.json.gz"
 
 
 @dataclass(frozen=True)
-class ServiceLevel:
-    readings: int
-    out_of_stock_rate: float
-    lost_sales_rate: float
-    units_demanded: int
-    units_lost: int
-    units_shipped: int
-    trucks: int
-    trucks_per_day: float
-    mean_truck_fill: float
-    trucks_per_1000_units: float
-    average_days_of_cover: float
+class LoopRecord:
+    """What one policy's closed loop left behind over a period ``(start, end]``, as frames."""
+
+    start: datetime
+    end: datetime
+    readings: pd.DataFrame  # READING_COLUMNS, one row per reading (duplicates of an event id count once)
+    lost: pd.DataFrame  # LOST_COLUMNS: demand turned away by an empty shelf (the simulator's record)
+    refused: pd.DataFrame  # LOST_COLUMNS: delivered units that did not fit on the shelf (the simulator's record)
+    audits: pd.DataFrame  # AUDIT_COLUMNS: per open store and audit time (the simulator's record)
+    dispatches: pd.DataFrame  # DISPATCH_COLUMNS: the ledger's dispatch rows of loads that left in the period
+    stores: pd.DataFrame  # STORE_COLUMNS: the store directory
+    products: pd.DataFrame  # PRODUCT_COLUMNS: the product master
+    promotions: pd.DataFrame  # PROMOTION_COLUMNS: the promotion plan
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start).total_seconds() / 86400.0
+
+
+@dataclass(frozen=True)
+class CostParts:
+    """A policy's costs over the period, GBP."""
+
+    trucks: float
+    km: float
+    stops: float
+    holding: float
+    waste: float
+    lost_margin: float
+
+    @property
+    def total(self) -> float:
+        return self.trucks + self.km + self.stops + self.holding + self.waste + self.lost_margin
+
+
+@dataclass(frozen=True)
+class ServiceFigures:
+    """Every figure of one policy over one period (see the module for the definitions)."""
+
     days: float
+    stores: int
+    products: int
+    readings: int
+    units_demanded: int
+    units_sold: int
+    units_lost: int
+    lost_sales_rate: float
+    audit_out_of_stock_rate: float | None  # None: no audit (no store open at an audit time)
+    audits: int
+    promo_lost_sales_rate: float | None  # None: nothing promoted
+    promo_units_demanded: int
+    waste_rate: float | None  # None: no perishable shipped
+    units_expired: int
+    cover_days: float
+    stock_held_units: float
+    units_shipped: int
+    units_refused: int
+    trucks: int
+    trucks_lower_bound: int
+    truck_fill: float | None  # None: no truck
+    stops: int
+    stops_per_store_day: float
+    km: float
+    km_per_1000_units: float | None  # None: nothing shipped
+    cost_per_1000_units: float
+    cost_parts_per_1000_units: dict[str, float]
+    cost_total: float
     planning_runs: int = 0
     athena_bytes_scanned: int = 0
     athena_bytes_source: str = "athena"  # or "s3-estimate" (storeops.athena.SCANNED_BYTES_LABELS)
     athena_cost_usd: float = 0.0
+    cost_parameters: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_frames(
+    def compute(
         cls,
-        readings: pd.DataFrame,
-        dispatches: pd.DataFrame,
-        days: float,
+        record: LoopRecord,
         truck_capacity: int,
+        costs: CostParameters | None = None,
         query_bytes: list[int] | None = None,
         bytes_source: str = "athena",
-    ) -> ServiceLevel:
-        """The figures of ``readings`` (READING_COLUMNS; store and product may be ids or indexes) and
-        ``dispatches`` (one row per shipped shortage, LOAD_COLUMNS) over ``days``; ``query_bytes`` is
-        each planning query's scanned bytes, measured as ``bytes_source`` says."""
-        demand = readings["units_sold"] + readings["units_lost"]
-        by_pair = demand.groupby([readings["store_id"], readings["product_id"]]).transform("sum")
-        daily = by_pair / days
-        cover = (readings["on_hand"] / daily.where(daily > 0)).dropna()
-        loads = dispatches.groupby("load_id")["quantity"].sum() if len(dispatches) else pd.Series(dtype="int64")
-        shipped = int(loads.sum())
+    ) -> ServiceFigures:
+        costs = costs or CostParameters()
+        readings = record.readings.drop_duplicates("event_id")  # Firehose delivers at least once
+        products = record.products.set_index("product_id")
+        sold = int(readings["units_sold"].sum())
+        lost = int(record.lost["units"].sum()) if len(record.lost) else 0
+        demanded = sold + lost
+        audited = int(record.audits["audited"].sum()) if len(record.audits) else 0
+        empty = int(record.audits["empty"].sum()) if len(record.audits) else 0
+        promo_demand, promo_lost = _promoted(readings, record.lost, record.promotions)
+        perishable = set(products.index[products["shelf_life_days"] > 0])
+        expired = int(readings.loc[readings["product_id"].isin(perishable), "units_expired"].sum())
+        dispatches = record.dispatches
+        shipped = int(dispatches["quantity"].sum()) if len(dispatches) else 0
+        shipped_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum())
+        loads = _loads(dispatches, record.stores)
+        trucks = len(loads)
+        stops = int(loads["stops"].sum()) if trucks else 0
+        km = float(loads["km"].sum()) if trucks else 0.0
+        lower_bound = int(
+            loads.groupby(["region", "recorded_at"])["units"].sum().map(lambda u: math.ceil(u / truck_capacity)).sum()
+            if trucks
+            else 0
+        )
+        held = _stock_held(readings)
+        unit_cost = readings["product_id"].map(products["unit_cost"]).astype("float64")
+        holding_unit_hours = float((readings["on_hand"] * readings["period_hours"] * unit_cost).sum())
+        lost_margin = (
+            float(
+                (record.lost["units"] * record.lost["product_id"].map(products["price"] - products["unit_cost"])).sum()
+            )
+            if len(record.lost)
+            else 0.0
+        )
+        waste = float((readings["units_expired"] * unit_cost).sum())
+        parts = CostParts(
+            trucks=trucks * costs.truck_per_route,
+            km=km * costs.per_km,
+            stops=stops * costs.per_stop,
+            holding=holding_unit_hours * costs.holding_per_unit_hour,
+            waste=waste,
+            lost_margin=lost_margin,
+        )
+        per_1000 = 1000.0 / demanded if demanded else 0.0
+        days = record.days
+        n_stores = int(record.stores["store_id"].nunique()) if len(record.stores) else 0
         query_bytes = query_bytes or []
         return cls(
+            days=round(days, 4),
+            stores=n_stores,
+            products=int(readings["product_id"].nunique()),
             readings=len(readings),
-            out_of_stock_rate=round(float((readings["on_hand"] == 0).mean()) if len(readings) else 0.0, 6),
-            lost_sales_rate=round(float(readings["units_lost"].sum() / demand.sum()) if demand.sum() else 0.0, 6),
-            units_demanded=int(demand.sum()),
-            units_lost=int(readings["units_lost"].sum()),
+            units_demanded=demanded,
+            units_sold=sold,
+            units_lost=lost,
+            lost_sales_rate=_rate(lost, demanded),
+            audit_out_of_stock_rate=_share(empty, audited),
+            audits=audited,
+            promo_lost_sales_rate=_share(promo_lost, promo_demand),
+            promo_units_demanded=promo_demand,
+            waste_rate=_share(expired, shipped_perishable),
+            units_expired=expired,
+            cover_days=round(held / (demanded / days), 4) if demanded and days else 0.0,
+            stock_held_units=round(held, 1),
             units_shipped=shipped,
-            trucks=len(loads),
-            trucks_per_day=round(len(loads) / days, 2) if days else 0.0,
-            mean_truck_fill=round(float((loads / truck_capacity).mean()), 4) if len(loads) else 0.0,
-            trucks_per_1000_units=round(1000 * len(loads) / shipped, 3) if shipped else 0.0,
-            average_days_of_cover=round(float(cover.mean()), 3) if len(cover) else 0.0,
-            days=days,
+            units_refused=int(record.refused["units"].sum()) if len(record.refused) else 0,
+            trucks=trucks,
+            trucks_lower_bound=lower_bound,
+            truck_fill=_share(shipped, trucks * truck_capacity),
+            stops=stops,
+            stops_per_store_day=round(stops / (n_stores * days), 4) if n_stores and days else 0.0,
+            km=round(km, 1),
+            km_per_1000_units=round(1000.0 * km / shipped, 3) if shipped else None,
+            cost_per_1000_units=round(parts.total * per_1000, 3),
+            cost_parts_per_1000_units={k: round(v * per_1000, 3) for k, v in asdict(parts).items()},
+            cost_total=round(parts.total, 2),
             planning_runs=len(query_bytes),
             athena_bytes_scanned=int(sum(query_bytes)),
             athena_bytes_source=bytes_source,
             athena_cost_usd=round(scan_cost_usd(query_bytes), 8),
+            cost_parameters=costs.model_dump(),
         )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Readings observed in ``(start, end]`` and the dispatch rows of loads that left in it, from the lake."""
-    low, high = format_timestamp(start), format_timestamp(end)
-    frames = []
-    for key in _keys(s3, bucket, "inventory/"):
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        text = gzip.decompress(body) if key.endswith(".gz") else body
-        frame = pd.read_json(io.BytesIO(text), lines=True, dtype={"observed_at": str, "store_id": str})
-        frames.append(frame[(frame["observed_at"] > low) & (frame["observed_at"] <= high)])
-    readings = (
-        pd.concat(frames, ignore_index=True)[READING_COLUMNS] if frames else pd.DataFrame(columns=READING_COLUMNS)
+def _rate(part: float, whole: float) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _share(part: float, whole: float) -> float | None:
+    """A ratio that has no value when there is nothing to divide by (waste with nothing shipped)."""
+    return round(part / whole, 6) if whole else None
+
+
+def local_days(timestamps: pd.Series) -> pd.Series:
+    """The stores' local date (YYYY-MM-DD) of each period ending at an ISO-8601 UTC timestamp: a reading
+    at local midnight reports the day that ended."""
+    moments = pd.to_datetime(timestamps, utc=True) - pd.Timedelta(milliseconds=1)
+    return moments.dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d")
+
+
+def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFrame) -> tuple[int, int]:
+    """(units demanded, units lost) on promoted pair-days."""
+    if promotions.empty:
+        return 0, 0
+    days = sorted(
+        set(local_days(readings["observed_at"])) | (set(local_days(lost["observed_at"])) if len(lost) else set())
     )
-    rows = [
-        {"load_id": row.load_id, "quantity": row.quantity}
-        for key in _keys(s3, bucket, LEDGER_PREFIX)
-        for row in decode_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        if row.record_type == "dispatch" and row.recorded_at > low and row.recorded_at <= high
-    ]
-    return readings, pd.DataFrame(rows, columns=LOAD_COLUMNS)
+    on = {
+        (product, day)
+        for product, first, last in promotions[PROMOTION_COLUMNS].itertuples(index=False)
+        for day in days
+        if first <= day <= last
+    }
+
+    def promoted(frame: pd.DataFrame, column: str) -> int:
+        if frame.empty:
+            return 0
+        keys = zip(frame["product_id"], local_days(frame["observed_at"]), strict=True)
+        mask = np.fromiter(((p, d) in on for p, d in keys), dtype=bool, count=len(frame))
+        return int(frame.loc[mask, column].sum())
+
+    lost_units = promoted(lost, "units")
+    return promoted(readings, "units_sold") + lost_units, lost_units
+
+
+def _loads(dispatches: pd.DataFrame, stores: pd.DataFrame) -> pd.DataFrame:
+    """One row per truck load: region, departure, units, stops and km (depot, stops in order, depot)."""
+    columns = ["load_id", "region", "recorded_at", "units", "stops", "km"]
+    if dispatches.empty:
+        return pd.DataFrame(columns=columns)
+    where = stores.set_index("store_id")
+    rows = []
+    for load_id, load in dispatches.groupby("load_id", sort=True):
+        route = load.sort_values("stop_number").drop_duplicates("stop_number")
+        region = str(where.loc[route["store_id"].iloc[0], "region"])
+        depot = DEPOTS[region]
+        points = [(float(where.loc[s, "lat"]), float(where.loc[s, "lon"])) for s in route["store_id"]]
+        legs = [depot, *points, depot]
+        km = sum(haversine_km(a, b) for a, b in itertools.pairwise(legs))
+        rows.append((load_id, region, load["recorded_at"].iloc[0], int(load["quantity"].sum()), len(route), km))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _stock_held(readings: pd.DataFrame) -> float:
+    """The stock held on average: total on hand at each reading time, averaged over the reading times."""
+    if readings.empty:
+        return 0.0
+    return float(readings.groupby("observed_at")["on_hand"].sum().mean())
+
+
+def demand_digest(demand: np.ndarray) -> str:
+    """A digest of a demand matrix (hours x store-products, int64): equal digests, equal customers."""
+    return hashlib.sha256(np.ascontiguousarray(demand, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+# -- reading the lake --------------------------------------------------------------------------------
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -120,6 +319,91 @@ def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
+
+
+def _lines(s3: Any, bucket: str, key: str) -> bytes:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return gzip.decompress(body) if key.endswith(".gz") else body
+
+
+def _in_hours(key: str, start: datetime, end: datetime) -> bool:
+    """Does a ``dt=/hour=`` key's hour overlap ``(start, end]`` (an hour of slack on each side)?"""
+    try:
+        dt = key.split("dt=", 1)[1][:10]
+        hour = key.split("hour=", 1)[1][:2]
+    except IndexError:
+        return True
+    moment = datetime.fromisoformat(f"{dt}T{hour}:00:00+00:00")
+    return start - timedelta(hours=2) <= moment <= end + timedelta(hours=1)
+
+
+def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecord:
+    """Everything the figures need over ``(start, end]``, from the lake alone: the readings, the ledger's
+    dispatches, the simulator's record, the store directory and the reference tables."""
+    low, high = format_timestamp(start), format_timestamp(end)
+    frames = []
+    for key in _keys(s3, bucket, "inventory/"):
+        if not _in_hours(key, start, end):
+            continue
+        frame = pd.read_json(
+            io.BytesIO(_lines(s3, bucket, key)), lines=True, dtype={"observed_at": str, "store_id": str}
+        )
+        frames.append(frame[(frame["observed_at"] > low) & (frame["observed_at"] <= high)])
+    readings = (
+        pd.concat(frames, ignore_index=True)[READING_COLUMNS] if frames else pd.DataFrame(columns=READING_COLUMNS)
+    )
+    dispatches = pd.DataFrame(
+        [
+            {c: getattr(row, c) for c in DISPATCH_COLUMNS}
+            for key in _keys(s3, bucket, LEDGER_PREFIX)
+            for row in decode_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            if row.record_type == "dispatch" and low < row.recorded_at <= high
+        ],
+        columns=DISPATCH_COLUMNS,
+    )
+    truth: list[dict[str, Any]] = []
+    for key in _keys(s3, bucket, TRUTH_PREFIX):
+        if not _in_hours(key, start, end):
+            continue
+        for line in io.BytesIO(_lines(s3, bucket, key)):
+            row = json.loads(line)
+            if low < (row.get("observed_at") or row.get("audit_at")) <= high:
+                truth.append(row)
+    lost, refused, audits = split_truth(truth)
+    directory = pd.DataFrame(json.loads(s3.get_object(Bucket=bucket, Key="reference/stores.json")["Body"].read()))
+    return LoopRecord(
+        start=start,
+        end=end,
+        readings=readings,
+        lost=lost,
+        refused=refused,
+        audits=audits,
+        dispatches=dispatches,
+        stores=directory[STORE_COLUMNS],
+        products=_parquet(s3, bucket, "reference/products/")[PRODUCT_COLUMNS],
+        promotions=_parquet(s3, bucket, "reference/promotions/")[PROMOTION_COLUMNS],
+    )
+
+
+def split_truth(lines: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The simulator's record lines as (lost, refused, audits) frames."""
+    frame = pd.DataFrame(lines)
+
+    def of(kind: str, columns: list[str]) -> pd.DataFrame:
+        if frame.empty or "kind" not in frame:
+            return pd.DataFrame(columns=columns)
+        part = frame[frame["kind"] == kind]
+        return part[columns].reset_index(drop=True) if len(part) else pd.DataFrame(columns=columns)
+
+    return of("lost", LOST_COLUMNS), of("refused", LOST_COLUMNS), of("audit", AUDIT_COLUMNS)
+
+
+def _parquet(s3: Any, bucket: str, prefix: str) -> pd.DataFrame:
+    frames = [
+        pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
+        for k in _keys(s3, bucket, prefix)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 @dataclass

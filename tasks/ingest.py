@@ -14,7 +14,6 @@ from prefect.cache_policies import NO_CACHE
 from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
 from storeops.exceptions import NotQueryable
-from storeops.stores.catalog import Catalog
 from storeops.stores.deliveries import LedgerDeliveries
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import (
@@ -23,11 +22,13 @@ from storeops.stores.ingest import (
     Simulation,
     SimulationConfig,
     SimulationStore,
+    TruthSink,
     backfill,
     open_simulation,
     run_readings,
 )
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
+from storeops.stores.reference import publish_reference
 from tasks.policy import AWS_CALL_RETRIES
 
 
@@ -71,13 +72,18 @@ def load_simulation(store: SimulationStore, config: SimulationConfig, now: datet
 # No task-level retries: the sender retries exactly the failed entries; a task retry would resend successes.
 @task(name="stream-readings", cache_policy=NO_CACHE)
 def send_readings(
-    simulation: Simulation, sender: FirehoseSender, times: list[datetime], deliver: Deliveries
+    simulation: Simulation, sender: FirehoseSender, times: list[datetime], deliver: Deliveries, record: TruthSink
 ) -> IngestReport:
     """A reading at each time (the live flow: one, now) into Firehose, a chunk of stores at a time
-    (each chunk's state is saved once its readings are sent)."""
+    (each chunk's state is saved once its readings are sent); the simulator's own record to ``record``."""
     steps = simulation.layout.count * len(times)
     report = run_readings(
-        simulation, sender, times, deliver=deliver, progress=_log_progress("chunk readings sent", steps)
+        simulation,
+        sender,
+        times,
+        deliver=deliver,
+        progress=_log_progress("chunk readings sent", steps),
+        record=record,
     )
     get_run_logger().info(
         "sent %d readings covering %.3f h in %d Firehose records (%d calls, %d retried) in %.2f s: %.0f readings/s; "
@@ -143,9 +149,13 @@ def save_simulation(simulation: Simulation) -> None:
 
 
 @task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
-def publish_directory(s3: object, bucket: str, catalog: Catalog) -> None:
-    """Where the stores are, for the trucks."""
-    publish_store_directory(s3, bucket, catalog.directory())
+def publish_directory(s3: object, bucket: str, simulation: Simulation, fresh: bool) -> None:
+    """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run) also what the planner
+    may know of its stores and products (the product master, the promotion plan, the planogram)."""
+    publish_store_directory(s3, bucket, simulation.catalog.directory())
+    if fresh:
+        published = publish_reference(s3, bucket, simulation)
+        get_run_logger().info("published the reference tables: %s", published)
 
 
 @task(name="wait-until-queryable", cache_policy=NO_CACHE)

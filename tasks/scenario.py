@@ -17,16 +17,16 @@ from deployments.stack import delete
 from storeops.athena import SCANNED_BYTES_LABELS
 from storeops.aws import AwsClients
 from storeops.exceptions import ConfigurationError
-from storeops.service_level import HourlySeries, ServiceLevel
+from storeops.service_level import HourlySeries, ServiceFigures
 from storeops.settings import Settings, load_settings
 from tasks.policy import AWS_CALL_RETRIES
 
 MAX_STACK_NAME = 24
 
 
-def scenario_stack_name(base: str, policy: str) -> str:
-    """Each policy's scenario runs on a stack of its own, ``<stack>-<policy>``."""
-    name = f"{base}-{policy}"
+def scenario_stack_name(base: str, suffix: str) -> str:
+    """Each policy's scenario runs on a stack of its own, ``<stack>-<suffix>``."""
+    name = f"{base}-{suffix}"
     if len(name) > MAX_STACK_NAME:
         raise ConfigurationError(
             f"the scenario stack name {name!r} is longer than {MAX_STACK_NAME} characters",
@@ -36,9 +36,9 @@ def scenario_stack_name(base: str, policy: str) -> str:
 
 
 @task(name="scenario-stack", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
-def fresh_stack(settings: Settings, policy: str) -> Environment:
-    """A new, empty stack for this policy's scenario (an earlier one of the same name is deleted)."""
-    name = scenario_stack_name(settings.stack_name, policy)
+def fresh_stack(settings: Settings, suffix: str) -> Environment:
+    """A new, empty stack for a policy's scenario, ``<stack>-<suffix>`` (an earlier one of the name is deleted)."""
+    name = scenario_stack_name(settings.stack_name, suffix)
     scenario = load_settings(**{**settings.model_dump(), "stack_name": name})
     if scenario.is_local:
         LocalAws(scenario).start()  # no-op when it already runs
@@ -71,36 +71,52 @@ def chart_png(series: HourlySeries, title: str) -> bytes:
 
 
 @task(name="publish-service-level", cache_policy=NO_CACHE)
-def publish_service_level(policy: str, figures: ServiceLevel, series: HourlySeries, settings: dict[str, Any]) -> None:
+def publish_service_level(policy: str, figures: ServiceFigures, series: HourlySeries, settings: dict[str, Any]) -> None:
     """The figures as a table, a markdown summary, and the chart as an image artifact."""
     key = f"scenario-{policy}"
+    values = figures.as_dict()
     create_table_artifact(
         key=f"{key}-figures",
-        table=[{"figure": name, "value": value} for name, value in figures.as_dict().items()],
-        description=f"Service level of the {policy} policy over {figures.days:g} virtual days",
+        table=[{"figure": name, "value": value} for name, value in values.items() if not isinstance(value, dict)]
+        + [{"figure": f"cost per 1,000 units: {k}", "value": v} for k, v in figures.cost_parts_per_1000_units.items()],
+        description=f"Service figures of the {policy} policy over {figures.days:g} virtual days",
     )
+    parts = " + ".join(f"{k} £{v:,.1f}" for k, v in figures.cost_parts_per_1000_units.items())
+
+    def share(value: float | None, digits: int = 2) -> str:
+        return "n/a" if value is None else f"{value:.{digits}%}"
+
     create_markdown_artifact(
         key=f"{key}-summary",
         markdown=(
             f"## Scenario: {policy} policy\n\n"
-            f"{settings['stores']} stores x {settings['products']} products, {figures.days:g} virtual days, "
-            f"planning every {settings['plan_every_hours']} h (seed {settings['seed']}).\n\n"
+            f"{settings['stores']} stores x {settings['products']} products, {figures.days:g} virtual days from "
+            f"{settings['start']}, planning every {settings['plan_every_hours']} h (seed {settings['seed']}).\n\n"
             f"| | |\n|---|---|\n"
-            f"| out of stock (share of store-product readings) | **{figures.out_of_stock_rate:.2%}** "
-            "(retail average 8.3%) |\n"
-            f"| lost sales | **{figures.lost_sales_rate:.2%}** of {figures.units_demanded:,} units demanded |\n"
-            f"| units shipped | {figures.units_shipped:,} |\n"
-            f"| trucks | {figures.trucks:,} ({figures.trucks_per_day:,.1f} a day, mean fill "
-            f"{figures.mean_truck_fill:.0%}, {figures.trucks_per_1000_units:.2f} per 1,000 units) |\n"
-            f"| average cover held | {figures.average_days_of_cover:.2f} days |\n"
+            f"| lost sales (demand not served / demand) | **{figures.lost_sales_rate:.2%}** of "
+            f"{figures.units_demanded:,} units demanded |\n"
+            f"| lost sales on promoted days | {share(figures.promo_lost_sales_rate)} |\n"
+            f"| shelves empty at audits (before deliveries, opening hours) | {share(figures.audit_out_of_stock_rate)} "
+            f"of {figures.audits:,} |\n"
+            f"| waste (perishables expired / shipped) | {share(figures.waste_rate)} |\n"
+            f"| cost per 1,000 units demanded | **£{figures.cost_per_1000_units:,.1f}** ({parts}) |\n"
+            f"| units shipped / refused (no room on the shelf) | {figures.units_shipped:,} / "
+            f"{figures.units_refused:,} |\n"
+            f"| stock held | {figures.stock_held_units:,.0f} units, {figures.cover_days:.2f} days of cover |\n"
+            f"| trucks | {figures.trucks:,} (lower bound {figures.trucks_lower_bound:,}), fill "
+            f"{share(figures.truck_fill, 0)}, {figures.stops_per_store_day:.2f} stops per store-day, "
+            f"{figures.km:,.0f} km |\n"
             f"| planning | {figures.planning_runs} runs, {figures.athena_bytes_scanned:,} "
-            f"{SCANNED_BYTES_LABELS[figures.athena_bytes_source]}, ${figures.athena_cost_usd:.4f} |\n"
+            f"{SCANNED_BYTES_LABELS[figures.athena_bytes_source]}, ${figures.athena_cost_usd:.4f} |\n\n"
+            "Shelf audits in real stores (Gruen, Corsten & Bharadwaj 2002) find 8.3% of shelves empty on average, "
+            "mostly from store ordering, forecasting and shelf-filling failures and DC stock-outs that this "
+            "simulation does not have: that figure is not comparable with these.\n"
         ),
-        description=f"Service level of the {policy} policy",
+        description=f"Service figures of the {policy} policy",
     )
     png = base64.b64encode(chart_png(series, f"{policy}: empty shelves and units on hand")).decode()
     create_image_artifact(
         image_url=f"data:image/png;base64,{png}",
         key=f"{key}-chart",
-        description=f"Out-of-stock store-products and units on hand at each reading ({policy})",
+        description=f"Empty store-products and units on hand at each reading ({policy})",
     )

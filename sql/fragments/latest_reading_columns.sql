@@ -6,7 +6,5 @@ window_readings.product_name,
 window_readings.category,
 window_readings.case_pack,
 window_readings.on_hand,
-window_readings.reorder_point,
-window_readings.target_stock,
 window_readings.observed_at,
 window_readings.units_sold_in_window

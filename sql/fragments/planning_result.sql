@@ -1,5 +1,5 @@
--- The end of every planning query: its candidates (one row per pair, with kind, quantity and what
--- the ledger says is open) become the result every policy returns, by priority then cover.
+-- The end of every planning query: its ordered candidates (one row per pair, with kind, levels, quantity
+-- and what the ledger says is open) become the result every policy returns, by priority then cover.
 final as (
     select
         store_id,
@@ -18,7 +18,7 @@ final as (
         hours_of_cover,
         event_id as reading_event_id,
         observed_at
-    from candidates
+    from ordered
     where
         kind is not null
         and quantity > 0

@@ -1,4 +1,4 @@
--- What every planning query keeps of a reading: its id, the pair, the product and the stock figures.
+-- What every planning query keeps of a reading: its id, the pair, the product, the stock and the price.
 event_id,
 store_id,
 product_id,
@@ -6,5 +6,5 @@ product_name,
 category,
 case_pack,
 on_hand,
-reorder_point,
-target_stock
+price,
+on_promotion

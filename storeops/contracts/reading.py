@@ -1,4 +1,9 @@
-"""The inventory reading (schema version 2) and its rules, stated once.
+"""The inventory reading (schema version 3) and its rules, stated once.
+
+A reading holds what a store's own systems know: the stock as recorded, the units sold and
+written off (expired) since the previous reading, the hours that covers, the shelf price and
+whether the product is on promotion. Never what only a simulator could know (true demand rates,
+demand an empty shelf turned away, an ordering policy).
 
 ``READING_RULES`` is the one statement of what makes a reading's numbers valid. Both paths
 apply it: ``InventoryReading`` (one reading, e.g. a test or a consumer) and
@@ -17,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_UNITS = 999_999
 MAX_PERIOD_HOURS = 24 * 7  # a reading's sales may cover at most a week
 MAX_CASE_PACK = 1_000
@@ -25,7 +30,8 @@ ID_PATTERN = r"^[A-Z][0-9]{3,9}$"
 NAME_MAX_LENGTH = 64
 CATEGORY_MAX_LENGTH = 32
 EVENT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-NUMERIC_FIELDS = ("on_hand", "units_sold", "units_lost", "period_hours", "reorder_point", "target_stock", "case_pack")
+MAX_PRICE = 10_000.0
+NUMERIC_FIELDS = ("on_hand", "units_sold", "units_expired", "period_hours", "case_pack", "price")
 
 
 @dataclass(frozen=True)
@@ -42,27 +48,26 @@ READING_RULES: tuple[Rule, ...] = (
     Rule("on_hand_too_large", f"on_hand must be at most {MAX_UNITS}", lambda r: r["on_hand"] > MAX_UNITS),
     Rule("negative_units_sold", "units_sold must not be negative", lambda r: r["units_sold"] < 0),
     Rule("units_sold_too_large", f"units_sold must be at most {MAX_UNITS}", lambda r: r["units_sold"] > MAX_UNITS),
-    Rule("negative_units_lost", "units_lost must not be negative", lambda r: r["units_lost"] < 0),
-    Rule("units_lost_too_large", f"units_lost must be at most {MAX_UNITS}", lambda r: r["units_lost"] > MAX_UNITS),
+    Rule("negative_units_expired", "units_expired must not be negative", lambda r: r["units_expired"] < 0),
+    Rule(
+        "units_expired_too_large",
+        f"units_expired must be at most {MAX_UNITS}",
+        lambda r: r["units_expired"] > MAX_UNITS,
+    ),
     Rule(
         "period_out_of_range",
         f"period_hours must be above 0 and at most {MAX_PERIOD_HOURS}",
         lambda r: (r["period_hours"] <= 0) | (r["period_hours"] > MAX_PERIOD_HOURS),
     ),
     Rule(
-        "reorder_point_out_of_range",
-        f"reorder_point must be between 0 and {MAX_UNITS}",
-        lambda r: (r["reorder_point"] < 0) | (r["reorder_point"] > MAX_UNITS),
-    ),
-    Rule(
-        "target_not_above_reorder_point",
-        f"target_stock must be above reorder_point and at most {MAX_UNITS}",
-        lambda r: (r["target_stock"] <= r["reorder_point"]) | (r["target_stock"] > MAX_UNITS),
-    ),
-    Rule(
         "case_pack_out_of_range",
         f"case_pack must be between 1 and {MAX_CASE_PACK}",
         lambda r: (r["case_pack"] < 1) | (r["case_pack"] > MAX_CASE_PACK),
+    ),
+    Rule(
+        "price_out_of_range",
+        f"price must be above 0 and at most {MAX_PRICE:,.0f}",
+        lambda r: (r["price"] <= 0) | (r["price"] > MAX_PRICE),
     ),
 )
 
@@ -86,17 +91,14 @@ class InventoryReading(BaseModel):
     product_name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     category: str = Field(min_length=1, max_length=CATEGORY_MAX_LENGTH)
     case_pack: int = Field(description="Units per case; orders are whole cases.")
-    on_hand: int = Field(description="Units on the shelf when observed.")
-    reorder_point: int = Field(description="Below or at this stock the product is short.")
-    target_stock: int = Field(description="The order-up-to level.")
+    on_hand: int = Field(description="Units on the shelf as the store's stock record has them.")
     units_sold: int = Field(description="Units sold since the previous reading.")
-    units_lost: int = Field(
-        description="Demand since the previous reading that an empty shelf could not serve (the simulated "
-        "stores know it; real ones estimate it)."
-    )
+    units_expired: int = Field(description="Units written off since the previous reading: past their shelf life.")
     period_hours: float = Field(description="Hours since the previous reading: the time units_sold covers.")
+    price: float = Field(description="The shelf price (GBP), after any promotion.")
+    on_promotion: bool = Field(description="Whether the product is on promotion (the promotion calendar's).")
     observed_at: AwareDatetime
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
 
     @field_validator("observed_at")
     @classmethod
@@ -126,14 +128,15 @@ class ValidationReport:
 def validate_batch(columns: Mapping[str, Any], identity_ok: np.ndarray | None = None) -> ValidationReport:
     """Apply ``READING_RULES`` to every reading of a tick at once; count each reading's first failed rule.
 
-    ``columns`` maps each of ``NUMERIC_FIELDS`` to an array (or a scalar the whole tick shares);
+    ``columns`` maps each of ``NUMERIC_FIELDS`` to an array over the readings, a scalar the whole tick
+    shares, or (``price``) an array over the products, the same in every store;
     ``identity_ok`` (optional) marks readings whose ids and names pass ``identity_fields_valid``.
     """
     size = max(np.size(columns[name]) for name in NUMERIC_FIELDS)
     checks: list[tuple[str, np.ndarray]] = []
     if identity_ok is not None:
         checks.append(("invalid_store_or_product", ~identity_ok))
-    checks += [(rule.reason, np.broadcast_to(np.asarray(rule.violated(columns)), (size,))) for rule in READING_RULES]
+    checks += [(rule.reason, _per_reading(rule.violated(columns), size)) for rule in READING_RULES]
     valid = np.ones(size, dtype=bool)
     rejected: dict[str, int] = {}
     for reason, failed in checks:
@@ -143,6 +146,17 @@ def validate_batch(columns: Mapping[str, Any], identity_ok: np.ndarray | None = 
             rejected[reason] = count
             valid &= ~newly
     return ValidationReport(valid=valid, rejected=rejected)
+
+
+def _per_reading(values: Any, size: int) -> np.ndarray:
+    """A rule's result for every reading: a scalar or a per-reading array as it is; a per-product array
+    (chain-wide prices) repeated for every store of the store-major rows."""
+    array = np.asarray(values)
+    if array.size in (1, size):
+        return np.broadcast_to(array.reshape(-1) if array.size == size else array, (size,))
+    if array.ndim == 1 and size % array.size == 0:
+        return np.tile(array, size // array.size)
+    raise ValueError(f"a rule's result of {array.size} values does not fit {size} readings")
 
 
 def identity_fields_valid(

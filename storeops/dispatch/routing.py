@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from storeops.contracts.dispatch_request import DispatchRequest
-from storeops.directory import DEPOTS, StoreLocation
-
-EARTH_RADIUS_KM = 6371.0
+from storeops.directory import DEPOTS, StoreLocation, haversine_km
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,6 @@ class Load:
     @property
     def shortage_ids(self) -> list[str]:
         return [r.shortage_id for s in self.stops for r in s.requests]
-
-
-def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
 def _stop_chunks(store_id: str, requests: list[DispatchRequest], capacity: int) -> list[Stop]:

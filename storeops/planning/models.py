@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from storeops.athena import SCANNED_BYTES_LABELS, QueryTarget, ScannedBytesSource
 from storeops.aws import StackResources
+from storeops.calendar import local_date
 from storeops.clock import format_timestamp, hour_floor
 from storeops.contracts.reading import ID_PATTERN
 from storeops.exceptions import ConfigurationError, ValidationFailed, first_validation_error
@@ -28,8 +28,24 @@ ARRIVAL_SPILL = timedelta(minutes=15)
 # (whose JSON schema is the Prefect Run form, enforced by the deployment).
 LookbackHours = Annotated[float, Field(gt=0, le=24 * 31, description="Window of readings and sales, in hours.")]
 LeadTimeHours = Annotated[
-    float, Field(ge=0, le=24 * 14, description="A product with fewer hours of cover than this is at risk.")
+    float,
+    Field(
+        ge=0,
+        le=24 * 14,
+        description="Hours from request to delivery assumed for a store the ledger shows no delivery for yet "
+        "(otherwise its achieved lead time is used).",
+    ),
 ]
+ReviewHours = Annotated[
+    float, Field(gt=0, le=24 * 7, description="Hours until the next plan can order again (the planning cadence).")
+]
+# The plain rule's constants (sql/shortages.md): the protection interval's demand at the trailing rate doubled
+# (the rate averages nights in; shoppers buy in opening hours), two days of sales on top of the reorder point,
+# promoted days taken at twice the trailing rate.
+SAFETY_MARGIN = 1.0
+CYCLE_HOURS = 48.0
+PROMO_FACTOR = 2.0
+WORKSHOP_THRESHOLD = 0.3  # the workshop rule alerts at or below this share of the shelf
 MAX_REQUESTS = 10_000_000
 MaxRequests = Annotated[
     int | None,
@@ -44,15 +60,16 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     as_of: AwareDatetime | None = Field(None, description="Planning time (default: now); not in the future.")
-    lookback_hours: LookbackHours = 24.0
-    lead_time_hours: LeadTimeHours = 24.0
+    lookback_hours: LookbackHours = 168.0
+    lead_time_hours: LeadTimeHours = 4.0
+    review_hours: ReviewHours = 1.0
     stores: tuple[str, ...] = Field((), max_length=MAX_PLAN_STORES, description="Restrict to these store ids.")
     dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
     max_requests: MaxRequests = None
     policy: Literal["storeops", "workshop"] = Field(
         "storeops",
-        description="storeops: shortages not already requested or on their way; workshop: the original "
-        "workshop's rule (every pair at or below its reorder point, every run, nothing remembered).",
+        description="storeops: this planner's rule (sql/shortages.md), nothing asked twice; workshop: the original "
+        "workshop's rule (every pair at or below a share of its shelf, every run, nothing remembered).",
     )
 
     @field_validator("stores")
@@ -96,6 +113,7 @@ class PlanWindow:
     lookback_hours: float
     lead_time_hours: float
     stores: tuple[str, ...]
+    review_hours: float = 1.0
     ledger_days: int = 3
     rollup_until: datetime | None = None
 
@@ -108,7 +126,7 @@ class PlanWindow:
                 hint="omit as_of to plan for now, or give a past time",
             )
         start = hour_floor(as_of - timedelta(hours=request.lookback_hours))
-        return cls(as_of, start, request.lookback_hours, request.lead_time_hours, request.stores)
+        return cls(as_of, start, request.lookback_hours, request.lead_time_hours, request.stores, request.review_hours)
 
     @property
     def first_partition(self) -> datetime:
@@ -170,7 +188,8 @@ class PlanWindow:
         # The rollup's partitions; an empty range (last before first) when the window reads none.
         rollup_first = partition_of(self.first_partition)
         rollup_last = partition_of(self.raw_start - timedelta(hours=1))
-        ledger_start = self.as_of - timedelta(days=max(self.ledger_days, math.ceil(self.lookback_hours / 24) + 1))
+        ledger_start = self.as_of - timedelta(days=self.ledger_days)
+        today = local_date(self.as_of)  # the promotion plan's days are the stores' local days
         return {
             "as_of": format_timestamp(self.as_of),
             "window_start": format_timestamp(self.window_start),
@@ -185,7 +204,14 @@ class PlanWindow:
             "rollup_start_hour": rollup_first[1],
             "rollup_end_dt": rollup_last[0],
             "rollup_end_hour": rollup_last[1],
-            "lead_time_hours": float(self.lead_time_hours),
+            "default_lead_time_hours": float(self.lead_time_hours),
+            "review_hours": float(self.review_hours),
+            "safety_margin": SAFETY_MARGIN,
+            "cycle_hours": CYCLE_HOURS,
+            "promo_factor": PROMO_FACTOR,
+            "workshop_threshold": WORKSHOP_THRESHOLD,
+            "promo_first_date": today.isoformat(),
+            "promo_last_date": (today + timedelta(days=1)).isoformat(),
             "store_filter": "," + ",".join(self.stores) + "," if self.stores else "",
             "ledger_start_dt": f"{ledger_start:%Y-%m-%d}",
         }
@@ -201,7 +227,9 @@ class PlanningTargets:
     workgroup: str
     queue_url: str
     bucket: str
-    rollup_table: str = "inventory_hourly"  # the template's name; the Lambda gets it from the stack
+    rollup_table: str = "inventory_hourly"  # the template's names; the Lambda gets them from the stack
+    planogram_table: str = "planogram"
+    promotions_table: str = "promotions"
     request_ttl_hours: float = 6.0
     scanned_bytes_source: ScannedBytesSource = "athena"
 
@@ -210,13 +238,22 @@ class PlanningTargets:
         "inventory_table": "STOREOPS_INVENTORY_TABLE",
         "ledger_table": "STOREOPS_LEDGER_TABLE",
         "rollup_table": "STOREOPS_ROLLUP_TABLE",
+        "planogram_table": "STOREOPS_PLANOGRAM_TABLE",
+        "promotions_table": "STOREOPS_PROMOTIONS_TABLE",
         "workgroup": "STOREOPS_ATHENA_WORKGROUP",
         "queue_url": "STOREOPS_DISPATCH_QUEUE_URL",
         "bucket": "STOREOPS_DATA_LAKE_BUCKET",
     }
 
     def __post_init__(self) -> None:
-        for name in (self.database, self.inventory_table, self.ledger_table, self.rollup_table):
+        for name in (
+            self.database,
+            self.inventory_table,
+            self.ledger_table,
+            self.rollup_table,
+            self.planogram_table,
+            self.promotions_table,
+        ):
             validate_identifier(name)
 
     @classmethod
@@ -251,6 +288,8 @@ class PlanningTargets:
             queue_url=resources.dispatch_queue_url,
             bucket=resources.data_lake_bucket,
             rollup_table=resources.rollup_table,
+            planogram_table=resources.planogram_table,
+            promotions_table=resources.promotions_table,
         )
 
     @property
@@ -263,5 +302,7 @@ class PlanningTargets:
                 "inventory_table": self.inventory_table,
                 "ledger_table": self.ledger_table,
                 "rollup_table": self.rollup_table,
+                "planogram_table": self.planogram_table,
+                "promotions_table": self.promotions_table,
             },
         )

@@ -2,7 +2,7 @@
 
 A *rolled hour* is one raw partition (Firehose's ``dt=/hour=``, by arrival) as Parquet rows, one per
 store-product and observed hour (``sql/rollup_hour.sql``): the latest reading and the sums of sales,
-losses and hours, under ``rollup/inventory_hourly/dt=YYYY-MM-DD/hour=HH/part-NNNNN.parquet`` (Glue table
+write-offs and hours, under ``rollup/inventory_hourly/dt=YYYY-MM-DD/hour=HH/part-NNNNN.parquet`` (Glue table
 ``inventory_hourly``, the same partitions). Every reading is rolled exactly once. After the data, a
 *completion marker* ``rollup-state/inventory_hourly/<YYYY-MM-DD>T<HH>.json`` says the partition is
 complete; a re-roll deletes the marker first, then the files, then writes both again (the same keys,
@@ -58,12 +58,12 @@ ROLLUP_COLUMNS: dict[str, str] = {
     "category": "string",
     "case_pack": "int",
     "on_hand": "int",
-    "reorder_point": "int",
-    "target_stock": "int",
+    "price": "double",
+    "on_promotion": "boolean",
     "observed_at": "string",
     "observed_hour": "string",  # 2026-11-27T10: the hour the reading was observed in
     "units_sold": "bigint",
-    "units_lost": "bigint",
+    "units_expired": "bigint",
     "period_hours": "double",
     "readings": "bigint",
 }
@@ -205,6 +205,25 @@ class RollupResult:
         return asdict(self)
 
 
+_ARROW_TYPES = {"string": "string", "int": "int32", "bigint": "int64", "double": "float64", "boolean": "bool"}
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Rolled rows as one snappy Parquet file in the table's Glue types (ROLLUP_COLUMNS)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.type_for_alias(_ARROW_TYPES[kind])) for name, kind in ROLLUP_COLUMNS.items()])
+    columns = frame[list(ROLLUP_COLUMNS)]
+    text = [n for n, kind in ROLLUP_COLUMNS.items() if kind == "string" and columns[n].dtype.name == "category"]
+    if text:
+        columns = columns.astype(dict.fromkeys(text, "object"))
+    table = pa.Table.from_pandas(columns, schema=schema, preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="snappy")
+    return bytes(buffer.getvalue().to_pybytes())
+
+
 def _rollup_frame(chunk: pd.DataFrame) -> pd.DataFrame:
     """A result chunk in the table's column order, ``observed_at`` as the readings' ISO-8601 text."""
     frame = chunk[list(ROLLUP_COLUMNS)].copy()
@@ -237,8 +256,6 @@ def roll_up_hour(
     """Roll up one closed raw partition: delete its marker and files, query its readings (one scan of that
     partition), write each chunk of at most ``chunk_rows`` rows as one Parquet file, then write the
     marker. Idempotent; raises ``ValidationFailed`` for an hour that is not closed."""
-    import awswrangler as wr
-
     hour = hour_floor(hour)
     require_closed(hour, now)
     started = time.perf_counter()
@@ -247,36 +264,57 @@ def roll_up_hour(
     s3.delete_object(Bucket=bucket, Key=marker_key(hour))
     replaced = _delete_prefix(s3, bucket, hour_prefix(hour))
     run = run_query_chunks(clients, targets.query_target, ROLLUP_QUERY, hour_query_parameters(hour), chunk_rows)
+    result = _write_rolled_hour(
+        clients, bucket, hour, now, (_rollup_frame(c) for c in run.chunks), run.bytes_scanned, run.query_execution_id
+    )
+    result.replaced = replaced
+    result.seconds = time.perf_counter() - started
+    logger.info(
+        "rolled hour %s: %d rows in %d files (%d bytes) from %d bytes scanned (query %s), %d old objects replaced, "
+        "%.2f s",
+        result.hour,
+        result.rows,
+        len(result.keys),
+        result.bytes_written,
+        result.bytes_scanned,
+        result.query_execution_id,
+        replaced,
+        result.seconds,
+    )
+    return result
+
+
+def _write_rolled_hour(
+    clients: AwsClients,
+    bucket: str,
+    hour: datetime,
+    now: datetime,
+    frames: Iterable[pd.DataFrame],
+    bytes_scanned: int,
+    query_execution_id: str,
+) -> RollupResult:
+    """Write an hour's rolled rows (frames in the table's columns), one Parquet file each, then its marker."""
+    s3 = clients.client("s3")
     keys: list[str] = []
+    written: dict[str, int] = {}
     rows = 0
-    for chunk in run.chunks:
-        if chunk.empty:
+    for frame in frames:
+        if frame.empty:
             continue
         key = part_key(hour, len(keys))
-        wr.s3.to_parquet(
-            _rollup_frame(chunk),
-            path=f"s3://{bucket}/{key}",
-            index=False,
-            compression="snappy",
-            dtype=ROLLUP_COLUMNS,
-            use_threads=False,
-            boto3_session=clients.session,
-        )
+        body = parquet_bytes(frame)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
         keys.append(key)
-        rows += len(chunk)
-    written = {
-        o["Key"]: int(o["Size"])
-        for o in s3.list_objects_v2(Bucket=bucket, Prefix=hour_prefix(hour)).get("Contents", [])
-    }
+        written[key] = len(body)
+        rows += len(frame)
     result = RollupResult(
         hour=hour_label(hour),
         rows=rows,
-        bytes_scanned=run.bytes_scanned,
+        bytes_scanned=bytes_scanned,
         bytes_written=sum(written.get(k, 0) for k in keys),
         seconds=0.0,
-        query_execution_id=run.query_execution_id,
+        query_execution_id=query_execution_id,
         keys=keys,
-        replaced=replaced,
         marker=marker_key(hour),
         rolled_at=format_timestamp(now),
     )
@@ -287,17 +325,21 @@ def roll_up_hour(
         Body=json.dumps(marker, sort_keys=True).encode(),
         ContentType="application/json",
     )
-    result.seconds = time.perf_counter() - started
-    logger.info(
-        "rolled hour %s: %d rows in %d files (%d bytes) from %d bytes scanned (query %s), %d old objects replaced, "
-        "%.2f s",
-        result.hour,
-        rows,
-        len(keys),
-        result.bytes_written,
-        result.bytes_scanned,
-        result.query_execution_id,
-        replaced,
-        result.seconds,
-    )
     return result
+
+
+def roll_up_hourly_readings(
+    clients: AwsClients, bucket: str, hour: datetime, readings: pd.DataFrame, now: datetime
+) -> RollupResult:
+    """Roll up a raw partition whose readings the caller wrote itself and holds, one per store-product
+    (hourly readings written by event time: a scenario's hours and its history). Each pair's one reading
+    is its rolled row (``sql/rollup_hour.sql`` with one reading per pair and hour: the latest is the only
+    one, the sums are its numbers, ``readings`` is 1), written under the same keys with the same marker,
+    without a query. ``readings`` holds the reading columns of ``ROLLUP_COLUMNS``, observed_at as text."""
+    hour = hour_floor(hour)
+    if readings.duplicated(["store_id", "product_id"]).any():
+        raise ValueError(f"hour {hour_label(hour)}: more than one reading of a pair; roll it up with roll_up_hour")
+    frame = readings.assign(observed_hour=readings["observed_at"].astype(str).str.slice(0, 13), readings=1)
+    if not (frame["observed_hour"] == hour_label(hour)).all():
+        raise ValueError(f"hour {hour_label(hour)}: readings observed in another hour")
+    return _write_rolled_hour(clients, bucket, hour, now, [frame[list(ROLLUP_COLUMNS)]], 0, "")

@@ -23,7 +23,13 @@ import numpy as np
 from storeops.clock import format_timestamp
 from storeops.ledger import window_records_prefix
 from storeops.stores.catalog import Catalog
-from storeops.stores.simulation import DELIVERY_HORIZON_DAYS, DeliveryMemory, SimulationState, apply_deliveries
+from storeops.stores.simulation import (
+    DELIVERY_HORIZON_DAYS,
+    Arrivals,
+    DeliveryMemory,
+    SimulationState,
+    apply_deliveries,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,29 +154,40 @@ class ResolvedDue:
         return self.stops[bisect.bisect_left(self.stores, first) : bisect.bisect_left(self.stores, stop)]
 
 
-def apply_stops(state: SimulationState, due: ResolvedDue, now: datetime) -> int:
-    """Add the due stops of this chunk's stores that it has not applied yet to its stock, remember them,
-    forget days past the horizon; returns units delivered."""
+def apply_stops(state: SimulationState, due: ResolvedDue, now: datetime) -> Arrivals:
+    """Put the due stops of this chunk's stores that it has not applied yet on its shelves (as much as
+    fits), remember them, forget days past the horizon; returns what arrived and what was refused."""
     memory = state.deliveries
-    units = 0
+    stores: list[np.ndarray] = []
+    products: list[np.ndarray] = []
+    quantities: list[np.ndarray] = []
     applied = 0
     for stop in due.within(state.first_store, state.stop_store):
         if memory.has_stop(stop.day, stop.stop_id):
             continue  # applied at an earlier reading (or by an earlier, interrupted run)
         if len(stop.products):
-            apply_deliveries(
-                state, np.full(len(stop.products), stop.store - state.first_store), stop.products, stop.quantities
-            )
-            units += int(stop.quantities.sum())
+            stores.append(np.full(len(stop.products), stop.store - state.first_store))
+            products.append(stop.products)
+            quantities.append(stop.quantities)
         memory.add_stop(stop.day, stop.stop_id)
         applied += 1
     memory.forget_before(horizon_days(now)[0])
-    if applied:
-        logger.debug("chunk %d: applied %d truck stops, %d units delivered", state.chunk, applied, units)
-    return units
+    if not quantities:
+        return Arrivals()
+    quantity = np.concatenate(quantities)
+    refused = apply_deliveries(state, np.concatenate(stores), np.concatenate(products), quantity)
+    arrivals = Arrivals(int(quantity.sum()), refused)
+    logger.debug(
+        "chunk %d: applied %d truck stops, %d units delivered, %d refused (no room on the shelf)",
+        state.chunk,
+        applied,
+        arrivals.units,
+        arrivals.refused_units,
+    )
+    return arrivals
 
 
-def apply_due(state: SimulationState, catalog: Catalog, due: DueDeliveries, now: datetime) -> int:
+def apply_due(state: SimulationState, catalog: Catalog, due: DueDeliveries, now: datetime) -> Arrivals:
     """Add the due stops of this chunk's stores to its stock, once each (see ``apply_stops``)."""
     return apply_stops(state, ResolvedDue.of(due, catalog), now)
 
@@ -202,8 +219,8 @@ class LedgerDeliveries:
                 logger.info("%d truck stops due by %s", len(due.stops), format_timestamp(at))
         return self._due[at]
 
-    def __call__(self, state: SimulationState, at: datetime) -> int:
-        """Apply to this chunk the stops of its stores that arrived by ``at``; returns units delivered."""
+    def __call__(self, state: SimulationState, at: datetime) -> Arrivals:
+        """Apply to this chunk the stops of its stores that arrived by ``at``."""
         return apply_stops(state, self._resolved(at)[1], at)
 
     def complete(self) -> None:

@@ -20,12 +20,15 @@ import numpy as np
 from storeops.clock import format_timestamp
 from storeops.stores.catalog import Catalog
 
-# One line: the event id, then the static store and product parts, then the numbers.
+# One line: the event id, then the static store part, the product part (its price and promotion of the
+# day included), then the numbers.
 LINE_FORMAT = (
-    b'{"event_id":"%s","store_id":%s%s,"reorder_point":%d,"target_stock":%d'
-    b',"on_hand":%d,"units_sold":%d,"units_lost":%d,"period_hours":%s,"observed_at":"%s","schema_version":2}\n'
+    b'{"event_id":"%s","store_id":%s%s,"on_hand":%d,"units_sold":%d,"units_expired":%d'
+    b',"period_hours":%s,"observed_at":"%s","schema_version":3}\n'
 )
-Columns = Mapping[str, Any]  # NUMERIC_FIELDS of storeops.contracts.reading: flat arrays, period_hours a number
+# Columns: NUMERIC_FIELDS of storeops.contracts.reading as flat arrays over the readings, period_hours a
+# number, price and on_promotion arrays over the products (chain-wide: the same in every store).
+Columns = Mapping[str, Any]
 DEFAULT_CHUNK_ROWS = 4096  # ~1.1 MiB of NDJSON: about one Firehose record
 
 
@@ -78,14 +81,28 @@ class ReadingEncoder:
     def __init__(self, catalog: Catalog) -> None:
         products = catalog.products
         self.store_parts = [json.dumps(store_id).encode() for store_id in catalog.stores["store_id"]]
-        self.product_parts = [
+        self.product_static = [
             b',"product_id":%s,"product_name":%s,"category":%s,"case_pack":%d'
             % (json.dumps(pid).encode(), json.dumps(name).encode(), json.dumps(cat).encode(), int(pack))
             for pid, name, cat, pack in zip(
                 products["product_id"], products["name"], products["category"], products["case_pack"], strict=True
             )
         ]
-        self.n_products = len(self.product_parts)
+        self.n_products = len(self.product_static)
+        self._priced: tuple[bytes, list[bytes]] | None = None
+
+    def product_parts(self, columns: Columns) -> list[bytes]:
+        """Each product's part of a line with its price and promotion flag (formatted once per price list)."""
+        price = np.asarray(columns["price"], dtype=np.float64)
+        promo = np.asarray(columns["on_promotion"], dtype=bool)
+        key = price.tobytes() + promo.tobytes()
+        if self._priced is None or self._priced[0] != key:
+            parts = [
+                static + b',"price":%.2f,"on_promotion":%s' % (p, b"true" if on else b"false")
+                for static, p, on in zip(self.product_static, price.tolist(), promo.tolist(), strict=True)
+            ]
+            self._priced = (key, parts)
+        return self._priced[1]
 
     @property
     def size(self) -> int:
@@ -112,7 +129,7 @@ class ReadingEncoder:
         stores, products = np.divmod(rows, self.n_products)
         if first_store:
             stores += first_store
-        store_parts, product_parts = self.store_parts, self.product_parts
+        store_parts, product_parts = self.store_parts, self.product_parts(columns)
         fields = zip(
             np.ascontiguousarray(ids).view("S36").ravel().tolist(),
             [store_parts[s] for s in stores.tolist()],
@@ -130,15 +147,18 @@ class ReadingEncoder:
         keep: np.ndarray | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         first_store: int = 0,
+        event_ids: np.ndarray | None = None,
     ) -> Iterator[EncodedBatch]:
-        """The readings (all, or those in ``keep``) as consecutive batches of at most ``chunk_rows`` lines."""
+        """The readings (all, or those in ``keep``) as consecutive batches of at most ``chunk_rows`` lines;
+        ``event_ids`` (one per reading, ``random_event_ids``) when the caller keeps them, else new ones."""
         size = self.rows_of(columns)
         for start in range(0, size, chunk_rows):
             rows = np.arange(start, min(start + chunk_rows, size))
             if keep is not None:
                 rows = rows[keep[rows]]
             if len(rows):
-                yield self.encode_rows(rows, columns, observed_at, first_store=first_store)
+                ids = event_ids[rows] if event_ids is not None else None
+                yield self.encode_rows(rows, columns, observed_at, ids, first_store=first_store)
 
     def encode(
         self,
@@ -153,4 +173,4 @@ class ReadingEncoder:
         return self.encode_rows(rows, columns, observed_at, event_ids, first_store)
 
 
-ENCODED_NUMBERS = ("reorder_point", "target_stock", "on_hand", "units_sold", "units_lost")  # LINE_FORMAT's order
+ENCODED_NUMBERS = ("on_hand", "units_sold", "units_expired")  # LINE_FORMAT's order

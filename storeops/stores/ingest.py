@@ -24,32 +24,38 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from botocore.exceptions import ClientError
 
+from storeops.calendar import TIMEZONE, local_date
 from storeops.contracts.reading import identity_fields_valid, validate_batch
 from storeops.exceptions import DeliveryError, StoreOpsError
 from storeops.stores.catalog import Catalog, build_catalog
-from storeops.stores.encoding import EncodedBatch, ReadingEncoder
+from storeops.stores.encoding import EncodedBatch, ReadingEncoder, random_event_ids
 from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, FirehoseSender, PendingSend, SendResult, pack_stream
+from storeops.stores.reference import shelf_prices
 from storeops.stores.simulation import (
     CHUNK_PAIRS,
+    Arrivals,
     ChunkLayout,
     DeliveryMemory,
     SimulationState,
     Tick,
-    advance,
     advance_to,
     initial_state,
+    restock,
     stores_per_chunk,
 )
+from storeops.stores.truth import truth_lines
 
 SIMULATOR_PREFIX = "simulator/"
 INVENTORY_PREFIX = "inventory/"
 MANIFEST_FORMAT = 1
 
-APPROX_LINE_BYTES = 290  # a reading's NDJSON line, to size chunks near the raw chunk bytes
+APPROX_LINE_BYTES = 300  # a reading's NDJSON line, to size chunks near the raw chunk bytes
+RESTOCK_HOUR = 6  # history (backfill) has no trucks: shelves are filled to capacity at 06:00 local each day
 
 Progress = Callable[[int, int], None]
 
@@ -368,27 +374,20 @@ class IngestReport:
     backfill_rows: int = 0
     backfill_objects: int = 0
     units_sold: int = 0
-    units_lost: int = 0
+    units_lost: int = 0  # the simulator's view (never in a reading): demand an empty shelf turned away
+    units_expired: int = 0
     units_delivered: int = 0
+    units_refused: int = 0  # delivered units that did not fit on the shelf
     hours_simulated: float = 0.0
     seconds: float = 0.0
     sim_clock: str = ""
 
-    def add_chunk(
-        self,
-        rows: int,
-        units_sold: int,
-        units_lost: int,
-        delivered: int,
-        rejected: dict[str, int],
-        sent: SendResult,
-        raw_bytes: int,
-    ) -> None:
+    def add_chunk(self, reading: _ChunkReading, sent: SendResult) -> None:
         """Count one chunk's reading: what was simulated, rejected, sent (readings and hours are counted
         once per reading time, by the run)."""
-        self.rows_generated += rows
-        self.rows_rejected += sum(rejected.values())
-        for reason, count in rejected.items():
+        self.rows_generated += reading.rows
+        self.rows_rejected += sum(reading.rejected.values())
+        for reason, count in reading.rejected.items():
             self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + count
         self.rows_sent += sent.readings_sent
         self.rows_failed += sent.readings_failed
@@ -397,10 +396,12 @@ class IngestReport:
         self.retried_records += sent.retried_records
         self.billed_bytes += sent.billed_bytes
         self.payload_bytes += sent.payload_bytes
-        self.raw_bytes += raw_bytes
-        self.units_sold += units_sold
-        self.units_lost += units_lost
-        self.units_delivered += delivered
+        self.raw_bytes += reading.raw_bytes
+        self.units_sold += reading.units_sold
+        self.units_lost += reading.units_lost
+        self.units_expired += reading.units_expired
+        self.units_delivered += reading.arrivals.units
+        self.units_refused += reading.arrivals.refused_units
 
     @property
     def readings_per_s(self) -> float:
@@ -428,42 +429,48 @@ def reading_times(moments: Sequence[datetime], previous: datetime | None) -> lis
     return times
 
 
-Deliver = Callable[[SimulationState, datetime], int]  # adds the stops due by a time to a chunk; returns units
+Deliver = Callable[[SimulationState, datetime], Arrivals]  # adds the stops due by a time to a chunk
+TruthSink = Callable[[datetime, str, bytes], object]  # keeps the simulator's record of one chunk's reading
+# sees a chunk's reading as it is written: its time, the chunk, its columns and its event ids
+ReadingObserver = Callable[[datetime, SimulationState, dict[str, Any], np.ndarray], object]
 
 
 class Deliveries(Protocol):
     """The stores' side of the trucks for one run (``storeops.stores.deliveries.LedgerDeliveries``)."""
 
-    def __call__(self, state: SimulationState, at: datetime) -> int:
-        """Add to this chunk the stops of its stores that arrived by ``at``, once each; returns units."""
+    def __call__(self, state: SimulationState, at: datetime) -> Arrivals:
+        """Add to this chunk the stops of its stores that arrived by ``at``, once each."""
 
     def complete(self) -> None:
         """Every chunk has taken its readings: what every chunk applied need not be read again."""
 
 
-def take_reading(state: SimulationState, at: datetime, deliver: Deliver | None = None) -> tuple[Tick, int]:
-    """Sales since the chunk's previous reading, then the deliveries that arrived by ``at``: the reading's
-    numbers. Returns the tick (``on_hand`` after the deliveries) and the units delivered.
+def take_reading(state: SimulationState, at: datetime, deliver: Deliver | None = None) -> tuple[Tick, Arrivals]:
+    """Sales since the chunk's previous reading (its audits taken before any delivery), then the deliveries
+    that arrived by ``at``: the reading's numbers. Returns the tick (``on_hand`` after the deliveries)
+    and what arrived.
     """
     tick = advance_to(state, at)
-    delivered = deliver(state, at) if deliver is not None else 0
+    arrivals = deliver(state, at) if deliver is not None else Arrivals()
     state.last_observed_at = at
-    if delivered:
+    if arrivals.units:
         tick = replace(tick, on_hand=state.on_hand.copy())
-    return tick, delivered
+    return tick, arrivals
 
 
 def reading_columns(catalog: Catalog, state: SimulationState, tick: Tick) -> dict[str, Any]:
-    """A chunk's tick as the flat columns ``validate_batch`` and the encoder take (its stores x every product)."""
+    """A chunk's tick as the columns ``validate_batch`` and the encoder take: its stores x every product,
+    flattened store-major; the shelf price and promotion of the reading's local day per product."""
     case_pack = catalog.products["case_pack"].to_numpy()
+    price, on_promotion = shelf_prices(catalog, local_date(tick.sim_clock))
     return {
         "on_hand": tick.on_hand.reshape(-1),
         "units_sold": tick.units_sold.reshape(-1),
-        "units_lost": tick.units_lost.reshape(-1),
+        "units_expired": tick.units_expired.reshape(-1),
         "period_hours": tick.period_hours,
-        "reorder_point": state.reorder_point.reshape(-1),
-        "target_stock": state.target_stock.reshape(-1),
         "case_pack": np.broadcast_to(case_pack[None, :], state.on_hand.shape).reshape(-1),
+        "price": price,
+        "on_promotion": on_promotion,
     }
 
 
@@ -529,7 +536,8 @@ class _ChunkReading:
     rows: int
     units_sold: int
     units_lost: int
-    delivered: int
+    units_expired: int
+    arrivals: Arrivals
     rejected: dict[str, int]
     raw_bytes: int
     sending: PendingSend
@@ -544,6 +552,7 @@ def run_readings(
     raw_chunk_bytes: int = DEFAULT_RAW_CHUNK_BYTES,
     progress: Progress | None = None,
     corrupt: Callable[[dict[str, Any]], None] | None = None,
+    record: TruthSink | None = None,
 ) -> IngestReport:
     """Take a reading at each of ``times`` (sales since the previous one, then due deliveries) and send
     every valid reading, a chunk of stores at a time: load the chunk, take its readings, send them,
@@ -551,8 +560,10 @@ def run_readings(
     loss is noticed one chunk later: the run then stops, saves both chunks (their sales happened)
     and raises ``DeliveryError``.
 
-    Every store's reading of one time has the same ``observed_at``. ``corrupt`` lets tests inject
-    invalid readings (it may change a chunk's columns in place). ``progress`` counts chunk readings.
+    Every store's reading of one time has the same ``observed_at``. ``record`` keeps the simulator's
+    own record of each chunk's reading (``storeops.stores.truth``: lost demand, refused deliveries,
+    shelf audits), never sent with the readings. ``corrupt`` lets tests inject invalid readings (it
+    may change a chunk's columns in place). ``progress`` counts chunk readings.
     """
     started = time.perf_counter()
     catalog, layout = simulation.catalog, simulation.layout
@@ -574,20 +585,12 @@ def run_readings(
         nonlocal done
         for reading in readings:
             sent, error = reading.sending.outcome()
-            report.add_chunk(
-                reading.rows,
-                reading.units_sold,
-                reading.units_lost,
-                reading.delivered,
-                reading.rejected,
-                sent,
-                reading.raw_bytes,
-            )
+            report.add_chunk(reading, sent)
             periods[reading.number] = max(periods[reading.number], reading.period_hours)
             report.sim_clock = max(report.sim_clock, reading.observed_at.isoformat())
             logger.debug(
                 "chunk %d/%d (stores %d-%d), reading %d/%d at %s covering %.3f h: %d readings sent in %d records, "
-                "%d rejected %s, %d not delivered; %d units delivered",
+                "%d rejected %s, %d not delivered; %d units delivered (%d refused: no room on the shelf)",
                 reading.chunk + 1,
                 layout.count,
                 reading.stores[0],
@@ -601,7 +604,8 @@ def run_readings(
                 sum(reading.rejected.values()),
                 reading.rejected or "",
                 sent.readings_failed,
-                reading.delivered,
+                reading.arrivals.units,
+                reading.arrivals.refused_units,
             )
             done += 1
             if progress:
@@ -635,7 +639,10 @@ def run_readings(
                         f"not before this reading ({observed_at.isoformat()})",
                         hint="take the reading at a later time",
                     )
-                tick, delivered = take_reading(state, observed_at, deliver)
+                tick, arrivals = take_reading(state, observed_at, deliver)
+                if record is not None:
+                    name = f"truth-{observed_at:%Y%m%dT%H%M%S%f}-{state.chunk:05d}"
+                    record(observed_at, name, truth_lines(catalog, state, tick, arrivals.refused))
                 columns = reading_columns(catalog, state, tick)
                 if corrupt is not None:
                     columns = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in columns.items()}
@@ -653,7 +660,8 @@ def run_readings(
                         rows=int(tick.on_hand.size),
                         units_sold=int(tick.units_sold.sum()),
                         units_lost=int(tick.units_lost.sum()),
-                        delivered=delivered,
+                        units_expired=int(tick.units_expired.sum()),
+                        arrivals=arrivals,
                         rejected=checked.rejected,
                         raw_bytes=counted.nbytes,
                         sending=sending,
@@ -679,7 +687,7 @@ def run_readings(
     logger.info(
         "%d reading(s) of %d stores x %d products in %d chunks of up to %d stores, at %s covering %.3f h: "
         "%d readings sent in %d records (%d calls, %d retried), %d rejected %s; "
-        "%d units sold, %d lost, %d delivered; %.2f s",
+        "%d units sold, %d lost, %d expired, %d delivered (%d refused); %.2f s",
         len(moments),
         n_stores,
         n_products,
@@ -695,7 +703,9 @@ def run_readings(
         report.rejected_reasons or "",
         report.units_sold,
         report.units_lost,
+        report.units_expired,
         report.units_delivered,
+        report.units_refused,
         report.seconds,
     )
     return report
@@ -769,6 +779,8 @@ def backfill(
     progress: Progress | None = None,
     max_in_flight: int = 4,
     simulation: Simulation | None = None,
+    restock_hour: int | None = RESTOCK_HOUR,
+    observe: ReadingObserver | None = None,
 ) -> tuple[Simulation, IngestReport]:
     """Write ``days`` of history straight into the lake's ``dt=/hour=`` partitions: a reading every
     ``every_hours`` hours, reporting the sales of all of them. ``every_minutes`` takes a reading every
@@ -778,6 +790,10 @@ def backfill(
     A chunk of stores at a time, simulates hour by hour from ``end - days`` to ``end`` (one object
     per reading and chunk) and saves the chunk's final state into ``simulation`` (by default a new
     one in memory), from which the live simulation continues; ``progress`` counts chunk-hours.
+    History has no trucks: every shelf is filled to its capacity at ``restock_hour`` local time each
+    day (None: never), as a store served by some earlier supply would be, so the sales history a
+    planner learns from is not one long stock-out. ``observe`` sees each chunk's reading as it is written
+    (its time, the chunk, its columns and event ids).
     """
     span_hours = hours if hours is not None else days * 24
     if span_hours < 1:
@@ -807,30 +823,39 @@ def backfill(
             simulation.chunks.replace(index)
             state = initial_state(catalog, start, chunk=index, stores=(first, stop))
             sold = np.zeros(state.shape, dtype=np.int64)
-            lost = np.zeros(state.shape, dtype=np.int64)
+            expired = np.zeros(state.shape, dtype=np.int64)
             for hour_index in range(ticks):
-                tick = advance(state, tick_hours)
+                tick = advance_to(state, start + timedelta(hours=tick_hours * (hour_index + 1)))
                 sold += tick.units_sold
-                lost += tick.units_lost
+                expired += tick.units_expired
+                report.units_sold += int(tick.units_sold.sum())
+                report.units_lost += int(tick.units_lost.sum())
+                report.units_expired += int(tick.units_expired.sum())
+                if restock_hour is not None and _is_local_hour(state.sim_clock, restock_hour):
+                    report.units_delivered += restock(state)
+                    tick = replace(tick, on_hand=state.on_hand.copy())
                 if (hour_index + 1) % steps_per_reading == 0:
                     observed_at = state.sim_clock
                     state.last_observed_at = observed_at
                     period = replace(
-                        tick, units_sold=sold, units_lost=lost, period_hours=tick_hours * steps_per_reading
+                        tick, units_sold=sold, units_expired=expired, period_hours=tick_hours * steps_per_reading
                     )
                     columns = reading_columns(catalog, state, period)
-                    counted = _Counted(encoder.chunks(columns, observed_at, None, chunk_rows, first))
+                    event_ids = random_event_ids(period.on_hand.size)
+                    counted = _Counted(encoder.chunks(columns, observed_at, None, chunk_rows, first, event_ids))
                     records = list(pack_stream(counted, compressor))
                     name = f"backfill-{run_id}-{hour_index:05d}-{index:05d}"
                     body = b"".join(r.data for r in records)
                     writes.append(pool.submit(put_by_event_time, s3, bucket, observed_at, name, body))
-                    sold.fill(0)
-                    lost.fill(0)
+                    sold = np.zeros(state.shape, dtype=np.int64)
+                    expired = np.zeros(state.shape, dtype=np.int64)
                     report.backfill_rows += sum(r.readings for r in records)
                     report.backfill_objects += 1
                     report.raw_bytes += counted.nbytes
                     while len(writes) > 2 * max_in_flight:
                         writes.popleft().result()
+                    if observe is not None:
+                        observe(observed_at, state, columns, event_ids)
                 if progress:
                     progress(index * ticks + hour_index + 1, steps)
             simulation.save(state)
@@ -850,3 +875,9 @@ def backfill(
         report.seconds,
     )
     return simulation, report
+
+
+def _is_local_hour(moment: datetime, hour: int) -> bool:
+    """Is ``moment`` exactly ``hour`` o'clock local time?"""
+    local = moment.astimezone(ZoneInfo(TIMEZONE))
+    return local.hour == hour and local.minute == 0 and local.second == 0

@@ -1,25 +1,27 @@
-"""The store simulation: stock levels that sales draw down and deliveries refill.
+"""The store simulation: shelves that shoppers empty, perishables that expire, trucks that refill.
 
 Pure and vectorised, a chunk of stores at a time: the stores are cut into chunks (contiguous
 ranges of stores, ``CHUNK_PAIRS`` store-products each at most, at least one store), and a
-``SimulationState`` is one chunk's stock. Nothing of size stores x products is ever built: a
-chunk's ordering policy (demand rates, reorder points, targets) is derived from the catalog's
-seed store by store when the chunk is loaded, so only the stock on hand is persisted.
+``SimulationState`` is one chunk's shelves. Nothing of size stores x products is ever built: a
+chunk's demand model (``storeops.stores.demand``) and planogram (each pair's shelf capacity) are
+derived from the catalog's seed store by store when the chunk is loaded, so only the stock is
+persisted: units on the shelf and, for perishables, how many expire at the end of each coming day.
 
-A tick draws Poisson demand for every store-product of a chunk at once over the time since
-the previous reading, from a generator seeded with (seed, chunk, tick number). Deterministic
-for a seed: the same seed and the same sequence of ticks give the same demand (whatever the
-stock, so runs with other replenishment see the same customers), and with the same deliveries
-the same stock. A chunk's state round-trips through bytes so that it can persist between
-scheduled runs. Time is whatever the caller's clock says (the wall clock, or a scenario's
-virtual clock): ``advance_to`` simulates exactly the time since the chunk's last reading.
+Time moves hour by hour (``advance_to`` cuts the time since the previous reading at every UTC hour):
+each part of an hour takes that hour's demand (the same whatever the stock or the policy), sells
+what the shelf holds, first expiring first out, and loses the rest. At each local midnight the
+perishables whose last day ended are thrown away (``units_expired``); at each shelf-audit time
+(``storeops.calendar.AUDIT_HOURS``, when the store is open) the shelf is audited before
+the hour's deliveries. Deliveries fill shelves up to their capacity; what does not fit is refused
+and goes back on the truck. A chunk's state round-trips through bytes so that it can persist
+between scheduled runs. Time is whatever the caller's clock says (the wall clock, or a
+scenario's virtual clock).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,21 +30,18 @@ from typing import Any
 
 import numpy as np
 
+from storeops.calendar import is_audit_time, local_hour, local_midnights, opening_hours
 from storeops.stores.catalog import Catalog
+from storeops.stores.demand import DemandModel, StoreProducts, hours_between
 
-STATE_FORMAT = 3  # 2: one object for the whole catalog, policy arrays included; 3: one per chunk, stock only
+STATE_FORMAT = 4  # 3: stock with the true ordering policy derived; 4: shelves and perishable cohorts, v3 demand
 MAX_PERIOD_HOURS = 6.0  # a longer pause counts as closed hours: the next reading reports 6 h of sales
 DELIVERY_HORIZON_DAYS = 3  # deliveries are looked for, and remembered, this many ledger days back
 CHUNK_PAIRS = 250_000  # store-products per chunk: what a run holds at once (about 100 bytes each at peak)
-POLICY_STREAM = 2  # the seed's generator streams: 1 the catalog, 2 each store's policy, 3 a chunk's demand
-DEMAND_STREAM = 3
-
-
-def daily_factor(hour_of_day: np.ndarray) -> np.ndarray:
-    """Demand multiplier by hour of day: quiet nights, a peak in the late afternoon (mean ~0.8)."""
-    h = np.asarray(hour_of_day, dtype=np.float64) % 24.0
-    day = np.clip(np.sin(np.pi * (h - 7.0) / 15.0), 0.0, None)
-    return 0.15 + 1.65 * np.where((h >= 7.0) & (h <= 22.0), day, 0.0)
+MAX_SHELF_LIFE = 14  # days; perishable cohorts are kept by the days they have left
+PLANOGRAM_STREAM = 7  # the seed's generator streams (storeops.stores.demand holds 2-6)
+START_STREAM = 8
+PLANOGRAM_DAYS = {"ambient": (6.0, 0.35), "perishable": (2.5, 0.3)}  # median days of supply a shelf holds, spread
 
 
 def stores_per_chunk(n_products: int, chunk_pairs: int = CHUNK_PAIRS) -> int:
@@ -125,55 +124,61 @@ class DeliveryMemory:
         )
 
 
-@dataclass(frozen=True)
-class ChunkPolicy:
-    """The ordering policy of a range of stores (rows) x every product, and where their stock starts."""
+def shelf_capacity(catalog: Catalog, first: int, stop: int, fixed: StoreProducts) -> np.ndarray:
+    """The planogram of stores [first, stop): each pair's shelf capacity in units, whole cases.
 
-    rate: np.ndarray  # float64, mean units sold per hour at a daily factor of 1
-    reorder_point: np.ndarray  # int64, about a day of cover
-    target_stock: np.ndarray  # int64, the order-up-to level
-    initial_on_hand: np.ndarray  # int64, between a little below the reorder point and the target
-
-
-def chunk_policy(catalog: Catalog, first: int, stop: int) -> ChunkPolicy:
-    """The policy of stores [first, stop), derived store by store from the seed: the same for a store
-    whatever chunk it is in, and never built for more stores than asked for."""
-    n_stores, n_products = catalog.shape
-    if not 0 <= first < stop <= n_stores:
-        raise ValueError(f"stores [{first}, {stop}) are not within the catalog's {n_stores}")
-    noise = np.empty((stop - first, n_products))
-    start_at = np.empty((stop - first, n_products))
+    Space is given by sales, as planograms are: a few days of a pair's long-run demand (fewer for
+    perishables), varying from pair to pair, and at least two cases (one for perishables).
+    """
+    n_products = catalog.shape[1]
+    perishable = catalog.perishable
+    case = catalog.products["case_pack"].to_numpy().astype(np.int64)
+    days = np.empty((stop - first, n_products))
     for row, store in enumerate(range(first, stop)):
-        rng = np.random.default_rng([catalog.seed, POLICY_STREAM, store])
-        noise[row] = rng.lognormal(0.0, 0.25, n_products)
-        start_at[row] = rng.random(n_products)
-    scale = catalog.stores["demand_scale"].to_numpy()[first:stop, None]
-    base = catalog.products["base_rate"].to_numpy()[None, :]
-    rate = scale * base * noise
-    case_pack = catalog.products["case_pack"].to_numpy()[None, :].astype(np.int64)
-    daily = rate * 24.0 * 0.8
-    reorder_point = np.maximum(np.ceil(daily * 1.0), 2).astype(np.int64)  # about a day of cover
-    target = reorder_point + np.ceil(daily * 2.0 / case_pack).astype(np.int64) * case_pack
-    target = np.maximum(target, reorder_point + case_pack)
-    low = np.floor(reorder_point * 0.4).astype(np.int64)
-    on_hand = low + np.floor(start_at * (target - low + 1)).astype(np.int64)
-    return ChunkPolicy(rate, reorder_point, target, on_hand)
+        rng = np.random.default_rng([catalog.seed, PLANOGRAM_STREAM, store])
+        spread = rng.normal(0.0, 1.0, n_products)
+        for kind, mask in (("ambient", ~perishable), ("perishable", perishable)):
+            median, sigma = PLANOGRAM_DAYS[kind]
+            days[row, mask] = median * np.exp(sigma * spread[mask])
+    cases = np.ceil(fixed.daily_mean * days / case[None, :])
+    minimum = np.where(perishable, 1, 2)[None, :]
+    return (np.maximum(cases, minimum) * case[None, :]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ShelfAudit:
+    """A shelf audit at a local audit time, before that hour's deliveries: which shelves were empty."""
+
+    at: datetime
+    open_stores: np.ndarray  # (n,) bool: the stores open then (only their shelves are audited)
+    empty: np.ndarray  # (n, P) bool: nothing on the shelf (counted only for open stores)
+
+    @property
+    def audited(self) -> int:
+        return int(self.open_stores.sum()) * int(self.empty.shape[1])
+
+    @property
+    def empty_count(self) -> int:
+        return int(self.empty[self.open_stores].sum())
 
 
 @dataclass
 class SimulationState:
     """One chunk of stores: everything a run needs to continue where the previous one stopped.
 
-    Rows are the chunk's stores (``first_store`` on), columns the catalog's products. A state made
-    by ``initial_state(catalog, start)`` without a range is the whole catalog as one chunk (small
-    catalogs: tests, benchmarks).
+    Rows are the chunk's stores (``first_store`` on), columns the catalog's products. ``cohorts``
+    holds the perishable columns' units by the days they have left (index 0 expires at the end of
+    the current local day); their sum is ``on_hand`` of those columns. A state made by
+    ``initial_state(catalog, start)`` without a range is the whole catalog as one chunk.
     """
 
     seed: int
-    on_hand: np.ndarray  # (stores of the chunk, P) int64 units on the shelf
-    reorder_point: np.ndarray  # (n, P) int64, derived (not persisted)
-    target_stock: np.ndarray  # (n, P) int64, the order-up-to level, derived
-    rate: np.ndarray  # (n, P) float64, mean units sold per hour at a daily factor of 1, derived
+    on_hand: np.ndarray  # (n, P) int64 units on the shelf
+    cohorts: np.ndarray  # (n, perishable products, MAX_SHELF_LIFE) int64
+    capacity: np.ndarray  # (n, P) int64, the planogram (derived, not persisted)
+    model: DemandModel  # derived, not persisted
+    perishable: np.ndarray  # (P,) bool
+    shelf_life: np.ndarray  # (perishable products,) int64 days
     sim_clock: datetime  # the time of the chunk's last reading (or of its start)
     ticks: int = 0
     last_observed_at: datetime | None = None
@@ -190,11 +195,11 @@ class SimulationState:
         """One past the catalog index of its last store."""
         return self.first_store + int(self.on_hand.shape[0])
 
-    def rng(self) -> np.random.Generator:
-        """The generator of this chunk's next tick: (seed, chunk, tick number) decide the demand."""
-        return np.random.default_rng([self.seed, DEMAND_STREAM, self.chunk, self.ticks])
+    @property
+    def perishable_columns(self) -> np.ndarray:
+        return np.flatnonzero(self.perishable)
 
-    # -- persistence (the stock and the clock; the policy is derived again on loading) ----------
+    # -- persistence (the stock and the clock; the model and the planogram are derived again) ------
     def to_bytes(self) -> bytes:
         meta = {
             "format": STATE_FORMAT,
@@ -208,11 +213,16 @@ class SimulationState:
             "last_observed_at": self.last_observed_at.isoformat() if self.last_observed_at else None,
             "deliveries": self.deliveries.to_json(),
         }
-        return _npz({"on_hand": _compact(self.on_hand), "meta": np.array(json.dumps(meta))})
+        arrays = {
+            "on_hand": _compact(self.on_hand),
+            "cohorts": _compact(self.cohorts),
+            "meta": np.array(json.dumps(meta)),
+        }
+        return _npz(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes, catalog: Catalog) -> SimulationState:
-        """A saved chunk of ``catalog``'s simulation, its policy derived again from the catalog."""
+        """A saved chunk of ``catalog``'s simulation, its model and planogram derived again."""
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             meta = json.loads(str(arrays["meta"]))
             if meta.get("format") != STATE_FORMAT:
@@ -221,27 +231,20 @@ class SimulationState:
                     "delete it, or start another simulation with a new seed"
                 )
             on_hand = arrays["on_hand"].astype(np.int64)
+            cohorts = arrays["cohorts"].astype(np.int64)
         first, n_stores = int(meta["first_store"]), int(meta["stores"])
         if int(meta["seed"]) != catalog.seed or on_hand.shape != (n_stores, catalog.shape[1]):
             raise ValueError(
                 f"saved chunk {meta.get('chunk')} (seed {meta['seed']}, {n_stores} x {meta['products']}) "
                 f"does not belong to this catalog (seed {catalog.seed}, {catalog.shape[1]} products)"
             )
-        policy = chunk_policy(catalog, first, first + n_stores)
+        state = _blank(catalog, first, first + n_stores, datetime.fromisoformat(meta["sim_clock"]), int(meta["chunk"]))
+        state.on_hand, state.cohorts = on_hand, cohorts
+        state.ticks = int(meta["ticks"])
         last = meta.get("last_observed_at")
-        return cls(
-            seed=int(meta["seed"]),
-            on_hand=on_hand,
-            reorder_point=policy.reorder_point,
-            target_stock=policy.target_stock,
-            rate=policy.rate,
-            sim_clock=datetime.fromisoformat(meta["sim_clock"]),
-            ticks=int(meta["ticks"]),
-            last_observed_at=datetime.fromisoformat(last) if last else None,
-            deliveries=DeliveryMemory.from_json(meta.get("deliveries") or {}),
-            chunk=int(meta["chunk"]),
-            first_store=first,
-        )
+        state.last_observed_at = datetime.fromisoformat(last) if last else None
+        state.deliveries = DeliveryMemory.from_json(meta.get("deliveries") or {})
+        return state
 
 
 def _compact(stock: np.ndarray) -> np.ndarray:
@@ -263,66 +266,143 @@ def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def initial_state(
-    catalog: Catalog, start: datetime, *, chunk: int = 0, stores: tuple[int, int] | None = None
-) -> SimulationState:
-    """A new chunk (stores [first, stop); by default every store, as chunk 0): stock between a little
-    below the reorder point and the target, so some shortages exist."""
-    first, stop = stores if stores is not None else (0, catalog.shape[0])
-    policy = chunk_policy(catalog, first, stop)
+def _blank(catalog: Catalog, first: int, stop: int, clock: datetime, chunk: int) -> SimulationState:
+    """A chunk with empty shelves, its model and planogram derived from the catalog."""
+    model = DemandModel(catalog, first, stop)
+    perishable = catalog.perishable
+    life = catalog.products["shelf_life_days"].to_numpy()[perishable].astype(np.int64)
+    if life.size and life.max() > MAX_SHELF_LIFE:
+        raise ValueError(f"a shelf life above {MAX_SHELF_LIFE} days is not simulated")
+    n, n_products = stop - first, catalog.shape[1]
     return SimulationState(
         seed=catalog.seed,
-        on_hand=policy.initial_on_hand,
-        reorder_point=policy.reorder_point,
-        target_stock=policy.target_stock,
-        rate=policy.rate,
-        sim_clock=start.astimezone(UTC),
+        on_hand=np.zeros((n, n_products), dtype=np.int64),
+        cohorts=np.zeros((n, int(perishable.sum()), MAX_SHELF_LIFE), dtype=np.int64),
+        capacity=shelf_capacity(catalog, first, stop, model.fixed),
+        model=model,
+        perishable=perishable,
+        shelf_life=life,
+        sim_clock=clock.astimezone(UTC),
         chunk=chunk,
         first_store=first,
     )
 
 
+def initial_state(
+    catalog: Catalog, start: datetime, *, chunk: int = 0, stores: tuple[int, int] | None = None
+) -> SimulationState:
+    """A new chunk (stores [first, stop); by default every store, as chunk 0): shelves between half
+    full and full, perishables spread over the days they have left."""
+    first, stop = stores if stores is not None else (0, catalog.shape[0])
+    state = _blank(catalog, first, stop, start, chunk)
+    fill = np.empty(state.shape)
+    for row, store in enumerate(range(first, stop)):
+        fill[row] = np.random.default_rng([catalog.seed, START_STREAM, store]).uniform(0.5, 1.0, state.shape[1])
+    stock = np.floor(state.capacity * fill).astype(np.int64)
+    _receive(state, stock)
+    return state
+
+
 @dataclass(frozen=True)
 class Tick:
-    """One reading's worth: demand since the previous reading, what was sold and lost, and the stock after."""
+    """One reading's worth: the demand since the previous reading, what was sold, lost and thrown
+    away, the shelf audits taken meanwhile, and the stock after."""
 
     units_sold: np.ndarray  # (n, P) int64
-    units_lost: np.ndarray  # (n, P) int64: demand an empty shelf could not serve
+    units_lost: np.ndarray  # (n, P) int64: demand an empty shelf could not serve (only the simulator knows)
+    units_expired: np.ndarray  # (n, P) int64: perishables past their last day, thrown away
     on_hand: np.ndarray  # (n, P) int64 (a copy)
     period_hours: float  # the hours since the previous reading that the sales cover
     sim_clock: datetime
+    audits: tuple[ShelfAudit, ...] = ()
+
+    @property
+    def units_demanded(self) -> np.ndarray:
+        return self.units_sold + self.units_lost
 
 
-def advance(state: SimulationState, hours: float) -> Tick:
-    """Simulate ``hours`` of demand from the last reading on; stock never goes below 0."""
-    if not hours > 0:
-        raise ValueError("a tick must cover more than 0 hours")
-    rng = state.rng()
-    samples = max(1, min(24, math.ceil(hours)))
-    offsets = (np.arange(samples) + 0.5) * (hours / samples)
-    start_hour = state.sim_clock.hour + state.sim_clock.minute / 60.0 + state.sim_clock.second / 3600.0
-    factor = float(daily_factor(start_hour + offsets).mean())
-    demand = rng.poisson(state.rate * (factor * hours))
+def _sell(state: SimulationState, demand: np.ndarray) -> np.ndarray:
+    """Sell what the shelf holds of ``demand`` (perishables first expiring first out); returns units sold."""
     sold = np.minimum(demand, state.on_hand)
-    state.on_hand = state.on_hand - sold
-    state.sim_clock = state.sim_clock + timedelta(hours=hours)
-    state.ticks += 1
-    demand -= sold  # what was lost, in place
-    return Tick(sold, demand, state.on_hand.copy(), hours, state.sim_clock)
+    state.on_hand -= sold
+    columns = state.perishable_columns
+    if columns.size:
+        remaining = sold[:, columns].copy()
+        for day in range(MAX_SHELF_LIFE):
+            if not remaining.any():
+                break
+            take = np.minimum(remaining, state.cohorts[:, :, day])
+            state.cohorts[:, :, day] -= take
+            remaining -= take
+    return sold
+
+
+def _expire(state: SimulationState) -> np.ndarray:
+    """A local midnight: the perishables whose last day ended are thrown away; returns them (n, P)."""
+    expired = np.zeros(state.shape, dtype=np.int64)
+    columns = state.perishable_columns
+    if columns.size:
+        expired[:, columns] = state.cohorts[:, :, 0]
+        state.cohorts[:, :, :-1] = state.cohorts[:, :, 1:]
+        state.cohorts[:, :, -1] = 0
+        state.on_hand -= expired
+    return expired
+
+
+def _audit(state: SimulationState, at: datetime) -> ShelfAudit:
+    local = local_hour(at)
+    open_stores = np.array([opening_hours(f, local.day).mask()[local.hour] for f in state.model.fixed.formats])
+    return ShelfAudit(at, open_stores.astype(bool), state.on_hand == 0)
 
 
 def advance_to(state: SimulationState, until: datetime, max_hours: float = MAX_PERIOD_HOURS) -> Tick:
-    """Simulate exactly the time since the last reading, up to ``until`` (a pause longer than
-    ``max_hours`` counts as closed hours: only its last ``max_hours`` have customers)."""
+    """Simulate exactly the time since the last reading, up to ``until``, hour by hour (a pause longer
+    than ``max_hours`` counts as closed hours: only its last ``max_hours`` have customers, though
+    perishables still expire at the midnights in it)."""
     until = until.astimezone(UTC)
     elapsed = (until - state.sim_clock).total_seconds() / 3600.0
     if elapsed <= 0:
         raise ValueError(f"time must move forward: {until.isoformat()} is not after {state.sim_clock.isoformat()}")
     hours = min(elapsed, max_hours)
-    state.sim_clock = until - timedelta(hours=hours)
-    tick = advance(state, hours)
+    selling_from = until - timedelta(hours=hours)
+    expired = np.zeros(state.shape, dtype=np.int64)
+    for _ in local_midnights(state.sim_clock, selling_from):
+        expired += _expire(state)  # closed hours: nothing sells, but perishables still age
+    sold = np.zeros(state.shape, dtype=np.int64)
+    demanded = np.zeros(state.shape, dtype=np.int64)
+    audits: list[ShelfAudit] = []
+    midnights = set(local_midnights(selling_from, until))
+    for hour, start, end in hours_between(selling_from, until):
+        demand = state.model.draw(hour, start, end)
+        demanded += demand
+        sold += _sell(state, demand)
+        boundary = hour + timedelta(hours=end)
+        if end == 1.0 and boundary in midnights:
+            expired += _expire(state)
+        if end == 1.0 and is_audit_time(boundary):
+            audits.append(_audit(state, boundary))
     state.sim_clock = until
-    return Tick(tick.units_sold, tick.units_lost, tick.on_hand, hours, until)
+    state.ticks += 1
+    return Tick(sold, demanded - sold, expired, state.on_hand.copy(), hours, until, tuple(audits))
+
+
+def advance(state: SimulationState, hours: float) -> Tick:
+    """Simulate ``hours`` from the last reading on (``advance_to`` the chunk's clock plus ``hours``)."""
+    if not hours > 0:
+        raise ValueError("a tick must cover more than 0 hours")
+    return advance_to(state, state.sim_clock + timedelta(hours=hours), max_hours=max(hours, MAX_PERIOD_HOURS))
+
+
+def _receive(state: SimulationState, quantity: np.ndarray) -> np.ndarray:
+    """Put ``quantity`` (n, P) on the shelves, as much as fits; returns what was refused (n, P)."""
+    room = np.maximum(state.capacity - state.on_hand, 0)
+    accepted = np.minimum(quantity, room)
+    state.on_hand += accepted
+    columns = state.perishable_columns
+    if columns.size:
+        # delivered today, a product of shelf life L expires at the end of its L-th day (index L - 1)
+        state.cohorts[:, np.arange(columns.size), state.shelf_life - 1] += accepted[:, columns]
+    return np.asarray(quantity - accepted)
 
 
 def apply_deliveries(
@@ -330,9 +410,32 @@ def apply_deliveries(
     store_index: np.ndarray,
     product_index: np.ndarray,
     quantity: np.ndarray,
-) -> None:
-    """Add delivered units to stock; ``store_index`` counts the chunk's rows (its first store is 0).
+) -> np.ndarray:
+    """Put delivered units on the shelves, up to each shelf's capacity; ``store_index`` counts the
+    chunk's rows (its first store is 0). Returns the units refused (n, P): they did not fit.
     (``storeops.stores.deliveries`` makes sure each stop comes once.)"""
-    if np.any(np.asarray(quantity) < 0):
+    quantity = np.asarray(quantity)
+    if np.any(quantity < 0):
         raise ValueError("delivered quantities must not be negative")
-    np.add.at(state.on_hand, (np.asarray(store_index), np.asarray(product_index)), np.asarray(quantity))
+    arriving = np.zeros(state.shape, dtype=np.int64)
+    np.add.at(arriving, (np.asarray(store_index), np.asarray(product_index)), quantity)
+    return _receive(state, arriving)
+
+
+def restock(state: SimulationState) -> int:
+    """Fill every shelf to its capacity (the history a scenario starts from, before any plan); returns units."""
+    gap = np.maximum(state.capacity - state.on_hand, 0)
+    _receive(state, gap)
+    return int(gap.sum())
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """What trucks brought a chunk at a reading: the units that arrived, and those that did not fit."""
+
+    units: int = 0
+    refused: np.ndarray | None = None  # (n, P) int64, None when nothing arrived
+
+    @property
+    def refused_units(self) -> int:
+        return int(self.refused.sum()) if self.refused is not None else 0

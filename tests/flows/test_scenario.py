@@ -1,78 +1,173 @@
-"""The scenario runner: the closed loop in virtual time, and figures the lake reproduces."""
+"""The scenario runner: the closed loop in virtual time, its figures recomputed from the lake, the same
+customers for every policy, and a planner that sees only what a retailer's systems hold."""
 
 from __future__ import annotations
 
+import gzip
+import io
+import itertools
 import json
+import math
+from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from deployments.environment import prepare
 from flows.scenario import scenario
+from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp, parse_timestamp
+from storeops.costs import CostParameters
+from storeops.directory import DEPOTS, haversine_km
 from storeops.dispatch.routing import FleetPolicy
 from storeops.ledger import LEDGER_PREFIX, decode_rows
-from storeops.service_level import ServiceLevel, read_lake
+from storeops.service_level import TRUTH_PREFIX, ServiceFigures, read_lake
 from storeops.settings import load_settings
+from storeops.stores.reference import read_parquet
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow
 
-FROM_READINGS_AND_LOADS = (
-    "readings",
-    "out_of_stock_rate",
-    "lost_sales_rate",
-    "units_demanded",
-    "units_lost",
-    "units_shipped",
-    "trucks",
-    "trucks_per_day",
-    "mean_truck_fill",
-    "trucks_per_1000_units",
-    "average_days_of_cover",
-)
+START = datetime.fromisoformat("2026-03-23T00:00:00+00:00")
+
+
+def objects(s3: object, bucket: str, prefix: str) -> list[bytes]:
+    bodies = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):  # type: ignore[attr-defined]
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()  # type: ignore[attr-defined]
+            bodies.append(gzip.decompress(body) if obj["Key"].endswith(".gz") else body)
+    return bodies
 
 
 def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalStack) -> None:
-    result = scenario(days=2, stores=6, products=4, plan_every_hours=4, policy="storeops", seed=3)
-    assert result["readings"] == 2 * 24 * 6 * 4
+    result = scenario(days=2, stores=6, products=5, plan_every_hours=4, policy="storeops", seed=3, history_days=3)
+    assert result["readings"] == 2 * 24 * 6 * 5
     assert result["planning_runs"] == 12
     assert result["units_shipped"] > 0
     env = prepare(load_settings(stack_name=result["stack"]))
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
     start, end = parse_timestamp(result["start"]), parse_timestamp(result["end"])
-    readings, dispatches = read_lake(s3, bucket, start, end)
-    lake = ServiceLevel.from_frames(readings, dispatches, 2, FleetPolicy().capacity_units)
-    assert {k: getattr(lake, k) for k in FROM_READINGS_AND_LOADS} == {k: result[k] for k in FROM_READINGS_AND_LOADS}
-    # every stop that arrived by the end was added to the shelves once: no more, no less
-    arrived = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LEDGER_PREFIX):
-        for obj in page.get("Contents", []):
-            rows = decode_rows(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            arrived += sum(r.quantity for r in rows if r.record_type == "dispatch" and r.eta <= format_timestamp(end))
+    assert (start, end) == (START, START + timedelta(days=2))  # the fixed virtual start, not the wall clock
+
+    # the figures module over what read_lake reads gives the scenario's own figures
+    lake = ServiceFigures.compute(read_lake(s3, bucket, start, end), FleetPolicy().capacity_units, CostParameters())
+    figures = lake.as_dict()
+    for key, value in figures.items():
+        if key in ("planning_runs", "athena_bytes_scanned", "athena_bytes_source", "athena_cost_usd"):
+            continue
+        assert value == result[key], key
+
+    # and every headline figure again, independently, from the lake's objects with plain pandas
+    low, high = format_timestamp(start), format_timestamp(end)
+    readings = pd.concat(
+        [pd.read_json(io.BytesIO(b), lines=True, dtype={"observed_at": str}) for b in objects(s3, bucket, "inventory/")]
+    )
+    readings = readings[(readings["observed_at"] > low) & (readings["observed_at"] <= high)]
+    truth = pd.DataFrame([json.loads(line) for body in objects(s3, bucket, TRUTH_PREFIX) for line in body.splitlines()])
+    lost = truth[(truth["kind"] == "lost") & (truth["observed_at"] > low) & (truth["observed_at"] <= high)]
+    audits = truth[(truth["kind"] == "audit") & (truth["audit_at"] > low) & (truth["audit_at"] <= high)]
+    demanded = readings["units_sold"].sum() + lost["units"].sum()
+    assert result["units_demanded"] == demanded
+    assert result["lost_sales_rate"] == round(lost["units"].sum() / demanded, 6)
+    assert result["audit_out_of_stock_rate"] == round(audits["empty"].sum() / audits["audited"].sum(), 6)
+    local_hours = pd.to_datetime(audits["audit_at"], utc=True).dt.tz_convert(TIMEZONE).dt.hour
+    assert set(local_hours) <= {11, 15, 19}  # fixed audit times, in opening hours
+    products = read_parquet(s3, bucket, "reference/products/products.parquet").set_index("product_id")
+    perishable = set(products.index[products["shelf_life_days"] > 0])
+    dispatch_rows = [
+        row
+        for body in objects(s3, bucket, LEDGER_PREFIX)
+        for row in decode_rows(body)
+        if row.record_type == "dispatch" and low < row.recorded_at <= high
+    ]
+    shipped = sum(r.quantity for r in dispatch_rows)
+    expired = readings.loc[readings["product_id"].isin(perishable), "units_expired"].sum()
+    assert result["units_shipped"] == shipped
+    shipped_perishable = sum(r.quantity for r in dispatch_rows if r.product_id in perishable)
+    assert result["waste_rate"] == (round(expired / shipped_perishable, 6) if shipped_perishable else None)
+    directory = {s["store_id"]: s for s in json.loads(objects(s3, bucket, "reference/stores.json")[0])}
+    loads: dict[str, list] = {}
+    for row in dispatch_rows:
+        loads.setdefault(row.load_id, []).append(row)
+    km = 0.0
+    for rows in loads.values():
+        stops = sorted({(r.stop_number, r.store_id) for r in rows})
+        depot = DEPOTS[directory[stops[0][1]]["region"]]
+        points = [depot, *[(directory[s]["lat"], directory[s]["lon"]) for _, s in stops], depot]  # back to the depot
+        km += sum(haversine_km(a, b) for a, b in itertools.pairwise(points))
+    assert result["trucks"] == len(loads)
+    assert result["km"] == pytest.approx(round(km, 1))
+    assert result["stops_per_store_day"] == round(
+        sum(len({r.stop_number for r in rows}) for rows in loads.values()) / 12, 4
+    )
+    capacity = FleetPolicy().capacity_units
+    assert result["truck_fill"] == round(shipped / (len(loads) * capacity), 6)
+    held = readings.groupby("observed_at")["on_hand"].sum().mean()
+    assert result["cover_days"] == pytest.approx(held / (demanded / 2), abs=1e-3)
+    costs = CostParameters()
+    margin = lost["product_id"].map(products["price"] - products["unit_cost"])
+    total = (
+        len(loads) * costs.truck_per_route
+        + km * costs.per_km
+        + sum(len({r.stop_number for r in rows}) for rows in loads.values()) * costs.per_stop
+        + (readings["on_hand"] * readings["period_hours"] * readings["product_id"].map(products["unit_cost"])).sum()
+        * costs.holding_per_unit_hour
+        + (readings["units_expired"] * readings["product_id"].map(products["unit_cost"])).sum()
+        + (lost["units"] * margin).sum()
+    )
+    assert result["cost_per_1000_units"] == pytest.approx(1000 * total / demanded, rel=1e-4)
+
+    # the shelves never held more than the planogram allows, and every stop that arrived was shelved once
+    planogram = read_parquet(s3, bucket, "reference/planogram/chunk-00000.parquet")
+    joined = readings.merge(planogram, on=["store_id", "product_id"])
+    assert len(joined) == len(readings)
+    assert (joined["on_hand"] <= joined["shelf_capacity"]).all()
+    arrived = sum(r.quantity for r in dispatch_rows if r.eta <= high)
     assert result["units_delivered"] == arrived > 0
 
 
-def test_the_policies_see_the_same_customers(flow_env: LocalStack) -> None:
-    none = scenario(days=1, stores=4, products=3, policy="none", seed=5)
-    workshop = scenario(days=1, stores=4, products=3, policy="workshop", seed=5)
+def test_the_policies_see_the_same_customers_whenever_they_run(flow_env: LocalStack) -> None:
+    shape = {"days": 2, "stores": 5, "products": 8, "seed": 5, "history_days": 1}
+    none = scenario(policy="none", **shape)
+    workshop = scenario(policy="workshop", **shape)
+    again = scenario(policy="none", **shape)  # later, by the wall clock
+    assert none["demand_digest"] == workshop["demand_digest"] == again["demand_digest"]
     assert none["units_demanded"] == workshop["units_demanded"]
     assert none["trucks"] == 0
-    assert workshop["trucks"] >= 1  # one truck per alert
-    assert none["out_of_stock_rate"] >= workshop["out_of_stock_rate"]
+    assert workshop["trucks"] >= 1
+    assert workshop["trucks"] == workshop["stops"]  # one truck per alert: every load is one stop
+    assert none["lost_sales_rate"] >= workshop["lost_sales_rate"]
+    other_seed = scenario(policy="none", **{**shape, "seed": 6})
+    assert other_seed["demand_digest"] != none["demand_digest"]
 
 
-@pytest.mark.parametrize("args", [["--days", "0"], ["--policy", "magic"], ["--stores", "x"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--days", "0"], ["--policy", "magic"], ["--stores", "x"], ["--start", "2999-01-01T00:00:00Z"], ["--start", "x"]],
+)
 def test_bad_cli_values_exit_2_with_one_line(args: list[str]) -> None:
     result = run_cli(["-m", "flows.scenario", *args])
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    assert "error" in result.stderr.strip().splitlines()[-1]  # the last line names the problem
 
 
 def test_scenario_cli_json(cli_env: dict[str, str]) -> None:
-    result = run_cli(["-m", "flows.scenario", "--days", "1", "--stores", "3", "--products", "2", "--json"], env=cli_env)
+    result = run_cli(
+        ["-m", "flows.scenario", "--days", "1", "--stores", "3", "--products", "2", "--history-days", "1", "--json"],
+        env=cli_env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("out_of_stock_rate", "lost_sales_rate", "trucks_per_1000_units", "seconds", "units_delivered"):
+    for key in (
+        "lost_sales_rate",
+        "audit_out_of_stock_rate",
+        "cost_per_1000_units",
+        "demand_digest",
+        "units_delivered",
+    ):
         assert key in payload
-    assert "out of stock" in result.stdout
+    assert not math.isnan(payload["cost_per_1000_units"])
+    assert "lost sales" in result.stdout

@@ -20,7 +20,10 @@ from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.service import plan_shortages
 from storeops.stores.catalog import build_catalog
-from storeops.stores.ingest import backfill
+from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill
+from storeops.stores.reference import PROMOTIONS_KEY, planogram_key, publish, publish_reference, read_parquet
+from storeops.stores.simulation import advance, initial_state
+from storeops.stores.truth import truth_lines, write_truth
 from tests.integration.conftest import LocalStack
 from tests.planning_reference import reference_shortages
 
@@ -37,6 +40,8 @@ def targets_for(stack: LocalStack, **overrides: str) -> PlanningTargets:
         "queue_url": res.dispatch_queue_url,
         "bucket": res.data_lake_bucket,
         "rollup_table": res.rollup_table,
+        "planogram_table": res.planogram_table,
+        "promotions_table": res.promotions_table,
     }
     return PlanningTargets(**{**values, **overrides})
 
@@ -58,13 +63,20 @@ READING_DEFAULTS = {
     "product_name": "Milk",
     "category": "dairy",
     "case_pack": 12,
-    "reorder_point": 10,
-    "target_stock": 60,
     "units_sold": 0,
-    "units_lost": 0,
+    "units_expired": 0,
     "period_hours": 1.0,
-    "schema_version": 2,
+    "price": 1.2,
+    "on_promotion": False,
+    "schema_version": 3,
 }
+
+
+def put_planogram(stack: LocalStack, rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """Shelf capacities for some pairs (the planogram table); the others have no limit."""
+    frame = pd.DataFrame(rows, columns=["store_id", "product_id", "shelf_capacity"]).astype({"shelf_capacity": "int32"})
+    publish(stack.clients.client("s3"), stack.resources.data_lake_bucket, planogram_key(0), frame)
+    return frame
 
 
 def complete(rows: list[dict]) -> list[dict]:
@@ -97,23 +109,29 @@ def comparable(frame: pd.DataFrame) -> list[tuple]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sql_matches_an_independent_pandas_computation(local_stack: LocalStack, seed: int) -> None:
     now = datetime.now(UTC)
-    backfill(
-        build_catalog(25, 12, seed),
-        local_stack.clients.client("s3"),
-        local_stack.resources.data_lake_bucket,
-        2,
-        end=now,
-    )
-    request = PlanRequest(lookback_hours=24, lead_time_hours=30, dry_run=True)
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    simulation, _ = backfill(build_catalog(25, 12, seed), s3, bucket, 2, end=now, restock_hour=None)
+    publish_reference(s3, bucket, simulation)  # the planogram and the promotion plan the rule reads
+    planogram = read_parquet(s3, bucket, planogram_key(0))
+    promotions = read_parquet(s3, bucket, "reference/promotions/promotions.parquet")
+    request = PlanRequest(lookback_hours=24, lead_time_hours=30, review_hours=4, dry_run=True)
     result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=now)
-    expected = reference_shortages(lake_readings(local_stack), now, 24, 30)
+    expected = reference_shortages(
+        lake_readings(local_stack), now, 24, 30, review_hours=4, planogram=planogram, promotions=promotions
+    )
     assert len(expected) > 10
-    assert len(set(expected["kind"])) >= 2
+    assert len(set(expected["kind"])) == 2
     assert comparable(result.shortages) == comparable(expected)
     assert result.shortages["hours_of_cover"].round(6).fillna(-1).tolist() == pytest.approx(
         expected["hours_of_cover"].astype(float).round(6).fillna(-1).tolist()
     )
+    assert result.shortages["reorder_point"].tolist() == expected["reorder_point"].tolist()
+    assert result.shortages["target_stock"].tolist() == expected["target_stock"].tolist()
     assert result.shortages["shortage_id"].is_unique
+    pairs = zip(planogram["store_id"], planogram["product_id"], strict=True)
+    on_shelf = dict(zip(pairs, planogram["shelf_capacity"], strict=True))
+    for row in result.shortages.to_dict("records"):
+        assert row["on_hand"] + row["quantity"] <= on_shelf[row["store_id"], row["product_id"]]  # it fits
 
 
 AS_OF = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)  # a window crossing midnight
@@ -147,9 +165,9 @@ def edge_rows() -> list[dict]:
             "observed_at": format_timestamp(AS_OF + timedelta(milliseconds=1)),
             "on_hand": 0,
         },
-        # C: no sales at all, below the reorder point: no hours of cover
-        {"store_id": "S0002", "product_id": "P0001", "observed_at": t(hours=1), "on_hand": 3, "reorder_point": 5},
-        # D: 12 units sold over the 3 h its readings cover (before and after midnight), cover 5 h: at risk
+        # C: no sales at all, three on the shelf: above the one-unit minimum, nothing to order
+        {"store_id": "S0002", "product_id": "P0001", "observed_at": t(hours=1), "on_hand": 3},
+        # D: 12 units sold over the 3 h its readings cover (before and after midnight): 4 an hour
         {
             "store_id": "S0002",
             "product_id": "P0002",
@@ -171,19 +189,77 @@ def edge_rows() -> list[dict]:
 
 def test_edge_cases(local_stack: LocalStack) -> None:
     written = put_readings(local_stack, edge_rows())
+    shelves = put_planogram(local_stack, [("S0002", "P0002", 100)])
     request = PlanRequest(as_of=AS_OF, lookback_hours=3, lead_time_hours=24, dry_run=True)
     result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF + timedelta(hours=1))
     rows = {(r["store_id"], r["product_id"]): r for r in result.shortages.to_dict("records")}
-    assert set(rows) == {("S0001", "P0001"), ("S0002", "P0001"), ("S0002", "P0002")}
-    assert rows["S0001", "P0001"]["kind"] == "out_of_stock"
-    assert rows["S0001", "P0001"]["quantity"] == 60
-    assert rows["S0002", "P0001"]["kind"] == "below_reorder_point"
-    assert pd.isna(rows["S0002", "P0001"]["hours_of_cover"])
-    assert rows["S0002", "P0002"]["kind"] == "at_risk"
-    assert rows["S0002", "P0002"]["hours_of_cover"] == pytest.approx(5.0)
-    assert rows["S0002", "P0002"]["quantity"] == 48
-    assert result.shortages["kind"].tolist() == ["out_of_stock", "below_reorder_point", "at_risk"]
-    assert comparable(result.shortages) == comparable(reference_shortages(pd.DataFrame(written), AS_OF, 3, 24))
+    assert set(rows) == {("S0001", "P0001"), ("S0002", "P0002")}
+    empty, selling = rows["S0001", "P0001"], rows["S0002", "P0002"]
+    assert empty["kind"] == "out_of_stock"  # the later event id of two readings at one instant wins
+    assert (empty["reorder_point"], empty["target_stock"], empty["quantity"]) == (1, 13, 24)  # no sales: a case on top
+    assert pd.isna(empty["hours_of_cover"])
+    assert selling["kind"] == "below_reorder_point"
+    assert selling["sales_per_hour"] == pytest.approx(4.0)
+    assert selling["hours_of_cover"] == pytest.approx(5.0)
+    assert selling["reorder_point"] == 200  # 4 an hour x (1 h review + 24 h lead time) x (1 + 1.0 margin)
+    assert selling["target_stock"] == 100  # the shelf holds 100
+    assert selling["quantity"] == 72  # six cases: a seventh would not fit
+    assert result.shortages["kind"].tolist() == ["out_of_stock", "below_reorder_point"]
+    expected = reference_shortages(pd.DataFrame(written), AS_OF, 3, 24, planogram=shelves)
+    assert comparable(result.shortages) == comparable(expected)
+
+
+def test_a_promoted_product_is_planned_at_twice_its_rate(local_stack: LocalStack) -> None:
+    written = put_readings(local_stack, edge_rows())
+    today = f"{AS_OF:%Y-%m-%d}"
+    promotions = pd.DataFrame(
+        {"product_id": ["P0002"], "start_date": [today], "end_date": [today], "discount_pct": [25]}
+    ).astype({"discount_pct": "int32"})
+    publish(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket, PROMOTIONS_KEY, promotions)
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3, lead_time_hours=24, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF + timedelta(hours=1))
+    selling = result.shortages.set_index(["store_id", "product_id"]).loc[("S0002", "P0002")]
+    assert selling["reorder_point"] == 400  # twice the rate on a promoted day
+    expected = reference_shortages(pd.DataFrame(written), AS_OF, 3, 24, promotions=promotions)
+    assert comparable(result.shortages) == comparable(expected)
+
+
+def test_the_lead_time_is_what_the_trucks_achieved(local_stack: LocalStack) -> None:
+    written = put_readings(local_stack, edge_rows())
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    asked = AS_OF - timedelta(hours=20)
+    rows = [
+        LedgerRow(
+            record_type="request",
+            shortage_id="sh-" + "1" * 32,
+            store_id="S0002",
+            product_id="P0001",  # another pair of the store: its delivery took 6 hours
+            quantity=12,
+            recorded_at=format_timestamp(asked),
+            open_until=format_timestamp(asked + timedelta(hours=6)),
+        ),
+        LedgerRow(
+            record_type="dispatch",
+            shortage_id="sh-" + "1" * 32,
+            store_id="S0002",
+            product_id="P0001",
+            quantity=12,
+            recorded_at=format_timestamp(asked + timedelta(hours=1)),
+            load_id="L9",
+            truck_id="T9",
+            stop_number=1,
+            eta=format_timestamp(asked + timedelta(hours=6)),
+        ),
+    ]
+    write_rows(s3, bucket, f"dispatch-ledger/dt={asked:%Y-%m-%d}/requests-test.json", rows[:1])
+    write_rows(s3, bucket, window_record_key(asked, "w9"), rows[1:])
+    request = PlanRequest(as_of=AS_OF, lookback_hours=3, lead_time_hours=24, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=AS_OF + timedelta(hours=1))
+    selling = result.shortages.set_index(["store_id", "product_id"]).loc[("S0002", "P0002")]
+    assert selling["reorder_point"] == 56  # 4 an hour x (1 h review + 6 h achieved, not the 24 h default) x 2
+    ledger = pd.DataFrame([r.model_dump() for r in rows])
+    expected = reference_shortages(pd.DataFrame(written), AS_OF, 3, 24, ledger)
+    assert comparable(result.shortages) == comparable(expected)
 
 
 def test_readings_in_the_neighbouring_hours_partition_are_not_pruned_away(local_stack: LocalStack) -> None:
@@ -233,7 +309,6 @@ def test_the_sales_rate_divides_by_the_hours_the_readings_cover(local_stack: Loc
             "on_hand": 60 + 6 * h,
             "units_sold": 6,
             "period_hours": 1.0,
-            "target_stock": 120,
         }
         for h in (2, 1, 0)
     ]
@@ -243,7 +318,7 @@ def test_the_sales_rate_divides_by_the_hours_the_readings_cover(local_stack: Loc
     (row,) = result.shortages.to_dict("records")
     assert row["sales_per_hour"] == pytest.approx(6.0)
     assert row["hours_of_cover"] == pytest.approx(10.0)
-    assert row["kind"] == "at_risk"
+    assert row["kind"] == "below_reorder_point"  # 60 on the shelf, reorder point 6 x 13 h x 2 = 156
 
 
 def test_a_store_with_no_readings_is_named(local_stack: LocalStack) -> None:
@@ -275,10 +350,10 @@ def test_planning_twice_never_requests_the_same_goods_twice(local_stack: LocalSt
     targets = targets_for(local_stack)
     request = PlanRequest(as_of=AS_OF, lookback_hours=3)
     first = plan_shortages(local_stack.clients, targets, request, now=AS_OF)
-    assert first.requests_sent == 3
+    assert first.requests_sent == 2
     assert first.sqs_messages == 2  # one order per store
     sent = drain(local_stack)
-    assert {m["store_id"] + m["product_id"] for m in sent} == {"S0001P0001", "S0002P0001", "S0002P0002"}
+    assert {m["store_id"] + m["product_id"] for m in sent} == {"S0001P0001", "S0002P0002"}
     for message in sent:
         DispatchRequest.model_validate(message)
     # new readings arrive, the pairs are still short: planning again sends nothing
@@ -353,10 +428,10 @@ def test_the_lambda_plans_and_sends(local_stack: LocalStack) -> None:
     )
     payload = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload
-    assert payload["requests_sent"] == 3
-    assert payload["shortages_by_kind"] == {"at_risk": 1, "below_reorder_point": 1, "out_of_stock": 1}
+    assert payload["requests_sent"] == 2
+    assert payload["shortages_by_kind"] == {"below_reorder_point": 1, "out_of_stock": 1}
     assert payload["query_execution_id"]
-    assert len(drain(local_stack)) == 3
+    assert len(drain(local_stack)) == 2
 
 
 @pytest.mark.parametrize(
@@ -435,3 +510,42 @@ def test_the_bytes_scanned_are_the_selected_partitions_objects_once(local_stack:
     assert result.bytes_scanned_source == "s3-estimate"
     payload = result.to_payload()
     assert payload["bytes_scanned_label"].startswith("bytes scanned (estimate")
+
+
+def test_a_plan_is_the_same_whatever_only_the_simulator_knows(local_stack: LocalStack) -> None:
+    """The planner reads what a retailer's systems hold; the simulator's state, true rates and record of lost
+    demand can change completely and the plan does not."""
+    now = datetime.now(UTC)
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    catalog = build_catalog(12, 10, 4)
+    simulation, _ = backfill(catalog, s3, bucket, 1, end=now, restock_hour=None)
+    publish_reference(s3, bucket, simulation)
+    simulation_store = SimulationStore(s3, bucket)
+    config = SimulationConfig(12, 10, 4)
+    state = simulation.load(0)
+    s3.put_object(Bucket=bucket, Key=config.chunk_key(0), Body=state.to_bytes())
+    write_truth(s3, bucket, now, "truth-a", truth_lines(catalog, state, advance(state, 1.0), None))
+
+    def plan() -> list[tuple]:
+        response = local_stack.clients.client("lambda").invoke(
+            FunctionName=local_stack.resources.planning_function,
+            Payload=json.dumps({"as_of": now.isoformat(), "lookback_hours": 24, "dry_run": True}).encode(),
+        )
+        payload = json.loads(response["Payload"].read())
+        assert "FunctionError" not in response, payload
+        return [(r["shortage_id"], r["kind"], r["quantity"], r["reorder_point"]) for r in payload["shortages"]]
+
+    before = plan()
+    assert before
+    # everything only the simulator knows, changed: its state, the true rates behind it, the demand it lost
+    other = build_catalog(12, 10, 5)  # other rates, dispersions, purchase sizes, promotion lifts
+    other_state = initial_state(other, now)
+    other_state.on_hand[:] = 0
+    other_bytes = other_state.to_bytes()
+    s3.put_object(Bucket=bucket, Key=config.chunk_key(0), Body=other_bytes)
+    s3.put_object(Bucket=bucket, Key="simulator/rates.json", Body=json.dumps(other.products["rate"].tolist()).encode())
+    tick = advance(other_state, 5.0)  # an empty shelf: every unit of demand lost
+    write_truth(s3, bucket, now, "truth-a", truth_lines(other, other_state, tick, tick.units_demanded))
+    assert int(tick.units_lost.sum()) > 0
+    assert plan() == before
+    assert simulation_store.get(config.chunk_key(0))[0] == other_bytes  # it really changed

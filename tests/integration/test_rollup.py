@@ -24,6 +24,7 @@ from storeops.planning.rollup import (
     marker_key,
     part_key,
     roll_up_hour,
+    roll_up_hourly_readings,
 )
 from storeops.planning.service import PlanResult, plan_shortages
 from storeops.stores.ingest import write_by_event_time
@@ -41,7 +42,7 @@ LATER = AS_OF + timedelta(days=1)  # every hour of the data is closed by then
 
 def readings(pairs: int = 12, seed: int = 3) -> list[dict[str, Any]]:
     """Readings every 10 minutes from 23:00 to 05:50 (so some before the window and after as_of), with
-    sales, losses, stock that falls and is refilled, a tie at one instant, and one pair that stops early."""
+    sales, write-offs, stock that falls and is refilled, a tie at one instant, and one pair that stops early."""
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for index in range(pairs):
@@ -59,14 +60,15 @@ def readings(pairs: int = 12, seed: int = 3) -> list[dict[str, Any]]:
                     "observed_at": format_timestamp(moment + timedelta(milliseconds=rng.randint(0, 2) * 7)),
                     "on_hand": on_hand,
                     "units_sold": sold,
-                    "units_lost": rng.randint(0, 1) if on_hand == 0 else 0,
+                    "units_expired": rng.randint(0, 1) if on_hand > 10 else 0,
                     "period_hours": 1 / 6,
-                    "reorder_point": 10,
-                    "target_stock": 90,
                     "case_pack": 6,
                 }
             )
             moment += timedelta(minutes=10)
+        if index == 5:  # one pair ends the window out of stock
+            for row in rows[-6:]:
+                row["on_hand"] = 0
     # two readings of one pair at the same instant, the last of an hour: the larger event_id is the latest
     tie = DAY0 + timedelta(hours=1, minutes=59, seconds=59, milliseconds=999)
     tied = (("00000000-0000-4000-8000-00000000000b", 0), ("00000000-0000-4000-8000-00000000000a", 50))
@@ -100,7 +102,7 @@ def write_readings(stack: LocalStack, rows: list[dict[str, Any]]) -> None:
 
 
 def plan(stack: LocalStack, as_of: datetime = AS_OF, lookback: float = 5.5, **kw: Any) -> PlanResult:
-    request = PlanRequest(as_of=as_of, lookback_hours=lookback, lead_time_hours=30, dry_run=True)
+    request = PlanRequest(as_of=as_of, lookback_hours=lookback, lead_time_hours=3, dry_run=True)
     targets = targets_for(stack, scanned_bytes_source="s3-estimate", **kw)
     return plan_shortages(stack.clients, targets, request, now=as_of + timedelta(minutes=1))
 
@@ -140,7 +142,7 @@ def test_a_plan_over_the_rollup_finds_what_a_plan_over_the_raw_readings_finds(
     written = readings()
     write_readings(local_stack, written)
     raw = plan(local_stack)
-    expected = reference_shortages(pd.DataFrame(written), AS_OF, 5.5, 30)
+    expected = reference_shortages(pd.DataFrame(written), AS_OF, 5.5, 3)
     assert len(expected) >= 4
     assert len(set(expected["kind"])) >= 2
     assert comparable(raw.shortages) == comparable(expected)
@@ -200,12 +202,12 @@ def test_a_rolled_partition_is_one_row_per_pair_and_observed_hour_with_its_lates
         "category": pa.string(),
         "case_pack": pa.int32(),
         "on_hand": pa.int32(),
-        "reorder_point": pa.int32(),
-        "target_stock": pa.int32(),
+        "price": pa.float64(),
+        "on_promotion": pa.bool_(),
         "observed_at": pa.string(),
         "observed_hour": pa.string(),
         "units_sold": pa.int64(),
-        "units_lost": pa.int64(),
+        "units_expired": pa.int64(),
         "period_hours": pa.float64(),
         "readings": pa.int64(),
     }
@@ -221,7 +223,7 @@ def test_a_rolled_partition_is_one_row_per_pair_and_observed_hour_with_its_lates
     assert got["observed_at"].tolist() == latest["observed_at"].tolist()  # the readings' own text
     assert got["on_hand"].tolist() == latest["on_hand"].tolist()
     assert got["units_sold"].tolist() == pairs["units_sold"].sum().sort_index().tolist()
-    assert got["units_lost"].tolist() == pairs["units_lost"].sum().sort_index().tolist()
+    assert got["units_expired"].tolist() == pairs["units_expired"].sum().sort_index().tolist()
     assert got["readings"].tolist() == pairs.size().sort_index().tolist()
     assert got["period_hours"].tolist() == pytest.approx(pairs["period_hours"].sum().sort_index().tolist())
     assert got.loc[("S0003", "P0004", "2026-11-20T01"), "readings"] == 8  # six, and the tie at 01:59:59.999
@@ -264,7 +266,7 @@ def test_an_hour_without_readings_is_rolled_empty_and_planning_reads_past_it(loc
     written = complete(
         [
             {"store_id": "S0001", "product_id": "P0001", "observed_at": format_timestamp(DAY0 + 12 * H), "on_hand": 0},
-            {"store_id": "S0001", "product_id": "P0002", "observed_at": format_timestamp(as_of), "on_hand": 4},
+            {"store_id": "S0001", "product_id": "P0002", "observed_at": format_timestamp(as_of), "on_hand": 1},
         ]
     )
     write_readings(local_stack, written)
@@ -273,7 +275,7 @@ def test_an_hour_without_readings_is_rolled_empty_and_planning_reads_past_it(loc
         assert (result.rows, result.keys) == (0, [])
     rollup = plan(local_stack, as_of=as_of, lookback=2.5)  # the window starts at 10:00, its partitions at 09:00
     assert rollup.rollup_until == format_timestamp(DAY0 + 12 * H)  # the empty partitions from the rollup
-    assert comparable(rollup.shortages) == comparable(reference_shortages(pd.DataFrame(written), as_of, 2.5, 30))
+    assert comparable(rollup.shortages) == comparable(reference_shortages(pd.DataFrame(written), as_of, 2.5, 3))
     assert len(rollup.shortages) == 2
 
 
@@ -290,6 +292,48 @@ def test_a_reading_that_lands_after_its_hour_was_rolled_is_seen_once_the_hour_is
     assert "S0099" not in set(plan(local_stack).shortages["store_id"])
     roll(local_stack, DAY0 + 2 * H)  # flows.rollup --backfill
     assert "S0099" in set(plan(local_stack).shortages["store_id"])
+
+
+def test_an_hour_of_one_reading_per_pair_rolls_up_without_a_query_to_the_same_rows(local_stack: LocalStack) -> None:
+    """A scenario writes hourly readings by event time and rolls each hour up from the rows it holds:
+    the same files, types and marker as the rollup query gives."""
+    hour = DAY0 + 3 * H
+    written = complete(
+        [
+            {
+                "store_id": f"S{10 + s:04d}",  # stores whose readings arrive in their own hour (see arrival)
+                "product_id": f"P{p:04d}",
+                "observed_at": format_timestamp(hour),
+                "on_hand": 7 * s + p,
+                "units_sold": s,
+                "units_expired": p % 2,
+                "price": 1.0 + p / 4,
+                "on_promotion": p == 2,
+            }
+            for s in range(1, 4)
+            for p in range(1, 5)
+        ]
+    )
+    write_readings(local_stack, written)
+    queried = roll(local_stack, hour)
+    by_query = parquet_of(local_stack, queried.keys)
+    frame = pd.DataFrame(written).astype({"store_id": "category"})  # as a scenario holds its readings
+    held = roll_up_hourly_readings(local_stack.clients, local_stack.resources.data_lake_bucket, hour, frame, LATER)
+    assert held.keys == queried.keys
+    by_rows = parquet_of(local_stack, held.keys)
+    order = [("store_id", "ascending"), ("product_id", "ascending")]
+    assert by_rows.schema.equals(by_query.schema)
+    assert by_rows.sort_by(order).to_pylist() == by_query.sort_by(order).to_pylist()
+    assert held.rows == queried.rows == 12
+    marker = json.loads(
+        local_stack.clients.client("s3")
+        .get_object(Bucket=local_stack.resources.data_lake_bucket, Key=marker_key(hour))["Body"]
+        .read()
+    )
+    assert marker["rows"] == 12
+    twice = pd.concat([frame, frame])
+    with pytest.raises(ValueError, match="more than one reading"):
+        roll_up_hourly_readings(local_stack.clients, local_stack.resources.data_lake_bucket, hour, twice, LATER)
 
 
 def test_an_open_hour_is_refused(local_stack: LocalStack) -> None:

@@ -42,7 +42,7 @@ def test_a_firehose_record_is_readable_through_athena(local_stack: LocalStack) -
         "product_id": "P001",
         "on_hand": 7,
         "observed_at": "2026-01-01T00:00:00.000Z",
-        "schema_version": 2,
+        "schema_version": 3,
     }
     # the stream's contract: each record is a gzip member of newline-delimited readings
     record = gzip.compress((json.dumps(reading) + "\n").encode())

@@ -33,7 +33,7 @@ def make_batch(stores: int = 30, products: int = 40):  # type: ignore[no-untyped
     catalog = build_catalog(stores, products, 1)
     state = initial_state(catalog, datetime(2026, 1, 1, tzinfo=UTC))
     nothing = np.zeros_like(state.on_hand)
-    tick = Tick(nothing, nothing, state.on_hand.copy(), 1.0, state.sim_clock)
+    tick = Tick(nothing, nothing, nothing, state.on_hand.copy(), 1.0, state.sim_clock)
     return ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), datetime(2026, 1, 1, tzinfo=UTC))
 
 

@@ -17,6 +17,7 @@ from storeops.clock import format_timestamp
 from storeops.contracts.reading import (
     MAX_CASE_PACK,
     MAX_PERIOD_HOURS,
+    MAX_PRICE,
     MAX_UNITS,
     NUMERIC_FIELDS,
     InventoryReading,
@@ -28,9 +29,13 @@ from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.firehose import FirehoseSender
 from storeops.stores.ingest import MemoryChunks, Simulation, reading_columns, run_readings, stream_readings
+from storeops.stores.reference import promotions_table
 from storeops.stores.simulation import SimulationState, Tick, advance, initial_state
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+SIMULATOR_ONLY = {"units_lost", "reorder_point", "target_stock", "rate", "units_demanded", "shelf_capacity"}
 
 
 def test_encoded_lines_are_valid_readings_with_the_right_values() -> None:
@@ -44,15 +49,54 @@ def test_encoded_lines_are_valid_readings_with_the_right_values() -> None:
     readings = [InventoryReading.model_validate_json(line) for line in lines]
     assert [r.on_hand for r in readings] == tick.on_hand.ravel().tolist()
     assert [r.units_sold for r in readings] == tick.units_sold.ravel().tolist()
-    assert [r.units_lost for r in readings] == tick.units_lost.ravel().tolist()
+    assert [r.units_expired for r in readings] == tick.units_expired.ravel().tolist()
     assert {r.period_hours for r in readings} == {2.0}
-    assert {r.schema_version for r in readings} == {2}
+    assert {r.schema_version for r in readings} == {3}
     assert readings[10].store_id == catalog.stores["store_id"][1]
     assert readings[10].product_id == catalog.products["product_id"][1]
     assert readings[10].product_name == catalog.products["name"][1]
-    assert readings[10].reorder_point == state.reorder_point[1, 1]
+    assert readings[10].case_pack == catalog.products["case_pack"][1]
     assert json.loads(lines[0])["observed_at"] == "2026-05-01T12:30:15.123Z"
     assert len({r.event_id for r in readings}) == 63
+
+
+def test_a_reading_carries_what_a_store_system_knows_and_nothing_only_the_simulator_knows() -> None:
+    fields = set(InventoryReading.model_fields)
+    assert fields == {
+        "event_id",
+        "store_id",
+        "product_id",
+        "product_name",
+        "category",
+        "case_pack",
+        "on_hand",
+        "units_sold",
+        "units_expired",
+        "period_hours",
+        "price",
+        "on_promotion",
+        "observed_at",
+        "schema_version",
+    }
+    assert not fields & SIMULATOR_ONLY
+    catalog = build_catalog(3, 4, 1)
+    state = initial_state(catalog, NOW)
+    line = ReadingEncoder(catalog).encode(reading_columns(catalog, state, advance(state, 1.0)), NOW).lines()[0]
+    assert set(json.loads(line)) == fields  # the bytes in the lake hold exactly the schema's fields
+
+
+def test_the_shelf_price_and_the_promotion_flag_follow_the_promotion_plan() -> None:
+    catalog = build_catalog(2, 300, 4)
+    table = promotions_table(catalog)
+    promo = table.iloc[len(table) // 2]
+    day = datetime.fromisoformat(promo["start_date"]).replace(hour=12, tzinfo=UTC)
+    state = initial_state(catalog, day - timedelta(hours=1))
+    columns = reading_columns(catalog, state, advance(state, 1.0))
+    index = catalog.products.index[catalog.products["product_id"] == promo["product_id"]][0]
+    regular = catalog.products["price"][index]
+    assert bool(columns["on_promotion"][index])
+    assert columns["price"][index] == pytest.approx(round(regular * (1 - promo["discount_pct"] / 100), 2))
+    assert (columns["price"][~columns["on_promotion"]] == catalog.products["price"][~columns["on_promotion"]]).all()
 
 
 def test_keep_mask_drops_exactly_the_rejected_readings() -> None:
@@ -61,7 +105,7 @@ def test_keep_mask_drops_exactly_the_rejected_readings() -> None:
     keep = np.ones(20, dtype=bool)
     keep[[0, 7, 19]] = False
     nothing = np.zeros_like(state.on_hand)
-    tick = Tick(nothing, nothing, state.on_hand.copy(), 1.0, NOW)
+    tick = Tick(nothing, nothing, nothing, state.on_hand.copy(), 1.0, NOW)
     batch = ReadingEncoder(catalog).encode(reading_columns(catalog, state, tick), NOW, keep=keep)
     kept = [json.loads(line) for line in batch.lines()]
     assert len(kept) == 17
@@ -69,21 +113,25 @@ def test_keep_mask_drops_exactly_the_rejected_readings() -> None:
 
 
 def test_vectorised_validation_counts_the_first_failed_rule() -> None:
-    on_hand = np.array([5, -1, 3, 2_000_000, 4])
-    sold = np.array([0, 0, -2, 0, 1])
-    rp = np.array([2, 2, 2, 2, 9])
-    target = np.array([10, 10, 10, 10, 9])
-    pack = np.array([6, 6, 6, 6, 6])
-    columns = {"on_hand": on_hand, "units_sold": sold, "units_lost": np.zeros(5), "period_hours": 1.0}
-    report = validate_batch({**columns, "reorder_point": rp, "target_stock": target, "case_pack": pack})
-    assert report.valid.tolist() == [True, False, False, False, False]
+    on_hand = np.array([5, -1, 3, 2_000_000, 4, 1])
+    sold = np.array([0, 0, -2, 0, 1, 0])
+    expired = np.array([0, 0, 0, 0, -1, 0])
+    pack = np.array([6, 6, 6, 6, 6, 6])
+    price = np.array([1.5, 2.0, 3.0])  # per product: the same in both stores
+    columns = {"on_hand": on_hand, "units_sold": sold, "units_expired": expired, "period_hours": 1.0}
+    report = validate_batch({**columns, "case_pack": pack, "price": price})
+    assert report.valid.tolist() == [True, False, False, False, False, True]
     assert report.rejected == {
         "negative_on_hand": 1,
         "on_hand_too_large": 1,
         "negative_units_sold": 1,
-        "target_not_above_reorder_point": 1,
+        "negative_units_expired": 1,
     }
     assert report.rejected_count == 4
+    clean = {"on_hand": np.ones(6), "units_sold": np.zeros(6), "units_expired": np.zeros(6), "period_hours": 1.0}
+    free = validate_batch({**clean, "case_pack": pack, "price": np.array([1.0, 0.0, 1.0])})
+    assert free.rejected == {"price_out_of_range": 2}  # product 2 in each of the two stores
+    assert free.valid.tolist() == [True, False, True, True, False, True]
 
 
 @pytest.mark.parametrize(
@@ -91,33 +139,20 @@ def test_vectorised_validation_counts_the_first_failed_rule() -> None:
     [
         ("on_hand", -1),
         ("case_pack", 0),
-        ("units_lost", -3),
+        ("units_expired", -3),
         ("period_hours", 0),
+        ("price", 0),
         ("store_id", "store 1"),
-        ("schema_version", 1),
+        ("schema_version", 2),
+        ("units_lost", 0),  # not a field of a reading: the simulator's record keeps it
+        ("reorder_point", 5),
         ("observed_at", "yesterday"),
     ],
 )
 def test_the_schema_rejects_bad_fields(field: str, value: object) -> None:
-    good = {
-        "event_id": "0b0e2f2c-3f7e-4a6b-9c1d-2e3f4a5b6c7d",
-        "store_id": "S0001",
-        "product_id": "P0001",
-        "product_name": "Milk",
-        "category": "dairy",
-        "case_pack": 6,
-        "on_hand": 3,
-        "reorder_point": 2,
-        "target_stock": 12,
-        "units_sold": 1,
-        "units_lost": 0,
-        "period_hours": 1.0,
-        "observed_at": "2026-01-01T00:00:00.000Z",
-        "schema_version": 2,
-    }
-    InventoryReading.model_validate(good)
+    InventoryReading.model_validate(GOOD_READING | GOOD_NUMBERS)
     with pytest.raises(ValidationError):
-        InventoryReading.model_validate({**good, field: value})
+        InventoryReading.model_validate({**GOOD_READING, **GOOD_NUMBERS, field: value})
 
 
 def test_event_ids_are_uuid4() -> None:
@@ -138,38 +173,32 @@ GOOD_READING = {
     "product_id": "P0001",
     "product_name": "Milk",
     "category": "dairy",
+    "on_promotion": False,
     "observed_at": "2026-01-01T00:00:00.000Z",
 }
+GOOD_NUMBERS = {"on_hand": 3, "units_sold": 1, "units_expired": 0, "period_hours": 1.0, "case_pack": 6, "price": 1.25}
 NUMBERS = st.integers(min_value=-5, max_value=MAX_UNITS + 5) | st.sampled_from([0, 1, MAX_UNITS, MAX_CASE_PACK])
 
 
 @given(
     on_hand=NUMBERS,
     units_sold=NUMBERS,
-    units_lost=NUMBERS,
+    units_expired=NUMBERS,
     period_hours=st.floats(min_value=-1, max_value=MAX_PERIOD_HOURS + 1, allow_nan=False) | st.sampled_from([0.0, 1.0]),
-    reorder_point=NUMBERS,
-    target_stock=NUMBERS,
     case_pack=st.integers(min_value=-2, max_value=MAX_CASE_PACK + 2),
+    price=st.floats(min_value=-1, max_value=MAX_PRICE + 1, allow_nan=False) | st.sampled_from([0.0, 0.01, MAX_PRICE]),
 )
 @settings(max_examples=400, deadline=None)
 def test_the_model_and_the_vectorised_check_apply_the_same_rules(
-    on_hand: int,
-    units_sold: int,
-    units_lost: int,
-    period_hours: float,
-    reorder_point: int,
-    target_stock: int,
-    case_pack: int,
+    on_hand: int, units_sold: int, units_expired: int, period_hours: float, case_pack: int, price: float
 ) -> None:
     numbers = {
         "on_hand": on_hand,
         "units_sold": units_sold,
-        "units_lost": units_lost,
+        "units_expired": units_expired,
         "period_hours": period_hours,
-        "reorder_point": reorder_point,
-        "target_stock": target_stock,
         "case_pack": case_pack,
+        "price": price,
     }
     batch = validate_batch({name: np.array([numbers[name]]) for name in NUMERIC_FIELDS})
     refusal = model_refusal({**GOOD_READING, **numbers})
@@ -189,22 +218,6 @@ def model_refusal(reading: dict[str, object]) -> str | None:
     return None
 
 
-def test_a_target_at_or_below_the_reorder_point_is_refused_by_both_paths() -> None:
-    numbers = {
-        "on_hand": 3,
-        "units_sold": 0,
-        "units_lost": 0,
-        "period_hours": 1.0,
-        "reorder_point": 10,
-        "target_stock": 10,
-        "case_pack": 6,
-    }
-    with pytest.raises(ValidationError, match="target_not_above_reorder_point"):
-        InventoryReading.model_validate({**GOOD_READING, **numbers})
-    report = validate_batch({name: np.array([numbers[name]]) for name in NUMERIC_FIELDS})
-    assert report.rejected == {"target_not_above_reorder_point": 1}
-
-
 # -- a run, a chunk of stores at a time --------------------------------------------------------
 
 HOUR = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -219,7 +232,6 @@ def test_the_encoder_names_a_chunks_rows_by_their_stores() -> None:
     assert [r.store_id for r in readings[::4]] == ["S0007", "S0008", "S0009", "S0010"]
     assert [r.product_id for r in readings[:4]] == ["P0001", "P0002", "P0003", "P0004"]
     assert [r.on_hand for r in readings] == tick.on_hand.ravel().tolist()
-    assert readings[5].reorder_point == state.reorder_point[1, 1]
 
 
 class StubFirehose:

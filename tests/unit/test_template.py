@@ -208,7 +208,7 @@ def test_the_hourly_rollup_is_a_parquet_table_by_event_hour_with_partition_proje
     assert template["Outputs"]["RollupTable"]["Value"] == {"Ref": "InventoryHourlyTable"}
 
 
-def test_the_planner_lists_the_lake_only_under_the_prefixes_it_reads_and_reads_the_rollup(
+def test_the_planner_lists_and_reads_only_the_tables_a_retailer_holds_and_never_the_simulator(
     template: dict[str, Any],
 ) -> None:
     statements = _planner_statements(template)
@@ -223,10 +223,16 @@ def test_the_planner_lists_the_lake_only_under_the_prefixes_it_reads_and_reads_t
         f"{ROLLUP_PREFIX}*",
         "inventory/*",
         "dispatch-ledger/*",
+        "reference/products/*",
+        "reference/planogram/*",
+        "reference/promotions/*",
         "athena-results/*",
     }  # Athena lists the tables' locations and the results with the planner's credentials
     reads = {r for s in statements if "s3:GetObject" in _actions(s) for r in _resources(s)}
     assert f"{LAKE}/rollup/*" in reads
+    # the planner sees what a retailer's systems hold, never the simulator's state or record
+    assert not any("simulator" in r or r == f"{LAKE}/*" for r in reads)
+    assert not any(p.startswith("simulator") or p == "*" for p in prefixes)
     assert not any("rollup-state" in r for r in reads)  # listing the markers is enough
     writes = {r for s in statements if "s3:PutObject" in _actions(s) for r in _resources(s)}
     assert not any("rollup" in r for r in writes)  # the rollup flow writes it, not the planner
