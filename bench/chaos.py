@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         catalog = build_catalog(args.stores, args.products, args.seed)
         s3.put_object(Bucket=res.data_lake_bucket, Key="reference/stores.json", Body=json.dumps(catalog.directory()))
         now = datetime.now(UTC)
-        backfill(catalog, s3, res.data_lake_bucket, 1, end=now)
+        backfill(catalog, s3, res.data_lake_bucket, 1, end=now, restock_hour=None)  # a day of sales, no refills
         response = clients.client("lambda", read_timeout=600).invoke(
             FunctionName=res.planning_function, Payload=json.dumps({"as_of": now.isoformat()}).encode()
         )

@@ -65,7 +65,7 @@ from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.ingest import Simulation, backfill, reading_columns, take_reading, write_by_event_time
-from storeops.stores.reference import planogram_key, planogram_table, products_table, promotions_table, publish
+from storeops.stores.reference import products_table, promotions_table, publish_reference
 from storeops.stores.truth import truth_lines, write_truth
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
@@ -230,27 +230,24 @@ def scenario(
         "products": products_table(catalog)[PRODUCT_COLUMNS],
         "promotions": promotions_table(catalog)[PROMOTION_COLUMNS],
     }
-    publish(s3, bucket, "reference/products/products.parquet", products_table(catalog))
-    publish(s3, bucket, "reference/promotions/promotions.parquet", promotions_table(catalog))
     begin = request.start.astimezone(UTC)
     simulation = Simulation.in_memory(catalog, begin - timedelta(days=request.history_days))
+    publish_reference(s3, bucket, simulation)  # the planogram, the promotion plan, the product master
     # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
     # latest readings, raw): the scenario rolls each hour up as it writes it
     rolls_up = PLANNER_RULE.get(request.policy) == "storeops"
 
     def roll_up(at: datetime, state: Any, columns: dict[str, Any], event_ids: np.ndarray) -> None:
-        if rolls_up:
-            roll_up_hourly_readings(env.clients, bucket, at, _hour_frame(catalog, state, columns, event_ids, at), at)
+        if rolls_up:  # each chunk of stores is one part of the hour's rollup; the marker follows the last
+            frame = _hour_frame(catalog, state, columns, event_ids, at)
+            parts = simulation.layout.count
+            roll_up_hourly_readings(env.clients, bucket, at, frame, at, part=state.chunk, parts=parts)
 
     if request.history_days:
         simulation, history = backfill(
             catalog, s3, bucket, request.history_days, end=begin, simulation=simulation, observe=roll_up
         )
         logger.info("history: %d readings over %d days before %s", history.backfill_rows, request.history_days, begin)
-    for index in range(simulation.layout.count):
-        state = simulation.load(index)
-        publish(s3, bucket, planogram_key(index), planogram_table(catalog, _store_ids(catalog, state), state.capacity))
-        simulation.save(state)
     clock = VirtualClock(begin)
     encoder = ReadingEncoder(catalog)
     deliver = deliveries_from(s3, bucket, simulation)

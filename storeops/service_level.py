@@ -13,7 +13,8 @@ so every figure a run reports can be recomputed from the lake (the simulator's r
   (2002) counts shelf audits in stores whose ordering, forecasting, shelf filling and DC supply
   all fail at times: causes this simulation does not have, so it is no yardstick for these figures.
 - ``promo_lost_sales_rate``: the lost-sales rate on promoted pair-days (the promotion plan's).
-- ``waste_rate``: perishable units expired / perishable units shipped.
+- ``waste_rate``: perishable units expired / perishable units shipped that found room on the shelf (refused
+  units went back on the truck and cannot expire); what expires includes the stock held at the start.
 - ``cover_days``: stock held on average / demand a day (a ratio of sums).
 - ``stops_per_store_day``, ``trucks``, ``truck_fill`` (units shipped / trucks x capacity),
   ``trucks_lower_bound`` (per depot and departure, ceil(units / capacity)), ``km`` (depot, stops,
@@ -167,7 +168,10 @@ class ServiceFigures:
         expired = int(readings.loc[readings["product_id"].isin(perishable), "units_expired"].sum())
         dispatches = record.dispatches
         shipped = int(dispatches["quantity"].sum()) if len(dispatches) else 0
-        shipped_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum())
+        refused = record.refused
+        shelved_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum()) - int(
+            refused.loc[refused["product_id"].isin(perishable), "units"].sum() if len(refused) else 0
+        )
         loads = _loads(dispatches, record.stores)
         trucks = len(loads)
         stops = int(loads["stops"].sum()) if trucks else 0
@@ -213,7 +217,7 @@ class ServiceFigures:
             audits=audited,
             promo_lost_sales_rate=_share(promo_lost, promo_demand),
             promo_units_demanded=promo_demand,
-            waste_rate=_share(expired, shipped_perishable),
+            waste_rate=_share(expired, shelved_perishable),
             units_expired=expired,
             cover_days=round(held / (demanded / days), 4) if demanded and days else 0.0,
             stock_held_units=round(held, 1),

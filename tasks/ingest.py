@@ -28,7 +28,7 @@ from storeops.stores.ingest import (
     run_readings,
 )
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
-from storeops.stores.reference import publish_reference
+from storeops.stores.reference import catalog_name, publish_reference, published_catalog
 from tasks.policy import AWS_CALL_RETRIES
 
 
@@ -150,10 +150,11 @@ def save_simulation(simulation: Simulation) -> None:
 
 @task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
 def publish_directory(s3: object, bucket: str, simulation: Simulation, fresh: bool) -> None:
-    """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run) also what the planner
-    may know of its stores and products (the product master, the promotion plan, the planogram)."""
+    """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run), or one whose reference
+    tables are not the lake's, also what the planner may know of its stores and products (the product
+    master, the promotion plan, the planogram)."""
     publish_store_directory(s3, bucket, simulation.catalog.directory())
-    if fresh:
+    if fresh or published_catalog(s3, bucket) != catalog_name(simulation.catalog):
         published = publish_reference(s3, bucket, simulation)
         get_run_logger().info("published the reference tables: %s", published)
 

@@ -49,12 +49,12 @@ def fresh_stack(settings: Settings, suffix: str) -> Environment:
 
 def chart_png(series: HourlySeries, title: str) -> bytes:
     """Empty shelves and units on hand at each reading, as a PNG."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, empty_axis = pyplot.subplots(figsize=(9, 3.6), dpi=100)
+    figure = Figure(figsize=(9, 3.6), dpi=100)  # no pyplot: its global state is not thread-safe
+    FigureCanvasAgg(figure)
+    empty_axis = figure.subplots()
     times = np.array([t.replace(tzinfo=None) for t in series.times], dtype="datetime64[s]")  # all UTC
     empty_axis.plot(times, series.out_of_stock, color="#c0392b", linewidth=1.2)
     empty_axis.set_ylabel("store-products out of stock", color="#c0392b")
@@ -66,7 +66,6 @@ def chart_png(series: HourlySeries, title: str) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    pyplot.close(figure)
     return buffer.getvalue()
 
 

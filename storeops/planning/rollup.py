@@ -296,28 +296,36 @@ def _write_rolled_hour(
     """Write an hour's rolled rows (frames in the table's columns), one Parquet file each, then its marker."""
     s3 = clients.client("s3")
     keys: list[str] = []
-    written: dict[str, int] = {}
-    rows = 0
+    written = rows = 0
     for frame in frames:
         if frame.empty:
             continue
-        key = part_key(hour, len(keys))
-        body = parquet_bytes(frame)
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
-        keys.append(key)
-        written[key] = len(body)
+        keys.append(part_key(hour, len(keys)))
+        written += _put_part(s3, bucket, keys[-1], frame)
         rows += len(frame)
     result = RollupResult(
         hour=hour_label(hour),
         rows=rows,
         bytes_scanned=bytes_scanned,
-        bytes_written=sum(written.get(k, 0) for k in keys),
+        bytes_written=written,
         seconds=0.0,
         query_execution_id=query_execution_id,
         keys=keys,
         marker=marker_key(hour),
         rolled_at=format_timestamp(now),
     )
+    _put_marker(s3, bucket, result)
+    return result
+
+
+def _put_part(s3: Any, bucket: str, key: str, frame: pd.DataFrame) -> int:
+    body = parquet_bytes(frame)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
+    return len(body)
+
+
+def _put_marker(s3: Any, bucket: str, result: RollupResult) -> None:
+    """The hour's completion marker: from now on plans read this hour from the rollup."""
     marker = {k: v for k, v in result.as_dict().items() if k not in ("seconds", "marker", "replaced")}
     s3.put_object(
         Bucket=bucket,
@@ -325,21 +333,48 @@ def _write_rolled_hour(
         Body=json.dumps(marker, sort_keys=True).encode(),
         ContentType="application/json",
     )
-    return result
 
 
 def roll_up_hourly_readings(
-    clients: AwsClients, bucket: str, hour: datetime, readings: pd.DataFrame, now: datetime
+    clients: AwsClients,
+    bucket: str,
+    hour: datetime,
+    readings: pd.DataFrame,
+    now: datetime,
+    *,
+    part: int = 0,
+    parts: int = 1,
 ) -> RollupResult:
     """Roll up a raw partition whose readings the caller wrote itself and holds, one per store-product
     (hourly readings written by event time: a scenario's hours and its history). Each pair's one reading
     is its rolled row (``sql/rollup_hour.sql`` with one reading per pair and hour: the latest is the only
     one, the sums are its numbers, ``readings`` is 1), written under the same keys with the same marker,
-    without a query. ``readings`` holds the reading columns of ``ROLLUP_COLUMNS``, observed_at as text."""
+    without a query. ``readings`` holds the reading columns of ``ROLLUP_COLUMNS``, observed_at as text.
+
+    A caller holding the hour a chunk of stores at a time writes each chunk as file ``part`` of ``parts``;
+    the marker follows the last one, so plans read the hour from the rollup only once every part is in."""
     hour = hour_floor(hour)
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} is not one of {parts}")
     if readings.duplicated(["store_id", "product_id"]).any():
         raise ValueError(f"hour {hour_label(hour)}: more than one reading of a pair; roll it up with roll_up_hour")
     frame = readings.assign(observed_hour=readings["observed_at"].astype(str).str.slice(0, 13), readings=1)
     if not (frame["observed_hour"] == hour_label(hour)).all():
         raise ValueError(f"hour {hour_label(hour)}: readings observed in another hour")
-    return _write_rolled_hour(clients, bucket, hour, now, [frame[list(ROLLUP_COLUMNS)]], 0, "")
+    s3 = clients.client("s3")
+    keys = [part_key(hour, index) for index in range(parts)]
+    written = _put_part(s3, bucket, keys[part], frame[list(ROLLUP_COLUMNS)])
+    rows = len(frame)
+    if part < parts - 1:
+        return RollupResult(hour_label(hour), rows, 0, written, 0.0, "", keys=[keys[part]])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for key in keys[:-1]:  # the parts written before: their rows, from their Parquet footers
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        rows += pq.ParquetFile(pa.BufferReader(body)).metadata.num_rows
+    result = RollupResult(
+        hour_label(hour), rows, 0, written, 0.0, "", keys=keys, marker=marker_key(hour), rolled_at=format_timestamp(now)
+    )
+    _put_marker(s3, bucket, result)
+    return result

@@ -460,9 +460,10 @@ def take_reading(state: SimulationState, at: datetime, deliver: Deliver | None =
 
 def reading_columns(catalog: Catalog, state: SimulationState, tick: Tick) -> dict[str, Any]:
     """A chunk's tick as the columns ``validate_batch`` and the encoder take: its stores x every product,
-    flattened store-major; the shelf price and promotion of the reading's local day per product."""
+    flattened store-major; per product, the shelf price and promotion of the local day its sales belong to."""
     case_pack = catalog.products["case_pack"].to_numpy()
-    price, on_promotion = shelf_prices(catalog, local_date(tick.sim_clock))
+    # the day the reading's sales belong to: a reading at local midnight reports the day that ended
+    price, on_promotion = shelf_prices(catalog, local_date(tick.sim_clock - timedelta(milliseconds=1)))
     return {
         "on_hand": tick.on_hand.reshape(-1),
         "units_sold": tick.units_sold.reshape(-1),

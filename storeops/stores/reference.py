@@ -8,7 +8,10 @@ Three Glue tables over Parquet objects under ``reference/`` in the lake (``deplo
 - ``promotions`` (the promotion plan, chain-wide): product_id, start_date, end_date (local dates,
   inclusive), discount_pct.
 
-Nothing here is the simulator's truth: no demand rate, dispersion, purchase size or promotion lift.
+Nothing here is the simulator's truth: no demand rate, dispersion, purchase size or promotion lift (the
+planogram follows sales, as real ones do: a pair's capacity is a few days of its mean demand, varying
+by pair, so it says roughly how fast a product sells, as a real planogram would). One retailer per
+lake: publishing a simulation replaces the tables of any earlier one.
 The planogram is written a chunk of stores at a time (one object per chunk), so memory grows with
 a chunk, not with the catalog. Every object is deterministic for the catalog, so publishing again
 writes the same bytes.
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from storeops.stores.catalog import Catalog
 from storeops.stores.demand import PromoCalendar, store_products
@@ -35,6 +39,7 @@ REFERENCE_PREFIX = "reference/"
 PRODUCTS_KEY = f"{REFERENCE_PREFIX}products/products.parquet"
 PROMOTIONS_KEY = f"{REFERENCE_PREFIX}promotions/promotions.parquet"
 PLANOGRAM_PREFIX = f"{REFERENCE_PREFIX}planogram/"
+CATALOG_METADATA = "storeops-catalog"  # on the product master: the catalog the tables describe
 # Each table's columns and Glue types (deployments/template.yaml declares the same).
 PRODUCTS_COLUMNS = {
     "product_id": "string",
@@ -98,32 +103,60 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def publish(s3: Any, bucket: str, key: str, frame: pd.DataFrame) -> None:
+def publish(s3: Any, bucket: str, key: str, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> None:
     """One reference object (the same frame gives the same bytes)."""
-    s3.put_object(Bucket=bucket, Key=key, Body=parquet_bytes(frame), ContentType="application/vnd.apache.parquet")
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=parquet_bytes(frame),
+        ContentType="application/vnd.apache.parquet",
+        Metadata=metadata or {},
+    )
+
+
+def catalog_name(catalog: Catalog) -> str:
+    """What the reference tables are of: ``<stores>x<products>-seed<seed>``."""
+    n_stores, n_products = catalog.shape
+    return f"{n_stores}x{n_products}-seed{catalog.seed}"
+
+
+def published_catalog(s3: Any, bucket: str) -> str | None:
+    """The catalog the lake's reference tables were published for (None: none published)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=PRODUCTS_KEY)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    return head.get("Metadata", {}).get(CATALOG_METADATA)
 
 
 def publish_catalog_tables(s3: Any, bucket: str, catalog: Catalog) -> None:
     """The product master and the promotion plan (the planogram goes a chunk at a time)."""
     products = products_table(catalog)
     promotions = promotions_table(catalog)
-    publish(s3, bucket, PRODUCTS_KEY, products)
     publish(s3, bucket, PROMOTIONS_KEY, promotions)
+    publish(s3, bucket, PRODUCTS_KEY, products, {CATALOG_METADATA: catalog_name(catalog)})
     logger.info("published %d products and %d promotions under %s", len(products), len(promotions), REFERENCE_PREFIX)
 
 
 def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str, int]:
-    """Every reference table of a simulation: the product master, the promotion plan, and the planogram a
-    chunk of stores at a time; returns the rows of each."""
+    """Every reference table of a simulation (one retailer per lake): the planogram a chunk of stores at a
+    time, replacing an earlier one, then the promotion plan and the product master, which names the catalog
+    last (``published_catalog``); returns the rows of each."""
     catalog = simulation.catalog
-    publish_catalog_tables(s3, bucket, catalog)
     store_ids = catalog.stores["store_id"].to_numpy()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PLANOGRAM_PREFIX):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:  # another simulation's planogram, perhaps of more chunks: none of it may stay
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     rows = 0
     for index, first, stop in simulation.layout:
         fixed = store_products(catalog, first, stop)
         frame = planogram_table(catalog, store_ids[first:stop], shelf_capacity(catalog, first, stop, fixed))
         publish(s3, bucket, planogram_key(index), frame)
         rows += len(frame)
+    publish_catalog_tables(s3, bucket, catalog)
     return {"products": catalog.shape[1], "planogram": rows}
 
 

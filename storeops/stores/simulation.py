@@ -300,6 +300,14 @@ def initial_state(
         fill[row] = np.random.default_rng([catalog.seed, START_STREAM, store]).uniform(0.5, 1.0, state.shape[1])
     stock = np.floor(state.capacity * fill).astype(np.int64)
     _receive(state, stock)
+    columns = state.perishable_columns
+    if columns.size:  # stock of every age: an even share expires on each of its days left, the rest last
+        life = state.shelf_life[None, :]
+        units = stock[:, columns]
+        share, rest = units // life, units % life
+        days = np.arange(MAX_SHELF_LIFE)[None, None, :]
+        state.cohorts = np.where(days < life[..., None], share[..., None], 0)
+        state.cohorts[:, np.arange(columns.size), state.shelf_life - 1] += rest
     return state
 
 

@@ -331,6 +331,18 @@ def test_an_hour_of_one_reading_per_pair_rolls_up_without_a_query_to_the_same_ro
         .read()
     )
     assert marker["rows"] == 12
+    # an hour held a chunk of stores at a time: one file per chunk, the marker after the last, the rows of all
+    s3 = local_stack.clients.client("s3")
+    s3.delete_object(Bucket=local_stack.resources.data_lake_bucket, Key=marker_key(hour))
+    first, second = frame[frame["store_id"] == "S0011"], frame[frame["store_id"] != "S0011"]
+    bucket = local_stack.resources.data_lake_bucket
+    roll_up_hourly_readings(local_stack.clients, bucket, hour, first, LATER, part=0, parts=2)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=marker_key(hour))  # not complete yet
+    whole = roll_up_hourly_readings(local_stack.clients, bucket, hour, second, LATER, part=1, parts=2)
+    assert whole.keys == [part_key(hour, 0), part_key(hour, 1)]
+    assert whole.rows == 12
+    in_parts = parquet_of(local_stack, whole.keys)
+    assert in_parts.sort_by(order).to_pylist() == by_query.sort_by(order).to_pylist()
     twice = pd.concat([frame, frame])
     with pytest.raises(ValueError, match="more than one reading"):
         roll_up_hourly_readings(local_stack.clients, local_stack.resources.data_lake_bucket, hour, twice, LATER)
