@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         now = datetime.now(UTC)
         backfill(catalog, s3, res.data_lake_bucket, 1, end=now, restock_hour=None)  # a day of sales, no refills
         response = clients.client("lambda", read_timeout=600).invoke(
-            FunctionName=res.planning_function, Payload=json.dumps({"as_of": now.isoformat()}).encode()
+            # a long assumed lead time: reorder points above most shelves, thousands of shortages to dispatch
+            FunctionName=res.planning_function,
+            Payload=json.dumps({"as_of": now.isoformat(), "lead_time_hours": 48}).encode(),
         )
         plan = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
