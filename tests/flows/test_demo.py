@@ -16,7 +16,9 @@ pytestmark = pytest.mark.flow
 def test_demo_closes_the_loop_without_losing_anything(flow_env: LocalStack) -> None:
     result = demo(stores=20, products=8, days=1)
     assert result["rows_sent"] == 20 * 8
-    assert result["requests_sent"] == result["shortages"] > 0
+    # the live path reads the wall clock: at night a fresh simulation's hour has no sales and no shortage,
+    # so only that every shortage found went out is asserted (tests/flows/test_truck_flows.py fixes the time)
+    assert result["requests_sent"] == result["shortages"]
     assert result["dispatched"] == result["requests_sent"]
     assert result["lost"] == 0
     level = result["service_level"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,12 +16,17 @@ from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow
 
+# A fixed busy time (Friday 16:30 GMT) after two days of history (shelves refilled at 06:00): whatever the
+# wall clock says, the afternoon's sales have made room on the shelves, and with a long assumed lead time
+# the plain rule finds pairs at or below their reorder points.
+BUSY = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)
+
 
 def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
-    store_data(stores=12, products=8, seed=5)
-    result = plan(dry_run=True)
+    store_data(stores=12, products=8, seed=5, as_of=BUSY, backfill_days=2)
+    result = plan(as_of=BUSY, dry_run=True, lead_time_hours=48)
     assert result["shortage_count"] > 0
     assert result["requests_sent"] == 0
     assert sum(result["shortages_by_kind"].values()) == result["shortage_count"]
@@ -32,12 +38,12 @@ def test_plan_flow_finds_shortages_and_publishes_them(flow_env: LocalStack) -> N
     assert "$5/TB" in str(summary.data)
     assert "Dry run of plan" in str(summary.data)
 
-    sent = plan()
+    sent = plan(as_of=BUSY, lead_time_hours=48)
     assert sent["requests_sent"] == sent["shortage_count"] > 0
     latest = Artifact.get("plan-summary")  # the latest real plan, never a dry run
     assert latest is not None
     assert str(latest.description).startswith(f"plan {sent['plan_id']} ")
-    again = plan()
+    again = plan(as_of=BUSY, lead_time_hours=48)
     assert again["requests_sent"] == 0  # the ledger holds the open requests
 
 
@@ -70,9 +76,11 @@ def test_bad_cli_values_exit_2_with_one_line(args: list[str], needle: str) -> No
 
 
 def test_plan_cli_json(cli_env: dict[str, str]) -> None:
-    generated = run_cli(["-m", "flows.generate", "--stores", "6", "--products", "5"], env=cli_env)
+    busy = ["--as-of", BUSY.isoformat()]
+    history = ["--backfill-days", "2"]
+    generated = run_cli(["-m", "flows.generate", "--stores", "8", "--products", "6", *busy, *history], env=cli_env)
     assert generated.returncode == 0, generated.stderr[-2000:]
-    result = run_cli(["-m", "flows.plan", "--json"], env=cli_env)
+    result = run_cli(["-m", "flows.plan", *busy, "--lead-time-hours", "48", "--json"], env=cli_env)
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["requests_sent"] == len(payload["shortages"]) > 0

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,15 +26,16 @@ pytestmark = pytest.mark.flow
 def test_generate_plan_trucks_and_deliveries_close_the_loop(flow_env: LocalStack) -> None:
     from prefect.artifacts import Artifact
 
-    store_data(stores=15, products=6, seed=2)
-    first = plan(lead_time_hours=72)  # a long lead time: reorder points above the fresh shelves
+    busy = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)  # a fixed Friday afternoon, whatever the wall clock says
+    store_data(stores=15, products=6, seed=2, as_of=busy, backfill_days=2)  # shelves refilled at 06:00
+    first = plan(as_of=busy, lead_time_hours=72)  # a long lead time: reorder points above the fresh shelves
     assert first["requests_sent"] > 0
     totals = trucks(until_empty=True, window_seconds=3)
     assert totals["dispatched"] == first["requests_sent"]
     assert totals["trucks"] >= 1
     assert Artifact.get("truck-loads") is not None
     assert Artifact.get("truck-summary") is not None
-    ran = store_data(stores=15, products=6, seed=2)
+    ran = store_data(stores=15, products=6, seed=2, as_of=busy + timedelta(minutes=5))
     assert ran["units_delivered"] == 0  # the trucks are still on the road (ETAs are minutes to hours away)
 
 
