@@ -9,8 +9,11 @@ On a private emulator (started here, stopped at the end), in this order:
    hour rolled up, the same plan again: the bytes the query reads with the rollup over those without.
 2. **generation**: ``python -m flows.generate --stores S --products P --json`` as its own process:
    readings/s and its peak RSS (the flow's own ``peak_rss_mb``).
-3. **plan**: ``python -m flows.plan --json`` (the planning Lambda, every shortage, nothing capped):
-   shortages, requests sent, SQS messages (orders), deferred, the function's seconds and peak RSS.
+3. **forecast and plan**: ``python -m flows.forecast --history-days 7 --json`` (the day's forecast; the
+   chain has an hour of history, so most pairs get the planner's fallback, their trailing rate), then
+   ``python -m flows.plan --json`` (the planning Lambda on every pair, streamed in chunks, nothing capped):
+   orders, requests sent, SQS messages, deferred, the function's seconds and peak RSS
+   (``planner_peak_rss_mb``, target < 1.5 GB), the bytes each query scanned.
 4. **drain**: ``--workers`` processes of ``python -m flows.trucks --until-empty --json`` at once (more
    processes of the truck deployment): dispatch requests dispatched per second of draining, and that
    every request sent is in exactly one window record of the ledger, with nothing dead-lettered.
@@ -36,6 +39,7 @@ from deployments.environment import Environment
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 
+PLANNER_PEAK_RSS_TARGET_MB = 1536  # the function's memory must fit a new account's 3,008 MB with room
 PLANNER_TIMEOUT_SECONDS = 300  # deployments/template.yaml, the planning function's Timeout
 PLANNING_INTERVAL_SECONDS = 15 * 60  # prefect.yaml, plan-shortages: */15
 
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"2/4 generation: {args.stores:,} x {args.products:,}", flush=True)
         generated = _cli(env, "flows.generate", "--stores", str(args.stores), "--products", str(args.products))
         print(f"    {generated['rows_sent']:,} readings, {generated['readings_per_s']:,.0f}/s", flush=True)
-        print("3/4 plan: every shortage", flush=True)
+        print("3/4 forecast and plan: the day's forecast, then the planner over every pair", flush=True)
+        forecasted = _cli(env, "flows.forecast", "--history-days", "7")
         planned = _cli(env, "flows.plan")
         print(f"    {planned['shortage_count']:,} shortages, {planned['requests_sent']:,} sent", flush=True)
         print(f"4/4 drain: {args.workers} truck process(es)", flush=True)
@@ -150,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         "deferred": int(planned["deferred"]),
         "plan_seconds": round(float(planned["seconds"]), 1),
         "plan_query_seconds": round(float(planned["query_seconds"]), 1),
-        "plan_peak_rss_mb": planned.get("peak_rss_mb"),
+        "planner_peak_rss_mb": planned.get("peak_rss_mb"),
+        "planner_method": planned.get("method"),
+        "forecast_store_products": int(forecasted["store_products"]),
+        "forecast_bytes_scanned": int(forecasted["forecast_bytes_scanned"]),
+        "plan_bytes_scanned": int(planned.get("bytes_scanned", 0)),
         "plan_within_timeout": float(planned["seconds"]) < PLANNER_TIMEOUT_SECONDS,
         "workers": args.workers,
         "dispatched": dispatched,
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         and result["readings_per_s"] >= 200_000
         and result["deferred"] == 0
         and result["plan_within_timeout"]
+        and float(result["planner_peak_rss_mb"] or 0) < PLANNER_PEAK_RSS_TARGET_MB
         and result["drain_within_interval"]
         and result["exactly_once"]
         and result["rollup_scan_ratio"] <= 0.1
@@ -193,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 "plan",
                 f"{result['shortages']:,} shortages, {result['sent']:,} sent in {result['sqs_messages']:,} messages, "
                 f"{result['deferred']:,} deferred, {result['plan_seconds']} s (query {result['plan_query_seconds']} s; "
-                f"timeout {PLANNER_TIMEOUT_SECONDS} s), peak RSS {result['plan_peak_rss_mb']} MB",
+                f"timeout {PLANNER_TIMEOUT_SECONDS} s), peak RSS {result['planner_peak_rss_mb']} MB",
             ),
             (
                 "drain",

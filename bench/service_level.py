@@ -1,16 +1,19 @@
-"""Service-level benchmark: the closed loop under four policies, the same customers, side by side.
+"""Service-level benchmark: the closed loop under five policies, the same customers, side by side.
 
     python -m bench.service_level [--days 14] [--stores 100] [--products 50] [--plan-every-hours 4]
         [--seed 7] [--start 2026-03-23T00:00:00Z] [--history-days 28]
-        [--policies storeops,workshop,workshop-consolidated,none] [--json]
+        [--policies storeops,plain,workshop,workshop-consolidated,none] [--json]
 
 Runs ``flows.scenario`` once per policy on one fresh emulator (each on a stack of its own), from the
-same fixed virtual start with the same seed: ``storeops`` (this planner), ``workshop`` (the original
-workshop's rule, a truck per alert), ``workshop-consolidated`` (the same alerts on our trucks),
-``none`` (no replenishment). Every policy must see the same demand (the digest of the demand matrix);
-the whole run must take under 10 minutes. The default run takes about 6-9 minutes on 2 cores.
-Policies run ``--workers`` at a time (each on a stack of its own, one emulator). The figures are
-reported as they are: this issue's planner is a plain rule, measured honestly.
+same fixed virtual start with the same seed: ``storeops`` (this planner: the daily forecast, delivery
+slots, order-up-to levels at the cost parameters' critical ratio), ``plain`` (the previous release's
+plain rule on the same trucks), ``workshop`` (the original workshop's rule, a truck per alert),
+``workshop-consolidated`` (the same alerts on our trucks), ``none`` (no replenishment); ``oracle`` (this
+planner fed the true demand distribution) may be added, ``bench.oracle`` measures it. Every policy must see
+the same demand (the digest of the demand matrix); the whole run must take under 10 minutes. Policies run
+``--workers`` at a time (each on a stack of its own, one emulator). The planner's targets (lost sales,
+promotions, shelf audits, waste, stops, cost against the plain rule) are checked and printed with the
+margin by which each is met or missed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,16 @@ from flows.scenario import POLICIES, SCENARIO_START, print_service_level, scenar
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
 
 TARGET_SECONDS = 600
+DEFAULT_POLICIES = ("storeops", "plain", "workshop", "workshop-consolidated", "none")
+# storeops's targets: (figure, at most); cost_vs_plain is its cost per 1,000 units over the plain rule's
+PLANNER_TARGETS = (
+    ("lost_sales_rate", 0.005),
+    ("promo_lost_sales_rate", 0.02),
+    ("audit_out_of_stock_rate", 0.02),
+    ("waste_rate", 0.02),
+    ("stops_per_store_day", 1.5),
+    ("cost_vs_plain", 0.5),
+)
 FIGURES = (
     "lost_sales_rate",
     "audit_out_of_stock_rate",
@@ -55,6 +68,31 @@ FIGURES = (
 )
 
 
+def planner_targets(by_policy: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """storeops's figures against its targets: the value, the target, met, and by how much it is missed."""
+    ours = by_policy.get("storeops")
+    if ours is None:
+        return {}
+    values = {name: ours.get(name) for name, _ in PLANNER_TARGETS}
+    plain = by_policy.get("plain")
+    values["cost_vs_plain"] = (
+        round(ours["cost_per_1000_units"] / plain["cost_per_1000_units"], 4)
+        if plain and plain["cost_per_1000_units"]
+        else None
+    )
+    out = {}
+    for name, target in PLANNER_TARGETS:
+        value = values[name]
+        met = value is not None and value <= target
+        out[name] = {
+            "value": value,
+            "target": target,
+            "met": met,
+            "missed_by": None if value is None or met else round(value - target, 6),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.service_level", description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=positive_int, default=14)
@@ -64,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=non_negative_int, default=7)
     parser.add_argument("--start", type=iso_time, default=SCENARIO_START, help="virtual start (default 2026-03-23T00Z)")
     parser.add_argument("--history-days", type=non_negative_int, default=28)
-    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: all four)")
+    parser.add_argument(
+        "--policies", default=",".join(DEFAULT_POLICIES), help=f"comma-separated (default {','.join(DEFAULT_POLICIES)})"
+    )
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="policies run side by side, each on its stack (default 2)"
     )
@@ -108,8 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_service_level(results)
     checks = {"under_10_minutes": seconds <= TARGET_SECONDS, "same_demand": len(digests) == 1}
+    planner = planner_targets(by_policy)
     for name, ok in checks.items():
         print(f"  target {name}: {'met' if ok else 'MISSED'}")
+    for name, target in planner.items():
+        if target["met"]:
+            state = "met"
+        elif target["missed_by"] is None:
+            state = "no figure"
+        else:
+            state = f"MISSED by {target['missed_by']:.4g}"
+        print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
     if args.json:
         emit_json(
             {
@@ -123,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": seconds,
                 "demand_digest": results[0]["demand_digest"] if len(digests) == 1 else sorted(digests),
                 "targets_met": checks,
+                "planner_targets": planner,
                 "cost_parameters": results[0]["cost_parameters"],
                 **{name: {k: r[k] for k in FIGURES} for name, r in by_policy.items()},
             }

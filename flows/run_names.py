@@ -55,3 +55,8 @@ def replay_dlq_run_name() -> str:
 def scenario_run_name() -> str:
     p = _parameters()
     return f"scenario {p.get('policy', 'storeops')} {p.get('days', 14)}d {p.get('stores', 100)}x{p.get('products', 50)}"
+
+
+def forecast_run_name() -> str:
+    p = _parameters()
+    return f"forecast {p.get('day') or 'today'} {p.get('history_days', 56)}d {_at()}"

@@ -1,8 +1,8 @@
 """Flow ``scenario``: the closed loop in virtual time, on the real components, with its service figures.
 
     python -m flows.scenario [--days 14] [--stores 100] [--products 50] [--plan-every-hours 4]
-        [--policy storeops|workshop|workshop-consolidated|none] [--seed 7] [--start 2026-03-23T00:00:00Z]
-        [--history-days 28] [--json]
+        [--policy storeops|plain|oracle|workshop|workshop-consolidated|none] [--seed 7]
+        [--start 2026-03-23T00:00:00Z] [--history-days 28] [--json]
 
 On a fresh stack of its own, a virtual clock walks hour by hour from ``start`` (a fixed date by
 default, never the wall clock, so every policy and every run sees the same customers) through
@@ -14,8 +14,13 @@ deliveries, shelf audits) apart; every ``plan_every_hours`` the real planning La
 ``as_of`` = the virtual now, and the real truck worker drains the queue with departures and ETAs in
 virtual time.
 
-Policies: ``storeops`` (this planner, consolidated trucks), ``workshop`` (the original workshop's
-rule: every pair at or below a share of its shelf on every run, one message and one truck each,
+Each virtual midnight (UTC) the day before is rolled up and the forecast flow's steps forecast the new day
+(``storeops.planning.forecast``), as the ``forecast-daily`` deployment does; every plan of the day joins it.
+
+Policies: ``storeops`` (this planner: forecast, delivery slots, order-up-to; consolidated trucks), ``plain``
+(the previous release's plain rule, ``sql/shortages.md``, on the same trucks), ``oracle`` (this planner fed
+the simulator's true demand distribution instead of the forecast: the distribution oracle), ``workshop``
+(the original workshop's rule: every pair at or below a share of its shelf on every run, one message and one truck each,
 nothing remembered), ``workshop-consolidated`` (the same alerts loaded and routed by our trucks),
 ``none`` (no replenishment). The figures (``storeops.service_level``) come from what happened and
 reproduce from the lake; ``demand_digest`` is a digest of the demand every hour, the same for every
@@ -49,6 +54,8 @@ from storeops.directory import publish_store_directory
 from storeops.dispatch.routing import FleetPolicy
 from storeops.exceptions import ValidationFailed, first_validation_error
 from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.planning.forecast import HISTORY_DAYS
+from storeops.planning.models import EXTRA_STOP_COST, ExtraStopCost, PlanningTargets, SafetyFactor
 from storeops.planning.rollup import roll_up_hourly_readings
 from storeops.service_level import (
     DISPATCH_COLUMNS,
@@ -67,20 +74,37 @@ from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.ingest import Simulation, backfill, reading_columns, take_reading, write_by_event_time
 from storeops.stores.reference import products_table, promotions_table, publish_reference
 from storeops.stores.truth import truth_lines, write_truth
+from tasks.forecast import find_days_to_roll, forecast_day, roll_days
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
-from tasks.scenario import fresh_stack, publish_service_level
+from tasks.scenario import fresh_stack, publish_service_level, write_true_forecast
 
-Policy = Literal["storeops", "workshop", "workshop-consolidated", "none"]
-POLICIES: tuple[str, ...] = ("storeops", "workshop", "workshop-consolidated", "none")
+Policy = Literal["storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none"]
+POLICIES: tuple[str, ...] = ("storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none")
 FLEET = {
     "storeops": FleetPolicy(),
+    "plain": FleetPolicy(),
+    "oracle": FleetPolicy(),
     "workshop": FleetPolicy(consolidate=False),  # one truck per alert
     "workshop-consolidated": FleetPolicy(),
     "none": FleetPolicy(),
 }
-PLANNER_RULE = {"storeops": "storeops", "workshop": "workshop", "workshop-consolidated": "workshop"}
-STACK_SUFFIX = {"storeops": "storeops", "workshop": "workshop", "workshop-consolidated": "wsconsol", "none": "none"}
+PLANNER_RULE = {
+    "storeops": "storeops",
+    "plain": "plain",
+    "oracle": "storeops",
+    "workshop": "workshop",
+    "workshop-consolidated": "workshop",
+}
+FORECAST_SOURCE = {"storeops": "forecast", "oracle": "truth"}  # who writes the day's forecast
+STACK_SUFFIX = {
+    "storeops": "storeops",
+    "plain": "plain",
+    "oracle": "oracle",
+    "workshop": "workshop",
+    "workshop-consolidated": "wsconsol",
+    "none": "none",
+}
 SCENARIO_START = datetime(2026, 3, 23, tzinfo=UTC)  # a Monday: the week before BST and Easter 2026 follow
 
 # The parameters' limits, in the flow's signature (the Run form) and in ScenarioRequest.
@@ -107,6 +131,8 @@ class ScenarioRequest(BaseModel):
     history_days: HistoryDays = 28
     lookback_hours: LookbackHours = 168.0
     lead_time_hours: LeadTimeHours = 4.0
+    extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST
+    safety_factor: SafetyFactor = 1.0
 
     @classmethod
     def checked(cls, **values: Any) -> ScenarioRequest:
@@ -191,6 +217,8 @@ def scenario(
     history_days: HistoryDays = 28,
     lookback_hours: LookbackHours = 168.0,
     lead_time_hours: LeadTimeHours = 4.0,
+    extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST,
+    safety_factor: SafetyFactor = 1.0,
 ) -> dict[str, Any]:
     """Simulate ``days`` days hour by hour from ``start`` with ``policy`` replenishing; return its figures.
 
@@ -199,13 +227,16 @@ def scenario(
         stores: Simulated stores (1 to 2,000).
         products: Products per store (1 to 1,000).
         plan_every_hours: Virtual hours between planning runs (1 to 24).
-        policy: storeops (this planner), workshop (the original rule, a truck per alert),
-            workshop-consolidated (its alerts on our trucks) or none (no replenishment).
+        policy: storeops (this planner), plain (the previous release's rule), oracle (this planner with the
+            true demand distribution), workshop (the original rule, a truck per alert), workshop-consolidated
+            (its alerts on our trucks) or none (no replenishment).
         seed: The simulation's seed: the same seed, the same customers for every policy.
         start: Virtual start, a whole hour with a time zone (default 2026-03-23T00:00:00Z, never the wall clock).
         history_days: Days of sales history before the start for the planner to learn from (0 to 90).
         lookback_hours: Each plan's window of readings and sales, in hours (more than 0, at most 744).
         lead_time_hours: Lead time assumed for a store before the ledger shows a delivery to it (0 to 336).
+        extra_stop_cost: storeops and oracle: what an extra delivery between slots costs (GBP, 0 to 10,000).
+        safety_factor: storeops and oracle: scales the forecast's spread in the levels (more than 0, at most 5).
     """
     request = ScenarioRequest.checked(
         days=days,
@@ -218,6 +249,8 @@ def scenario(
         history_days=history_days,
         lookback_hours=lookback_hours,
         lead_time_hours=lead_time_hours,
+        extra_stop_cost=extra_stop_cost,
+        safety_factor=safety_factor,
     )
     started = time.monotonic()
     logger = get_run_logger()
@@ -235,7 +268,19 @@ def scenario(
     publish_reference(s3, bucket, simulation)  # the planogram, the promotion plan, the product master
     # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
     # latest readings, raw): the scenario rolls each hour up as it writes it
-    rolls_up = PLANNER_RULE.get(request.policy) == "storeops"
+    rolls_up = PLANNER_RULE.get(request.policy) in ("storeops", "plain")
+    targets = PlanningTargets.from_stack(env.resources)
+    source = FORECAST_SOURCE.get(request.policy)
+
+    def forecast_the_day(at: datetime) -> None:
+        """At a virtual midnight: roll the day before up, and forecast the new day (ours or the oracle's)."""
+        if source == "forecast":
+            ranges = find_days_to_roll(env.clients, bucket, at.date(), min(HISTORY_DAYS, request.history_days))
+            for first, last in ranges:
+                roll_days(env.clients, targets, first, last, at)
+            forecast_day(env.clients, targets, at.date(), at, HISTORY_DAYS)
+        elif source == "truth":
+            write_true_forecast(env.clients, targets, simulation, at.date(), at)
 
     def roll_up(at: datetime, state: Any, columns: dict[str, Any], event_ids: np.ndarray) -> None:
         if rolls_up:  # each chunk of stores is one part of the hour's rollup; the marker follows the last
@@ -248,6 +293,8 @@ def scenario(
             catalog, s3, bucket, request.history_days, end=begin, simulation=simulation, observe=roll_up
         )
         logger.info("history: %d readings over %d days before %s", history.backfill_rows, request.history_days, begin)
+    if source and request.history_days:
+        forecast_the_day(begin)
     clock = VirtualClock(begin)
     encoder = ReadingEncoder(catalog)
     deliver = deliveries_from(s3, bucket, simulation)
@@ -255,6 +302,7 @@ def scenario(
     fleet = FLEET[request.policy]
     recorder = LoopRecorder()
     query_bytes: list[int] = []
+    methods: dict[str, int] = {}  # the plans by what decided (forecast, plain or workshop)
     bytes_source = "athena"
     delivered = 0
     for hour in range(1, request.days * 24 + 1):
@@ -280,18 +328,26 @@ def scenario(
             lost.append(tick.units_lost.reshape(-1))
         deliver.complete()
         recorder.series.add(at, np.concatenate(on_hand), np.concatenate(lost))
+        if source and at.hour == 0 and hour < request.days * 24:
+            forecast_the_day(at)
         if request.policy != "none" and hour % request.plan_every_hours == 0:
             rule = PLANNER_RULE[request.policy]
             event = {
                 "as_of": at.isoformat(),
                 "policy": rule,
                 # the workshop rule reads only each pair's latest reading
-                "lookback_hours": request.lookback_hours if rule == "storeops" else float(request.plan_every_hours),
+                "lookback_hours": request.lookback_hours if rule != "workshop" else float(request.plan_every_hours),
                 "lead_time_hours": request.lead_time_hours,
                 "review_hours": float(request.plan_every_hours),
+                **(
+                    {"extra_stop_cost": request.extra_stop_cost, "safety_factor": request.safety_factor}
+                    if rule == "storeops"
+                    else {}
+                ),
             }
             payload = invoke_planner(env.clients, env.resources.planning_function, event)
             query_bytes.append(int(payload["bytes_scanned"]))
+            methods[payload["method"]] = methods.get(payload["method"], 0) + 1
             bytes_source = payload["bytes_scanned_source"]
             if payload["requests_sent"]:
                 run_trucks(env, fleet, until_empty=True, window_seconds=2.0, departure=clock, report=False)
@@ -307,6 +363,7 @@ def scenario(
         **request.model_dump(mode="json"),
         **figures.as_dict(),
         "demand_digest": digest,
+        "plans_by_method": methods,
         "units_delivered": delivered,
         "stack": env.settings.stack_name,
         "start": begin.isoformat(),

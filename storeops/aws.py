@@ -156,6 +156,8 @@ class StackResources(BaseModel):
     ledger_table: str = Field(alias="DispatchLedgerTable")
     rollup_table: str = Field(alias="RollupTable")
     products_table: str = Field(alias="ProductsTable")
+    daily_table: str = Field(alias="DailyTable")
+    forecast_table: str = Field(alias="ForecastTable")
     planogram_table: str = Field(alias="PlanogramTable")
     promotions_table: str = Field(alias="PromotionsTable")
     athena_workgroup: str = Field(alias="AthenaWorkGroup")

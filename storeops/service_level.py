@@ -350,7 +350,11 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
         if not _in_hours(key, start, end):
             continue
         frame = pd.read_json(
-            io.BytesIO(_lines(s3, bucket, key)), lines=True, dtype={"observed_at": str, "store_id": str}
+            # the reading's own ISO text: pandas would otherwise parse *_at columns into another format
+            io.BytesIO(_lines(s3, bucket, key)),
+            lines=True,
+            dtype={"observed_at": str, "store_id": str},
+            convert_dates=False,
         )
         frames.append(frame[(frame["observed_at"] > low) & (frame["observed_at"] <= high)])
     readings = (

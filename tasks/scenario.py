@@ -17,6 +17,7 @@ from deployments.stack import delete
 from storeops.athena import SCANNED_BYTES_LABELS
 from storeops.aws import AwsClients
 from storeops.exceptions import ConfigurationError
+from storeops.planning.models import PlanningTargets
 from storeops.service_level import HourlySeries, ServiceFigures
 from storeops.settings import Settings, load_settings
 from tasks.policy import AWS_CALL_RETRIES
@@ -119,3 +120,45 @@ def publish_service_level(policy: str, figures: ServiceFigures, series: HourlySe
         key=f"{key}-chart",
         description=f"Empty store-products and units on hand at each reading ({policy})",
     )
+
+
+@task(name="write-true-forecast", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+def write_true_forecast(clients: AwsClients, targets: PlanningTargets, simulation: Any, day: Any, now: Any) -> int:
+    """The distribution oracle's forecast of ``day``: the simulator's true demand distribution, written where
+    the forecast flow writes ours, so that the oracle's plans run exactly our planner; returns the rows."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from storeops.planning.forecast import FORECAST_COLUMNS, HORIZON_DAYS, write_forecast
+    from storeops.stores.truth import true_demand_distribution
+
+    catalog = simulation.catalog
+    products = catalog.products
+    first_day = datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    def frames() -> Any:
+        for index in range(simulation.layout.count):
+            state = simulation.load(index)
+            truth = true_demand_distribution(catalog, state, first_day, HORIZON_DAYS)
+            n, p = state.shape
+            columns: dict[str, Any] = {
+                "store_id": np.repeat(catalog.stores["store_id"].to_numpy()[state.first_store : state.stop_store], p),
+                "product_id": np.tile(products["product_id"].to_numpy(), n),
+                "category": np.tile(products["category"].to_numpy(), n),
+                "case_pack": np.tile(products["case_pack"].to_numpy(), n),
+                "method": "oracle",
+                "level": truth["means"][:, :, 0].reshape(-1),
+                "dispersion": truth["dispersion"].reshape(-1),
+                "elasticity": 0.0,
+                **{f"mean_d{d}": truth["means"][:, :, d].reshape(-1) for d in range(HORIZON_DAYS)},
+                **{f"discount_d{d}": 0 for d in range(HORIZON_DAYS)},
+                **{f"share_h{h:02d}": truth["shares"][:, :, h].reshape(-1) for h in range(24)},
+                "base_days": 0,
+                "history_days": 0,
+            }
+            yield pd.DataFrame(columns)[[c for c in FORECAST_COLUMNS if c != "day"]]
+
+    result = write_forecast(clients, targets, day, frames(), now, source="oracle")
+    get_run_logger().info("the oracle's forecast of %s: %d store-products (the true distribution)", day, result.rows)
+    return result.rows

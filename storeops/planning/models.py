@@ -52,6 +52,24 @@ MaxRequests = Annotated[
     Field(ge=0, le=MAX_REQUESTS, description="At most this many dispatch requests, by priority (empty: all)."),
 ]
 MAX_PLAN_STORES = 1000
+# The forecast planner's two knobs (storeops/planning/policy.py; bench.oracle tunes them for the oracle).
+EXTRA_STOP_COST = 40.0  # GBP: an extra stop (15) and its share of a route's detour and kilometres
+ExtraStopCost = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=10_000,
+        description="What an extra delivery between a store's regular slots costs (GBP): it goes only where the "
+        "margin it saves is worth more.",
+    ),
+]
+SafetyFactor = Annotated[
+    float, Field(gt=0, le=5, description="Scales the forecast's spread in the order-up-to levels (1: as forecast).")
+]
+# The forecast-driven planner reads only each pair's latest reading (its sales history is in the forecast):
+# a window of at most this many hours (at the deployed 1-minute cadence every pair reports each minute; a pair
+# silent for longer is planned when it reports again), whatever lookback_hours (the plain rule's window) says.
+STATE_LOOKBACK_HOURS = 1.0
 
 
 class PlanRequest(BaseModel):
@@ -66,10 +84,14 @@ class PlanRequest(BaseModel):
     stores: tuple[str, ...] = Field((), max_length=MAX_PLAN_STORES, description="Restrict to these store ids.")
     dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
     max_requests: MaxRequests = None
-    policy: Literal["storeops", "workshop"] = Field(
+    extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST
+    safety_factor: SafetyFactor = 1.0
+    policy: Literal["storeops", "plain", "workshop"] = Field(
         "storeops",
-        description="storeops: this planner's rule (sql/shortages.md), nothing asked twice; workshop: the original "
-        "workshop's rule (every pair at or below a share of its shelf, every run, nothing remembered).",
+        description="storeops: this planner (the day's forecast, delivery slots, order-up-to levels at the cost "
+        "parameters' critical ratio; the plain rule until a forecast exists), nothing asked twice; plain: the "
+        "previous release's rule (sql/shortages.md); workshop: the original workshop's rule (every pair at or "
+        "below a share of its shelf, every run, nothing remembered).",
     )
 
     @field_validator("stores")
@@ -127,6 +149,11 @@ class PlanWindow:
             )
         start = hour_floor(as_of - timedelta(hours=request.lookback_hours))
         return cls(as_of, start, request.lookback_hours, request.lead_time_hours, request.stores, request.review_hours)
+
+    def latest_state_only(self) -> PlanWindow:
+        """This window shortened to ``STATE_LOOKBACK_HOURS`` (the forecast planner needs the latest readings only)."""
+        hours = min(self.lookback_hours, STATE_LOOKBACK_HOURS)
+        return replace(self, lookback_hours=hours, window_start=hour_floor(self.as_of - timedelta(hours=hours)))
 
     @property
     def first_partition(self) -> datetime:
@@ -230,6 +257,9 @@ class PlanningTargets:
     rollup_table: str = "inventory_hourly"  # the template's names; the Lambda gets them from the stack
     planogram_table: str = "planogram"
     promotions_table: str = "promotions"
+    products_table: str = "products"
+    daily_table: str = "inventory_daily"
+    forecast_table: str = "demand_forecast"
     request_ttl_hours: float = 6.0
     scanned_bytes_source: ScannedBytesSource = "athena"
 
@@ -240,6 +270,9 @@ class PlanningTargets:
         "rollup_table": "STOREOPS_ROLLUP_TABLE",
         "planogram_table": "STOREOPS_PLANOGRAM_TABLE",
         "promotions_table": "STOREOPS_PROMOTIONS_TABLE",
+        "products_table": "STOREOPS_PRODUCTS_TABLE",
+        "daily_table": "STOREOPS_DAILY_TABLE",
+        "forecast_table": "STOREOPS_FORECAST_TABLE",
         "workgroup": "STOREOPS_ATHENA_WORKGROUP",
         "queue_url": "STOREOPS_DISPATCH_QUEUE_URL",
         "bucket": "STOREOPS_DATA_LAKE_BUCKET",
@@ -253,6 +286,9 @@ class PlanningTargets:
             self.rollup_table,
             self.planogram_table,
             self.promotions_table,
+            self.products_table,
+            self.daily_table,
+            self.forecast_table,
         ):
             validate_identifier(name)
 
@@ -290,6 +326,9 @@ class PlanningTargets:
             rollup_table=resources.rollup_table,
             planogram_table=resources.planogram_table,
             promotions_table=resources.promotions_table,
+            products_table=resources.products_table,
+            daily_table=resources.daily_table,
+            forecast_table=resources.forecast_table,
         )
 
     @property
@@ -304,5 +343,8 @@ class PlanningTargets:
                 "rollup_table": self.rollup_table,
                 "planogram_table": self.planogram_table,
                 "promotions_table": self.promotions_table,
+                "products_table": self.products_table,
+                "daily_table": self.daily_table,
+                "forecast_table": self.forecast_table,
             },
         )

@@ -208,14 +208,15 @@ class RollupResult:
 _ARROW_TYPES = {"string": "string", "int": "int32", "bigint": "int64", "double": "float64", "boolean": "bool"}
 
 
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """Rolled rows as one snappy Parquet file in the table's Glue types (ROLLUP_COLUMNS)."""
+def parquet_bytes(frame: pd.DataFrame, types: dict[str, str] | None = None) -> bytes:
+    """Rows as one snappy Parquet file in a table's Glue types (by default the hourly rollup's)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(name, pa.type_for_alias(_ARROW_TYPES[kind])) for name, kind in ROLLUP_COLUMNS.items()])
-    columns = frame[list(ROLLUP_COLUMNS)]
-    text = [n for n, kind in ROLLUP_COLUMNS.items() if kind == "string" and columns[n].dtype.name == "category"]
+    types = types or ROLLUP_COLUMNS
+    schema = pa.schema([(name, pa.type_for_alias(_ARROW_TYPES[kind])) for name, kind in types.items()])
+    columns = frame[list(types)]
+    text = [n for n, kind in types.items() if kind == "string" and columns[n].dtype.name == "category"]
     if text:
         columns = columns.astype(dict.fromkeys(text, "object"))
     table = pa.Table.from_pandas(columns, schema=schema, preserve_index=False)

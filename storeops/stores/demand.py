@@ -231,6 +231,33 @@ class DemandModel:
             self._days[d] = mean
         return self._days[d]
 
+    def expected_day_mean(self, day: date) -> np.ndarray:
+        """(n, P): the mean of ``day``'s demand before its shocks are drawn (what the distribution oracle knows)."""
+        fixed = self.fixed
+        weekday = np.array([WEEKDAY_FACTORS[f][day.weekday()] for f in fixed.formats])
+        mean = fixed.daily_mean * (weekday * event_factor(day))[:, None]
+        return np.asarray(mean * self.promotions.factors(day)[None, :])
+
+    def hour_shares_of(self, utc_hour: datetime) -> np.ndarray:
+        """(n, P): each pair's share of its local day's demand that falls in the UTC hour ``utc_hour``."""
+        local = local_hour(utc_hour)
+        share = np.zeros(self.shape)
+        for store_format in FORMATS:
+            rows = self.fixed.formats == store_format
+            if rows.any():
+                hours = hour_shares(opening_hours(store_format, local.day))
+                share[rows] = hours[self.fixed.category, local.hour][None, :]
+        return share
+
+    def day_variance(self, day: date) -> np.ndarray:
+        """(n, P): the variance of ``day``'s demand: purchases of geometric size over gamma day shocks and
+        the store's traffic shock (the true distribution, for the oracle)."""
+        mean = self.expected_day_mean(day)
+        size = self.fixed.purchase_size[None, :]
+        store = np.exp(STORE_DAY_SIGMA**2) - 1  # the lognormal shock's variance (its mean is 1)
+        shocks = (1 + 1 / self.fixed.dispersion[None, :]) * (1 + store) - 1
+        return np.asarray(mean * (2 * size - 1) + mean**2 * shocks)
+
     def hour_intensity(self, utc_hour: datetime) -> np.ndarray:
         """(n, P): the expected units demanded in the UTC hour starting at ``utc_hour``."""
         local = local_hour(utc_hour)

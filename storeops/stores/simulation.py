@@ -41,7 +41,8 @@ CHUNK_PAIRS = 250_000  # store-products per chunk: what a run holds at once (abo
 MAX_SHELF_LIFE = 14  # days; perishable cohorts are kept by the days they have left
 PLANOGRAM_STREAM = 7  # the seed's generator streams (storeops.stores.demand holds 2-6)
 START_STREAM = 8
-PLANOGRAM_DAYS = {"ambient": (6.0, 0.35), "perishable": (2.5, 0.3)}  # median days of supply a shelf holds, spread
+HISTORY_PERISHABLE_DAYS = 1.5  # the history's daily refill of perishables (ambient shelves are filled)
+PLANOGRAM_DAYS = {"ambient": (7.0, 0.3), "perishable": (4.0, 0.25)}  # median days of supply a shelf holds, spread
 
 
 def stores_per_chunk(n_products: int, chunk_pairs: int = CHUNK_PAIRS) -> int:
@@ -141,7 +142,7 @@ def shelf_capacity(catalog: Catalog, first: int, stop: int, fixed: StoreProducts
             median, sigma = PLANOGRAM_DAYS[kind]
             days[row, mask] = median * np.exp(sigma * spread[mask])
     cases = np.ceil(fixed.daily_mean * days / case[None, :])
-    minimum = np.where(perishable, 1, 2)[None, :]
+    minimum = np.where(perishable, 2, 2)[None, :]
     return (np.maximum(cases, minimum) * case[None, :]).astype(np.int64)
 
 
@@ -431,8 +432,15 @@ def apply_deliveries(
 
 
 def restock(state: SimulationState) -> int:
-    """Fill every shelf to its capacity (the history a scenario starts from, before any plan); returns units."""
-    gap = np.maximum(state.capacity - state.on_hand, 0)
+    """The supply of the history a scenario starts from, before any plan: ambient shelves filled to capacity,
+    perishables to a day and a half of their mean demand (as a store that throws little away orders them);
+    returns units."""
+    target = state.capacity.copy()
+    columns = state.perishable_columns
+    if columns.size:
+        fresh = np.ceil(HISTORY_PERISHABLE_DAYS * state.model.fixed.daily_mean[:, columns]) + 1
+        target[:, columns] = np.minimum(target[:, columns], fresh.astype(np.int64))
+    gap = np.maximum(target - state.on_hand, 0)
     _receive(state, gap)
     return int(gap.sum())
 

@@ -67,3 +67,34 @@ def write_truth(s3: Any, bucket: str, observed_at: datetime, name: str, ndjson: 
     key = truth_key(observed_at, name)
     s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(ndjson, compresslevel=1, mtime=0))
     return key
+
+
+def true_demand_distribution(
+    catalog: Catalog, state: SimulationState, first_day: datetime, days: int
+) -> dict[str, Any]:
+    """The true distribution of a chunk's demand on the UTC days from ``first_day`` (the distribution oracle's
+    forecast, in the forecast table's terms): per pair, the expected units of each day (``mean_dN``, before the
+    day's shocks are drawn), the variance-to-mean ratio of the first day's demand, the share of each local hour
+    of day in the first day, as arrays of shape (n, P) or (n, P, ...). Never given to the planner except in the
+    scenario's ``oracle`` policy, which measures what knowing the distribution is worth."""
+    from datetime import timedelta
+
+    from storeops.calendar import local_hour
+
+    model = state.model
+    n, p = model.shape
+    means = np.zeros((n, p, days))
+    shares = np.zeros((n, p, 24))
+    for d in range(days):
+        for h in range(24):
+            hour = first_day + timedelta(days=d, hours=h)
+            expected = model.expected_day_mean(local_hour(hour).day) * model.hour_shares_of(hour)
+            means[:, :, d] += expected
+            if d == 0:
+                shares[:, :, local_hour(hour).hour] += expected
+    total = shares.sum(axis=2, keepdims=True)
+    shares = np.divide(shares, total, out=np.zeros_like(shares), where=total > 0)
+    day = local_hour(first_day + timedelta(hours=12)).day
+    mean, variance = model.expected_day_mean(day), model.day_variance(day)
+    ratio = np.divide(variance, mean, out=np.ones_like(mean), where=mean > 0)
+    return {"means": means, "dispersion": np.maximum(ratio, 1.0), "shares": shares}

@@ -77,7 +77,17 @@ def test_demo_cli_json(cli_env: dict[str, str]) -> None:
         (
             "bench.service_level",
             ["--days", "1", "--stores", "4", "--products", "3", "--history-days", "1"],
-            ["storeops", "workshop", "workshop-consolidated", "none", "seconds", "targets_met", "demand_digest"],
+            [
+                "storeops",
+                "plain",
+                "workshop",
+                "workshop-consolidated",
+                "none",
+                "seconds",
+                "targets_met",
+                "planner_targets",
+                "demand_digest",
+            ],
         ),
     ],
 )

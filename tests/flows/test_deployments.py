@@ -21,6 +21,7 @@ RUNS = {
     "store-data/store-data": ["--param", "stores=5", "--param", "products=4"],
     "plan/plan-shortages": [],
     "rollup/rollup-hourly": ["--param", "max_hours=2"],
+    "forecast/forecast-daily": ["--param", "history_days=7"],
     "trucks/truck-dispatch": ["--param", "until_empty=true"],
     "replay-dlq/replay-dlq": [],
     "scenario/scenario": ["--param", "days=1", "--param", "stores=3", "--param", "products=2"],
@@ -49,10 +50,29 @@ def _flow_runs(api_url: str) -> list[dict]:
     return list(api_post(api_url, "/flow_runs/filter", {"limit": 50}, timeout=10))
 
 
-def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tuple[LocalPrefect, dict]) -> None:
+def test_every_deployment_runs_once_through_a_process_worker(
+    prefect_server: tuple[LocalPrefect, dict], local_stack: LocalStack
+) -> None:
+    from tests.integration.test_planning import forget_forecasts
+
+    try:
+        _run_every_deployment(prefect_server)
+    finally:
+        forget_forecasts(local_stack)  # forecast-daily forecast today: later plans of today must not see it
+
+
+def _run_every_deployment(prefect_server: tuple[LocalPrefect, dict]) -> None:
     server, env = prefect_server
     listed = server.prefect("deployment", "ls").stdout
-    for name in ("store-data", "plan-shortages", "rollup-hourly", "truck-dispatch", "replay-dlq", "scenario"):
+    for name in (
+        "store-data",
+        "plan-shortages",
+        "rollup-hourly",
+        "forecast-daily",
+        "truck-dispatch",
+        "replay-dlq",
+        "scenario",
+    ):
         assert name in listed
     for deployment, params in RUNS.items():
         server.prefect("deployment", "run", deployment, *params)
@@ -75,6 +95,7 @@ def test_every_deployment_runs_once_through_a_process_worker(prefect_server: tup
     assert any(name.startswith("readings 5x4 ") for name in states), states
     assert any(name.startswith("drain ") for name in states), states
     assert any(name.startswith("rollup catch-up ") for name in states), states
+    assert any(name.startswith("forecast today 7d ") for name in states), states
     # The drained truck run completed, so truck-dispatch's trigger scheduled its replacement.
     truck_dispatch = next(run["deployment_id"] for run in ran if run["name"].startswith("drain "))
     wait_for(

@@ -21,6 +21,7 @@ from storeops.costs import CostParameters
 from storeops.directory import DEPOTS, haversine_km
 from storeops.dispatch.routing import FleetPolicy
 from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.planning.forecast import DAILY_MARKERS, FORECAST_MARKERS, marked_days
 from storeops.service_level import TRUTH_PREFIX, ServiceFigures, read_lake
 from storeops.settings import load_settings
 from storeops.stores.reference import read_parquet
@@ -48,6 +49,13 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
     assert result["units_shipped"] > 0
     env = prepare(load_settings(stack_name=result["stack"]))
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
+    # every plan joined a forecast made once a day from the daily rollup, none fell back to the plain rule
+    assert result["plans_by_method"] == {"forecast": 12}
+    forecasts = marked_days(s3, bucket, FORECAST_MARKERS, START.date() - timedelta(days=30))
+    assert forecasts == {START.date(), START.date() + timedelta(days=1)}
+    rolled = marked_days(s3, bucket, DAILY_MARKERS, START.date() - timedelta(days=30))
+    # the history (its first day has no reading at 00:00, so it is incomplete), then each day as it closed
+    assert rolled == {START.date() + timedelta(days=d) for d in range(-2, 1)}
     start, end = parse_timestamp(result["start"]), parse_timestamp(result["end"])
     assert (start, end) == (START, START + timedelta(days=2))  # the fixed virtual start, not the wall clock
 
@@ -62,7 +70,10 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
     # and every headline figure again, independently, from the lake's objects with plain pandas
     low, high = format_timestamp(start), format_timestamp(end)
     readings = pd.concat(
-        [pd.read_json(io.BytesIO(b), lines=True, dtype={"observed_at": str}) for b in objects(s3, bucket, "inventory/")]
+        [
+            pd.read_json(io.BytesIO(b), lines=True, dtype={"observed_at": str}, convert_dates=False)
+            for b in objects(s3, bucket, "inventory/")
+        ]
     )
     readings = readings[(readings["observed_at"] > low) & (readings["observed_at"] <= high)]
     truth = pd.DataFrame([json.loads(line) for body in objects(s3, bucket, TRUTH_PREFIX) for line in body.splitlines()])

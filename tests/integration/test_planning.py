@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -16,7 +17,8 @@ from storeops.clock import format_timestamp, hour_floor
 from storeops.contracts.dispatch_order import is_order, order_requests
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.exceptions import QueryFailed, StackError, ValidationFailed
-from storeops.ledger import LedgerRow, window_record_key, write_rows
+from storeops.ledger import LedgerRow, requests_key, window_record_key, write_rows
+from storeops.planning.forecast import FORECAST_MARKERS, FORECAST_PREFIX, HORIZON_DAYS, write_forecast
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.service import plan_shortages
 from storeops.stores.catalog import build_catalog
@@ -42,6 +44,9 @@ def targets_for(stack: LocalStack, **overrides: str) -> PlanningTargets:
         "rollup_table": res.rollup_table,
         "planogram_table": res.planogram_table,
         "promotions_table": res.promotions_table,
+        "products_table": res.products_table,
+        "daily_table": res.daily_table,
+        "forecast_table": res.forecast_table,
     }
     return PlanningTargets(**{**values, **overrides})
 
@@ -55,7 +60,11 @@ def lake_readings(stack: LocalStack) -> pd.DataFrame:
     ):
         for obj in page.get("Contents", []):
             body = s3.get_object(Bucket=stack.resources.data_lake_bucket, Key=obj["Key"])["Body"].read()
-            frames.append(pd.read_json(io.BytesIO(gzip.decompress(body)), lines=True, dtype={"observed_at": str}))
+            frames.append(
+                pd.read_json(
+                    io.BytesIO(gzip.decompress(body)), lines=True, dtype={"observed_at": str}, convert_dates=False
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -114,7 +123,7 @@ def test_sql_matches_an_independent_pandas_computation(local_stack: LocalStack, 
     publish_reference(s3, bucket, simulation)  # the planogram and the promotion plan the rule reads
     planogram = read_parquet(s3, bucket, planogram_key(0))
     promotions = read_parquet(s3, bucket, "reference/promotions/promotions.parquet")
-    request = PlanRequest(lookback_hours=24, lead_time_hours=30, review_hours=4, dry_run=True)
+    request = PlanRequest(lookback_hours=24, lead_time_hours=30, review_hours=4, dry_run=True, policy="plain")
     result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=now)
     expected = reference_shortages(
         lake_readings(local_stack), now, 24, 30, review_hours=4, planogram=planogram, promotions=promotions
@@ -549,3 +558,106 @@ def test_a_plan_is_the_same_whatever_only_the_simulator_knows(local_stack: Local
     assert int(tick.units_lost.sum()) > 0
     assert plan() == before
     assert simulation_store.get(config.chunk_key(0))[0] == other_bytes  # it really changed
+
+
+SLOT_AS_OF = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # the regular slot's plan (04:00 local, GMT)
+
+
+def put_forecast(stack: LocalStack, day: datetime, rows: list[tuple[str, str, float]]) -> None:
+    """A forecast of ``day`` as the forecast flow writes it: (store, product, units a day), flat over the day."""
+    frame = pd.DataFrame(
+        {
+            "store_id": [r[0] for r in rows],
+            "product_id": [r[1] for r in rows],
+            "category": "dairy",
+            "case_pack": 12,
+            "method": "smooth",
+            "level": [r[2] for r in rows],
+            "dispersion": 1.5,
+            "elasticity": 3.0,
+            **{f"mean_d{d}": [r[2] for r in rows] for d in range(HORIZON_DAYS)},
+            **{f"discount_d{d}": 0 for d in range(HORIZON_DAYS)},
+            **{f"share_h{h:02d}": 1 / 24 for h in range(24)},
+            "base_days": 28,
+            "history_days": 28,
+        }
+    )
+    write_forecast(stack.clients, targets_for(stack), day.date(), [frame], day, source="test")
+
+
+def forget_forecasts(stack: LocalStack) -> None:
+    """Delete every forecast of the shared test stack (a forecast changes what later plans of its days do)."""
+    s3, bucket = stack.clients.client("s3"), stack.resources.data_lake_bucket
+    for prefix in (FORECAST_MARKERS, FORECAST_PREFIX):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+
+
+@pytest.fixture
+def forecasts_forgotten(local_stack: LocalStack) -> Iterator[LocalStack]:
+    forget_forecasts(local_stack)
+    yield local_stack
+    forget_forecasts(local_stack)
+
+
+def test_the_forecast_planner_orders_at_the_slot_and_never_what_is_requested_or_on_its_way(
+    forecasts_forgotten: LocalStack,
+) -> None:
+    local_stack = forecasts_forgotten
+    t = format_timestamp(SLOT_AS_OF - timedelta(minutes=20))
+    put_readings(
+        local_stack,
+        [
+            {"store_id": "S0001", "product_id": p, "observed_at": t, "on_hand": 2, "units_sold": 1}
+            for p in ("P0001", "P0002", "P0003")
+        ],
+    )
+    put_planogram(local_stack, [("S0001", p, 96) for p in ("P0001", "P0002", "P0003")])
+    put_forecast(local_stack, SLOT_AS_OF, [("S0001", p, 24.0) for p in ("P0001", "P0002", "P0003")])
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    request_row = LedgerRow(
+        record_type="request",
+        shortage_id="sh-" + "1" * 32,
+        store_id="S0001",
+        product_id="P0002",
+        quantity=24,
+        recorded_at=format_timestamp(SLOT_AS_OF - timedelta(hours=1)),
+        open_until=format_timestamp(SLOT_AS_OF + timedelta(hours=5)),
+    )
+    write_rows(s3, bucket, requests_key(SLOT_AS_OF, "earlier"), [request_row])
+    dispatch_row = LedgerRow(
+        record_type="dispatch",
+        shortage_id="sh-" + "2" * 32,
+        store_id="S0001",
+        product_id="P0003",
+        quantity=24,
+        recorded_at=format_timestamp(SLOT_AS_OF - timedelta(hours=2)),
+        load_id="L9",
+        truck_id="T9",
+        stop_number=1,
+        eta=format_timestamp(SLOT_AS_OF + timedelta(hours=1)),
+    )
+    write_rows(s3, bucket, window_record_key(SLOT_AS_OF, "L9"), [dispatch_row])
+    request = PlanRequest(as_of=SLOT_AS_OF, lookback_hours=6, review_hours=4, dry_run=True)
+    result = plan_shortages(local_stack.clients, targets_for(local_stack), request, now=SLOT_AS_OF)
+    assert result.method == "forecast"
+    assert result.forecast_day == SLOT_AS_OF.date().isoformat()
+    assert result.regular_orders
+    (row,) = result.shortages.to_dict("records")  # P0002 is requested, P0003 on its way: never twice
+    assert row["product_id"] == "P0001"
+    # a day and the lead time of a pair selling 24 a day, in whole cases of 12, within the shelf
+    assert row["quantity"] % 12 == 0
+    assert 24 <= row["quantity"] + row["on_hand"] <= 96
+    assert row["target_stock"] >= 24
+
+
+def test_without_a_forecast_the_planner_says_so_and_plans_with_the_plain_rule(forecasts_forgotten: LocalStack) -> None:
+    local_stack = forecasts_forgotten
+    put_readings(local_stack, edge_rows())
+    result = plan_shortages(
+        local_stack.clients, targets_for(local_stack), PlanRequest(as_of=AS_OF, lookback_hours=3), now=AS_OF
+    )
+    assert result.method == "plain"
+    assert result.forecast_day is None
+    assert result.requests_sent == 2

@@ -24,9 +24,22 @@ IDENTIFIERS = {
     "rollup_table": "inventory_hourly",
     "planogram_table": "planogram",
     "promotions_table": "promotions",
+    "products_table": "products",
+    "daily_table": "inventory_daily",
+    "forecast_table": "demand_forecast",
 }
 # What a retailer's own systems hold; the simulator's record (simulator/) has no table at all.
-RETAILER_TABLES = {"inventory_readings", "inventory_hourly", "dispatch_ledger", "planogram", "promotions", "products"}
+# The daily rollup and the forecast are derived from them (storeops/planning/forecast.py).
+RETAILER_TABLES = {
+    "inventory_readings",
+    "inventory_hourly",
+    "inventory_daily",
+    "demand_forecast",
+    "dispatch_ledger",
+    "planogram",
+    "promotions",
+    "products",
+}
 
 
 def scan_problems(sql: str) -> list[str]:
@@ -54,7 +67,19 @@ def test_each_table_is_read_by_one_cte_that_is_referenced_once(name: str) -> Non
 
 def test_the_planning_query_reads_the_readings_the_rollup_the_ledger_the_planogram_and_the_promotions() -> None:
     tree = sqlglot.parse_one(load_query("shortages", **IDENTIFIERS), read="trino")
-    assert {t.name for t in tree.find_all(exp.Table)} >= set(IDENTIFIERS.values())
+    assert {t.name for t in tree.find_all(exp.Table)} >= set(IDENTIFIERS.values()) - {
+        "products",
+        "inventory_daily",
+        "demand_forecast",
+    }
+
+
+def test_the_replenishment_query_joins_the_forecast_the_planogram_the_products_and_the_ledger() -> None:
+    tree = sqlglot.parse_one(load_query("replenishment", **IDENTIFIERS), read="trino")
+    tables = {t.name for t in tree.find_all(exp.Table)}
+    assert tables >= {"inventory_readings", "inventory_hourly", "dispatch_ledger", "planogram", "products"}
+    assert "demand_forecast" in tables
+    assert "inventory_daily" not in tables
 
 
 @pytest.mark.parametrize("name", QUERIES)

@@ -226,20 +226,46 @@ def test_the_planner_lists_and_reads_only_the_tables_a_retailer_holds_and_never_
         "reference/products/*",
         "reference/planogram/*",
         "reference/promotions/*",
+        "forecast/demand_forecast/*",  # the forecast table every plan joins
+        "forecast-state/demand_forecast/*",  # its markers: which day's forecast is the latest
         "athena-results/*",
     }  # Athena lists the tables' locations and the results with the planner's credentials
     reads = {r for s in statements if "s3:GetObject" in _actions(s) for r in _resources(s)}
     assert f"{LAKE}/rollup/*" in reads
+    assert f"{LAKE}/forecast/*" in reads
     # the planner sees what a retailer's systems hold, never the simulator's state or record
     assert not any("simulator" in r or r == f"{LAKE}/*" for r in reads)
     assert not any(p.startswith("simulator") or p == "*" for p in prefixes)
     assert not any("rollup-state" in r for r in reads)  # listing the markers is enough
     writes = {r for s in statements if "s3:PutObject" in _actions(s) for r in _resources(s)}
     assert not any("rollup" in r for r in writes)  # the rollup flow writes it, not the planner
+    assert not any("forecast" in r for r in writes)  # nor the forecast: the forecast flow does
 
 
-def test_the_planner_has_the_memory_a_chain_wide_plan_needs(template: dict[str, Any]) -> None:
-    """bench.scale: a plan of 785,667 shortages (2,000 x 1,000 pairs, fresh) peaked at 3.9 GB in the function."""
+def test_the_planner_has_the_memory_a_chain_wide_plan_needs_and_fits_a_new_account(template: dict[str, Any]) -> None:
+    """The planner streams its query's result in chunks: bench.scale's plan over 2,000 x 1,000 pairs peaks
+    under PLANNER_PEAK_RSS_TARGET_MB in the function; the memory leaves room for that and stays within a new
+    account's 3,008 MB."""
+    from bench.scale import PLANNER_PEAK_RSS_TARGET_MB
+
     function = template["Resources"]["PlanningFunction"]["Properties"]
-    assert function["MemorySize"] >= 1.5 * 3910
-    assert function["Timeout"] >= 2 * 54.2  # that plan took 54.2 s on 2 cores
+    assert 1.3 * PLANNER_PEAK_RSS_TARGET_MB <= function["MemorySize"] <= 3008
+    assert function["Timeout"] >= 2 * 54.2  # the chain-wide plan took 54.2 s on 2 cores
+
+
+def test_the_daily_rollup_and_the_forecast_are_day_partitioned_parquet_tables(template: dict[str, Any]) -> None:
+    from storeops.planning.forecast import DAILY_COLUMNS, DAILY_PREFIX, FORECAST_COLUMNS, FORECAST_PREFIX
+
+    for resource, prefix, columns in (
+        ("InventoryDailyTable", DAILY_PREFIX, DAILY_COLUMNS),
+        ("DemandForecastTable", FORECAST_PREFIX, FORECAST_COLUMNS),
+    ):
+        table = template["Resources"][resource]["Properties"]["TableInput"]
+        assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]
+        assert table["Parameters"]["projection.enabled"] == "true"
+        storage = table["StorageDescriptor"]
+        assert storage["Location"]["Fn::Sub"].endswith(f"/{prefix}")
+        assert {c["Name"]: c["Type"] for c in storage["Columns"]} == columns  # what forecast.py writes
+    variables = template["Resources"]["PlanningFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["STOREOPS_FORECAST_TABLE"] == {"Ref": "DemandForecastTable"}
+    assert variables["STOREOPS_DAILY_TABLE"] == {"Ref": "InventoryDailyTable"}

@@ -1,0 +1,538 @@
+"""A hindsight lower bound on the cost of keeping shelves stocked: what no policy can beat.
+
+    python -m bench.lower_bound            # the 10 stores x 20 products x 7 days demo
+
+Given the demand that actually came (store x product x local day), a mixed-integer programme
+chooses deliveries, stops and trucks with perfect foresight, priced as the product prices a run
+(``storeops.costs.CostParameters``, ``storeops.service_level.CostParts``): trucks x
+``truck_per_route``, km x ``per_km`` (return legs included), stops x ``per_stop``, stock held x unit
+cost x ``holding_rate_per_year`` / 365 a unit-day, expired units at unit cost, lost sales at the margin
+(price - unit cost). It is solved with HiGHS (``highspy``). Every simplification of the real system is
+a *relaxation*: any real policy's run maps to a feasible solution of the programme that costs no more,
+so the programme's optimum, and a fortiori HiGHS's dual bound, is a lower bound of any policy's cost.
+
+The model, per store s, product p and local day d (days run from one local midnight's expiry to the
+next's; a delivery is counted on the day it is put on the shelf):
+
+- ``x`` whole cases shipped (integer), ``q`` units accepted by the shelf (``q <= case_pack * x``; the
+  rest is refused and rides back, as the simulator refuses what does not fit), ``n`` stops at the store
+  that day (integer), ``k`` trucks of a depot that day (integer).
+- Stock ``I`` (after the midnight's expiry) balances: ``I_d = I_{d-1} + q_d - sold_d - waste_d``, with
+  ``sold_d <= demand_d`` and ``sold_d <= I_{d-1} + q_d``; the lost sales ``demand - sold`` are priced at
+  the margin.
+- ``trucks >= units shipped / truck capacity`` and ``>= stops / max stops`` per depot and day;
+  ``units shipped at a stop <= truck capacity``; ``km >= sum over stops of the store's nearest-point
+  distance + trucks x the depot's nearest-store distance`` (below).
+
+Relaxations, and why each can only lower the cost:
+
+1. Days, not hours: whatever arrives during a day may serve all of that day's demand, from its start.
+   A real run's sales are feasible here (sold <= stock at start + what arrived), so lost sales can only
+   be fewer. Stock, sales and accepted units are continuous (integer values are feasible).
+2. Shelf capacity is enforced where it surely holds: on the stock left at the end of the day
+   (``I_{d-1} + q_d - sold_d <= capacity``) and on what one stop can put on the shelf
+   (``q_d <= capacity x stops``). Deliveries after some of the day's sales may exceed "capacity minus
+   the morning stock", and a store may be visited more than once a day: both stay feasible. (The stops
+   a day are bounded by a number no policy needs to exceed: 1 + demand / capacity per pair, and the
+   units it could accept over the truck capacity; cutting surplus stops and the units that would be
+   refused only lowers a real run's cost.) Cases a stop ships are at most ``ceil(capacity / case)``
+   (more would all be refused).
+3. Holding: the stock on the shelf at any reading of day d is at least the stock it started the day with
+   less that day's sales and expiry (deliveries only add stock), ``I_{d-1} - sold_d - waste_d`` (=
+   ``I_d - q_d``), priced for the day's 24 hours. This holds whenever the trucks arrive; the stock on the
+   shelf after the day's deliveries (above it) is not priced. (Pricing the end-of-day stock instead would
+   overstate the holding of a policy whose trucks arrive after the day's sales, so it is not used.)
+4. Perishables: ages are not tracked, only necessary conditions of expiry. A unit on the shelf at the end
+   of day d (after that midnight's expiry) arrived by day d, so it leaves the shelf, sold or expired, by
+   the end of day d + L - 1 (shelf life L: delivered on day d, its last day is d + L - 1):
+   ``I_d <= sum of sold + waste over days d+1 .. d+L-1`` (when that window ends within the horizon: stock
+   may outlive it). The initial stock whose last day is j (the simulator's cohorts; without them, all of
+   it on day L - 1, the latest possible) leaves by the end of day j: ``sum of sold + waste over days
+   0 .. j >= those units``. And nothing expires before its last day: ``waste over days 0 .. j <= initial
+   units whose last day is <= j (without cohorts: all of them) + units accepted on days 0 .. j - L + 1``.
+   The waste forced is priced at unit cost; FIFO and which units expire are not enforced (any real
+   expiry satisfies these conditions), so the waste can only be less than real.
+5. Km: every route is a closed tour depot -> its stops -> depot, and its length is the sum of each point's
+   outgoing edge; a stop's outgoing edge is at least the distance from its store to the nearest other
+   point it could go to (another store of its depot or the depot: ``min(nearest_km, depot_km)``), and
+   the depot's outgoing edge at least the depot's distance to its nearest store. So
+   ``km >= sum over stops of min(nearest_km, depot_km) + sum over trucks of the depot's nearest store
+   distance`` (a store visited twice in a row on one route would be one stop, at less cost).
+   Trucks leave from their store's depot, as ``storeops.dispatch.routing`` loads them.
+6. Trucks: per depot and day, at least ``ceil(units / capacity)`` and ``ceil(stops / max stops)``;
+   packing and the route's length in time are ignored.
+
+The programme also carries valid inequalities that cut no integer solution and only speed up the search: a
+binary "visited" under each store-day's stops, a truck for every depot-day with a stop, and, for every
+window of days a..b, ``sales <= stock at the start of day a + sum over days t with a stop of the demand of
+days t..b`` (what arrives on day t can serve no demand before it).
+
+One convention is not a relaxation: the period's costs are those of the routes that deliver in it, and a
+route's stops are on one local day (a route that straddled a local midnight would be counted on each of
+its days; the product's routes of at most ``max_stops`` stops are a few hours long). Planning runs,
+forecasts and lead times do not exist here: the demand is known in advance.
+
+If HiGHS stops on its time limit, the reported cost is its best dual bound, not the incumbent: the
+dual bound is always reported as the cost (within ``mip_rel_gap`` of the incumbent when solved).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import highspy
+import numpy as np
+
+from storeops.costs import CostParameters
+
+DAY_HOURS = 24.0
+SOLUTION_FEASIBLE = 2  # HiGHS: a primal solution was found
+
+
+@dataclass(frozen=True)
+class Instance:
+    """S stores x P products x D local days of known demand, and what constrains their supply."""
+
+    demand: np.ndarray  # (S, P, D) units demanded per store, product, day (the realised demand)
+    initial_stock: np.ndarray  # (S, P) on hand at the start of day 0
+    capacity: np.ndarray  # (S, P) shelf capacity (units)
+    case_pack: np.ndarray  # (P,) order in whole cases
+    margin: np.ndarray  # (P,) lost margin per unit short
+    unit_cost: np.ndarray  # (P,)
+    shelf_life_days: np.ndarray  # (P,) 0 = not perishable
+    depot_km: np.ndarray  # (S,) distance store <-> its depot (km)
+    nearest_km: np.ndarray  # (S,) distance to the nearest other store of the same depot (km; inf if none)
+    depot: np.ndarray  # (S,) depot index
+    truck_capacity: int  # units per truck
+    max_stops: int  # stops per truck route
+    # (S, P, D): units of the initial stock whose last day is d (perishables; units lasting beyond the
+    # horizon are left out). None: ages unknown, all of it lasts until day L - 1 at most, from day 0 at least.
+    initial_expiring: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        s, p, d = self.demand.shape
+        return int(s), int(p), int(d)
+
+
+@dataclass
+class LowerBound:
+    """The bound (``cost``, GBP) and the best plan HiGHS found (its parts, with ``incumbent`` and
+    ``dual_bound`` totals; the parts add up to the incumbent)."""
+
+    cost: float
+    parts: dict[str, float]
+    status: str
+    mip_gap: float
+    seconds: float
+    deliveries: int  # stops of the incumbent
+    trucks: int  # trucks of the incumbent
+    plan: dict[str, Any] = field(default_factory=dict, repr=False)  # the incumbent's arrays
+
+
+class _Rows:
+    """Constraint rows, collected row-wise: ``lower <= sum(value * column[index]) <= upper``."""
+
+    def __init__(self) -> None:
+        self.index: list[np.ndarray] = []
+        self.value: list[np.ndarray] = []
+        self.length: list[np.ndarray] = []
+        self.lower: list[np.ndarray] = []
+        self.upper: list[np.ndarray] = []
+
+    def add(self, columns: list[np.ndarray], values: list[Any], lower: Any, upper: Any) -> None:
+        """One row per element of the broadcast ``columns`` (index arrays of one shape, or of a shape with a
+        trailing axis of several entries), each term's value broadcast like its columns."""
+        shape = np.broadcast_shapes(*(np.shape(c) for c in columns))
+        index = np.stack([np.broadcast_to(c, shape).reshape(-1) for c in columns], axis=1)
+        value = np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1) for v in values], 1)
+        self._append(index, value, lower, upper)
+
+    def add_wide(self, index: np.ndarray, value: Any, lower: Any, upper: Any) -> None:
+        """m rows of k terms each: ``index`` (m, k), ``value`` broadcast to it."""
+        index = np.asarray(index, dtype=np.int64)
+        self._append(index, np.broadcast_to(np.asarray(value, dtype=np.float64), index.shape), lower, upper)
+
+    def _append(self, index: np.ndarray, value: np.ndarray, lower: Any, upper: Any) -> None:
+        m = index.shape[0]
+        if m == 0:
+            return
+        self.index.append(index.reshape(-1))
+        self.value.append(np.ascontiguousarray(value).reshape(-1))
+        self.length.append(np.full(m, index.shape[1], dtype=np.int64))
+        self.lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64).reshape(-1), (m,)).copy())
+        self.upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64).reshape(-1), (m,)).copy())
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(start, index, value, lower, upper) of the row-wise matrix."""
+        start = np.concatenate([[0], np.cumsum(np.concatenate(self.length))])
+        return (
+            start.astype(np.int32),
+            np.concatenate(self.index).astype(np.int32),
+            np.concatenate(self.value),
+            np.concatenate(self.lower),
+            np.concatenate(self.upper),
+        )
+
+
+@dataclass
+class _Columns:
+    """The programme's columns: their indices, bounds, costs and integrality."""
+
+    count: int = 0
+    lower: list[np.ndarray] = field(default_factory=list)
+    upper: list[np.ndarray] = field(default_factory=list)
+    cost: list[np.ndarray] = field(default_factory=list)
+    integer: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, shape: tuple[int, ...], upper: Any, cost: Any = 0.0, integer: bool = False) -> np.ndarray:
+        """A block of columns (lower bound 0); returns their indices, of ``shape``."""
+        size = math.prod(shape)
+        index = self.count + np.arange(size).reshape(shape)
+        self.count += size
+        self.lower.append(np.zeros(size))
+        self.upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), shape).reshape(-1).copy())
+        self.cost.append(np.broadcast_to(np.asarray(cost, dtype=np.float64), shape).reshape(-1).copy())
+        self.integer.append(np.full(size, integer))
+        return index
+
+
+def _stop_km(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per stop (S,), per truck (G,), each store's depot 0..G-1): a stop's least outgoing edge (to the
+    nearest other store of its depot or the depot), a depot's (to its nearest store)."""
+    depot_km = np.asarray(instance.depot_km, dtype=np.float64)
+    per_stop = np.minimum(np.asarray(instance.nearest_km, dtype=np.float64), depot_km)
+    _, depot_ids = np.unique(np.asarray(instance.depot), return_inverse=True)
+    depot_ids = depot_ids.reshape(-1)
+    per_truck = np.array([depot_km[depot_ids == g].min() for g in range(int(depot_ids.max()) + 1)])
+    return per_stop, per_truck, depot_ids
+
+
+def _initial_expiry(instance: Instance) -> tuple[np.ndarray, np.ndarray]:
+    """(S, P, D) twice, perishables only: the units of the initial stock that must have expired or sold by
+    the end of day j, and those that may have expired by then (without cohorts: all of it on its last
+    possible day, shelf life - 1; and any of it from day 0)."""
+    n_stores, n_products, days = instance.shape
+    life = np.asarray(instance.shelf_life_days, dtype=np.int64)
+    if instance.initial_expiring is not None:
+        by_day = np.asarray(instance.initial_expiring, dtype=np.float64)[:, :, :days].copy()
+        by_day[:, life <= 0, :] = 0.0
+        cumulative = np.cumsum(by_day, axis=2)
+        return cumulative, cumulative
+    must = np.zeros((n_stores, n_products, days))
+    for p in np.flatnonzero((life > 0) & (life <= days)):
+        must[:, p, life[p] - 1 :] = instance.initial_stock[:, p, None]
+    may = np.where((life > 0)[None, :, None], np.asarray(instance.initial_stock, dtype=np.float64)[:, :, None], 0.0)
+    return must, np.broadcast_to(may, must.shape).copy()
+
+
+@dataclass
+class _Model:
+    """The programme of an instance (see the module), with the columns the answer is read from."""
+
+    lp: highspy.HighsLp
+    columns: dict[str, np.ndarray]
+    per_stop_km: np.ndarray
+    per_truck_km: np.ndarray
+    holding_day: float
+    constant: float  # the lost margin were nothing sold (the objective counts the margin of what is sold)
+
+
+def _build(instance: Instance, costs: CostParameters) -> _Model:
+    n_stores, n_products, days = shape = instance.shape
+    demand = np.asarray(instance.demand, dtype=np.float64)
+    initial = np.asarray(instance.initial_stock, dtype=np.float64)
+    if initial.shape != (n_stores, n_products):
+        raise ValueError(f"initial_stock is {initial.shape}, demand {demand.shape}: they must be (S, P) and (S, P, D)")
+    if instance.truck_capacity < 1 or instance.max_stops < 1:
+        raise ValueError("trucks need a capacity >= 1 and max_stops >= 1")
+    shelf = np.maximum(np.asarray(instance.capacity, dtype=np.float64), initial)[:, :, None]  # (S, P, 1)
+    case = np.asarray(instance.case_pack, dtype=np.float64)[None, :, None]
+    margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
+    unit_cost = np.asarray(instance.unit_cost, dtype=np.float64)[None, :, None]
+    life = np.asarray(instance.shelf_life_days, dtype=np.int64)
+    perishable = (life > 0)[None, :, None]
+    truck_capacity = float(instance.truck_capacity)
+    per_stop_km, per_truck_km, depot_ids = _stop_km(instance)
+    n_depots = per_truck_km.size
+    holding_day = costs.holding_per_unit_hour * DAY_HOURS
+
+    # stops a store-day no policy needs to exceed (relaxation 2), and cases a stop need not exceed
+    pair_stops = np.where(shelf > 0, np.ceil(1.0 + demand / np.maximum(shelf, 1.0)), 1.0).max(axis=1)
+    load_stops = np.ceil((shelf + demand + case).sum(axis=1) / truck_capacity)
+    max_stops = np.maximum(1.0, np.maximum(pair_stops, load_stops))  # (S, D)
+    cases_per_stop = np.ceil(shelf / case)  # (S, P, 1)
+
+    cols = _Columns()
+    x = cols.add(shape, cases_per_stop * max_stops[:, None, :], integer=True)  # cases shipped
+    q = cols.add(shape, shelf + demand)  # units the shelf accepted
+    sold = cols.add(shape, demand, cost=-margin)
+    stock = cols.add(shape, shelf)  # after the day's expiry
+    waste = cols.add(shape, np.where(perishable, shelf, 0.0), cost=unit_cost)
+    held = cols.add(shape, shelf, cost=unit_cost * holding_day)  # held through the day, at least
+    stops = cols.add(
+        (n_stores, days), max_stops, cost=costs.per_stop + costs.per_km * per_stop_km[:, None], integer=True
+    )
+    visited = cols.add((n_stores, days), 1.0, integer=True)  # stops >= 1
+    trucks = cols.add(
+        (n_depots, days), np.inf, cost=costs.truck_per_route + costs.per_km * per_truck_km[:, None], integer=True
+    )
+    stops3 = stops[:, None, :]
+
+    rows = _Rows()
+    # stock balance: stock_d - stock_{d-1} - q_d + sold_d + waste_d = 0 (stock_{-1}: the initial stock)
+    rows.add([stock[:, :, :1], q[:, :, :1], sold[:, :, :1], waste[:, :, :1]], [1, -1, 1, 1], initial, initial)
+    # sales come from the stock the day started with and what arrived: sold_d - q_d - stock_{d-1} <= 0
+    rows.add([sold[:, :, :1], q[:, :, :1]], [1, -1], -np.inf, initial)
+    if days > 1:
+        before = stock[:, :, :-1]
+        rows.add([stock[:, :, 1:], before, q[:, :, 1:], sold[:, :, 1:], waste[:, :, 1:]], [1, -1, -1, 1, 1], 0, 0)
+        rows.add([sold[:, :, 1:], q[:, :, 1:], before], [1, -1, -1], -np.inf, 0)
+    # the stock at the end of the day, before its expiry, fits on the shelf
+    rows.add([stock, waste], [1, 1], -np.inf, np.broadcast_to(shelf, shape))
+    # a stop puts at most a shelf on it, and ships at most ceil(shelf / case) cases of a product
+    rows.add([q, stops3], [1, -np.broadcast_to(shelf, shape)], -np.inf, 0)
+    rows.add([x, stops3], [1, -np.broadcast_to(cases_per_stop, shape)], -np.inf, 0)
+    # what the shelf accepted was shipped, in whole cases (the rest was refused)
+    rows.add([q, x], [1, -np.broadcast_to(case, shape)], -np.inf, 0)
+    # held through the day >= stock the day started with, less its sales and expiry (= stock_d - q_d)
+    rows.add([held, stock, q], [1, -1, 1], 0, np.inf)
+    # a stop's load fits on a truck: sum_p case * x - truck capacity * stops <= 0
+    stop_load = np.concatenate([x.transpose(0, 2, 1), stops[:, :, None]], axis=2).reshape(n_stores * days, -1)
+    rows.add_wide(stop_load, np.concatenate([case.reshape(-1), [-truck_capacity]]), -np.inf, 0)
+    # trucks per depot and day: by units and by stops
+    for g in range(n_depots):
+        members = np.flatnonzero(depot_ids == g)
+        load = x[members].transpose(2, 0, 1).reshape(days, -1)  # (D, members x P)
+        weight = np.tile(case.reshape(-1), members.size)
+        rows.add_wide(np.concatenate([load, trucks[g][:, None]], 1), np.append(weight, -truck_capacity), -np.inf, 0)
+        visits = np.concatenate([stops[members].T, trucks[g][:, None]], axis=1)  # (D, members + 1)
+        rows.add_wide(visits, np.append(np.ones(members.size), -float(instance.max_stops)), -np.inf, 0)
+
+    # perishables: what is on the shelf at the end of day d leaves it, sold or expired, by the end of day
+    # d + L - 1; the initial stock whose last day is j, by the end of day j. And nothing expires before its
+    # last day: what expired by the end of day j came with the initial stock or on days up to j - L + 1.
+    must, may = _initial_expiry(instance)
+    for p in np.flatnonzero(life > 0):
+        span = int(life[p])
+        for d in range(days - span + 1):
+            window = np.arange(d + 1, d + span)
+            index = np.concatenate([stock[:, p, d : d + 1], sold[:, p, window], waste[:, p, window]], axis=1)
+            rows.add_wide(index, np.concatenate([[1.0], -np.ones(2 * window.size)]), -np.inf, 0)
+        for j in range(days):
+            grows = must[:, p, j] > (must[:, p, j - 1] if j else 0.0) + 1e-9
+            if grows.any():
+                index = np.concatenate([sold[grows, p, : j + 1], waste[grows, p, : j + 1]], axis=1)
+                rows.add_wide(index, 1.0, must[grows, p, j], np.inf)
+            arrived = max(0, j - span + 2)  # deliveries of days 0 .. j - L + 1 may have expired by day j
+            index = np.concatenate([waste[:, p, : j + 1], q[:, p, :arrived]], axis=1)
+            values = np.concatenate([np.ones(j + 1), -np.ones(arrived)])
+            rows.add_wide(index, values, -np.inf, may[:, p, j])
+
+    # valid for every integer solution, only to speed up the search: visited <= stops <= max stops x
+    # visited; a depot with a stop that day sends a truck; the sales of days a..b come from the stock day a
+    # started with and, from each day t with a stop, at most the demand of days t..b
+    rows.add([stops, visited], [1, -1], 0, np.inf)
+    rows.add([stops, visited], [1, -max_stops], -np.inf, 0)
+    rows.add([trucks[depot_ids], visited], [1, -1], 0, np.inf)
+    after = np.concatenate([np.cumsum(demand[:, :, ::-1], axis=2)[:, :, ::-1], np.zeros((n_stores, n_products, 1))], 2)
+    for a in range(days):
+        for b in range(a, days):
+            window = np.arange(a, b + 1)
+            reach = after[:, :, window] - after[:, :, b + 1 : b + 2]  # demand of days t..b
+            visit = np.broadcast_to(visited[:, None, window], reach.shape)
+            terms = [sold[:, :, window], visit] + ([stock[:, :, a - 1 : a]] if a else [])
+            values = [np.ones(reach.shape), -reach] + ([-np.ones((n_stores, n_products, 1))] if a else [])
+            rows.add_wide(
+                np.concatenate(terms, axis=2).reshape(n_stores * n_products, -1),
+                np.concatenate(values, axis=2).reshape(n_stores * n_products, -1),
+                -np.inf,
+                initial.reshape(-1) if a == 0 else 0.0,
+            )
+
+    start, index, value, row_lower, row_upper = rows.matrix()
+    lp = highspy.HighsLp()
+    lp.num_col_ = cols.count
+    lp.num_row_ = row_lower.size
+    lp.col_cost_ = np.concatenate(cols.cost)
+    lp.col_lower_ = np.concatenate(cols.lower)
+    lp.col_upper_ = np.concatenate(cols.upper)
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = start
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    lp.a_matrix_.num_col_ = cols.count
+    lp.a_matrix_.num_row_ = row_lower.size
+    kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+    lp.integrality_ = [kinds[int(i)] for i in np.concatenate(cols.integer)]
+    columns = {"cases": x, "accepted": q, "sold": sold, "stock": stock, "waste": waste, "held": held}
+    columns |= {"stops": stops, "trucks": trucks}
+    return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, float((margin * demand).sum()))
+
+
+def hindsight_lower_bound(
+    instance: Instance,
+    costs: CostParameters,
+    time_limit_s: float = 120,
+    *,
+    mip_rel_gap: float = 1e-4,
+    threads: int = 2,
+) -> LowerBound:
+    """The least cost any policy could have had over the instance's days, knowing their demand (see the
+    module for the model). ``cost`` is HiGHS's dual bound: a lower bound even when the time limit stops it."""
+    started = time.perf_counter()
+    model = _build(instance, costs)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("random_seed", 0)
+    h.passModel(model.lp)
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    values = np.asarray(h.getSolution().col_value)
+    parts: dict[str, float] = {}
+    plan: dict[str, Any] = {}
+    deliveries = trucks = 0
+    if info.primal_solution_status == SOLUTION_FEASIBLE and values.size == model.lp.num_col_:
+        plan = {name: values[index] for name, index in model.columns.items()}
+        for name in ("cases", "stops", "trucks"):
+            plan[name] = np.rint(plan[name]).astype(np.int64)
+        demand = np.asarray(instance.demand, dtype=np.float64)
+        unit_cost = np.asarray(instance.unit_cost, dtype=np.float64)[None, :, None]
+        margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
+        deliveries, trucks = int(plan["stops"].sum()), int(plan["trucks"].sum())
+        km = (model.per_stop_km[:, None] * plan["stops"]).sum() + (model.per_truck_km[:, None] * plan["trucks"]).sum()
+        parts = {
+            "trucks": trucks * costs.truck_per_route,
+            "km": float(km) * costs.per_km,
+            "stops": deliveries * costs.per_stop,
+            "holding": float((unit_cost * model.holding_day * plan["held"]).sum()),
+            "waste": float((unit_cost * plan["waste"]).sum()),
+            "lost_margin": float((margin * (demand - plan["sold"])).sum()),
+        }
+    incumbent = float(sum(parts.values())) if parts else math.inf
+    dual = float(info.mip_dual_bound)
+    # no bound from the search: the trivial one (no part is negative); never above a plan that was found
+    bound = max(0.0, min(model.constant + dual if math.isfinite(dual) else 0.0, incumbent))
+    parts |= {"incumbent": incumbent, "dual_bound": bound}
+    return LowerBound(
+        cost=bound,
+        parts=parts,
+        status=status,
+        mip_gap=float(info.mip_gap),
+        seconds=time.perf_counter() - started,
+        deliveries=deliveries,
+        trucks=trucks,
+        plan=plan,
+    )
+
+
+def instance_from_catalog(
+    catalog: Any, state: Any, demand: np.ndarray, truck_capacity: int, max_stops: int
+) -> Instance:
+    """The instance of a simulation chunk (``storeops.stores.simulation.SimulationState``: its stock,
+    planogram and perishable cohorts at the start of day 0) over ``demand`` (its stores x products x days),
+    with the distances the product's trucks drive (``storeops.directory``: haversine, regional depots)."""
+    from storeops.directory import DEPOTS, haversine_km
+
+    first, stop = int(state.first_store), int(state.stop_store)
+    stores = catalog.stores.iloc[first:stop]
+    products = catalog.products
+    regions = stores["region"].to_numpy()
+    points = list(zip(stores["lat"].astype(float), stores["lon"].astype(float), strict=True))
+    depot_km = np.array([haversine_km(DEPOTS[r], pt) for r, pt in zip(regions, points, strict=True)])
+    nearest = np.full(len(points), np.inf)
+    for i, (region, point) in enumerate(zip(regions, points, strict=True)):
+        others = [haversine_km(point, points[j]) for j in range(len(points)) if j != i and regions[j] == region]
+        if others:
+            nearest[i] = min(others)
+    depot_names = list(DEPOTS)
+    days = int(np.asarray(demand).shape[2])
+    life = products["shelf_life_days"].to_numpy().astype(np.int64)
+    expiring = np.zeros((len(points), len(products), days))
+    columns = np.flatnonzero(np.asarray(state.perishable))
+    cohorts = np.asarray(state.cohorts)  # (S, perishable products, days left): index j expires at the end of day j
+    for k, p in enumerate(columns):
+        span = min(days, cohorts.shape[2])
+        expiring[:, p, :span] = cohorts[:, k, :span]
+    return Instance(
+        demand=np.asarray(demand, dtype=np.int64),
+        initial_stock=np.asarray(state.on_hand, dtype=np.int64).copy(),
+        capacity=np.asarray(state.capacity, dtype=np.int64).copy(),
+        case_pack=products["case_pack"].to_numpy().astype(np.int64),
+        margin=(products["price"] - products["unit_cost"]).to_numpy().astype(np.float64),
+        unit_cost=products["unit_cost"].to_numpy().astype(np.float64),
+        shelf_life_days=life,
+        depot_km=depot_km,
+        nearest_km=nearest,
+        depot=np.array([depot_names.index(r) for r in regions], dtype=np.int64),
+        truck_capacity=int(truck_capacity),
+        max_stops=int(max_stops),
+        initial_expiring=expiring,
+    )
+
+
+def daily_demand(model: Any, start: Any, days: int) -> np.ndarray:
+    """(S, P, days): a ``storeops.stores.demand.DemandModel``'s draws, hour by hour from ``start`` (a local
+    midnight, UTC-aware), summed by local day (the simulator's customers: the same whatever the policy)."""
+    from datetime import timedelta
+
+    from storeops.calendar import local_date
+
+    first = local_date(start)
+    n_stores, n_products = model.shape
+    out = np.zeros((n_stores, n_products, days), dtype=np.int64)
+    hour = start
+    while (day := (local_date(hour) - first).days) < days:
+        out[:, :, day] += model.draw(hour)
+        hour += timedelta(hours=1)
+    return out
+
+
+def demo(stores: int = 10, products: int = 20, days: int = 7, seed: int = 7, time_limit_s: float = 120) -> LowerBound:
+    """The bound on a catalog's first ``days`` days from 2026-03-23 (the scenario's default start), from the
+    simulator's opening stock, with the product's fleet (``FleetPolicy`` defaults) and cost parameters; and,
+    for scale, what the simulator's shelves cost over those days if no truck came."""
+    from datetime import UTC, datetime, timedelta
+
+    from storeops.dispatch.routing import FleetPolicy
+    from storeops.stores.catalog import build_catalog
+    from storeops.stores.simulation import advance_to, initial_state
+
+    start = datetime(2026, 3, 23, tzinfo=UTC)  # a local midnight (GMT)
+    catalog = build_catalog(stores, products, seed=seed)
+    state = initial_state(catalog, start)
+    demand = daily_demand(state.model, start, days)
+    fleet = FleetPolicy()
+    instance = instance_from_catalog(catalog, state, demand, fleet.capacity_units, fleet.max_stops)
+    costs = CostParameters()
+    result = hindsight_lower_bound(instance, costs, time_limit_s=time_limit_s)
+    unit_cost = catalog.products["unit_cost"].to_numpy()
+    margin = (catalog.products["price"] - catalog.products["unit_cost"]).to_numpy()
+    idle, clock = 0.0, start
+    while clock < start + timedelta(days=days):  # the simulator, hour by hour, with no deliveries
+        clock += timedelta(hours=1)
+        tick = advance_to(state, clock)
+        idle += float((tick.on_hand * unit_cost).sum()) * tick.period_hours * costs.holding_per_unit_hour
+        idle += float((tick.units_expired * unit_cost).sum() + (tick.units_lost * margin).sum())
+    units = int(demand.sum())
+    print(f"{stores} stores x {products} products x {days} days (seed {seed}): {units} units demanded")
+    print(f"lower bound GBP {result.cost:,.2f} ({1000 * result.cost / max(units, 1):,.2f} per 1,000 units)")
+    print(f"status {result.status}, gap {result.mip_gap:.1e}, {result.seconds:.1f} s")
+    print(f"best plan: {result.deliveries} stops, {result.trucks} trucks")
+    for name, amount in result.parts.items():
+        print(f"  {name:12s} {amount:12,.2f}")
+    print(f"the simulator with no truck at all: GBP {idle:,.2f}")
+    return result
+
+
+if __name__ == "__main__":
+    demo()

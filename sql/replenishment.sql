@@ -1,0 +1,183 @@
+-- What the forecast-driven replenishment policy decides from (storeops/planning/policy.py): every pair's latest
+-- reading joined with the day's demand forecast, its shelf, its product's economics and what the ledger says is
+-- open or was delivered. Grain: one row per (store_id, product_id) with a reading in [window_start, as_of], sorted
+-- by store so that the planner streams the result in chunks that never split a store. The decision (when a store
+-- gets a delivery, how much of each product) is the policy's, in Python, chunk by chunk; this query only gathers.
+-- Everything read is what a retailer's systems hold: readings, the forecast made from them, the planogram, the
+-- product master and the dispatch ledger. Each table is read by one CTE that is referenced once (Trino inlines
+-- every reference to a WITH query). The window is read as in shortages.sql: the hourly rollup for the partitions
+-- before the watermark, raw readings from it on. The table names (slots inventory_table, rollup_table,
+-- ledger_table, planogram_table, products_table, forecast_table) are validated identifiers; values are
+-- :parameters.
+
+with
+
+rollup_hours as (
+    select
+        {reading_columns},
+        observed_at,
+        cast(units_sold as bigint) as units_sold,
+        cast(period_hours as double) as period_hours
+    from {rollup_table}
+    where
+        (dt > :rollup_start_dt or (dt = :rollup_start_dt and hour >= :rollup_start_hour))
+        and (dt < :rollup_end_dt or (dt = :rollup_end_dt and hour <= :rollup_end_hour))
+        and observed_hour >= :window_start_hour
+        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
+),
+
+raw_readings as (
+    select
+        {reading_columns},
+        {observed_at_text},
+        cast(units_sold as bigint) as units_sold,
+        cast(period_hours as double) as period_hours
+    from {inventory_table}
+    where
+        (dt > :raw_start_dt or (dt = :raw_start_dt and hour >= :raw_start_hour))
+        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
+        and observed_at >= :window_start
+        and observed_at <= :as_of
+        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
+),
+
+readings as (
+    select * from rollup_hours
+    union all
+    select * from raw_readings
+),
+
+window_readings as (
+    select
+        {window_reading_columns},
+        cast(sum(units_sold) over (partition by store_id, product_id) as double)
+        / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
+    from readings
+),
+
+ledger_shortages as (
+    select
+        shortage_id,
+        max(store_id) as store_id,
+        max(product_id) as product_id,
+        max(case when record_type = 'request' then open_until end) as request_open_until,
+        max(case when record_type = 'request' then substr(replace(cast(recorded_at as varchar), 'T', ' '), 1, 19) end)
+            as requested_text,
+        sum(case when record_type = 'dispatch' then 1 else 0 end) as dispatch_rows,
+        max(case when record_type = 'dispatch' then substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) end)
+            as eta_text
+    from {ledger_table}
+    where dt >= :ledger_start_dt
+    group by shortage_id
+),
+
+ledger_pairs as (
+    -- per pair: an open request (not yet dispatched), the last arrival, and the lead times trucks achieved
+    select
+        store_id,
+        product_id,
+        max(case when dispatch_rows = 0 and request_open_until > :as_of then 1 else 0 end) as has_open_request,
+        max(eta_text) as last_eta_text,
+        sum(
+            case
+                when eta_text is not null and requested_text is not null
+                    then date_diff('second', cast(requested_text as timestamp), cast(eta_text as timestamp))
+            end
+        ) as lead_seconds,
+        sum(case when eta_text is not null and requested_text is not null then 1 else 0 end) as lead_deliveries
+    from ledger_shortages
+    group by store_id, product_id
+),
+
+{shelves},
+
+catalogue as (
+    -- the product master: what a unit earns and costs, how long it keeps
+    select
+        product_id,
+        price as regular_price,
+        unit_cost,
+        shelf_life_days
+    from {products_table}
+),
+
+day_forecast as (
+    -- the forecast made on :forecast_day (flows/forecast.py), never recomputed here
+    select
+        *
+    from {forecast_table}
+    where dt = :forecast_day
+),
+
+final as (
+    select
+        window_readings.store_id,
+        window_readings.product_id,
+        window_readings.product_name,
+        window_readings.category,
+        cast(window_readings.case_pack as integer) as case_pack,
+        cast(window_readings.on_hand as integer) as on_hand,
+        window_readings.event_id as reading_event_id,
+        window_readings.observed_at,
+        cast(window_readings.units_sold_in_window as bigint) as units_sold_in_window,
+        coalesce(window_readings.sales_per_hour, 0.0) as sales_per_hour,
+        cast(coalesce(shelves.shelf_capacity, 999999) as integer) as shelf_capacity,
+        coalesce(catalogue.regular_price, window_readings.price) as regular_price,
+        coalesce(catalogue.unit_cost, 0.7 * window_readings.price) as unit_cost,
+        cast(coalesce(catalogue.shelf_life_days, 0) as integer) as shelf_life_days,
+        coalesce(ledger_pairs.has_open_request, 0) = 1 as has_open_request,
+        -- a dispatch stays open until a reading taken after its arrival shows the delivered stock
+        coalesce(
+            ledger_pairs.last_eta_text > substr(replace(cast(window_readings.observed_at as varchar), 'T', ' '), 1, 19),
+            false
+        ) as delivery_pending,
+        coalesce(
+            cast(sum(ledger_pairs.lead_seconds) over (partition by window_readings.store_id) as double)
+            / nullif(sum(ledger_pairs.lead_deliveries) over (partition by window_readings.store_id), 0) / 3600.0,
+            :default_lead_time_hours
+        ) as lead_time_hours,
+        day_forecast.product_id is not null as forecast_found,
+        coalesce(day_forecast.method, 'none') as forecast_method,
+        -- a pair the forecast does not know yet (new in the assortment): its trailing rate, flat
+        coalesce(day_forecast.mean_d0, 24 * coalesce(window_readings.sales_per_hour, 0.0)) as mean_d0,
+        coalesce(day_forecast.mean_d1, 24 * coalesce(window_readings.sales_per_hour, 0.0)) as mean_d1,
+        coalesce(day_forecast.mean_d2, 24 * coalesce(window_readings.sales_per_hour, 0.0)) as mean_d2,
+        coalesce(day_forecast.dispersion, 1.0) as dispersion,
+        coalesce(day_forecast.share_h00, 0.0) as share_h00,
+        coalesce(day_forecast.share_h01, 0.0) as share_h01,
+        coalesce(day_forecast.share_h02, 0.0) as share_h02,
+        coalesce(day_forecast.share_h03, 0.0) as share_h03,
+        coalesce(day_forecast.share_h04, 0.0) as share_h04,
+        coalesce(day_forecast.share_h05, 0.0) as share_h05,
+        coalesce(day_forecast.share_h06, 0.0) as share_h06,
+        coalesce(day_forecast.share_h07, 0.0) as share_h07,
+        coalesce(day_forecast.share_h08, 0.0) as share_h08,
+        coalesce(day_forecast.share_h09, 0.0) as share_h09,
+        coalesce(day_forecast.share_h10, 0.0) as share_h10,
+        coalesce(day_forecast.share_h11, 0.0) as share_h11,
+        coalesce(day_forecast.share_h12, 0.0) as share_h12,
+        coalesce(day_forecast.share_h13, 0.0) as share_h13,
+        coalesce(day_forecast.share_h14, 0.0) as share_h14,
+        coalesce(day_forecast.share_h15, 0.0) as share_h15,
+        coalesce(day_forecast.share_h16, 0.0) as share_h16,
+        coalesce(day_forecast.share_h17, 0.0) as share_h17,
+        coalesce(day_forecast.share_h18, 0.0) as share_h18,
+        coalesce(day_forecast.share_h19, 0.0) as share_h19,
+        coalesce(day_forecast.share_h20, 0.0) as share_h20,
+        coalesce(day_forecast.share_h21, 0.0) as share_h21,
+        coalesce(day_forecast.share_h22, 0.0) as share_h22,
+        coalesce(day_forecast.share_h23, 0.0) as share_h23
+    from window_readings
+    left join ledger_pairs
+        on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
+    left join shelves
+        on window_readings.store_id = shelves.store_id and window_readings.product_id = shelves.product_id
+    left join catalogue
+        on window_readings.product_id = catalogue.product_id
+    left join day_forecast
+        on window_readings.store_id = day_forecast.store_id and window_readings.product_id = day_forecast.product_id
+    where window_readings.recency = 1
+)
+
+select * from final
+order by store_id asc, product_id asc
