@@ -260,16 +260,10 @@ class DemandModel:
 
     def hour_intensity(self, utc_hour: datetime) -> np.ndarray:
         """(n, P): the expected units demanded in the UTC hour starting at ``utc_hour``."""
-        local = local_hour(utc_hour)
-        share = np.zeros(self.shape)
-        for store_format in FORMATS:
-            rows = self.fixed.formats == store_format
-            if rows.any():
-                hours = hour_shares(opening_hours(store_format, local.day))
-                share[rows] = hours[self.fixed.category, local.hour][None, :]
+        share = self.hour_shares_of(utc_hour)
         if not share.any():
             return share
-        return np.asarray(self.day_mean(local.day) * share)
+        return np.asarray(self.day_mean(local_hour(utc_hour).day) * share)
 
     def draw(self, utc_hour: datetime, start: float = 0.0, end: float = 1.0) -> np.ndarray:
         """(n, P) int64: the units demanded in the part ``[start, end)`` (fractions) of the UTC hour
