@@ -54,7 +54,7 @@ from storeops.calendar import local_hour
 from storeops.cli import emit_json, positive_int
 from storeops.planning.forecast import DAILY_COLUMNS, forecast_parameters
 from storeops.stores.catalog import Catalog, build_catalog
-from storeops.stores.demand import DemandModel
+from storeops.stores.demand import DemandModel, syntetos_boylan
 from storeops.stores.ingest import RESTOCK_HOUR
 from storeops.stores.reference import products_table, promotions_table, shelf_prices
 from storeops.stores.simulation import advance_to, initial_state, restock
@@ -69,19 +69,6 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
-
-
-def syntetos_boylan(series: np.ndarray) -> str | None:
-    """The class of a daily series by ADI and CV² of its non-zero demands (None: fewer than two), as
-    tests/unit/test_demand_calibration.py classifies the demand model's series (Syntetos and Boylan's cut-offs)."""
-    nonzero = series[series > 0]
-    if len(nonzero) < 2:
-        return None
-    adi = len(series) / len(nonzero)
-    cv2 = (nonzero.std() / nonzero.mean()) ** 2
-    if adi < 1.32:
-        return "smooth" if cv2 < 0.49 else "erratic"
-    return "intermittent" if cv2 < 0.49 else "lumpy"
 
 
 @dataclass(frozen=True)

@@ -5,89 +5,16 @@
 -- gets a delivery, how much of each product) is the policy's, in Python, chunk by chunk; this query only gathers.
 -- Everything read is what a retailer's systems hold: readings, the forecast made from them, the planogram, the
 -- product master and the dispatch ledger. Each table is read by one CTE that is referenced once (Trino inlines
--- every reference to a WITH query). The window is read as in shortages.sql: the hourly rollup for the partitions
--- before the watermark, raw readings from it on. The table names (slots inventory_table, rollup_table,
--- ledger_table, planogram_table, products_table, forecast_table) are validated identifiers; values are
--- :parameters.
+-- every reference to a WITH query). The window and the ledger are read by the same fragments as in shortages.sql
+-- (window_readings_ctes: the hourly rollup before the watermark, raw readings from it on; ledger_pairs_ctes).
+-- The table names (slots inventory_table, rollup_table, ledger_table, planogram_table, products_table,
+-- forecast_table) are validated identifiers; values are :parameters.
 
 with
 
-rollup_hours as (
-    select
-        {reading_columns},
-        observed_at,
-        cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
-    from {rollup_table}
-    where
-        (dt > :rollup_start_dt or (dt = :rollup_start_dt and hour >= :rollup_start_hour))
-        and (dt < :rollup_end_dt or (dt = :rollup_end_dt and hour <= :rollup_end_hour))
-        and observed_hour >= :window_start_hour
-        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
-),
+{window_readings_ctes},
 
-raw_readings as (
-    select
-        {reading_columns},
-        {observed_at_text},
-        cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
-    from {inventory_table}
-    where
-        (dt > :raw_start_dt or (dt = :raw_start_dt and hour >= :raw_start_hour))
-        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
-        and observed_at >= :window_start
-        and observed_at <= :as_of
-        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
-),
-
-readings as (
-    select * from rollup_hours
-    union all
-    select * from raw_readings
-),
-
-window_readings as (
-    select
-        {window_reading_columns},
-        cast(sum(units_sold) over (partition by store_id, product_id) as double)
-        / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
-    from readings
-),
-
-ledger_shortages as (
-    select
-        shortage_id,
-        max(store_id) as store_id,
-        max(product_id) as product_id,
-        max(case when record_type = 'request' then open_until end) as request_open_until,
-        max(case when record_type = 'request' then substr(replace(cast(recorded_at as varchar), 'T', ' '), 1, 19) end)
-            as requested_text,
-        sum(case when record_type = 'dispatch' then 1 else 0 end) as dispatch_rows,
-        max(case when record_type = 'dispatch' then substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) end)
-            as eta_text
-    from {ledger_table}
-    where dt >= :ledger_start_dt
-    group by shortage_id
-),
-
-ledger_pairs as (
-    -- per pair: an open request (not yet dispatched), the last arrival, and the lead times trucks achieved
-    select
-        store_id,
-        product_id,
-        max(case when dispatch_rows = 0 and request_open_until > :as_of then 1 else 0 end) as has_open_request,
-        max(eta_text) as last_eta_text,
-        sum(
-            case
-                when eta_text is not null and requested_text is not null
-                    then date_diff('second', cast(requested_text as timestamp), cast(eta_text as timestamp))
-            end
-        ) as lead_seconds,
-        sum(case when eta_text is not null and requested_text is not null then 1 else 0 end) as lead_deliveries
-    from ledger_shortages
-    group by store_id, product_id
-),
+{ledger_pairs_ctes},
 
 {shelves},
 

@@ -10,96 +10,16 @@
 -- and observed hour, kept from the window's first hour on), the raw readings for the partitions from the
 -- watermark on. Without a rollup the watermark is the window's first partition: every reading raw.
 -- The table names (slots inventory_table, rollup_table, ledger_table, planogram_table, promotions_table) are
--- validated identifiers; values are :parameters; the fragments (sql/fragments/) are the columns kept of a
--- reading (reading_columns), observed_at as text (observed_at_text), each reading's totals and recency
--- (window_reading_columns), what is kept of the latest (latest_reading_columns), the planogram (shelves) and
--- the final CTE every planning query shares (planning_result).
+-- validated identifiers; values are :parameters; the fragments (sql/fragments/) are the window's readings
+-- (window_readings_ctes: the columns kept of a reading, observed_at as text, each reading's totals and recency),
+-- the ledger per pair (ledger_pairs_ctes), what is kept of the latest reading (latest_reading_columns), the
+-- planogram (shelves) and the final CTE every planning query shares (planning_result).
 
 with
 
-rollup_hours as (
-    -- the rolled partitions: per pair and observed hour, its latest reading and the hour's sums
-    select
-        {reading_columns},
-        observed_at,
-        cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
-    from {rollup_table}
-    where
-        (dt > :rollup_start_dt or (dt = :rollup_start_dt and hour >= :rollup_start_hour))
-        and (dt < :rollup_end_dt or (dt = :rollup_end_dt and hour <= :rollup_end_hour))
-        and observed_hour >= :window_start_hour
-        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
-),
+{window_readings_ctes},
 
-raw_readings as (
-    -- the partitions from the watermark to the hour after as_of (a reading can arrive after as_of),
-    -- then the exact observed_at bounds [window_start, as_of]
-    select
-        {reading_columns},
-        {observed_at_text},
-        cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
-    from {inventory_table}
-    where
-        (dt > :raw_start_dt or (dt = :raw_start_dt and hour >= :raw_start_hour))
-        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
-        and observed_at >= :window_start
-        and observed_at <= :as_of
-        and (:store_filter = '' or strpos(:store_filter, concat(',', store_id, ',')) > 0)
-),
-
-readings as (
-    -- the window's readings, an hour of the rollup counting as one reading; observed_at is text in both
-    select * from rollup_hours
-    union all
-    select * from raw_readings
-),
-
-window_readings as (
-    select
-        {window_reading_columns},
-        cast(sum(units_sold) over (partition by store_id, product_id) as double)
-        / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
-    from readings
-),
-
-ledger_shortages as (
-    -- one row per shortage in the ledger's open horizon; times as second-precision text, the same in
-    -- both engines whatever type the JSON reader infers
-    select
-        shortage_id,
-        max(store_id) as store_id,
-        max(product_id) as product_id,
-        max(case when record_type = 'request' then open_until end) as request_open_until,
-        max(case when record_type = 'request' then substr(replace(cast(recorded_at as varchar), 'T', ' '), 1, 19) end)
-            as requested_text,
-        sum(case when record_type = 'dispatch' then 1 else 0 end) as dispatch_rows,
-        max(case when record_type = 'dispatch' then substr(replace(cast(eta as varchar), 'T', ' '), 1, 19) end)
-            as eta_text
-    from {ledger_table}
-    where dt >= :ledger_start_dt
-    group by shortage_id
-),
-
-ledger_pairs as (
-    -- per pair: is a request still open (and not dispatched), when did the last dispatch arrive, and how
-    -- long its deliveries took from request to arrival (the lead time trucks achieved)
-    select
-        store_id,
-        product_id,
-        max(case when dispatch_rows = 0 and request_open_until > :as_of then 1 else 0 end) as has_open_request,
-        max(eta_text) as last_eta_text,
-        sum(
-            case
-                when eta_text is not null and requested_text is not null
-                    then date_diff('second', cast(requested_text as timestamp), cast(eta_text as timestamp))
-            end
-        ) as lead_seconds,
-        sum(case when eta_text is not null and requested_text is not null then 1 else 0 end) as lead_deliveries
-    from ledger_shortages
-    group by store_id, product_id
-),
+{ledger_pairs_ctes},
 
 {shelves},
 

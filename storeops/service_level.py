@@ -349,13 +349,11 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
     for key in _keys(s3, bucket, "inventory/"):
         if not _in_hours(key, start, end):
             continue
-        frame = pd.read_json(
-            # the reading's own ISO text: pandas would otherwise parse *_at columns into another format
-            io.BytesIO(_lines(s3, bucket, key)),
-            lines=True,
-            dtype={"observed_at": str, "store_id": str},
-            convert_dates=False,
-        )
+        # parsed by json, not pandas: the readings' ISO times stay the text they were sent as
+        rows = [json.loads(line) for line in _lines(s3, bucket, key).splitlines() if line.strip()]
+        if not rows:
+            continue
+        frame = pd.DataFrame.from_records(rows)
         frames.append(frame[(frame["observed_at"] > low) & (frame["observed_at"] <= high)])
     readings = (
         pd.concat(frames, ignore_index=True)[READING_COLUMNS] if frames else pd.DataFrame(columns=READING_COLUMNS)

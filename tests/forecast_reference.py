@@ -52,7 +52,7 @@ def reference_forecast(
     days = pd.to_datetime(history["day"])
     regular = history["product_id"].map(products.set_index("product_id")["price"])
     frame = history.assign(
-        weekday=days.dt.dayofweek + 1,
+        weekday=days.dt.day_of_week + 1,
         age=(h0 - days).dt.days,
         discount=np.maximum(0.0, 1.0 - history["price"] / _nullif_zero(regular)),
     )

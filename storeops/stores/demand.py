@@ -297,3 +297,17 @@ def hours_between(start: datetime, end: datetime) -> list[tuple[datetime, float,
             parts.append((hour, (lo - hour).total_seconds() / 3600.0, (hi - hour).total_seconds() / 3600.0))
         hour = nxt
     return parts
+
+
+def syntetos_boylan(series: np.ndarray) -> str | None:
+    """The demand class of a daily series: smooth, erratic, intermittent or lumpy by the average inter-demand
+    interval (ADI, cut-off 1.32) and the squared coefficient of variation of its non-zero demands (CV², cut-off
+    0.49), after Syntetos and Boylan; None for fewer than two non-zero days."""
+    nonzero = series[series > 0]
+    if len(nonzero) < 2:
+        return None
+    adi = len(series) / len(nonzero)
+    cv2 = (nonzero.std() / nonzero.mean()) ** 2
+    if adi < 1.32:
+        return "smooth" if cv2 < 0.49 else "erratic"
+    return "intermittent" if cv2 < 0.49 else "lumpy"

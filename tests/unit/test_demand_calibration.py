@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from storeops.stores.catalog import build_catalog
-from storeops.stores.demand import DIP_DAYS, DemandModel
+from storeops.stores.demand import DIP_DAYS, DemandModel, syntetos_boylan
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday in GMT, no holiday in the eight weeks
 DAYS = 56
@@ -36,18 +36,6 @@ def sample() -> dict[str, np.ndarray]:
         "promoted": np.array(promoted),  # (days, products)
         "perishable": catalog.perishable,
     }
-
-
-def syntetos_boylan(series: np.ndarray) -> str | None:
-    """The class of a daily series by ADI and CV^2 of its non-zero demands (None: fewer than two)."""
-    nonzero = series[series > 0]
-    if len(nonzero) < 2:
-        return None
-    adi = len(series) / len(nonzero)
-    cv2 = (nonzero.std() / nonzero.mean()) ** 2
-    if adi < 1.32:
-        return "smooth" if cv2 < 0.49 else "erratic"
-    return "intermittent" if cv2 < 0.49 else "lumpy"
 
 
 def test_most_pair_days_sell_nothing(sample: dict[str, np.ndarray]) -> None:
