@@ -256,8 +256,10 @@ def _share(part: float, whole: float) -> float | None:
 def local_days(timestamps: pd.Series) -> pd.Series:
     """The stores' local date (YYYY-MM-DD) of each period ending at an ISO-8601 UTC timestamp: a reading
     at local midnight reports the day that ended."""
-    moments = pd.to_datetime(timestamps, utc=True) - pd.Timedelta(milliseconds=1)
-    return moments.dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d")
+    codes, distinct = pd.factorize(timestamps)  # readings share their hours' timestamps: format each once
+    moments = pd.to_datetime(pd.Series(distinct), utc=True) - pd.Timedelta(milliseconds=1)
+    days = moments.dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d").to_numpy()
+    return pd.Series(days[codes] if len(codes) else [], index=timestamps.index, dtype=object)
 
 
 def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFrame) -> tuple[int, int]:
@@ -277,9 +279,8 @@ def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFra
     def promoted(frame: pd.DataFrame, column: str) -> int:
         if frame.empty:
             return 0
-        keys = zip(frame["product_id"], local_days(frame["observed_at"]), strict=True)
-        mask = np.fromiter(((p, d) in on for p, d in keys), dtype=bool, count=len(frame))
-        return int(frame.loc[mask, column].sum())
+        keys = pd.MultiIndex.from_arrays([frame["product_id"], local_days(frame["observed_at"])])
+        return int(frame.loc[keys.isin(list(on)), column].sum())
 
     lost_units = promoted(lost, "units")
     return promoted(readings, "units_sold") + lost_units, lost_units
