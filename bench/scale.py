@@ -38,6 +38,7 @@ from bench.harness import bench_environment
 from deployments.environment import Environment
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.planning.scan_budget import ChainSize, scan_bytes
 
 PLANNER_PEAK_RSS_TARGET_MB = 1536  # the function's memory must fit a new account's 3,008 MB with room
 PLANNER_TIMEOUT_SECONDS = 300  # deployments/template.yaml, the planning function's Timeout
@@ -180,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "rollup_bytes": rolled["plan_rollup_bytes_scanned"],
         "rollup_same_shortages": rolled["same_shortages"],
         "rollup_steady_24h_ratio_estimate": rolled["steady_24h_ratio_estimate"],
+        # on AWS at this size and the deployed 1-minute cadence (the emulator's byte counts are estimates)
+        "athena_bytes_at_worst": {
+            name: round(value) for name, value in scan_bytes(ChainSize(args.stores, args.products, 1.0)).items()
+        },
     }
     result["targets_met"] = bool(
         result["generate_peak_rss_mb"] <= 1024

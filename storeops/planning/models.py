@@ -70,6 +70,8 @@ SafetyFactor = Annotated[
 # a window of at most this many hours (at the deployed 1-minute cadence every pair reports each minute; a pair
 # silent for longer is planned when it reports again), whatever lookback_hours (the plain rule's window) says.
 STATE_LOOKBACK_HOURS = 1.0
+# The ledger's days a plan reads: open requests, the last arrival and the lead times trucks achieved.
+LEDGER_DAYS = 3
 
 
 class PlanRequest(BaseModel):
@@ -136,7 +138,7 @@ class PlanWindow:
     lead_time_hours: float
     stores: tuple[str, ...]
     review_hours: float = 1.0
-    ledger_days: int = 3
+    ledger_days: int = LEDGER_DAYS
     rollup_until: datetime | None = None
 
     @classmethod
