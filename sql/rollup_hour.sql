@@ -4,18 +4,21 @@
 -- The partition is the raw table's own (Firehose names it by arrival), so every reading is rolled
 -- exactly once; observed_hour keeps the few readings of the previous hour that arrived in this one
 -- apart, so a plan's window can start exactly on an hour. One scan of one partition of the raw table.
+-- Each reading counts once, by its event_id, however many copies of it the partition holds.
 -- The fragments (sql/fragments/) are the columns kept of a reading and observed_at as ISO-8601 text.
 
 with
 
 partition_readings as (
-    -- every reading of the partition, with observed_at as text
+    -- every reading of the partition, with observed_at as text; copy_number > 1 marks a second copy of a
+    -- reading (Firehose delivers at least once, and a retried PutRecordBatch sends a record again)
     select
         {reading_columns},
         units_sold,
         units_expired,
         period_hours,
-        {observed_at_text}
+        {observed_at_text},
+        row_number() over (partition by event_id) as copy_number
     from {inventory_table}
     where dt = :dt and hour = :hour
 ),
@@ -36,6 +39,7 @@ hour_readings as (
             order by observed_at_text desc, event_id desc
         ) as recency
     from partition_readings
+    where copy_number = 1
 ),
 
 final as (

@@ -10,12 +10,21 @@
 
 with
 
-window_readings as (
+raw_readings as (
+    -- the window's readings; copy_number > 1 marks a second copy Firehose delivered
     select
-        {window_reading_columns}
+        *,
+        row_number() over (partition by event_id) as copy_number
     from {inventory_table}
     where
         {window_readings_predicate}
+),
+
+window_readings as (
+    select
+        {window_reading_columns}
+    from raw_readings
+    where copy_number = 1
 ),
 
 {shelves},

@@ -8,7 +8,8 @@ rollup_hours as (
         {reading_columns},
         observed_at,
         cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
+        cast(period_hours as double) as period_hours,
+        1 as copy_number
     from {rollup_table}
     where
         (dt > :rollup_start_dt or (dt = :rollup_start_dt and hour >= :rollup_start_hour))
@@ -24,7 +25,8 @@ raw_readings as (
         {reading_columns},
         {observed_at_text},
         cast(units_sold as bigint) as units_sold,
-        cast(period_hours as double) as period_hours
+        cast(period_hours as double) as period_hours,
+        row_number() over (partition by event_id) as copy_number
     from {inventory_table}
     where
         (dt > :raw_start_dt or (dt = :raw_start_dt and hour >= :raw_start_hour))
@@ -47,4 +49,5 @@ window_readings as (
         cast(sum(units_sold) over (partition by store_id, product_id) as double)
         / nullif(sum(period_hours) over (partition by store_id, product_id), 0) as sales_per_hour
     from readings
+    where copy_number = 1  -- each raw reading once, however many copies Firehose delivered
 )

@@ -27,6 +27,7 @@ from storeops.settings import load_settings
 from storeops.stores.reference import read_parquet
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
+from tests.redelivery import redeliver_every_raw_object
 
 pytestmark = pytest.mark.flow
 
@@ -137,6 +138,11 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
     assert (joined["on_hand"] <= joined["shelf_capacity"]).all()
     arrived = sum(r.quantity for r in dispatch_rows if r.eta <= high)
     assert result["units_delivered"] == arrived > 0
+
+    # Firehose delivers at least once: with every raw object delivered twice the figures are the same
+    redeliver_every_raw_object(s3, bucket)
+    again = ServiceFigures.compute(read_lake(s3, bucket, start, end), FleetPolicy().capacity_units, CostParameters())
+    assert again.as_dict() == figures
 
 
 def test_the_policies_see_the_same_customers_whenever_they_run(flow_env: LocalStack) -> None:

@@ -31,6 +31,7 @@ from storeops.stores.ingest import write_by_event_time
 from tests.integration.conftest import LocalStack
 from tests.integration.test_planning import comparable, complete, targets_for
 from tests.planning_reference import reference_shortages
+from tests.redelivery import redeliver_every_raw_object
 
 pytestmark = pytest.mark.integration
 
@@ -354,3 +355,32 @@ def test_an_open_hour_is_refused(local_stack: LocalStack) -> None:
         roll_up_hour(local_stack.clients, targets_for(local_stack), hour, hour + H + timedelta(minutes=9))
     s3 = local_stack.clients.client("s3")
     assert "Contents" not in s3.list_objects_v2(Bucket=local_stack.resources.data_lake_bucket, Prefix=MARKER_PREFIX)
+
+
+def test_readings_delivered_twice_are_rolled_up_and_planned_once(local_stack: LocalStack) -> None:
+    """Firehose delivers at least once (and a retried PutRecordBatch sends its records again): with every raw
+    object delivered a second time the rollup, the plan over it and the plan over raw readings are the same."""
+    write_readings(local_stack, readings())
+    hours = [DAY0 + h * H for h in range(-1, 5)]
+    raw_once = plan(local_stack)
+    workshop = PlanRequest(as_of=AS_OF, lookback_hours=5.5, policy="workshop", dry_run=True)
+    workshop_once = plan_shortages(local_stack.clients, targets_for(local_stack), workshop, now=AS_OF + H)
+    rolled_once = [parquet_of(local_stack, roll(local_stack, hour).keys) for hour in hours]
+    over_rollup_once = plan(local_stack)
+    assert over_rollup_once.rollup_until == format_timestamp(DAY0 + 5 * H)  # as_of's hour raw
+
+    s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
+    assert redeliver_every_raw_object(s3, bucket) >= len(hours)
+    same_plan(plan(local_stack), over_rollup_once)  # the open hour's readings twice
+    rolled_twice = [parquet_of(local_stack, roll(local_stack, hour).keys) for hour in hours]
+    assert [t.to_pylist() for t in rolled_twice] == [t.to_pylist() for t in rolled_once]
+    for marker in s3.list_objects_v2(Bucket=bucket, Prefix=MARKER_PREFIX)["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=marker["Key"])  # no rollup: every reading of the window raw
+    raw_twice = plan(local_stack)
+    assert raw_twice.rollup_until == format_timestamp(DAY0 - H)
+    same_plan(raw_twice, raw_once)
+    workshop_twice = plan_shortages(local_stack.clients, targets_for(local_stack), workshop, now=AS_OF + H)
+    assert comparable(workshop_twice.shortages) == comparable(workshop_once.shortages)
+    assert workshop_twice.shortages["units_sold_in_window"].tolist() == (
+        workshop_once.shortages["units_sold_in_window"].tolist()
+    )
