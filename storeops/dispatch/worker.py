@@ -461,8 +461,9 @@ class DispatchWorker:
             try:
                 recorded = fence_record(self.s3, self.config.bucket, window.record_key, window.window_id)
             except (ClientError, BotoCoreError, StoreOpsError):
-                back_at = self.clock() + self.config.lease_seconds + self.config.retry_margin_seconds
-                logger.warning("window %s could not fence its record: its claims expire in %d s", window, back_at)
+                wait = self.config.lease_seconds + self.config.retry_margin_seconds
+                back_at = self.clock() + wait
+                logger.warning("window %s could not fence its record: its claims expire in %d s", window, wait)
             else:
                 if recorded is None:  # fenced: nothing of ours will ever be recorded; give the claims back
                     report.release_failures += self.claims.release(won, window)
@@ -474,7 +475,9 @@ class DispatchWorker:
         try:
             self._finish(plan, report)
         except (ClientError, BotoCoreError):
-            logger.warning("window %s could not set its messages to come back; they return after the visibility")
+            logger.warning(
+                "window %s could not set its messages to come back; they return after the visibility timeout", window
+            )
 
     def _finish(self, plan: _Plan, report: WindowReport) -> None:
         """Settle what is done (deleting the messages that carried only that); send the rest back to come
