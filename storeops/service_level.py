@@ -259,7 +259,7 @@ def local_days(timestamps: pd.Series) -> pd.Series:
     codes, distinct = pd.factorize(timestamps)  # readings share their hours' timestamps: format each once
     moments = pd.to_datetime(pd.Series(distinct), utc=True) - pd.Timedelta(milliseconds=1)
     days = moments.dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d").to_numpy()
-    return pd.Series(days[codes] if len(codes) else [], index=timestamps.index, dtype=object)
+    return pd.Series(days[codes], index=timestamps.index, dtype=object)
 
 
 def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFrame) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-RAW_PREFIX = "inventory/"
+from storeops.stores.ingest import INVENTORY_PREFIX
 
 
 def redeliver_every_raw_object(s3: Any, bucket: str) -> int:
@@ -12,7 +12,7 @@ def redeliver_every_raw_object(s3: Any, bucket: str) -> int:
     the same records, another object); the number copied."""
     keys = [
         obj["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=RAW_PREFIX)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=INVENTORY_PREFIX)
         for obj in page.get("Contents", [])
     ]
     for key in keys:

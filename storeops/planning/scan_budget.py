@@ -62,10 +62,3 @@ def scan_bytes(size: ChainSize) -> dict[str, float]:
         "plan": sum(plan.values()),
         **{f"plan_{part}": value for part, value in plan.items()},
     }
-
-
-def largest_query(size: ChainSize) -> tuple[str, float]:
-    """The query that scans the most at ``size`` (parts of a plan excluded) and its bytes."""
-    queries = {name: value for name, value in scan_bytes(size).items() if not name.startswith("plan_")}
-    name = max(queries, key=queries.__getitem__)
-    return name, queries[name]
