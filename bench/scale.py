@@ -38,7 +38,7 @@ from bench.harness import bench_environment
 from deployments.environment import Environment
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
-from storeops.planning.scan_budget import ChainSize, scan_bytes
+from storeops.planning.scan_budget import ChainSize, cutoff_for, scan_bytes
 
 PLANNER_PEAK_RSS_TARGET_MB = 1536  # the function's memory must fit a new account's 3,008 MB with room
 PLANNER_TIMEOUT_SECONDS = 300  # deployments/template.yaml, the planning function's Timeout
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "athena_bytes_at_worst": {
             name: round(value) for name, value in scan_bytes(ChainSize(args.stores, args.products, 1.0)).items()
         },
+        # what `deployments.stack deploy --stores --products` sets for this size (every query at most 80% of it)
+        "athena_cutoff_bytes": cutoff_for(ChainSize(args.stores, args.products, 1.0)),
     }
     result["targets_met"] = bool(
         result["generate_peak_rss_mb"] <= 1024

@@ -1,6 +1,11 @@
 """Deploy, check, inspect and delete the CloudFormation stack (same template for AWS and the emulator).
 
     python -m deployments.stack deploy|verify|outputs|delete [--parameter KEY=VALUE ...] [--json] [--yes]
+    python -m deployments.stack deploy --stores 2000 --products 30000 --reading-minutes 15
+
+``--stores``/``--products`` size the stack for a chain: the workgroup's per-query Athena cutoff becomes
+``storeops.planning.scan_budget.cutoff_for`` of that size (the worst query, a missed rollup included, at most 80%
+of it), and later deploys keep it.
 
 ``deploy`` creates or updates the stack and waits; an unchanged template and package change
 nothing. A failed creation is rolled back and deleted, so nothing is left half-created.
@@ -36,11 +41,13 @@ from storeops.aws import (
     describe_stack,
     stack_outputs,
 )
-from storeops.cli import emit_json, run_cli
+from storeops.cli import emit_json, positive_float, positive_int, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
+from storeops.planning.scan_budget import ChainSize, cutoff_for, worst_query
 from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
+CUTOFF_PARAMETER = "BytesScannedCutoffPerQuery"
 FAILED_NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
 Progress = Callable[[str], None]
@@ -455,6 +462,19 @@ def delete(settings: Settings, clients: AwsClients, progress: Progress = _quiet)
     return DeleteResult(stack_existed=status is not None, lake_objects=lake_removed)
 
 
+def sized_cutoff(size: ChainSize) -> tuple[int, str]:
+    """The per-query cutoff a stack for a chain of ``size`` is deployed with (``scan_budget.cutoff_for``), and a
+    line saying which query sets it."""
+    cutoff = cutoff_for(size)
+    query, scanned = worst_query(size)
+    line = (
+        f"Athena per-query cutoff {cutoff / 2**30:.0f} GiB for {size.stores:,} x {size.products:,} (a reading every "
+        f"{size.reading_minutes:g} min): the worst query, {query}, scans {scanned / 1e9:.1f} GB"
+        f" ({scanned / cutoff:.0%} of it)"
+    )
+    return cutoff, line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.stack",
@@ -477,6 +497,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="deploy: set a template parameter, e.g. BytesScannedCutoffPerQuery=1000000000 (kept by later deploys)",
     )
+    parser.add_argument(
+        "--stores",
+        type=positive_int,
+        help="deploy: size the stack for this many stores (with --products): sets the Athena per-query cutoff",
+    )
+    parser.add_argument("--products", type=positive_int, help="deploy: products per store (with --stores)")
+    parser.add_argument(
+        "--reading-minutes",
+        type=positive_float,
+        default=1.0,
+        help="deploy: minutes between two readings of a store-product (with --stores; default 1, the deployed cadence)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     settings = load_settings(target=args.target, stack_name=args.stack_name)
@@ -488,8 +520,15 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             parser.error(f"--parameter {item!r}: expected KEY=VALUE, e.g. BytesScannedCutoffPerQuery=1000000000")
         overrides[key] = value
-    if overrides and args.action != "deploy":
-        parser.error("--parameter applies to deploy only")
+    if (overrides or args.stores or args.products) and args.action != "deploy":
+        parser.error("--parameter, --stores and --products apply to deploy only")
+    if (args.stores is None) != (args.products is None):
+        parser.error("--stores and --products go together: give both, e.g. --stores 2000 --products 1000")
+    if args.stores is not None:
+        if CUTOFF_PARAMETER in overrides:
+            parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
+        cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
+        overrides[CUTOFF_PARAMETER] = str(cutoff)
     clients = AwsClients.from_settings(settings)
     if settings.is_local:
         from deployments.localaws import LocalAws
@@ -507,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     if args.action == "deploy":
+        if args.stores is not None:
+            say(sizing)
         result = deploy(settings, clients, progress=say, overrides=overrides)
         print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
         for key, value in sorted(result.outputs.items()):
