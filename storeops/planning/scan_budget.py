@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from storeops.athena import ATHENA_USD_PER_TB
 from storeops.planning.forecast import HISTORY_DAYS, MAX_ROLL_DAYS
 from storeops.planning.models import ARRIVAL_SPILL, LEDGER_DAYS, STATE_LOOKBACK_HOURS
 
@@ -29,7 +30,6 @@ ORDERS_PER_PAIR_DAY = 0.5  # requests a pair gets a day (the scenario's: every o
 
 DEFAULT_CUTOFF_BYTES = 10 * 2**30  # the template's BytesScannedCutoffPerQuery default: Athena's console default
 CUTOFF_MARGIN = 0.8  # the worst query uses at most this share of the cutoff
-ATHENA_USD_PER_TB = 5.0  # Athena's list price per TB scanned (us-east-1, eu-west-1, eu-west-2)
 QUERIES = ("hourly_rollup", "daily_rollup", "forecast", "plan")
 
 
