@@ -8,8 +8,9 @@ Steps, in order; the first that fails ends the check and is named in the exit me
    concatenates them into one object, as it does with the stores' readings.
 3. ``athena``: polling with a deadline that covers the buffer interval, Athena counts exactly
    those readings (more means duplicates). Then it counts the readings of an object written
-   straight into the lake as three gzip members: all of them, or the account's Athena reads
-   multi-member gzip objects partially (Trino before release 422 dropped rows silently,
+   straight into the lake as ``GZIP_MEMBERS`` gzip members, at least as many as a production object
+   holds (below): all of them, or the account's Athena reads multi-member gzip objects partially
+   (Trino before release 422 dropped rows silently once objects held some 300 members,
    trinodb/trino#18223), which is how Firehose concatenates the stores' records. (The emulator's
    Firehose writes an object per record, so only this object is multi-member there.)
 4. ``planner``: the planning Lambda runs a dry run over that store (it finds the store and no
@@ -18,7 +19,16 @@ Steps, in order; the first that fails ends the check and is named in the exit me
 6. ``canary``: one message sent to the dead-letter queue, received and deleted (the trucks never
    read the DLQ; a replay deletes a canary a crashed check left behind).
 
-It leaves nothing that planning or the trucks could pick up: the readings (24, in the lake for
+How many members a production object holds: Firehose closes an object at ``FirehoseBufferMiB``
+(at most ``MAX_BUFFER_BYTES``, the template's largest) or the buffer interval, whichever comes first,
+and each record the stores send is one gzip member. A full record holds ``DEFAULT_RAW_CHUNK_BYTES``
+of readings, at least ``MIN_FULL_RECORD_BYTES`` gzipped (148 KB measured at 200 x 200, 40 x 1,000 and
+4 x 30,000 pairs; tests/unit/test_verify_members.py measures it again). At chain scale the buffer
+fills before the interval ends (2,000 x 1,000 pairs send ~95 MB a minute gzipped), so an object
+holds at most ``MAX_BUFFER_BYTES / MIN_FULL_RECORD_BYTES`` = 959 members (about 450 at the default
+64 MiB); the check writes ``GZIP_MEMBERS`` = 959 members of one reading each.
+
+It leaves nothing that planning or the trucks could pick up: the readings (971, in the lake for
 good, like any reading) are never short
 (and the store id is no real store's), the plan is a dry run (nothing recorded or sent), the
 canary never touches the dispatch queue.
@@ -52,6 +62,9 @@ from storeops.stores.landing import count_landed, landing_deadline, wait_until_l
 
 READINGS = 12
 RECORDS = 3  # gzip members, so that the object Firehose writes holds several
+MAX_BUFFER_BYTES = 128 * 1024 * 1024  # the template's largest FirehoseBufferMiB (Firehose's own limit)
+MIN_FULL_RECORD_BYTES = 140_000  # a full record of the stores' readings, gzipped, is larger (measured ~148 KB)
+GZIP_MEMBERS = -(-MAX_BUFFER_BYTES // MIN_FULL_RECORD_BYTES)  # the most members a production object holds: 959
 CANARY_DEADLINE_SECONDS = 60.0
 INVOKE_READ_TIMEOUT = 330.0
 
@@ -99,10 +112,12 @@ class StepFailed(Exception):
     """A check that did not hold; the message says what was seen."""
 
 
-def verify_readings(store_id: str, observed_at: datetime, first_product: int = 1) -> list[dict[str, Any]]:
-    """Readings of a full shelf with no sales: valid, and never a shortage."""
+def verify_readings(
+    store_id: str, observed_at: datetime, first_product: int = 1, count: int = READINGS
+) -> list[dict[str, Any]]:
+    """``count`` readings of full shelves with no sales: valid, and never a shortage."""
     readings = []
-    for number in range(first_product, first_product + READINGS):
+    for number in range(first_product, first_product + count):
         reading = {
             "event_id": str(uuid.uuid4()),
             "store_id": store_id,
@@ -124,7 +139,7 @@ def verify_readings(store_id: str, observed_at: datetime, first_product: int = 1
     return readings
 
 
-def multi_member_object(readings: list[dict[str, Any]], members: int = RECORDS) -> bytes:
+def multi_member_object(readings: list[dict[str, Any]], members: int) -> bytes:
     """The readings as one object of ``members`` concatenated gzip members (what Firehose writes)."""
     return b"".join(record.data for record in packed(readings, members))
 
@@ -188,21 +203,24 @@ class Verifier:
                 f"Athena reads only {landing.distinct_readings} of {READINGS} readings after {landing.seconds:.0f} s: "
                 "Firehose delivered part of them, or the engine reads multi-member gzip objects partially"
             )
-        # One object of three gzip members, written by event time: does Athena read it whole?
+        # One object of as many gzip members as a production object holds, written by event time: does
+        # Athena read it whole?
         at = self.observed_at + timedelta(milliseconds=1)
         key = event_time_key(at, f"storeops-verify-{self.store_id}")
-        body = multi_member_object(verify_readings(self.store_id, at, first_product=READINGS + 1))
+        readings = verify_readings(self.store_id, at, first_product=READINGS + 1, count=GZIP_MEMBERS)
+        body = multi_member_object(readings, GZIP_MEMBERS)
         self.clients.client("s3").put_object(Bucket=self.res.data_lake_bucket, Key=key, Body=body)
         rows, distinct, _ = count_landed(self.clients, self.res.inventory_query, at, timedelta(0), self.store_id)
-        if rows != READINGS or distinct != READINGS:
+        if rows != GZIP_MEMBERS or distinct != GZIP_MEMBERS:
             raise StepFailed(
-                f"Athena reads {rows} rows ({distinct} readings) of the {READINGS} readings in {RECORDS} gzip "
-                f"members of s3://{self.res.data_lake_bucket}/{key}: this engine reads multi-member gzip objects "
-                "partially (Trino before 422, trinodb/trino#18223), so it would drop readings Firehose concatenates"
+                f"Athena reads {rows} rows ({distinct} readings) of the {GZIP_MEMBERS} readings in {GZIP_MEMBERS} "
+                f"gzip members of s3://{self.res.data_lake_bucket}/{key}: this engine reads multi-member gzip "
+                "objects partially (Trino before 422, trinodb/trino#18223), so it would drop readings Firehose "
+                "concatenates"
             )
         return (
             f"{READINGS} of {READINGS} readings sent through Firehose queryable after {landing.seconds:.1f} s "
-            f"({landing.polls} polls); {READINGS} of {READINGS} in one object of {RECORDS} gzip members"
+            f"({landing.polls} polls); {GZIP_MEMBERS} of {GZIP_MEMBERS} in one object of {GZIP_MEMBERS} gzip members"
         )
 
     def planner(self) -> str:

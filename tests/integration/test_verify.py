@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deployments.verify import READINGS, verify
+from deployments.verify import GZIP_MEMBERS, READINGS, verify
 from storeops.dispatch.replay import CANARY_ATTRIBUTE, move_back, receive_all, remove_canaries
 from storeops.planning.models import PlanRequest
 from storeops.planning.service import plan_shortages
@@ -17,6 +17,7 @@ from storeops.sqs import SqsBatcher
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 from tests.integration.test_planning import targets_for
+from tests.unit.test_verify_members import gzip_members
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def test_verify_passes_every_step_and_leaves_no_trace(local_stack: LocalStack) -
     assert len(said) == len(STEPS)
     athena = report.steps[2].detail
     assert f"{READINGS} of {READINGS} readings sent through Firehose queryable" in athena
-    assert f"{READINGS} of {READINGS} in one object of 3 gzip members" in athena
+    assert f"{GZIP_MEMBERS} of {GZIP_MEMBERS} in one object of {GZIP_MEMBERS} gzip members" in athena
     assert "estimate" in report.steps[3].detail  # the emulator's bytes are labelled as an estimate
     # nothing for the trucks, nothing recorded, nothing in the DLQ
     assert _queue_depth(local_stack, local_stack.resources.dispatch_queue_url) == 0
@@ -73,13 +74,13 @@ def test_an_engine_that_reads_multi_member_gzip_partially_fails_the_athena_step(
         return real_put(**kwargs)
 
     monkeypatch.setattr(local_stack.clients.client("s3"), "put_object", put_object)
-    monkeypatch.setattr(module, "count_landed", lambda *args, **kwargs: (4, 4, 0))  # the first member only
+    monkeypatch.setattr(module, "count_landed", lambda *args, **kwargs: (300, 300, 0))  # the first 300 members only
     report = verify(local_stack.settings, local_stack.clients)
     assert report.failed_step is not None
     assert report.failed_step.name == "athena"
     assert "reads multi-member gzip objects partially" in report.failed_step.detail
     (body,) = written
-    assert body.count(b"\x1f\x8b\x08") == 3  # the object really is three gzip members
+    assert len(gzip_members(body)) == GZIP_MEMBERS  # the object really holds that many members
 
 
 def test_verify_cli_json_and_the_failed_step(local_stack: LocalStack) -> None:
