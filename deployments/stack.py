@@ -8,7 +8,11 @@
 of it), and later deploys keep it.
 
 ``deploy`` creates or updates the stack and waits; an unchanged template and package change
-nothing. A failed creation is rolled back and deleted, so nothing is left half-created.
+nothing. The template goes to CloudFormation from the artifacts bucket (``TemplateURL``: a request body holds at
+most 51,200 bytes); on the emulator without its AWS-only block (``template_for``). Before anything is built, the
+planner's reserved concurrency is chosen from the account's Lambda concurrency (``choose_reservation``: 1 where AWS
+allows it, else 0, said in the progress output; ``--parameter PlanningReservedConcurrency=N`` is checked and kept).
+A failed creation is rolled back and deleted, so nothing is left half-created.
 ``verify`` checks the deployed stack end to end (``deployments/verify.py``). ``delete`` removes
 the stack, then the data lake it retains and the artifacts bucket.
 """
@@ -18,8 +22,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +54,13 @@ from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
 CUTOFF_PARAMETER = "BytesScannedCutoffPerQuery"
+RESERVATION_PARAMETER = "PlanningReservedConcurrency"
+PLANNER_RESERVATION = 1  # one plan at a time: a second is refused while one runs
+MIN_UNRESERVED_CONCURRENCY = 100  # AWS refuses a reservation that leaves fewer unreserved executions
+CONCURRENCY_QUOTA_CODE = "L-B99A9384"  # Service Quotas: Lambda "Concurrent executions"
+BUDGET_PARAMETER = "MonthlyBudgetUsd"
+# The template's resources the emulator's CloudFormation does not know (the budget), between two marker comments.
+AWS_ONLY_BLOCK = re.compile(r"^  # aws-only: begin\b.*?^  # aws-only: end[^\n]*\n", re.DOTALL | re.MULTILINE)
 FAILED_NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
 Progress = Callable[[str], None]
@@ -72,16 +85,31 @@ def _stack_status(clients: AwsClients, stack_name: str) -> str | None:
     return None if stack is None else str(stack["StackStatus"])
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The deploying identity's account and partition (``aws``, ``aws-cn``, ``aws-us-gov``), from one STS call."""
+
+    account: str
+    partition: str
+
+    @classmethod
+    def of(cls, clients: AwsClients) -> Caller:
+        identity = clients.client("sts").get_caller_identity()
+        # arn:<partition>:sts::<account>:assumed-role/...: the partition the credentials (and the region) are in
+        return cls(account=str(identity["Account"]), partition=str(identity["Arn"]).split(":")[1])
+
+
 def _account_id(clients: AwsClients) -> str:
-    return str(clients.client("sts").get_caller_identity()["Account"])
+    return Caller.of(clients).account
 
 
 def artifacts_bucket_name(settings: Settings, account: str) -> str:
     return f"{settings.stack_name}-artifacts-{account}-{settings.region}"
 
 
-def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str) -> None:
-    """The bucket the Lambda package is uploaded to: encrypted, private, TLS-only."""
+def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str, partition: str = "aws") -> None:
+    """The bucket the Lambda package is uploaded to: encrypted, private, TLS-only (its policy names the bucket
+    in ``partition``, the caller's)."""
     s3 = clients.client("s3")
     try:
         s3.head_bucket(Bucket=bucket)
@@ -116,7 +144,7 @@ def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str) -> No
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],
@@ -153,6 +181,99 @@ def pandas_layer_arn(clients: AwsClients, settings: Settings, progress: Progress
             f"week): using {choice.version}, {choice.arn}"
         )
     return choice.arn
+
+
+@dataclass(frozen=True)
+class ReservationChoice:
+    """``PlanningReservedConcurrency`` for this deploy and the line that says why."""
+
+    reserved: int
+    message: str
+
+
+def choose_reservation(
+    account_limit: int, unreserved: int, reserved_by_planner: int, requested: int | None = None
+) -> ReservationChoice:
+    """The planner's reserved concurrency from the account's Lambda concurrency (``GetAccountSettings``).
+
+    AWS refuses a reservation that leaves fewer than ``MIN_UNRESERVED_CONCURRENCY`` executions unreserved; the
+    planner's own reservation (``reserved_by_planner``, on an update) is given back when it is replaced, so it
+    counts as room. ``requested`` (the user's ``--parameter``) is kept when it fits and refused in one line when
+    it does not; otherwise ``PLANNER_RESERVATION`` where there is room, else 0, said with the numbers.
+    """
+    room = unreserved + reserved_by_planner - MIN_UNRESERVED_CONCURRENCY
+    numbers = (
+        f"the account allows {account_limit:,} concurrent Lambda executions, {unreserved:,} unreserved"
+        + (f" (the planner holds {reserved_by_planner:,})" if reserved_by_planner else "")
+        + f", and AWS keeps {MIN_UNRESERVED_CONCURRENCY} unreserved"
+    )
+    quota = (
+        f"ask for a Lambda concurrent executions quota of at least {MIN_UNRESERVED_CONCURRENCY + PLANNER_RESERVATION}"
+        f" (Service Quotas, code {CONCURRENCY_QUOTA_CODE})"
+    )
+    if requested is not None:
+        if requested < 0:
+            raise ConfigurationError(f"{RESERVATION_PARAMETER}={requested}: expected 0 or more")
+        if requested > max(room, 0):
+            raise ConfigurationError(
+                f"{RESERVATION_PARAMETER}={requested} does not fit: {numbers}",
+                hint=f"{quota}, or deploy with --parameter {RESERVATION_PARAMETER}=0",
+            )
+        return ReservationChoice(requested, f"planner reserved concurrency {requested}, as asked ({numbers})")
+    if room >= PLANNER_RESERVATION:
+        return ReservationChoice(
+            PLANNER_RESERVATION, f"planner reserved concurrency {PLANNER_RESERVATION}: one plan at a time ({numbers})"
+        )
+    return ReservationChoice(
+        0,
+        f"planner reserved concurrency 0 (none): {numbers}, so nothing can be reserved; two plans may then "
+        f"overlap. For one plan at a time, {quota}, then deploy again",
+    )
+
+
+def planning_function_name(settings: Settings) -> str:
+    """The planning function's name, as the template names it."""
+    return f"{settings.stack_name}-planning"
+
+
+def planner_reservation(
+    clients: AwsClients, settings: Settings, overrides: dict[str, str], progress: Progress
+) -> dict[str, str]:
+    """``PlanningReservedConcurrency`` for this deploy (``choose_reservation`` over the account's settings), said
+    in the progress output; an explicit override is checked against the account and kept."""
+    text = overrides.get(RESERVATION_PARAMETER)
+    requested: int | None = None
+    if text is not None:
+        try:
+            requested = int(text)
+        except ValueError:
+            raise ConfigurationError(f"{RESERVATION_PARAMETER}={text!r}: expected a whole number, 0 or 1") from None
+    lam = clients.client("lambda")
+    try:
+        limits = lam.get_account_settings()["AccountLimit"]
+        try:
+            held = lam.get_function_concurrency(FunctionName=planning_function_name(settings))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            held = {}  # no function yet: a first deploy
+    except ClientError as exc:
+        if requested is not None:  # the user's choice stands; CloudFormation refuses it if it cannot fit
+            progress(f"cannot read the account's Lambda concurrency ({describe_error(exc)}): {requested}, as asked")
+            return {RESERVATION_PARAMETER: str(requested)}
+        raise StackError(
+            f"cannot read the account's Lambda concurrency: {describe_error(exc)}",
+            hint=f"allow lambda:GetAccountSettings and lambda:GetFunctionConcurrency, or deploy with --parameter "
+            f"{RESERVATION_PARAMETER}=0 (or 1)",
+        ) from None
+    choice = choose_reservation(
+        int(limits["ConcurrentExecutions"]),
+        int(limits["UnreservedConcurrentExecutions"]),
+        int(held.get("ReservedConcurrentExecutions", 0)),
+        requested,
+    )
+    progress(choice.message)
+    return {RESERVATION_PARAMETER: str(choice.reserved)}
 
 
 def _first_failure(clients: AwsClients, stack_name: str) -> str:
@@ -192,10 +313,35 @@ MANAGED_PARAMETERS = frozenset(
 )
 
 
-def template_parameters(clients: AwsClients, template: str) -> set[str]:
+def template_for(settings: Settings, template: str) -> str:
+    """The template as deployed to ``settings``' target: on the emulator without its AWS-only block (the budget,
+    which is off unless ``MonthlyBudgetUsd`` is set)."""
+    if not settings.is_local:
+        return template
+    local, removed = AWS_ONLY_BLOCK.subn("", template)
+    if removed != 1:
+        raise StackError("the template's aws-only block is not marked once", hint="see deployments/template.yaml")
+    return local
+
+
+def upload_template(clients: AwsClients, bucket: str, template: str) -> str:
+    """The template in the artifacts bucket under a key of its hash, as the ``TemplateURL`` CloudFormation reads:
+    a request's ``TemplateBody`` may hold 51,200 bytes, an S3 object 1 MB. Path-style, on the client's endpoint
+    (the region's, in its partition's domain, or the emulator's)."""
+    body = template.encode()
+    key = f"templates/template-{hashlib.sha256(body).hexdigest()[:16]}.yaml"
+    s3 = clients.client("s3")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-yaml")
+    return f"{str(s3.meta.endpoint_url).rstrip('/')}/{bucket}/{key}"
+
+
+def template_parameters(clients: AwsClients, template_url: str) -> set[str]:
     """The parameters the template declares (CloudFormation's own reading of it)."""
     try:
-        declared = clients.client("cloudformation").validate_template(TemplateBody=template)["Parameters"]
+        declared = clients.client("cloudformation").validate_template(TemplateURL=template_url)["Parameters"]
     except ClientError as exc:
         raise StackError(f"the template is not valid: {describe_error(exc)}") from None
     return {str(p["ParameterKey"]) for p in declared}
@@ -271,6 +417,11 @@ def deploy(
 def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrides: dict[str, str]) -> DeployResult:
     started = time.monotonic()
     clients.check_credentials()
+    if settings.is_local and overrides.get(BUDGET_PARAMETER, "0").strip() not in {"0", ""}:
+        raise ConfigurationError(
+            f"{BUDGET_PARAMETER} needs AWS Budgets, which the emulator does not provide",
+            hint=f"leave {BUDGET_PARAMETER} out on the local target; set it when deploying to aws",
+        )
     name = settings.stack_name
     status = _stack_status(clients, name)
     if status in FAILED_NEEDS_DELETE:
@@ -280,17 +431,20 @@ def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrid
         )
     if status and status.endswith("_IN_PROGRESS"):
         raise StackError(f"stack {name} is busy ({status})", hint="wait for it to finish, then deploy again")
-    template = TEMPLATE_PATH.read_text()
-    declared = template_parameters(clients, template)
     existing = describe_stack(clients, name) if status else None
     previous = {str(p["ParameterKey"]) for p in (existing or {}).get("Parameters", [])}
 
-    account = _account_id(clients)
+    caller = Caller.of(clients)
+    account = caller.account
+    # Checked before anything is built or uploaded: a reservation that cannot fit fails here, in one line.
+    overrides = {**overrides, **planner_reservation(clients, settings, overrides, progress)}
     bucket = artifacts_bucket_name(settings, account)
+    ensure_artifacts_bucket(clients, bucket, settings.region, caller.partition)
+    template_url = upload_template(clients, bucket, template_for(settings, TEMPLATE_PATH.read_text()))
+    declared = template_parameters(clients, template_url)
     target = LambdaPlatform.this_interpreter() if settings.is_local else LambdaPlatform.aws()
     progress(f"building the planning Lambda package for Python {target.python_version}")
     package = build_package(settings.local_home / "build", target)
-    ensure_artifacts_bucket(clients, bucket, settings.region)
     upload_package(clients, bucket, package)
     managed = {
         "LakeBucketExists": _lake_bucket_exists(clients, settings, account, existing, progress),
@@ -303,13 +457,29 @@ def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrid
     parameters = stack_parameters(managed, overrides, declared, previous)
     request = {
         "StackName": name,
-        "TemplateBody": template,
+        "TemplateURL": template_url,
         "Parameters": parameters,
         "Capabilities": ["CAPABILITY_IAM"],
         "Tags": [{"Key": "project", "Value": "storeops"}],
     }
+    action = apply_stack(clients, name, request, progress)
+    return DeployResult(
+        stack_name=name,
+        action=action,
+        outputs=stack_outputs(clients, name),
+        package_key=package.s3_key,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def apply_stack(clients: AwsClients, name: str, request: dict[str, Any], progress: Progress) -> str:
+    """Create or update the stack ``name`` with ``request`` and wait: ``created``, ``updated`` or ``unchanged``.
+
+    A failed creation is rolled back and deleted (nothing is left half-created); a stack another deploy is
+    creating at the same moment is waited for.
+    """
     cfn = clients.client("cloudformation")
-    if status is None:
+    if _stack_status(clients, name) is None:
         progress(f"creating stack {name}")
         try:
             cfn.create_stack(**request, OnFailure="ROLLBACK")
@@ -319,34 +489,23 @@ def _deploy(settings: Settings, clients: AwsClients, progress: Progress, overrid
             progress(f"stack {name} is being created by another deploy; waiting for it")
         final = _wait(clients, name, progress)
         if final != "CREATE_COMPLETE":
-            reason = _first_failure(clients, name)
-            cfn.delete_stack(StackName=name)  # leave nothing half-created
+            reason = _first_failure(clients, name)  # read before the rolled-back stack is deleted
+            cfn.delete_stack(StackName=name)
             _wait(clients, name, progress)
             raise StackError(f"creating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
-        action = "created"
-    else:
-        try:
-            cfn.update_stack(**request)
-        except ClientError as exc:
-            if "No updates are to be performed" not in str(exc):
-                raise StackError(f"cannot update stack {name}: {describe_error(exc)}") from None
-            action = "unchanged"
-        else:
-            progress(f"updating stack {name}")
-            final = _wait(clients, name, progress)
-            if final != "UPDATE_COMPLETE":
-                reason = _first_failure(clients, name)
-                raise StackError(
-                    f"updating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again"
-                )
-            action = "updated"
-    return DeployResult(
-        stack_name=name,
-        action=action,
-        outputs=stack_outputs(clients, name),
-        package_key=package.s3_key,
-        seconds=round(time.monotonic() - started, 2),
-    )
+        return "created"
+    try:
+        cfn.update_stack(**request)
+    except ClientError as exc:
+        if "No updates are to be performed" in str(exc):
+            return "unchanged"
+        raise StackError(f"cannot update stack {name}: {describe_error(exc)}") from None
+    progress(f"updating stack {name}")
+    final = _wait(clients, name, progress)
+    if final != "UPDATE_COMPLETE":
+        reason = _first_failure(clients, name)
+        raise StackError(f"updating stack {name} failed ({final}): {reason}", hint="fix the cause and deploy again")
+    return "updated"
 
 
 def _lake_bucket_exists(

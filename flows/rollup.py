@@ -37,7 +37,7 @@ from storeops.planning.rollup import (
     require_closed,
 )
 from storeops.settings import load_settings
-from tasks.rollup import find_hours_to_roll, publish_rollup, roll_hour
+from tasks.rollup import find_hours_to_roll, publish_rollup, report_rollup_lag, roll_hour
 
 MAX_BACKFILL_HOURS = 24 * 31  # the longest planning window
 HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
@@ -96,8 +96,10 @@ def rollup_hours(
         hours = find_hours_to_roll(env.clients, targets.bucket, now, max_hours)
     results: list[RollupResult] = [roll_hour(env.clients, targets, hour, now) for hour in hours]
     publish_rollup(results, mode)
+    lag = report_rollup_lag(env.clients, targets.bucket, env.settings.stack_name)
     summary: dict[str, Any] = {
         "mode": mode,
+        "lag_hours": lag,
         "hours": [r.hour for r in results],
         "rolled": len(results),
         "rows": sum(r.rows for r in results),

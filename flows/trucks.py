@@ -32,6 +32,7 @@ from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, stop_on_signals
 from storeops.dispatch.routing import FleetPolicy
 from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
+from storeops.metrics import Heartbeat
 from storeops.settings import load_settings
 from tasks.artifacts import figure, utc_stamp
 
@@ -52,8 +53,11 @@ class WindowObserver:
     fatal.
     """
 
-    def __init__(self, worker: DispatchWorker, totals: TruckTotals, publish: bool = True) -> None:
+    def __init__(
+        self, worker: DispatchWorker, totals: TruckTotals, publish: bool = True, heartbeat: Heartbeat | None = None
+    ) -> None:
         self.worker = worker
+        self.heartbeat = heartbeat  # TruckRunHeartbeat for the stack's alarm, at most once a minute
         self.totals = totals  # filled by the dispatch loop as windows complete
         self.publish = publish  # events and artifacts (a scenario only logs)
         self.logger = get_run_logger()
@@ -66,6 +70,8 @@ class WindowObserver:
         self.windows_with_work = 0
 
     def __call__(self, report: WindowReport) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat()  # never raises
         if report.received:
             self.windows_with_work += 1
             self._log(report)
@@ -251,7 +257,7 @@ def run_trucks(
         should_stop=lambda: stop.requested,
     )
     totals = TruckTotals()
-    observer = WindowObserver(worker, totals, publish=report)
+    observer = WindowObserver(worker, totals, publish=report, heartbeat=Heartbeat(c, env.settings.stack_name))
     get_run_logger().info("truck worker %s started on %s", config.worker_id, res.dispatch_queue_url)
     if report:
         observer.publish_artifacts("running")

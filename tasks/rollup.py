@@ -5,14 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storeops.aws import AwsClients
+from storeops.aws import AwsClients, describe_error
+from storeops.clock import WallClock
 from storeops.exceptions import ValidationFailed
+from storeops.metrics import ROLLUP_LAG, put_metric
 from storeops.planning.models import PlanningTargets
 from storeops.planning.rollup import (
+    CATCH_UP_HOURS,
     HOUR,
     RollupResult,
     hour_label,
@@ -20,6 +24,7 @@ from storeops.planning.rollup import (
     latest_closed_hour,
     marked_hours,
     roll_up_hour,
+    rollup_lag_hours,
 )
 from tasks.artifacts import figure, utc_stamp
 from tasks.policy import AWS_CALL_RETRIES
@@ -118,3 +123,21 @@ def publish_rollup(results: list[RollupResult], mode: str) -> None:
         ),
         description=f"rollup ({mode}): {len(results):,} hours, {sum(r.rows for r in results):,} rows",
     )
+
+
+@task(name="report-rollup-lag", cache_policy=NO_CACHE)
+def report_rollup_lag(clients: AwsClients, bucket: str, stack_name: str) -> int | None:
+    """After a run: the hours from the newest rolled hour to the newest closed hour (one listing of the markers),
+    put as ``RollupLagHours`` for the stack's alarm. Never fails the run: None (with a warning) when the markers
+    cannot be listed."""
+    now = WallClock().now()
+    first = latest_closed_hour(now) - (CATCH_UP_HOURS - 1) * HOUR
+    try:
+        marked = marked_hours(clients.client("s3"), bucket, first)
+    except (ClientError, BotoCoreError) as exc:
+        get_run_logger().warning("rollup lag not measured (%s): no RollupLagHours this run", describe_error(exc))
+        return None
+    lag = rollup_lag_hours(marked, now)
+    put_metric(clients, stack_name, ROLLUP_LAG, lag)
+    get_run_logger().info("rollup lag: %d hours behind the newest closed hour", lag)
+    return lag

@@ -180,6 +180,17 @@ def hours_to_roll(marked: Iterable[datetime], now: datetime, max_hours: int = CA
     return [h for h in hours_between(last - (max_hours - 1) * HOUR, last) if h not in done]
 
 
+def rollup_lag_hours(marked: Iterable[datetime], now: datetime, max_hours: int = CATCH_UP_HOURS) -> int:
+    """Hours from the newest rolled hour to the newest closed hour at ``now`` (0: up to date), at most
+    ``max_hours`` (also when none of the last ``max_hours`` closed hours is rolled): the ``RollupLagHours``
+    metric (``storeops.metrics``)."""
+    last = latest_closed_hour(now)
+    rolled = [h for h in (hour_floor(m) for m in marked) if last - (max_hours - 1) * HOUR <= h <= last]
+    if not rolled:
+        return max_hours
+    return int((last - max(rolled)) / HOUR)
+
+
 def hour_query_parameters(hour: datetime) -> dict[str, str]:
     """The parameters of ``sql/rollup_hour.sql`` for ``hour``: its raw partition."""
     dt, hour_text = partition_of(hour)

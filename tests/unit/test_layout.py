@@ -80,6 +80,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "exceptions",
         "faults",
         "ledger",
+        "metrics",
         "retry",
         "service_level",
         "settings",

@@ -14,6 +14,8 @@ from cfnlint.decode import decode
 from deployments.stack import TEMPLATE_PATH
 from storeops.planning.rollup import MARKER_PREFIX, ROLLUP_COLUMNS, ROLLUP_PREFIX, part_key
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
@@ -242,15 +244,239 @@ def test_the_planner_lists_and_reads_only_the_tables_a_retailer_holds_and_never_
     assert not any("forecast" in r for r in writes)  # nor the forecast: the forecast flow does
 
 
+NEW_ACCOUNT_LAMBDA_MEMORY_MB = 3008  # a new account's largest function memory until a quota increase
+
+
 def test_the_planner_has_the_memory_a_chain_wide_plan_needs_and_fits_a_new_account(template: dict[str, Any]) -> None:
     """The planner streams its query's result in chunks: bench.scale's plan over 2,000 x 1,000 pairs peaks
-    under PLANNER_PEAK_RSS_TARGET_MB in the function; the memory leaves room for that and stays within a new
-    account's 3,008 MB."""
+    under PLANNER_PEAK_RSS_TARGET_MB in the function; the memory is a parameter whose default leaves room for
+    that and stays within a new account's 3,008 MB."""
     from bench.scale import PLANNER_PEAK_RSS_TARGET_MB
 
     function = template["Resources"]["PlanningFunction"]["Properties"]
-    assert 1.3 * PLANNER_PEAK_RSS_TARGET_MB <= function["MemorySize"] <= 3008
+    assert function["MemorySize"] == {"Ref": "PlanningMemoryMB"}
+    memory = template["Parameters"]["PlanningMemoryMB"]
+    assert (memory["MinValue"], memory["MaxValue"]) == (128, 10240)  # Lambda's own bounds
+    assert 1.3 * PLANNER_PEAK_RSS_TARGET_MB <= memory["Default"] <= NEW_ACCOUNT_LAMBDA_MEMORY_MB
+    assert "2,000 stores x 1,000 products" in memory["Description"]  # the largest plan the default handles
     assert function["Timeout"] >= 2 * 54.2  # the chain-wide plan took 54.2 s on 2 cores
+
+
+def test_the_athena_engine_version_is_pinned(template: dict[str, Any]) -> None:
+    workgroup = template["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert workgroup["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
+
+
+def test_no_arn_names_a_partition_literally() -> None:
+    """``${AWS::Partition}`` in the template, the caller's partition in code: the stack deploys to China and
+    GovCloud as well."""
+    sources = [TEMPLATE_PATH]
+    for folder in ("deployments", "storeops", "flows", "tasks"):
+        sources += sorted((ROOT / folder).rglob("*.py")) + sorted((ROOT / folder).rglob("*.yaml"))
+    offenders = [str(p.relative_to(ROOT)) for p in sources if "arn:aws:" in p.read_text()]
+    assert not offenders
+
+
+# ---------------------------------------------------------------- retention
+
+
+def _lifecycle(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rules = template["Resources"]["DataLakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert all(r["Status"] == "Enabled" for r in rules)
+    return {r["Id"]: r for r in rules}
+
+
+def test_raw_readings_and_the_ledger_expire_after_their_retention_parameters(template: dict[str, Any]) -> None:
+    from storeops.ledger import LEDGER_PREFIX
+    from storeops.stores.ingest import INVENTORY_PREFIX
+
+    rules = _lifecycle(template)
+    assert rules["expire-raw-readings"]["Prefix"] == INVENTORY_PREFIX
+    assert rules["expire-raw-readings"]["ExpirationInDays"] == {"Ref": "RawReadingsRetentionDays"}
+    assert rules["expire-dispatch-ledger"]["Prefix"] == LEDGER_PREFIX
+    assert rules["expire-dispatch-ledger"]["ExpirationInDays"] == {"Ref": "LedgerRetentionDays"}
+    assert rules["expire-hourly-rollup"]["Prefix"] == ROLLUP_PREFIX
+    assert rules["expire-hourly-rollup-markers"]["Prefix"] == MARKER_PREFIX  # markers go with their files
+    for rule in ("expire-hourly-rollup", "expire-hourly-rollup-markers"):
+        assert rules[rule]["ExpirationInDays"] == {"Ref": "HourlyRollupRetentionDays"}
+    assert rules["expire-delivery-errors"]["Prefix"] == "errors/"
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_the_history_the_forecast_learns_from_never_expires(template: dict[str, Any]) -> None:
+    from storeops.planning.forecast import DAILY_MARKERS, DAILY_PREFIX, FORECAST_MARKERS, FORECAST_PREFIX
+    from storeops.stores.reference import REFERENCE_PREFIX
+
+    expiring = [r["Prefix"] for r in _lifecycle(template).values() if "ExpirationInDays" in r]
+    kept = (DAILY_PREFIX, DAILY_MARKERS, FORECAST_PREFIX, FORECAST_MARKERS, REFERENCE_PREFIX)
+    assert not [(p, k) for p in expiring for k in kept if k.startswith(p) or p.startswith(k)]
+
+
+def _lookback_bound_hours() -> float:
+    """The longest plan window a request may ask for (``LookbackHours``' upper bound)."""
+    from storeops.planning.models import LookbackHours
+
+    (field,) = LookbackHours.__metadata__
+    (bound,) = [m.le for m in field.metadata if getattr(m, "le", None) is not None]
+    return float(bound)
+
+
+def _days(delta: Any) -> float:
+    return float(delta.total_seconds() / 86400)
+
+
+def test_raw_readings_outlive_the_longest_raw_window_the_code_reads(template: dict[str, Any]) -> None:
+    """A plan's lookback (at most LookbackHours' bound) plus the partition slack and Firehose's arrival spill, the
+    rollup's catch-up, and a day for S3 rounding an expiry to the next midnight UTC: the least retention allowed,
+    and the default above it."""
+    import math
+
+    from flows.rollup import MAX_BACKFILL_HOURS
+    from storeops.planning.models import ARRIVAL_SPILL, PARTITION_SLACK
+    from storeops.planning.rollup import CATCH_UP_HOURS
+
+    bound = _lookback_bound_hours()
+    plan_days = bound / 24 + _days(PARTITION_SLACK + ARRIVAL_SPILL)
+    longest = max(plan_days, CATCH_UP_HOURS / 24, MAX_BACKFILL_HOURS / 24)
+    parameter = template["Parameters"]["RawReadingsRetentionDays"]
+    assert parameter["MinValue"] >= math.ceil(longest) + 1
+    assert parameter["Default"] > parameter["MinValue"]
+
+
+def test_the_ledger_and_the_hourly_rollup_outlive_what_reads_them(template: dict[str, Any]) -> None:
+    from flows.forecast import MAX_HISTORY_DAYS
+    from storeops.planning.models import LEDGER_DAYS
+    from storeops.stores.simulation import DELIVERY_HORIZON_DAYS
+
+    ledger = template["Parameters"]["LedgerRetentionDays"]
+    assert ledger["MinValue"] >= max(LEDGER_DAYS + 1, DELIVERY_HORIZON_DAYS) + 2  # its partitions, S3's rounding
+    assert ledger["Default"] >= 365  # a year of dispatches for audit
+    hourly = template["Parameters"]["HourlyRollupRetentionDays"]
+    bound = _lookback_bound_hours()
+    # the forecast flow rolls missing days of its history from the hourly rollup; the plain rule reads it too
+    assert hourly["MinValue"] >= max(MAX_HISTORY_DAYS, bound / 24) + 2
+    assert hourly["Default"] >= hourly["MinValue"]
+
+
+# ---------------------------------------------------------------- watching
+
+
+def _alarm(template: dict[str, Any], name: str) -> dict[str, Any]:
+    alarm = template["Resources"][name]
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    properties: dict[str, Any] = alarm["Properties"]
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert properties["OKActions"] == [{"Ref": "AlarmTopic"}]
+    return properties
+
+
+def test_every_alarm_notifies_the_topic(template: dict[str, Any]) -> None:
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {
+        "DeadLetterQueueAlarm",
+        "PlannerErrorsAlarm",
+        "PlannerThrottlesAlarm",
+        "FirehoseFreshnessAlarm",
+        "RollupLagAlarm",
+        "TruckHeartbeatAlarm",
+    }
+    for name in alarms:
+        _alarm(template, name)
+
+
+def test_the_dead_letter_queue_alarm_fires_on_one_message(template: dict[str, Any]) -> None:
+    alarm = _alarm(template, "DeadLetterQueueAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_the_planner_alarms_on_errors_and_on_throttles_that_last(template: dict[str, Any]) -> None:
+    for name, metric in (("PlannerErrorsAlarm", "Errors"), ("PlannerThrottlesAlarm", "Throttles")):
+        alarm = _alarm(template, name)
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
+        assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "PlanningFunction"}}]
+        assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+    throttles = _alarm(template, "PlannerThrottlesAlarm")
+    # one overlap (a plan refused and retried) is expected; two plan intervals in a row are not
+    assert throttles["Period"] == 900
+    assert throttles["EvaluationPeriods"] == throttles["DatapointsToAlarm"] == 2
+
+
+def test_firehose_freshness_is_measured_beyond_the_buffer_interval(template: dict[str, Any]) -> None:
+    alarm = _alarm(template, "FirehoseFreshnessAlarm")
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    assert metrics["late"]["Expression"] == {"Fn::Sub": "freshness - ${FirehoseBufferSeconds}"}
+    stat = metrics["freshness"]["MetricStat"]
+    assert stat["Metric"]["MetricName"] == "DeliveryToS3.DataFreshness"
+    assert stat["Metric"]["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": "DeliveryStream"}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (900, "GreaterThanThreshold")  # 15 min late
+
+
+def test_the_custom_metrics_alarms_watch_what_the_flows_put(template: dict[str, Any]) -> None:
+    from storeops.metrics import HEARTBEAT_EVERY_SECONDS, NAMESPACE, ROLLUP_LAG, STACK_DIMENSION, TRUCK_HEARTBEAT
+
+    for name, metric in (("RollupLagAlarm", ROLLUP_LAG), ("TruckHeartbeatAlarm", TRUCK_HEARTBEAT)):
+        alarm = _alarm(template, name)
+        assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, metric)
+        assert alarm["Dimensions"] == [{"Name": STACK_DIMENSION, "Value": {"Ref": "AWS::StackName"}}]
+        assert alarm["TreatMissingData"] == "breaching"  # a flow that stopped reporting is the failure
+    heartbeat = _alarm(template, "TruckHeartbeatAlarm")
+    assert heartbeat["Period"] == HEARTBEAT_EVERY_SECONDS
+    assert heartbeat["EvaluationPeriods"] == heartbeat["DatapointsToAlarm"] == 3  # missing for 3 minutes
+    assert (heartbeat["Threshold"], heartbeat["ComparisonOperator"]) == (1, "LessThanThreshold")
+    lag = _alarm(template, "RollupLagAlarm")
+    assert (lag["Threshold"], lag["ComparisonOperator"], lag["Period"]) == (3, "GreaterThanThreshold", 3600)
+    assert lag["EvaluationPeriods"] == lag["DatapointsToAlarm"] == 2
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_alarms_and_budgets_may_use(template: dict[str, Any]) -> None:
+    topic = template["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = template["Resources"]["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    services = [s["Principal"]["Service"] for s in key["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})]
+    assert services == [["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]]
+    policy = template["Resources"]["AlarmTopicPolicy"]["Properties"]
+    publishers = {
+        s["Principal"]["Service"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s["Action"] == "sns:Publish"
+    }
+    assert publishers == {"cloudwatch.amazonaws.com", "budgets.amazonaws.com"}
+    assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_the_email_subscription_and_the_budget_are_optional(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Protocol"] == "email"
+    # the emulator's CloudFormation has no AWS::Budgets::Budget: off unless asked for
+    assert template["Parameters"]["MonthlyBudgetUsd"]["Default"] == 0
+    budget = template["Resources"]["MonthlyBudget"]
+    assert budget["Condition"] == "HasBudget"
+    assert template["Conditions"]["HasBudget"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MonthlyBudgetUsd"}, 0]}]}
+    subscribers = [s for n in budget["Properties"]["NotificationsWithSubscribers"] for s in n["Subscribers"]]
+    assert subscribers
+    assert all(s == {"SubscriptionType": "SNS", "Address": {"Ref": "AlarmTopic"}} for s in subscribers)
+
+
+def test_firehose_logs_its_delivery_errors_to_a_stream_only_it_writes(template: dict[str, Any]) -> None:
+    stream = template["Resources"]["DeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert stream["CloudWatchLoggingOptions"] == {
+        "Enabled": True,
+        "LogGroupName": {"Ref": "DeliveryLogGroup"},
+        "LogStreamName": {"Ref": "DeliveryErrorLogStream"},
+    }
+    policy = template["Resources"]["FirehoseDeliveryPolicy"]["Properties"]["PolicyDocument"]
+    (statement,) = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in _actions(s))]
+    assert _actions(statement) == ["logs:PutLogEvents"]
+    assert _resources(statement) == [
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${DeliveryLogGroup}"
+        ":log-stream:${DeliveryErrorLogStream}"
+    ]
 
 
 def test_the_daily_rollup_and_the_forecast_are_day_partitioned_parquet_tables(template: dict[str, Any]) -> None:
@@ -269,3 +495,21 @@ def test_the_daily_rollup_and_the_forecast_are_day_partitioned_parquet_tables(te
     variables = template["Resources"]["PlanningFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["STOREOPS_FORECAST_TABLE"] == {"Ref": "DemandForecastTable"}
     assert variables["STOREOPS_DAILY_TABLE"] == {"Ref": "InventoryDailyTable"}
+
+
+def test_the_emulator_gets_the_template_without_its_aws_only_block(tmp_path: Path) -> None:
+    """The emulator's CloudFormation refuses metric math and AWS::Budgets::Budget: the deployer leaves out exactly
+    the freshness alarm and the budget there, and the rest is the same template (still valid)."""
+    from deployments.stack import template_for
+    from storeops.settings import load_settings
+
+    text = TEMPLATE_PATH.read_text()
+    assert template_for(load_settings(target="aws", region="eu-west-1"), text) == text
+    local = tmp_path / "local.yaml"
+    local.write_text(template_for(load_settings(target="local"), text))
+    parsed, errors = decode(str(local))
+    assert not errors
+    full, _ = decode(str(TEMPLATE_PATH))
+    assert set(full["Resources"]) - set(parsed["Resources"]) == {"FirehoseFreshnessAlarm", "MonthlyBudget"}
+    assert {k: v for k, v in full["Resources"].items() if k in parsed["Resources"]} == parsed["Resources"]
+    assert parsed["Parameters"] == full["Parameters"]
