@@ -5,7 +5,7 @@
 
 ``up`` starts ``prefect server start`` on 127.0.0.1 (host and port set through
 PREFECT_SERVER_API_HOST/PORT so the UI calls the right API), creates the ``storeops`` process
-work pool, deploys ``prefect.yaml``, applies ``automations.yaml``, deploys the AWS stack (so the
+work pool, deploys ``prefect.yaml``'s deployments on it, applies ``automations.yaml``, deploys the AWS stack (so the
 first scheduled runs find it), starts a worker and makes sure one truck run exists. Running it
 again changes nothing that runs. PostgreSQL is used when you give its URL (``--database-url`` or
 STOREOPS_PREFECT_DATABASE_URL, e.g. ``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``);
@@ -75,6 +75,14 @@ def running_api_url(local_home: Path) -> str | None:
     except (OSError, ValueError, KeyError):
         return None
     return api_url if http_ok(f"{api_url}/health") else None
+
+
+def pool_deployments(pool: str = WORK_POOL) -> list[dict[str, Any]]:
+    """The deployments ``prefect.yaml`` declares on work pool ``pool`` (the file holds a set per pool)."""
+    import yaml
+
+    declared = yaml.safe_load((project_root() / "prefect.yaml").read_text())["deployments"]
+    return [d for d in declared if d["work_pool"]["name"] == pool]
 
 
 def _deployment_digest() -> str:
@@ -210,17 +218,16 @@ class LocalPrefect:
                 return False
         if self.prefect("work-pool", "inspect", WORK_POOL, check=False).returncode != 0:
             self.prefect("work-pool", "create", WORK_POOL, "--type", "process")
-        self.prefect("deploy", "--all", "--no-prompt")
+        # The process set by name: `--all` would also deploy the ECS set, whose pool this server lacks.
+        names = [arg for d in pool_deployments() for arg in ("--name", d["name"])]
+        self.prefect("deploy", *names, "--no-prompt")
         deployed.write_text(json.dumps({"prefect.yaml": digest}))
         return True
 
     def _has_deployments(self) -> bool:
-        import yaml
-
-        declared = yaml.safe_load((project_root() / "prefect.yaml").read_text())["deployments"]
         with self._client() as client:
             present = {deployment.name for deployment in client.read_deployments()}
-        return {d["name"] for d in declared} <= present
+        return {d["name"] for d in pool_deployments()} <= present
 
     def apply_automations(self) -> dict[str, str]:
         """Create or update (by name) the automations in ``automations.yaml``; what happened to

@@ -1,5 +1,6 @@
-"""Scan the CloudFormation template with checkov: every finding fixed, or skipped in the template
-with a one-line reason (``Metadata.checkov.skip``).
+"""Scan the CloudFormation templates with checkov: every finding fixed, or skipped in the template
+with a one-line reason (``Metadata.checkov.skip``). Both templates: the main stack's
+(``deployments/template.yaml``) and the flows' on ECS (``deployments/flows_template.yaml``).
 
     python -m deployments.template_scan [--json]
 
@@ -24,6 +25,8 @@ from storeops.exceptions import ConfigurationError
 from storeops.settings import load_settings
 
 CHECKOV_VERSION = "3.3.30"
+FLOWS_TEMPLATE_PATH = TEMPLATE_PATH.with_name("flows_template.yaml")
+TEMPLATES = (TEMPLATE_PATH, FLOWS_TEMPLATE_PATH)
 
 
 @dataclass
@@ -101,26 +104,33 @@ def scan(tools_home: Path, template: Path = TEMPLATE_PATH) -> ScanResult:
     )
 
 
+def scan_all(tools_home: Path, templates: tuple[Path, ...] = TEMPLATES) -> dict[str, ScanResult]:
+    """checkov's findings for each template, by file name."""
+    return {template.name: scan(tools_home, template) for template in templates}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.template_scan",
-        description="Scan deployments/template.yaml with checkov (installed pinned, in its own environment).",
+        description="Scan deployments/template.yaml and deployments/flows_template.yaml with checkov "
+        "(installed pinned, in its own environment). Exit 1 when a check fails.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     settings = load_settings()
-    result = scan(settings.local_home / "tools")
-    print(
-        f"checkov {result.checkov_version}: {result.passed} passed, {len(result.failed)} failed, "
-        f"{len(result.skipped)} skipped with a reason"
-    )
-    for finding in result.failed:
-        print(f"  FAILED  {finding['id']}  {finding['resource']}: {finding['name']}")
-    for finding in result.skipped:
-        print(f"  skipped {finding['id']}  {finding['resource']}: {finding.get('reason', '(no reason)')}")
+    results = scan_all(settings.local_home / "tools")
+    for name, result in results.items():
+        print(
+            f"{name}: checkov {result.checkov_version}: {result.passed} passed, {len(result.failed)} failed, "
+            f"{len(result.skipped)} skipped with a reason"
+        )
+        for finding in result.failed:
+            print(f"  FAILED  {finding['id']}  {finding['resource']}: {finding['name']}")
+        for finding in result.skipped:
+            print(f"  skipped {finding['id']}  {finding['resource']}: {finding.get('reason', '(no reason)')}")
     if args.json:
-        emit_json(result.as_dict())
-    return 1 if result.failed else 0
+        emit_json({"templates": {name: result.as_dict() for name, result in results.items()}})
+    return 1 if any(result.failed for result in results.values()) else 0
 
 
 if __name__ == "__main__":
