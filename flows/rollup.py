@@ -35,6 +35,7 @@ from storeops.planning.rollup import (
     hours_between,
     parse_hour,
     require_closed,
+    require_raw_readings,
 )
 from storeops.settings import load_settings
 from tasks.rollup import find_hours_to_roll, publish_rollup, report_rollup_lag, roll_hour
@@ -94,6 +95,8 @@ def rollup_hours(
     targets = PlanningTargets.from_stack(env.resources)
     if hours is None:
         hours = find_hours_to_roll(env.clients, targets.bucket, now, max_hours)
+    else:
+        require_raw_readings(hours, now, env.resources.raw_readings_retention_days)
     results: list[RollupResult] = [roll_hour(env.clients, targets, hour, now) for hour in hours]
     publish_rollup(results, mode)
     lag = report_rollup_lag(env.clients, targets.bucket, env.settings.stack_name)

@@ -166,6 +166,7 @@ class StackResources(BaseModel):
     dead_letter_queue_url: str = Field(alias="DeadLetterQueueUrl")
     claims_table: str = Field(alias="ClaimsTableName")
     firehose_buffer_seconds: int = Field(alias="FirehoseBufferSeconds")
+    raw_readings_retention_days: int = Field(alias="RawReadingsRetentionDays")
 
     @property
     def inventory_query(self) -> QueryTarget:

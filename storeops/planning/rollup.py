@@ -123,6 +123,24 @@ def require_closed(hour: datetime, now: datetime) -> None:
         )
 
 
+def require_raw_readings(hours: Iterable[datetime], now: datetime, retention_days: int) -> None:
+    """A one-line error if any of ``hours`` is so old that its raw readings may have expired.
+
+    The lake's lifecycle rule deletes raw objects ``retention_days`` after they were written (rounded to the next
+    midnight UTC); an hour's objects are written during it or later (backfills), so an hour younger than
+    ``retention_days - 1`` days still has them all. Rolling an older hour again would replace its rolled rows
+    with what is left of the raw ones.
+    """
+    oldest_safe = hour_floor(now) - timedelta(days=retention_days - 1)
+    too_old = [hour for hour in hours if hour < oldest_safe]
+    if too_old:
+        raise ValidationFailed(
+            f"hour {hour_label(min(too_old))} is older than the raw readings' retention ({retention_days} days): its "
+            "readings may have expired, and rolling it again would replace its rolled rows with fewer",
+            hint=f"roll hours from {hour_label(oldest_safe)} on; its rolled rows stay as they are",
+        )
+
+
 def hours_between(first: datetime, last: datetime) -> list[datetime]:
     """Every hour from ``first`` to ``last`` (both included), oldest first."""
     hour, out = hour_floor(first), []

@@ -48,6 +48,13 @@ def test_an_open_hour_fails_the_flow_in_one_line(flow_env: LocalStack) -> None:
         rollup_hours(start=hour, end=hour)
 
 
+def test_a_range_older_than_the_raw_readings_retention_fails_the_flow_in_one_line(flow_env: LocalStack) -> None:
+    retention = flow_env.resources.raw_readings_retention_days
+    hour = hour_label(datetime.now(UTC) - timedelta(days=retention))
+    with pytest.raises(ValidationFailed, match=f"hour {hour} is older than the raw readings' retention"):
+        rollup_hours(start=hour, end=hour)
+
+
 def test_rollup_cli_json(cli_env: dict[str, str], flow_env: LocalStack) -> None:
     write_readings(flow_env, readings())
     result = run_cli(["-m", "flows.rollup", "--hour", "2026-11-20T03", "--json"], env=cli_env)

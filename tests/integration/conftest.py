@@ -62,6 +62,9 @@ def local_stack(emulator: LocalAws) -> LocalStack:
     emulator.reset()
     settings = emulator.settings
     clients = AwsClients.from_settings(settings)
-    deploy(settings, clients)
+    # The tests' readings sit at fixed hours (2026-11-20); the emulator expires nothing (its CloudFormation ignores
+    # lifecycle rules), so the stack keeps raw readings for the template's longest retention and the rollup's
+    # retention guard (tests/unit/test_rollup.py) does not refuse them as the wall clock moves on.
+    deploy(settings, clients, overrides={"RawReadingsRetentionDays": "3650"})
     clients.configure_awswrangler()
     return LocalStack(settings, clients, StackResources.load(clients, settings.stack_name))

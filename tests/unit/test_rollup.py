@@ -25,6 +25,7 @@ from storeops.planning.rollup import (
     parse_hour,
     part_key,
     require_closed,
+    require_raw_readings,
     rollup_watermark,
     watermark,
 )
@@ -55,6 +56,20 @@ def test_an_hour_is_closed_ten_minutes_after_it_ends() -> None:
     assert "2026-11-27T11:10:00.000Z" in line
     assert "\n" not in line
     require_closed(T10, T10 + H + timedelta(minutes=10))
+
+
+def test_an_hour_whose_raw_readings_may_have_expired_is_not_rolled_again() -> None:
+    """The lake deletes raw objects RawReadingsRetentionDays after they were written: rolling such an hour again
+    would replace its rolled rows with fewer."""
+    now = T10 + timedelta(minutes=30)
+    oldest = T10 - timedelta(days=34)
+    require_raw_readings([oldest, T10 - H], now, 35)  # still there: written during the hour or later
+    with pytest.raises(ValidationFailed) as info:
+        require_raw_readings([oldest - H, oldest], now, 35)
+    line = info.value.one_line()
+    assert "hour 2026-10-24T09 is older than the raw readings' retention (35 days)" in line
+    assert "roll hours from 2026-10-24T10 on" in line
+    assert "\n" not in line
 
 
 def test_the_rollup_query_reads_exactly_its_raw_partition() -> None:
