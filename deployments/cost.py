@@ -665,6 +665,7 @@ def monthly_bill(
     )
     line("Glue", "Data Catalog", 1, "month", "glue_catalog", book["glue_catalog"].note)
     line("SNS", "the alarms' topic", 1, "month", "sns_email")
+    line("KMS", "the alarm topic's key", 1, "key-month", "kms_key", book["kms_key"].note)
     line("Prefect", "Prefect Cloud or a self-hosted server", 1, "month", "prefect", book["prefect"].note)
 
     assumptions = [

@@ -709,8 +709,9 @@ def main(argv: list[str] | None = None) -> int:
             say(sizing)
         result = deploy(settings, clients, progress=say, overrides=overrides)
         print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
+        width = max(map(len, result.outputs), default=0)
         for key, value in sorted(result.outputs.items()):
-            print(f"  {key:22} {value}")
+            print(f"  {key:{width}} {value}")
         payload: dict[str, Any] = {
             "stack": result.stack_name,
             "action": result.action,
@@ -730,8 +731,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if failed is None else 1
     elif args.action == "outputs":
         outputs = stack_outputs(clients, settings.stack_name)
+        width = max(map(len, outputs), default=0)
         for key, value in sorted(outputs.items()):
-            print(f"{key:22} {value}")
+            print(f"{key:{width}} {value}")
         payload = {"stack": settings.stack_name, "outputs": outputs}
     else:
         deleted = delete(settings, clients, progress=say)
