@@ -24,9 +24,10 @@ from storeops.clock import format_timestamp
 from storeops.contracts.samples import sample_requests
 from storeops.directory import load_store_directory, publish_store_directory
 from storeops.dispatch.config import WorkerConfig
+from storeops.dispatch.fleet import Fleet
+from storeops.dispatch.loading import Loader
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import parse_request
-from storeops.dispatch.routing import FleetPolicy
 from storeops.dispatch.worker import DispatchWorker
 from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.sqs import SqsBatcher
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         batcher = SqsBatcher(sqs)
         publish_store_directory(s3, res.data_lake_bucket, build_catalog(200, 100, 7).directory())
         stores = load_store_directory(s3, res.data_lake_bucket)
-        policy = FleetPolicy()
+        loader = Loader(Fleet(), {})
         queue = res.dispatch_queue_url
         config = WorkerConfig(
             queue_url=queue,
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         for _ in range(args.naive_messages):
             (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1)["Messages"]
-            request, _reason = parse_request(message["Body"], stores, policy)
+            request, _reason = parse_request(message["Body"], stores, loader)
             assert request is not None
             dynamodb.put_item(
                 TableName=res.claims_table,

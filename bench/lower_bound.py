@@ -20,9 +20,12 @@ next's; a delivery is counted on the day it is put on the shelf):
 - Stock ``I`` (after the midnight's expiry) balances: ``I_d = I_{d-1} + q_d - sold_d - waste_d``, with
   ``sold_d <= demand_d`` and ``sold_d <= I_{d-1} + q_d``; the lost sales ``demand - sold`` are priced at
   the margin.
-- ``trucks >= units shipped / truck capacity`` and ``>= stops / max stops`` per depot and day;
-  ``units shipped at a stop <= truck capacity``; ``km >= sum over stops of the store's nearest-point
-  distance + trucks x the depot's nearest-store distance`` (below).
+- The trucks are ``storeops.dispatch.fleet.Fleet``'s: a truck carries ``capacity_cages`` roll cages of
+  ``cage_litres`` each, a case takes its product's ``case_litres``. Per depot and day,
+  ``trucks >= litres shipped / truck volume`` (litres: cases x case litres; truck volume:
+  ``capacity_cages x cage_litres``) and ``trucks >= stops / stops_per_truck``; per store and day,
+  ``litres shipped <= truck volume x stops``; ``km >= sum over stops of the store's nearest-point road
+  distance + trucks x the depot's nearest-store road distance`` (below).
 
 Relaxations, and why each can only lower the cost:
 
@@ -34,7 +37,8 @@ Relaxations, and why each can only lower the cost:
    (``q_d <= capacity x stops``). Deliveries after some of the day's sales may exceed "capacity minus
    the morning stock", and a store may be visited more than once a day: both stay feasible. (The stops
    a day are bounded by a number no policy needs to exceed: 1 + demand / capacity per pair, and the
-   units it could accept over the truck capacity; cutting surplus stops and the units that would be
+   litres of the cases it could accept (at most capacity + demand units a pair, a case more when
+   rounded up to whole cases) over a truck's volume; cutting surplus stops and the units that would be
    refused only lowers a real run's cost.) Cases a stop ships are at most ``ceil(capacity / case)``
    (more would all be refused).
 3. Holding: the stock on the shelf at any reading of day d is at least the stock it started the day with
@@ -57,10 +61,28 @@ Relaxations, and why each can only lower the cost:
    point it could go to (another store of its depot or the depot: ``min(nearest_km, depot_km)``), and
    the depot's outgoing edge at least the depot's distance to its nearest store. So
    ``km >= sum over stops of min(nearest_km, depot_km) + sum over trucks of the depot's nearest store
-   distance`` (a store visited twice in a row on one route would be one stop, at less cost).
-   Trucks leave from their store's depot, as ``storeops.dispatch.routing`` loads them.
-6. Trucks: per depot and day, at least ``ceil(units / capacity)`` and ``ceil(stops / max stops)``;
-   packing and the route's length in time are ignored.
+   distance`` (a store visited twice in a row on one route would be one stop, at less cost; the loader's
+   first fit and the router's full-truck parts never put two deliveries of one store on one truck
+   anyway: together they would not fit). Distances
+   are road km as the router measures them (``Fleet.road_km``: great-circle km x ``circuity``); the
+   router rounds each leg to whole metres, so ``instance_from_catalog`` takes half a metre off each.
+   Trucks leave from their store's region's depot, as ``storeops.dispatch.loading`` routes them.
+6. Trucks, by volume: a truck carries at most ``capacity_cages`` cages and a stop's cages are
+   ``ceil(its litres / cage_litres)``, so a truck carries at most ``capacity_cages x cage_litres`` litres:
+   per depot and day, ``trucks >= litres / truck volume`` (continuous litres relax whole cages and how
+   they pack). A stop carries at most a truck's volume (the loader splits a store's order into
+   truck-sized deliveries, the router a larger one into truck-sized parts), so a store's litres in a day
+   are at most its stops x a truck's volume; one stop holding more than a truck is not forbidden beyond
+   that (a store may be served by several stops a day).
+7. Trucks, by time: a route takes at most ``Fleet.route_limit_hours`` (duty less the break; the router
+   counts whole seconds, its limit rounded down), and that time includes each stop's unloading,
+   ``minutes_per_stop + minutes_per_cage x cages`` with at least one cage (rounded to a whole second).
+   So a route has at most ``stops_per_truck = floor(limit / (minutes_per_stop + minutes_per_cage))``
+   stops (23 at the defaults: 495 min / 21.5 min; no limit when a stop takes no time), and per depot
+   and day ``trucks >= stops / stops_per_truck``. Driving time (depot legs, between stores, the return
+   leg), cages beyond the first, receiving windows and waiting, a depot's number of trucks, and stores
+   too far for any route within the limit are all ignored. There is no limit of stops per truck in the
+   fleet beyond this.
 
 The programme also carries valid inequalities that cut no integer solution and only speed up the search: a
 binary "visited" under each store-day's stops, a truck for every depot-day with a stop, and, for every
@@ -69,8 +91,9 @@ days t..b`` (what arrives on day t can serve no demand before it).
 
 One convention is not a relaxation: the period's costs are those of the routes that deliver in it, and a
 route's stops are on one local day (a route that straddled a local midnight would be counted on each of
-its days; the product's routes of at most ``max_stops`` stops are a few hours long). Planning runs,
-forecasts and lead times do not exist here: the demand is known in advance.
+its days; the product's routes take at most ``Fleet.route_limit_hours``, 8.25 h at the defaults, and
+the first leave at 03:00 local). Planning runs, forecasts and lead times do not exist here: the demand is
+known in advance.
 
 If HiGHS stops on its time limit, the reported cost is its best dual bound, not the incumbent: the
 dual bound is always reported as the cost (within ``mip_rel_gap`` of the incumbent when solved).
@@ -80,6 +103,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +111,11 @@ import highspy
 import numpy as np
 
 from storeops.costs import CostParameters
+from storeops.dispatch.fleet import Fleet
 
 DAY_HOURS = 24.0
 SOLUTION_FEASIBLE = 2  # HiGHS: a primal solution was found
+METRE_ROUNDING_KM = 0.0005  # the router rounds each leg to whole metres: a leg may count half a metre less
 
 
 @dataclass(frozen=True)
@@ -103,11 +129,12 @@ class Instance:
     margin: np.ndarray  # (P,) lost margin per unit short
     unit_cost: np.ndarray  # (P,)
     shelf_life_days: np.ndarray  # (P,) 0 = not perishable
-    depot_km: np.ndarray  # (S,) distance store <-> its depot (km)
-    nearest_km: np.ndarray  # (S,) distance to the nearest other store of the same depot (km; inf if none)
+    depot_km: np.ndarray  # (S,) road distance store <-> its depot (km, at most what the router counts)
+    nearest_km: np.ndarray  # (S,) road distance to the nearest other store of the same depot (km; inf if none)
     depot: np.ndarray  # (S,) depot index
-    truck_capacity: int  # units per truck
-    max_stops: int  # stops per truck route
+    case_litres: np.ndarray  # (P,) a case's volume (litres)
+    truck_litres: float  # what a truck carries: capacity_cages x cage_litres (litres)
+    stops_per_truck: int | None  # most stops a route can make (``stops_per_truck``); None: no limit
     # (S, P, D): units of the initial stock whose last day is d (perishables; units lasting beyond the
     # horizon are left out). None: ages unknown, all of it lasts until day L - 1 at most, from day 0 at least.
     initial_expiring: np.ndarray | None = None
@@ -239,6 +266,7 @@ class _Model:
     per_truck_km: np.ndarray
     holding_day: float
     constant: float  # the lost margin were nothing sold (the objective counts the margin of what is sold)
+    day_stops: np.ndarray  # (S, D) the stops a store-day no policy needs to exceed (relaxation 2)
 
 
 def _build(instance: Instance, costs: CostParameters) -> _Model:
@@ -247,34 +275,41 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     initial = np.asarray(instance.initial_stock, dtype=np.float64)
     if initial.shape != (n_stores, n_products):
         raise ValueError(f"initial_stock is {initial.shape}, demand {demand.shape}: they must be (S, P) and (S, P, D)")
-    if instance.truck_capacity < 1 or instance.max_stops < 1:
-        raise ValueError("trucks need a capacity >= 1 and max_stops >= 1")
+    litres = np.asarray(instance.case_litres, dtype=np.float64)
+    if litres.shape != (n_products,) or not np.all(np.isfinite(litres) & (litres >= 0)):
+        raise ValueError(f"case_litres must be {n_products} volumes >= 0 (litres), got {instance.case_litres!r}")
+    truck_litres = float(instance.truck_litres)
+    if not (math.isfinite(truck_litres) and truck_litres > 0):
+        raise ValueError(f"truck_litres must be a volume > 0 (litres), got {instance.truck_litres!r}")
+    per_truck_stops = instance.stops_per_truck
+    if per_truck_stops is not None and per_truck_stops < 0:
+        raise ValueError(f"stops_per_truck must be 0 or more, or None (no limit), got {per_truck_stops}")
     shelf = np.maximum(np.asarray(instance.capacity, dtype=np.float64), initial)[:, :, None]  # (S, P, 1)
     case = np.asarray(instance.case_pack, dtype=np.float64)[None, :, None]
     margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
     unit_cost = np.asarray(instance.unit_cost, dtype=np.float64)[None, :, None]
     life = np.asarray(instance.shelf_life_days, dtype=np.int64)
     perishable = (life > 0)[None, :, None]
-    truck_capacity = float(instance.truck_capacity)
+    case_litres = litres[None, :, None]
     per_stop_km, per_truck_km, depot_ids = _stop_km(instance)
     n_depots = per_truck_km.size
     holding_day = costs.holding_per_unit_hour * DAY_HOURS
 
     # stops a store-day no policy needs to exceed (relaxation 2), and cases a stop need not exceed
     pair_stops = np.where(shelf > 0, np.ceil(1.0 + demand / np.maximum(shelf, 1.0)), 1.0).max(axis=1)
-    load_stops = np.ceil((shelf + demand + case).sum(axis=1) / truck_capacity)
-    max_stops = np.maximum(1.0, np.maximum(pair_stops, load_stops))  # (S, D)
+    load_stops = np.ceil(((shelf + demand + case) / case * case_litres).sum(axis=1) / truck_litres)
+    day_stops = np.maximum(1.0, np.maximum(pair_stops, load_stops))  # (S, D)
     cases_per_stop = np.ceil(shelf / case)  # (S, P, 1)
 
     cols = _Columns()
-    x = cols.add(shape, cases_per_stop * max_stops[:, None, :], integer=True)  # cases shipped
+    x = cols.add(shape, cases_per_stop * day_stops[:, None, :], integer=True)  # cases shipped
     q = cols.add(shape, shelf + demand)  # units the shelf accepted
     sold = cols.add(shape, demand, cost=-margin)
     stock = cols.add(shape, shelf)  # after the day's expiry
     waste = cols.add(shape, np.where(perishable, shelf, 0.0), cost=unit_cost)
     held = cols.add(shape, shelf, cost=unit_cost * holding_day)  # held through the day, at least
     stops = cols.add(
-        (n_stores, days), max_stops, cost=costs.per_stop + costs.per_km * per_stop_km[:, None], integer=True
+        (n_stores, days), day_stops, cost=costs.per_stop + costs.per_km * per_stop_km[:, None], integer=True
     )
     visited = cols.add((n_stores, days), 1.0, integer=True)  # stops >= 1
     trucks = cols.add(
@@ -300,17 +335,18 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     rows.add([q, x], [1, -np.broadcast_to(case, shape)], -np.inf, 0)
     # held through the day >= stock the day started with, less its sales and expiry (= stock_d - q_d)
     rows.add([held, stock, q], [1, -1, 1], 0, np.inf)
-    # a stop's load fits on a truck: sum_p case * x - truck capacity * stops <= 0
+    # a store-day's litres fit on its stops' trucks: sum_p case litres * x - truck litres * stops <= 0
     stop_load = np.concatenate([x.transpose(0, 2, 1), stops[:, :, None]], axis=2).reshape(n_stores * days, -1)
-    rows.add_wide(stop_load, np.concatenate([case.reshape(-1), [-truck_capacity]]), -np.inf, 0)
-    # trucks per depot and day: by units and by stops
+    rows.add_wide(stop_load, np.append(litres, -truck_litres), -np.inf, 0)
+    # trucks per depot and day: by volume and by stops
     for g in range(n_depots):
         members = np.flatnonzero(depot_ids == g)
         load = x[members].transpose(2, 0, 1).reshape(days, -1)  # (D, members x P)
-        weight = np.tile(case.reshape(-1), members.size)
-        rows.add_wide(np.concatenate([load, trucks[g][:, None]], 1), np.append(weight, -truck_capacity), -np.inf, 0)
-        visits = np.concatenate([stops[members].T, trucks[g][:, None]], axis=1)  # (D, members + 1)
-        rows.add_wide(visits, np.append(np.ones(members.size), -float(instance.max_stops)), -np.inf, 0)
+        weight = np.tile(litres, members.size)
+        rows.add_wide(np.concatenate([load, trucks[g][:, None]], 1), np.append(weight, -truck_litres), -np.inf, 0)
+        if per_truck_stops is not None:
+            visits = np.concatenate([stops[members].T, trucks[g][:, None]], axis=1)  # (D, members + 1)
+            rows.add_wide(visits, np.append(np.ones(members.size), -float(per_truck_stops)), -np.inf, 0)
 
     # perishables: what is on the shelf at the end of day d leaves it, sold or expired, by the end of day
     # d + L - 1; the initial stock whose last day is j, by the end of day j. And nothing expires before its
@@ -332,11 +368,11 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
             values = np.concatenate([np.ones(j + 1), -np.ones(arrived)])
             rows.add_wide(index, values, -np.inf, may[:, p, j])
 
-    # valid for every integer solution, only to speed up the search: visited <= stops <= max stops x
+    # valid for every integer solution, only to speed up the search: visited <= stops <= the store-day's bound x
     # visited; a depot with a stop that day sends a truck; the sales of days a..b come from the stock day a
     # started with and, from each day t with a stop, at most the demand of days t..b
     rows.add([stops, visited], [1, -1], 0, np.inf)
-    rows.add([stops, visited], [1, -max_stops], -np.inf, 0)
+    rows.add([stops, visited], [1, -day_stops], -np.inf, 0)
     rows.add([trucks[depot_ids], visited], [1, -1], 0, np.inf)
     after = np.concatenate([np.cumsum(demand[:, :, ::-1], axis=2)[:, :, ::-1], np.zeros((n_stores, n_products, 1))], 2)
     for a in range(days):
@@ -372,7 +408,23 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     lp.integrality_ = [kinds[int(i)] for i in np.concatenate(cols.integer)]
     columns = {"cases": x, "accepted": q, "sold": sold, "stock": stock, "waste": waste, "held": held}
     columns |= {"stops": stops, "trucks": trucks}
-    return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, float((margin * demand).sum()))
+    constant = float((margin * demand).sum())
+    return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, constant, day_stops)
+
+
+def _fix(model: _Model, run: Mapping[str, Any]) -> None:
+    """Fix the programme's columns to a run's ``cases``, ``accepted``, ``stops`` and ``trucks``, its stops
+    capped at the store-day bound of relaxation 2 (how a real run is mapped to the programme)."""
+    lower, upper = np.array(model.lp.col_lower_), np.array(model.lp.col_upper_)
+    for name in ("cases", "accepted", "stops", "trucks"):
+        index = model.columns[name]
+        value = np.asarray(run[name], dtype=np.float64)
+        if value.shape != index.shape:
+            raise ValueError(f"the run's {name} is {value.shape}, the programme's {index.shape}")
+        if name == "stops":
+            value = np.minimum(value, model.day_stops)
+        lower[index], upper[index] = value, value
+    model.lp.col_lower_, model.lp.col_upper_ = lower, upper
 
 
 def hindsight_lower_bound(
@@ -382,11 +434,19 @@ def hindsight_lower_bound(
     *,
     mip_rel_gap: float = 1e-4,
     threads: int = 2,
+    run: Mapping[str, Any] | None = None,
 ) -> LowerBound:
     """The least cost any policy could have had over the instance's days, knowing their demand (see the
-    module for the model). ``cost`` is HiGHS's dual bound: a lower bound even when the time limit stops it."""
+    module for the model). ``cost`` is HiGHS's dual bound: a lower bound even when the time limit stops it.
+
+    ``run`` (a check of the relaxation): a run's ``cases`` shipped and units ``accepted`` (S, P, D), its
+    ``stops`` (S, D) and ``trucks`` (depots in ``np.unique(instance.depot)`` order, D) fix those columns (its
+    stops capped at the store-day bound of relaxation 2); the result is then the programme's cost of that run,
+    at most the run's own cost (``status`` "Infeasible" if the run breaks a constraint of the programme)."""
     started = time.perf_counter()
     model = _build(instance, costs)
+    if run is not None:
+        _fix(model, run)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
@@ -435,26 +495,49 @@ def hindsight_lower_bound(
     )
 
 
-def instance_from_catalog(
-    catalog: Any, state: Any, demand: np.ndarray, truck_capacity: int, max_stops: int
-) -> Instance:
+def stops_per_truck(fleet: Fleet) -> int | None:
+    """The most stops a route of ``fleet`` can make within its time limit (relaxation 7): each takes at least
+    ``minutes_per_stop + minutes_per_cage`` (one cage), in the router's whole seconds; None when a stop takes
+    no time (no limit)."""
+    limit = math.floor(fleet.route_limit_hours * 3600)  # as storeops.dispatch.vrp counts them
+    least = round(fleet.unloading_minutes(1) * 60)
+    return None if least <= 0 else limit // least
+
+
+def road_distances(
+    depots: list[tuple[float, float]], points: list[tuple[float, float]], depot: np.ndarray, fleet: Fleet
+) -> tuple[np.ndarray, np.ndarray]:
+    """(depot_km, nearest_km) of stores at ``points`` served from ``depots[depot[s]]``: road km
+    (``Fleet.road_km``) less half a metre, the most the router's rounding to whole metres takes off a leg."""
+    depot = np.asarray(depot, dtype=np.int64)
+
+    def road(a: tuple[float, float], b: tuple[float, float]) -> float:
+        return max(0.0, fleet.road_km(a, b) - METRE_ROUNDING_KM)
+
+    depot_km = np.array([road(depots[int(g)], point) for g, point in zip(depot, points, strict=True)])
+    nearest = np.full(len(points), np.inf)
+    for i, point in enumerate(points):
+        others = [road(point, points[j]) for j in range(len(points)) if j != i and depot[j] == depot[i]]
+        if others:
+            nearest[i] = min(others)
+    return depot_km, nearest
+
+
+def instance_from_catalog(catalog: Any, state: Any, demand: np.ndarray, fleet: Fleet) -> Instance:
     """The instance of a simulation chunk (``storeops.stores.simulation.SimulationState``: its stock,
     planogram and perishable cohorts at the start of day 0) over ``demand`` (its stores x products x days),
-    with the distances the product's trucks drive (``storeops.directory``: haversine, regional depots)."""
-    from storeops.directory import DEPOTS, haversine_km
+    with ``fleet``'s trucks and road distances (``storeops.directory``: regional depots) and the catalog's
+    case volumes (``case_litres``, as the product master publishes them to the trucks)."""
+    from storeops.directory import DEPOTS
 
     first, stop = int(state.first_store), int(state.stop_store)
     stores = catalog.stores.iloc[first:stop]
     products = catalog.products
     regions = stores["region"].to_numpy()
     points = list(zip(stores["lat"].astype(float), stores["lon"].astype(float), strict=True))
-    depot_km = np.array([haversine_km(DEPOTS[r], pt) for r, pt in zip(regions, points, strict=True)])
-    nearest = np.full(len(points), np.inf)
-    for i, (region, point) in enumerate(zip(regions, points, strict=True)):
-        others = [haversine_km(point, points[j]) for j in range(len(points)) if j != i and regions[j] == region]
-        if others:
-            nearest[i] = min(others)
     depot_names = list(DEPOTS)
+    depot = np.array([depot_names.index(r) for r in regions], dtype=np.int64)
+    depot_km, nearest = road_distances([DEPOTS[name] for name in depot_names], points, depot, fleet)
     days = int(np.asarray(demand).shape[2])
     life = products["shelf_life_days"].to_numpy().astype(np.int64)
     expiring = np.zeros((len(points), len(products), days))
@@ -473,9 +556,10 @@ def instance_from_catalog(
         shelf_life_days=life,
         depot_km=depot_km,
         nearest_km=nearest,
-        depot=np.array([depot_names.index(r) for r in regions], dtype=np.int64),
-        truck_capacity=int(truck_capacity),
-        max_stops=int(max_stops),
+        depot=depot,
+        case_litres=products["case_litres"].to_numpy().astype(np.float64),
+        truck_litres=float(fleet.capacity_cages * fleet.cage_litres),
+        stops_per_truck=stops_per_truck(fleet),
         initial_expiring=expiring,
     )
 
@@ -499,11 +583,10 @@ def daily_demand(model: Any, start: Any, days: int) -> np.ndarray:
 
 def demo(stores: int = 10, products: int = 20, days: int = 7, seed: int = 7, time_limit_s: float = 120) -> LowerBound:
     """The bound on a catalog's first ``days`` days from 2026-03-23 (the scenario's default start), from the
-    simulator's opening stock, with the product's fleet (``FleetPolicy`` defaults) and cost parameters; and,
+    simulator's opening stock, with the product's fleet (``Fleet`` defaults) and cost parameters; and,
     for scale, what the simulator's shelves cost over those days if no truck came."""
     from datetime import UTC, datetime, timedelta
 
-    from storeops.dispatch.routing import FleetPolicy
     from storeops.stores.catalog import build_catalog
     from storeops.stores.simulation import advance_to, initial_state
 
@@ -511,8 +594,7 @@ def demo(stores: int = 10, products: int = 20, days: int = 7, seed: int = 7, tim
     catalog = build_catalog(stores, products, seed=seed)
     state = initial_state(catalog, start)
     demand = daily_demand(state.model, start, days)
-    fleet = FleetPolicy()
-    instance = instance_from_catalog(catalog, state, demand, fleet.capacity_units, fleet.max_stops)
+    instance = instance_from_catalog(catalog, state, demand, Fleet())
     costs = CostParameters()
     result = hindsight_lower_bound(instance, costs, time_limit_s=time_limit_s)
     unit_cost = catalog.products["unit_cost"].to_numpy()

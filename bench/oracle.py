@@ -16,7 +16,8 @@ On one private emulator, with ``flows.scenario`` (the real loop: stores, the pla
 3. **hindsight lower bound** (``bench.lower_bound``, a MILP solved with HiGHS): on a small instance
    (``--bound-stores`` x ``--bound-products`` x ``--bound-days``) the least cost any policy could have had
    knowing the demand in advance, next to storeops's own cost on a scenario of that instance (the same
-   customers, its opening stock read from the lake's first readings).
+   customers, its opening stock read from the lake's first readings), with the scenario's fleet
+   (``storeops.dispatch.fleet.Fleet()``: roll cages, the catalog's case volumes, the route's time limit).
 
 Costs are ``storeops.costs.CostParameters`` (the figures' own), per 1,000 units demanded. With ``--json``
 the last stdout line is one JSON object: ``storeops_cost``, ``oracle_cost``, ``oracle_cost_ratio``,
@@ -45,7 +46,7 @@ from flows.scenario import SCENARIO_START, scenario
 from storeops.cli import emit_json, non_negative_int, positive_int, print_summary
 from storeops.clock import parse_timestamp
 from storeops.costs import CostParameters
-from storeops.dispatch.routing import FleetPolicy
+from storeops.dispatch.fleet import Fleet
 from storeops.service_level import read_lake
 from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
@@ -150,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog = build_catalog(args.bound_stores, args.bound_products, args.seed)
     state = initial_state(catalog, SCENARIO_START)
     demand = daily_demand(state.model, SCENARIO_START, args.bound_days)
-    fleet = FleetPolicy()
-    instance = instance_from_catalog(catalog, state, demand, fleet.capacity_units, fleet.max_stops)
+    # the scenario's trucks (flows.scenario.FLEET: Fleet()) and the catalog's case volumes (its product master)
+    instance = instance_from_catalog(catalog, state, demand, Fleet())
     instance = dataclasses.replace(instance, initial_stock=stock, initial_expiring=None)
     bound = hindsight_lower_bound(instance, CostParameters(), time_limit_s=args.time_limit)
     units = float(demand.sum())

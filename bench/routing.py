@@ -7,27 +7,27 @@ For each size, the simulated chain of ``storeops.stores.catalog.build_catalog(st
 ``storeops.directory.DEPOTS``) gets one regular delivery per store on one day (``--day``, a Tuesday):
 
 - **volume**: the store's expected demand of the day (``storeops.stores.demand.DemandModel
-  .expected_day_mean``) in cases (units / each product's case pack), in roll cages at
-  ``--cases-per-cage`` (60: a roll cage of about 1.2 m3 usable holds some 50-80 grocery cases; a
-  typical figure, not a measured one). The catalog has no case dimensions yet, so every case counts
-  the same; case volumes in the catalog are the next part of issue 22.
-- **window**: from 3 h before the store opens that day (``storeops.calendar.opening_hours``: 07:00
-  for both formats on weekdays) to 4 h after, so shelves are filled before opening and at the latest
-  by mid-morning; trucks leave the depot from ``Fleet.earliest_departure`` (03:00).
+  .expected_day_mean``) in cases (units / each product's case pack) of each product's case volume
+  (the catalog's ``case_litres``), in roll cages (``Fleet.cages_for``: ``Fleet.cage_litres`` a cage,
+  rounded up), as the truck worker counts them.
+- **window**: the store's receiving window, as the truck worker sets it
+  (``storeops.dispatch.fleet.delivery_window``: from 3 h before the store opens until it closes);
+  trucks leave the depot from ``Fleet.earliest_departure`` (03:00).
 - **fleet and costs**: ``storeops.dispatch.fleet.Fleet()`` and ``storeops.costs.CostParameters()``
   defaults, unlimited trucks per depot; the solver's budget ``SolverBudget()`` per depot, depots
   routed by ``--workers`` processes at once (``storeops.dispatch.vrp.route_slot``).
 
 Printed per size, baseline (first-fit decreasing + nearest neighbour under the same constraints) against
 the solver's own plan: truck fill, trucks against the capacity lower bound, km and km per 1,000 units
-(return legs included), late stops, the longest route, seconds; and which plan each depot would use.
+(return legs included), late stops, the longest route, seconds; which plan each depot would use; and for
+reference the previous release's dispatch on the same deliveries (``previous_dispatch``: trucks of 4,000
+units and 8 stops, nearest neighbour, no windows or hours).
 Target: the 2,000-store cycle (all five depots) routed within 60 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections import defaultdict
 from datetime import date
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from storeops.calendar import opening_hours
-from storeops.cli import emit_json, positive_float, positive_int, print_summary
+from storeops.cli import emit_json, positive_int, print_summary
 from storeops.costs import CostParameters
 from storeops.directory import DEPOTS
-from storeops.dispatch.fleet import DeliveryStop, Fleet, window_around_opening
+from storeops.dispatch.fleet import DeliveryStop, Fleet, delivery_window
 from storeops.dispatch.fleet_figures import FleetFigures, fleet_figures
 from storeops.dispatch.vrp import DepotRouting, SolverBudget, route_slot
 from storeops.stores.catalog import build_catalog
@@ -47,35 +47,72 @@ from storeops.stores.demand import DemandModel
 
 TARGET_CYCLE_SECONDS = 60.0
 TARGET_STORES = 2000
-HOURS_BEFORE_OPENING = 3.0
-HOURS_AFTER_OPENING = 4.0
 
 
-def day_orders(
-    stores: int, products: int, seed: int, day: date, cases_per_cage: float, fleet: Fleet
-) -> dict[str, list[DeliveryStop]]:
+def day_orders(stores: int, products: int, seed: int, day: date, fleet: Fleet) -> dict[str, list[DeliveryStop]]:
     """Each open store's delivery of ``day`` (see the module), by region."""
     catalog = build_catalog(stores, products, seed)
     units = DemandModel(catalog, 0, stores).expected_day_mean(day)
-    cases = (units / catalog.products["case_pack"].to_numpy()[None, :]).sum(axis=1)
+    products_frame = catalog.products
+    litres = (units / products_frame["case_pack"].to_numpy()[None, :] * products_frame["case_litres"].to_numpy()).sum(
+        axis=1
+    )
+    departure = fleet.departure_on(day)
     orders: dict[str, list[DeliveryStop]] = defaultdict(list)
     for row, store in enumerate(catalog.stores.itertuples()):
         hours = opening_hours(str(store.format), day)
         if hours.closed:
             continue
-        opens, closes = window_around_opening(day, hours.opens, fleet, HOURS_BEFORE_OPENING, HOURS_AFTER_OPENING)
+        opens, closes = delivery_window(str(store.format), departure, fleet)
         orders[str(store.region)].append(
             DeliveryStop(
                 store_id=str(store.store_id),
                 lat=float(store.lat),
                 lon=float(store.lon),
-                cages=max(1, math.ceil(cases[row] / cases_per_cage)),
+                cages=fleet.cages_for(float(litres[row])),
                 units=round(float(np.sum(units[row]))),
                 window_opens=opens,
                 window_closes=closes,
             )
         )
     return dict(orders)
+
+
+PREVIOUS_UNITS_PER_TRUCK = 4000  # the previous release's trucks: units, not volume
+PREVIOUS_STOPS_PER_TRUCK = 8
+
+
+def previous_dispatch(orders: dict[str, list[DeliveryStop]], fleet: Fleet) -> dict[str, Any]:
+    """The previous release's dispatch on the same deliveries, for reference: stops packed first-fit decreasing
+    by units into trucks of 4,000 units and 8 stops, each truck's stops in nearest-neighbour order from the
+    depot; no windows, no drivers' hours, no volume. Measured as ours is: road km with the return legs."""
+    trucks = km = 0.0
+    units = 0
+    for region, stops in orders.items():
+        loads: list[list[DeliveryStop]] = []
+        for stop in sorted(stops, key=lambda s: (-s.units, s.store_id)):
+            fits = (
+                load
+                for load in loads
+                if sum(s.units for s in load) + stop.units <= PREVIOUS_UNITS_PER_TRUCK
+                and len(load) < PREVIOUS_STOPS_PER_TRUCK
+            )
+            load = next(fits, None)
+            if load is None:
+                loads.append([stop])
+            else:
+                load.append(stop)
+        for load in loads:
+            here, left = DEPOTS[region], list(load)
+            while left:
+                nearest = min(left, key=lambda s: (fleet.road_km(here, s.point), s.store_id))
+                km += fleet.road_km(here, nearest.point)
+                here = nearest.point
+                left.remove(nearest)
+            km += fleet.road_km(here, DEPOTS[region])
+        trucks += len(loads)
+        units += sum(s.units for s in stops)
+    return {"trucks": int(trucks), "km": round(km, 1), "km_per_1000_units": round(1000 * km / units, 3)}
 
 
 def _side(figures: FleetFigures, seconds: float) -> dict[str, Any]:
@@ -85,7 +122,7 @@ def _side(figures: FleetFigures, seconds: float) -> dict[str, Any]:
 def run_size(
     stores: int, args: argparse.Namespace, fleet: Fleet, costs: CostParameters, budget: SolverBudget
 ) -> dict[str, Any]:
-    orders = day_orders(stores, args.products, args.seed, args.day, args.cases_per_cage, fleet)
+    orders = day_orders(stores, args.products, args.seed, args.day, fleet)
     started = time.perf_counter()
     routed: dict[str, DepotRouting] = route_slot(
         orders, DEPOTS, fleet, costs, fleet.departure_on(args.day), budget, workers=args.workers, seed=args.seed
@@ -102,6 +139,7 @@ def run_size(
         "baseline_cost_gbp": round(sum(p.cost_gbp for p in baseline), 2),
         "solver_cost_gbp": round(sum(p.cost_gbp for p in solver), 2),
         "plan_used": {depot: r.plan.method for depot, r in sorted(routed.items())},
+        "previous_release": previous_dispatch(orders, fleet),
     }
 
 
@@ -120,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=positive_int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 3, 3), help="local day (YYYY-MM-DD)")
-    parser.add_argument("--cases-per-cage", type=positive_float, default=60.0)
     parser.add_argument("--workers", type=positive_int, default=2, help="depots routed at once (processes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -144,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                 ("transport cost, GBP", f"{result['baseline_cost_gbp']:>10,.0f}  {result['solver_cost_gbp']:>10,.0f}"),
                 ("seconds", _pair(result, "seconds", ".1f")),
                 ("plan used per depot", ", ".join(f"{d} {m}" for d, m in result["plan_used"].items())),
+                (
+                    "previous release (4,000 units, 8 stops, NN; no windows, hours)",
+                    f"{result['previous_release']['trucks']:,} trucks, "
+                    f"{result['previous_release']['km_per_1000_units']:.2f} km per 1,000 units",
+                ),
             ],
         )
     large = next((r for r in results if r["stores"] == TARGET_STORES), None)
@@ -159,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 "day": args.day.isoformat(),
                 "products": args.products,
                 "seed": args.seed,
-                "cases_per_cage": args.cases_per_cage,
+                "cage_litres": fleet.cage_litres,
                 "workers": args.workers,
                 "fleet": {
                     "capacity_cages": fleet.capacity_cages,

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from bench.harness import bench_environment
 from flows.prefect_api import prefect_api
-from flows.scenario import POLICIES, SCENARIO_START, Policy, print_service_level, scenario
+from flows.scenario import FLEET, POLICIES, ROUTING, SCENARIO_START, Policy, print_service_level, scenario
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
 
 TARGET_SECONDS = 600
@@ -46,6 +46,16 @@ PLANNER_TARGETS = (
     ("stops_per_store_day", 1.5),
     ("cost_vs_plain", 0.5),
 )
+# the trucks' targets (issue 22), on every policy that routes (not the workshop's truck per alert):
+# (figure, "at least" or "at most", target); trucks_vs_lower_bound is trucks / the capacity bound, km_vs_baseline
+# ours over first-fit + nearest neighbour on the same deliveries, route_hours_max against the route limit
+FLEET_TARGETS = (
+    ("truck_fill", "at least", 0.75),
+    ("trucks_vs_lower_bound", "at most", 1.15),
+    ("km_vs_baseline", "at most", 0.5),
+    ("late_stops_rate", "at most", 0.0),
+    ("route_hours_max", "at most", FLEET.route_limit_hours),
+)
 FIGURES = (
     "lost_sales_rate",
     "audit_out_of_stock_rate",
@@ -56,8 +66,14 @@ FIGURES = (
     "trucks",
     "trucks_lower_bound",
     "truck_fill",
+    "cages",
     "km",
     "km_per_1000_units",
+    "baseline_trucks",
+    "baseline_km_per_1000_units",
+    "routed_km_per_1000_units",
+    "late_stops_rate",
+    "route_hours_max",
     "cost_per_1000_units",
     "cost_parts_per_1000_units",
     "units_demanded",
@@ -95,6 +111,30 @@ def planner_targets(by_policy: dict[str, dict[str, Any]]) -> dict[str, dict[str,
             "met": met,
             "missed_by": None if value is None or met else round(value - target, 6),
         }
+    return out
+
+
+def fleet_targets(by_policy: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each routed policy's truck figures against the fleet targets (the workshop's truck per alert is not routed)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for policy, r in by_policy.items():
+        if ROUTING.get(policy, "solver") != "solver" or not r["trucks"]:
+            continue
+        ours, baseline = r["routed_km_per_1000_units"], r["baseline_km_per_1000_units"]
+        values = {
+            "truck_fill": r["truck_fill"],
+            "trucks_vs_lower_bound": round(r["trucks"] / r["trucks_lower_bound"], 4)
+            if r["trucks_lower_bound"]
+            else None,
+            "km_vs_baseline": round(ours / baseline, 4) if ours is not None and baseline else None,
+            "late_stops_rate": r["late_stops_rate"],
+            "route_hours_max": r["route_hours_max"],
+        }
+        out[policy] = {}
+        for name, sense, target in FLEET_TARGETS:
+            value = values[name]
+            met = value is not None and (value >= target if sense == "at least" else value <= target)
+            out[policy][name] = {"value": value, "sense": sense, "target": target, "met": met}
     return out
 
 
@@ -207,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     digests = {r["demand_digest"] for r in results}
     print(
         f"service level: {args.days} virtual days from {results[0]['start']}, {args.stores} stores x "
-        f"{args.products} products, planning every {args.plan_every_hours} h, seed {args.seed}; {seconds} s in all"
+        f"{args.products} products, planning every {args.plan_every_hours} h, seed {args.seed}; trucks of "
+        f"{FLEET.capacity_cages} roll cages; {seconds} s in all"
     )
     print_service_level(results)
     checks = {"under_10_minutes": seconds <= TARGET_SECONDS, "same_demand": len(digests) == 1}
@@ -222,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             state = f"MISSED by {target['missed_by']:.4g}"
         print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
+    fleet = fleet_targets(by_policy)
+    for policy, targets in fleet.items():
+        for name, target in targets.items():
+            state = "met" if target["met"] else "MISSED"
+            print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
     if args.json:
         emit_json(
             {
@@ -236,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                 "demand_digest": results[0]["demand_digest"] if len(digests) == 1 else sorted(digests),
                 "targets_met": checks,
                 "planner_targets": planner,
+                "fleet_targets": fleet,
                 "cost_parameters": results[0]["cost_parameters"],
+                "fleet": {"capacity_cages": FLEET.capacity_cages, "route_limit_hours": FLEET.route_limit_hours},
                 **{name: {k: r[k] for k in FIGURES} for name, r in by_policy.items()},
             }
         )

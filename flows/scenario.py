@@ -50,15 +50,14 @@ from flows.trucks import run_trucks
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int, print_summary, run_cli
 from storeops.clock import VirtualClock, format_timestamp, hour_floor
 from storeops.costs import CostParameters
-from storeops.directory import publish_store_directory
-from storeops.dispatch.routing import FleetPolicy
+from storeops.directory import load_store_directory, publish_store_directory
+from storeops.dispatch.fleet import Fleet
+from storeops.dispatch.loading import Routing
 from storeops.exceptions import ValidationFailed, first_validation_error
-from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.planning.forecast import HISTORY_DAYS
 from storeops.planning.models import EXTRA_STOP_COST, ExtraStopCost, PlanningTargets, SafetyFactor
 from storeops.planning.rollup import roll_up_hourly_readings
 from storeops.service_level import (
-    DISPATCH_COLUMNS,
     PRODUCT_COLUMNS,
     PROMOTION_COLUMNS,
     READING_COLUMNS,
@@ -66,6 +65,8 @@ from storeops.service_level import (
     HourlySeries,
     LoopRecord,
     ServiceFigures,
+    read_dispatches,
+    read_routing,
     split_truth,
 )
 from storeops.settings import load_settings
@@ -77,18 +78,18 @@ from storeops.stores.truth import truth_lines, write_truth
 from tasks.forecast import find_days_to_roll, forecast_day, roll_days
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
+from tasks.route_map import publish_route_map, routes_from_dispatches
 from tasks.scenario import fresh_stack, publish_service_level, write_true_forecast
 
 Policy = Literal["storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none"]
 POLICIES: tuple[str, ...] = ("storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none")
-FLEET = {
-    "storeops": FleetPolicy(),
-    "plain": FleetPolicy(),
-    "oracle": FleetPolicy(),
-    "workshop": FleetPolicy(consolidate=False),  # one truck per alert
-    "workshop-consolidated": FleetPolicy(),
-    "none": FleetPolicy(),
-}
+# Every policy's trucks. The simulated chain stocks 50 products a store by default, about one roll cage a
+# store-day: routes are bound by the drivers' hours (six or seven stops), never by a 45-cage trailer's floor.
+# A planner runs vans sized to such drops: 7.5 t rigids with a tail lift, payload-limited to about 8 cages of
+# mixed grocery (2.5 t at roughly 300 kg a cage). The cost per route stays the artic's (CostParameters), which
+# overstates what a smaller truck costs. bench.service_level prints the fleet it ran with.
+FLEET = Fleet(capacity_cages=8)
+ROUTING: dict[str, Routing] = {"workshop": "one_per_request"}  # the original workshop: a truck per alert; else solved
 PLANNER_RULE = {
     "storeops": "storeops",
     "plain": "plain",
@@ -168,7 +169,12 @@ class LoopRecorder:
         self.digest.update(np.ascontiguousarray(demand, dtype=np.int64).tobytes())
 
     def record(
-        self, start: datetime, end: datetime, dispatches: pd.DataFrame, catalog_frames: dict[str, pd.DataFrame]
+        self,
+        start: datetime,
+        end: datetime,
+        dispatches: pd.DataFrame,
+        routing: pd.DataFrame,
+        catalog_frames: dict[str, pd.DataFrame],
     ) -> LoopRecord:
         lost, refused, audits = split_truth(self.truth)
         readings = (
@@ -182,22 +188,11 @@ class LoopRecorder:
             refused=refused,
             audits=audits,
             dispatches=dispatches,
+            routing=routing,
             stores=catalog_frames["stores"],
             products=catalog_frames["products"],
             promotions=catalog_frames["promotions"],
         )
-
-
-def ledger_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """The ledger's dispatch rows of loads that left in ``(start, end]``."""
-    low, high = format_timestamp(start), format_timestamp(end)
-    rows = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LEDGER_PREFIX):
-        for obj in page.get("Contents", []):
-            for row in decode_rows(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()):
-                if row.record_type == "dispatch" and low < row.recorded_at <= high:
-                    rows.append({c: getattr(row, c) for c in DISPATCH_COLUMNS})
-    return pd.DataFrame(rows, columns=DISPATCH_COLUMNS)
 
 
 @flow(
@@ -299,7 +294,7 @@ def scenario(
     encoder = ReadingEncoder(catalog)
     deliver = deliveries_from(s3, bucket, simulation)
     run_id = uuid.uuid4().hex[:8]
-    fleet = FLEET[request.policy]
+    routing = ROUTING.get(request.policy, "solver")
     recorder = LoopRecorder()
     query_bytes: list[int] = []
     methods: dict[str, int] = {}  # the plans by what decided (forecast, plain or workshop)
@@ -350,12 +345,29 @@ def scenario(
             methods[payload["method"]] = methods.get(payload["method"], 0) + 1
             bytes_source = payload["bytes_scanned_source"]
             if payload["requests_sent"]:
-                run_trucks(env, fleet, until_empty=True, window_seconds=2.0, departure=clock, report=False)
+                run_trucks(
+                    env,
+                    FLEET,
+                    routing=routing,
+                    until_empty=True,
+                    window_seconds=2.0,
+                    departure=clock,
+                    report=False,
+                )
         if hour % 24 == 0:
             logger.info("virtual day %d of %d done (%s)", hour // 24, request.days, at.isoformat())
     end = clock.now()
-    record = recorder.record(begin, end, ledger_dispatches(s3, bucket, begin, end), frames)
-    figures = ServiceFigures.compute(record, fleet.capacity_units, CostParameters(), query_bytes, bytes_source)
+    record = recorder.record(
+        begin, end, read_dispatches(s3, bucket, begin, end), read_routing(s3, bucket, begin, end), frames
+    )
+    figures = ServiceFigures.compute(record, FLEET.capacity_cages, CostParameters(), query_bytes, bytes_source)
+    last_day = record.dispatches[record.dispatches["recorded_at"] > format_timestamp(end - timedelta(days=1))]
+    publish_route_map(
+        f"scenario-{STACK_SUFFIX[request.policy]}-routes",
+        routes_from_dispatches(last_day, load_store_directory(s3, bucket)),
+        FLEET.capacity_cages,
+        f"{request.policy}: the trucks' routes of the last virtual day, to {end:%Y-%m-%d %H:%M} UTC",
+    )
     digest = recorder.digest.hexdigest()[:16]
     publish_service_level(request.policy, figures, recorder.series, request.model_dump(mode="json"))
     logger.info("service figures of %s: %s", request.policy, figures.as_dict())
@@ -411,9 +423,12 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("stock held (units)", "stock_held_units", "{:,.0f}"),
     ("cover (days)", "cover_days", "{:.2f}"),
     ("trucks (lower bound)", "trucks", "{:,}"),
-    ("truck fill", "truck_fill", "{:.0%}"),
+    ("truck fill (cages)", "truck_fill", "{:.0%}"),
     ("stops per store-day", "stops_per_store_day", "{:.2f}"),
     ("km per 1,000 units", "km_per_1000_units", "{:,.1f}"),
+    ("  baseline on the same deliveries", "baseline_km_per_1000_units", "{:,.1f}"),
+    ("late stops", "late_stops_rate", "{:.2%}"),
+    ("longest route (h)", "route_hours_max", "{:.2f}"),
     ("planning runs", "planning_runs", "{:,}"),
     ("seconds", "seconds", "{:,.1f}"),
 )

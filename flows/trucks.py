@@ -1,7 +1,7 @@
 """Flow ``trucks``: drain the dispatch queue window by window, long-running by default.
 
     python -m flows.trucks [--until-empty] [--max-seconds S] [--window-messages N]
-        [--window-seconds S] [--json]
+        [--window-seconds S] [--capacity-cages N] [--trucks-per-depot N] [--json]
 
 No task run per message or per window: the loop is plain code, so memory and Prefect server
 load stay flat however long it runs. Each window is logged with its numbers; each dispatched
@@ -28,13 +28,16 @@ from flows.prefect_api import prefect_api
 from flows.run_names import trucks_run_name
 from storeops.cli import emit_json, positive_float, positive_int, print_summary, run_cli
 from storeops.clock import Clock, WallClock
+from storeops.directory import DEPOTS
 from storeops.dispatch.config import WorkerConfig
+from storeops.dispatch.fleet import Fleet
+from storeops.dispatch.loading import Routing
 from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, stop_on_signals
-from storeops.dispatch.routing import FleetPolicy
 from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
 from storeops.metrics import Heartbeat
 from storeops.settings import load_settings
 from tasks.artifacts import figure, utc_stamp
+from tasks.route_map import MapRoute, publish_route_map
 
 ARTIFACT_EVERY_SECONDS = 30.0  # the run summary, while windows do work
 LOADS_EVERY_SECONDS = 120.0  # the loads table (each version is kept: ~720 a day at most, of 100 rows)
@@ -100,16 +103,22 @@ class WindowObserver:
             if getattr(report, name)
         }
         self.logger.info(
-            "window %s: received %d messages (%d requests), dispatched %d on %d trucks (lower bound %d, %d units), "
-            "dead-lettered %d, duplicates %d, held by other windows %d%s; queue depth %d, oldest message %.0f s; "
-            "%.2f s",
+            "window %s: received %d messages (%d requests), dispatched %d on %d trucks (lower bound %d; baseline "
+            "%d trucks, %.0f km), %d units in %d cages, %.0f km, routed in %.1f s; carried %d, dead-lettered %d, "
+            "duplicates %d, held by other windows %d%s; queue depth %d, oldest message %.0f s; %.2f s",
             report.window_id,
             report.received,
             report.requests,
             report.dispatched,
             report.trucks,
             report.lower_bound_trucks,
+            report.baseline_trucks,
+            report.baseline_km,
             report.units,
+            report.cages,
+            report.km,
+            report.routing_seconds,
+            report.carried,
             report.dead_lettered,
             report.duplicates_skipped,
             report.held_elsewhere,
@@ -125,15 +134,17 @@ class WindowObserver:
                 event="storeops.dispatch.load",
                 resource={
                     "prefect.resource.id": f"storeops.load.{load.load_id}",
-                    "prefect.resource.name": f"{load.truck_id}: {load.stops} stops, {load.units:,} units",
+                    "prefect.resource.name": f"{load.truck_id}: {load.stops} stops, {load.cages} cages",
                     "storeops.region": load.region,
                 },
                 payload={
                     "truck_id": load.truck_id,
                     "stops": load.stops,
                     "units": load.units,
+                    "cages": load.cages,
                     "shortages": load.shortages,
                     "km": load.distance_km,
+                    "route_hours": load.route_hours,
                     "route": load.route,
                 },
             )
@@ -163,7 +174,13 @@ class WindowObserver:
                 self._publish_loads(status, stamp)
             create_markdown_artifact(
                 key="truck-summary",
-                markdown=_summary_markdown(self.totals, status, time.monotonic() - self.started, stamp),
+                markdown=_summary_markdown(
+                    self.totals,
+                    status,
+                    time.monotonic() - self.started,
+                    stamp,
+                    self.worker.config.fleet.capacity_cages,
+                ),
                 description=f"What the truck run has done so far ({status}, updated {stamp})",
             )
         except Exception as exc:  # the API being briefly away must not stop the trucks
@@ -181,9 +198,11 @@ class WindowObserver:
                     "truck": x.truck_id,
                     "region": x.region,
                     "stops": x.stops,
+                    "cages": x.cages,
                     "units": figure(x.units),
                     "shortages": x.shortages,
                     "km": figure(x.distance_km, 1),
+                    "hours": figure(x.route_hours, 2),
                     "route": x.route,
                 }
                 for x in reversed(loads)  # newest first
@@ -195,17 +214,40 @@ class WindowObserver:
             ),
         )
         self.last_loads = time.monotonic()
+        if loads:
+            stores = self.worker.stores
+            routes = [
+                MapRoute(
+                    x.region,
+                    tuple((stores[s].lat, stores[s].lon) for s in x.route.split(" > ") if s in stores),
+                    x.distance_km,
+                    x.cages,
+                )
+                for x in loads
+            ]
+            publish_route_map(
+                "truck-routes",
+                routes,
+                self.worker.config.fleet.capacity_cages,
+                f"The latest {len(loads):,} truck routes per depot ({status}, updated {stamp})",
+            )
 
 
-def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: str) -> str:
+def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: str, capacity_cages: int) -> str:
     ratio = f"{totals.trucks / totals.lower_bound_trucks:.2f}" if totals.lower_bound_trucks else "n/a"
+    fill = f"{totals.cages / (totals.trucks * capacity_cages):.0%}" if totals.trucks else "n/a"
+    baseline = f"{totals.baseline_trucks:,} trucks, {totals.baseline_km:,.0f} km" if totals.baseline_trucks else "n/a"
     rows = [
         ("status", status),
         ("messages received", figure(totals.messages_received)),
         ("dispatch requests received", figure(totals.requests)),
         ("shortages dispatched", figure(totals.dispatched)),
         ("trucks", f"{totals.trucks:,} (lower bound {totals.lower_bound_trucks:,}, ratio {ratio})"),
+        ("truck fill (cages / capacity)", fill),
+        ("km (return legs included)", figure(totals.km, 0)),
+        ("first-fit + nearest neighbour on the same deliveries", baseline),
         ("units shipped", figure(totals.units)),
+        ("carried to a later window (no truck could take them)", figure(totals.carried)),
         ("duplicates skipped", figure(totals.duplicates_skipped)),
         ("dead-lettered", figure(totals.dead_lettered)),
         ("transient AWS errors", figure(totals.transient_errors)),
@@ -222,8 +264,9 @@ def _summary_markdown(totals: TruckTotals, status: str, seconds: float, stamp: s
 
 def run_trucks(
     env: Environment,
-    fleet: FleetPolicy,
+    fleet: Fleet,
     *,
+    routing: Routing = "solver",
     until_empty: bool = False,
     max_seconds: float | None = None,
     window_messages: int = 500,
@@ -245,7 +288,8 @@ def run_trucks(
         claims_table=res.claims_table,
         window_messages=window_messages,
         window_seconds=window_seconds,
-        policy=fleet,
+        fleet=fleet,
+        routing=routing,
     ).for_queue(sqs)
     stop = StopFlag()
     worker = DispatchWorker(
@@ -291,10 +335,12 @@ def trucks(
     max_seconds: Annotated[float | None, Field(gt=0)] = None,
     window_messages: Annotated[int, Field(ge=1, le=10_000)] = 500,
     window_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0,
-    capacity_units: Annotated[int, Field(ge=1, le=100_000)] = 4000,
-    max_stops: Annotated[int, Field(ge=1, le=50)] = 8,
-    speed_kmh: Annotated[float, Field(gt=0, le=200)] = 50.0,
-    minutes_per_stop: Annotated[float, Field(ge=0, le=600)] = 20.0,
+    capacity_cages: Annotated[int, Field(ge=1, le=100)] = Fleet.capacity_cages,
+    max_duty_hours: Annotated[float, Field(gt=0, le=24)] = Fleet.max_duty_hours,
+    speed_kmh: Annotated[float, Field(gt=0, le=200)] = Fleet.speed_kmh,
+    minutes_per_stop: Annotated[float, Field(ge=0, le=600)] = Fleet.minutes_per_stop,
+    minutes_per_cage: Annotated[float, Field(ge=0, le=60)] = Fleet.minutes_per_cage,
+    trucks_per_depot: Annotated[int | None, Field(ge=0, le=10_000)] = None,
 ) -> dict[str, Any]:
     """Run dispatch windows until stopped (or, with ``until_empty``, until the queue is empty).
 
@@ -304,14 +350,24 @@ def trucks(
         window_messages: Messages consolidated per window at most (1 to 10,000).
         window_seconds: Seconds a window gathers messages; with the queue's lease and long poll it
             must fit in the visibility timeout (10 s at the deployed values).
-        capacity_units: Units a truck carries (1 to 100,000).
-        max_stops: Stores a truck visits at most (1 to 50).
-        speed_kmh: Average road speed for ETAs, km/h.
-        minutes_per_stop: Unloading time per stop, minutes.
+        capacity_cages: Roll cages a truck carries (45: an articulated trailer; about 22 for a rigid).
+        max_duty_hours: A route's duty, depot to depot, including the 45 min break (9 h: EU drivers' hours).
+        speed_kmh: Average road speed, km/h.
+        minutes_per_stop: Time at a store before unloading, minutes.
+        minutes_per_cage: Unloading time per roll cage, minutes.
+        trucks_per_depot: Trucks each depot has for a window; empty means as many as the orders need.
     """
+    fleet = Fleet(
+        capacity_cages=capacity_cages,
+        max_duty_hours=max_duty_hours,
+        speed_kmh=speed_kmh,
+        minutes_per_stop=minutes_per_stop,
+        minutes_per_cage=minutes_per_cage,
+        trucks_at_depot={} if trucks_per_depot is None else dict.fromkeys(DEPOTS, trucks_per_depot),
+    )
     return run_trucks(
         prepare(load_settings()),
-        FleetPolicy(capacity_units, max_stops, speed_kmh, minutes_per_stop),
+        fleet,
         until_empty=until_empty,
         max_seconds=max_seconds,
         window_messages=window_messages,
@@ -328,8 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds")
     parser.add_argument("--window-messages", type=positive_int, default=500, help="messages per window (500)")
     parser.add_argument("--window-seconds", type=positive_float, default=10.0, help="seconds per window (10)")
-    parser.add_argument("--capacity-units", type=positive_int, default=4000, help="truck capacity in units (4000)")
-    parser.add_argument("--max-stops", type=positive_int, default=8, help="stops per truck (8)")
+    parser.add_argument(
+        "--capacity-cages",
+        type=positive_int,
+        default=Fleet.capacity_cages,
+        help=f"roll cages a truck carries ({Fleet.capacity_cages})",
+    )
+    parser.add_argument(
+        "--trucks-per-depot", type=positive_int, help="trucks each depot has for a window (default: as many as needed)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -340,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             max_seconds=args.max_seconds,
             window_messages=args.window_messages,
             window_seconds=args.window_seconds,
-            capacity_units=args.capacity_units,
-            max_stops=args.max_stops,
+            capacity_cages=args.capacity_cages,
+            trucks_per_depot=args.trucks_per_depot,
         )
     print_summary(
         f"trucks: stopped by {totals['stopped_by']}",
@@ -351,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             ("shortages dispatched", totals["dispatched"]),
             ("trucks", totals["trucks"]),
             ("units shipped", totals["units"]),
+            ("roll cages shipped", totals["cages"]),
+            ("km", round(float(totals["km"]), 1)),
+            ("carried to a later window", totals["carried"]),
             ("duplicates skipped", totals["duplicates_skipped"]),
             ("dead-lettered", totals["dead_lettered"]),
             ("seconds", totals["seconds"]),

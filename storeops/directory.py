@@ -1,12 +1,14 @@
-"""Where stores and depots are: published by the stores, read by the trucks.
+"""Where stores and depots are, and how big products' cases are: published by the stores, read by the trucks.
 
 The store directory is one JSON document at ``reference/stores.json`` in the data lake
 (one simulated retailer per stack). Depots are fixed, one per region: trucks leave from
-their region's depot.
+their region's depot. The trucks read each product's case volume from the product master
+(``PRODUCT_MASTER_KEY``, ``storeops.stores.reference`` publishes it).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -14,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from botocore.exceptions import ClientError
 
 STORE_DIRECTORY_KEY = "reference/stores.json"
+PRODUCT_MASTER_KEY = "reference/products/products.parquet"
 DEPOTS: dict[str, tuple[float, float]] = {
     # region: (latitude, longitude) of its depot
     "north": (53.48, -2.24),
@@ -40,12 +44,13 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 @dataclass(frozen=True)
 class StoreLocation:
-    """A store's region (its depot) and coordinates."""
+    """A store's region (its depot), coordinates and format."""
 
     store_id: str
     region: str
     lat: float
     lon: float
+    format: str = "superstore"  # storeops.calendar.FORMATS: its opening hours, hence its receiving window
 
 
 def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
@@ -56,7 +61,10 @@ def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
             return {}
         raise
-    stores = {s["store_id"]: StoreLocation(s["store_id"], s["region"], s["lat"], s["lon"]) for s in json.loads(body)}
+    stores = {
+        s["store_id"]: StoreLocation(s["store_id"], s["region"], s["lat"], s["lon"], s.get("format", "superstore"))
+        for s in json.loads(body)
+    }
     logger.info("store directory: %d stores", len(stores))
     return stores
 
@@ -64,3 +72,20 @@ def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
 def publish_store_directory(s3: Any, bucket: str, stores: Sequence[Mapping[str, Any]]) -> None:
     """Publish the stores (each with store_id, region, lat, lon; more fields are kept)."""
     s3.put_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY, Body=json.dumps(list(stores)).encode())
+
+
+def load_case_litres(s3: Any, bucket: str) -> dict[str, float]:
+    """Each product's case volume (litres) from the product master; empty if none was published yet."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=PRODUCT_MASTER_KEY)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return {}
+        raise
+    frame = pd.read_parquet(io.BytesIO(body))
+    if "case_litres" not in frame.columns:
+        logger.warning("the product master has no case_litres: every case counts as a default case")
+        return {}
+    litres = dict(zip(frame["product_id"].astype(str), frame["case_litres"].astype(float), strict=True))
+    logger.info("product master: case volumes of %d products", len(litres))
+    return litres

@@ -6,7 +6,9 @@ row says a truck load carries it (open until a reading after its ``eta``). Plann
 pairs with an open row, so it never asks twice for the same goods.
 
 This module owns the ledger's object keys: ``requests-<plan_id>.json`` per plan and
-``window-<window_id>.json`` per dispatch window (every truck load the window dispatched).
+``window-<window_id>.json`` per dispatch window (every truck load the window dispatched), and,
+beside the ledger under ``dispatch-routing/``, each recorded window's routing summary (its plan per
+depot against the first-fit + nearest-neighbour baseline on the same deliveries).
 A window record is created at most once (a conditional PUT); a ``fence`` (one ``fence`` row
 in place of the record) makes sure a window that lost its claims can never record.
 """
@@ -28,6 +30,7 @@ from storeops.exceptions import StoreOpsError
 from storeops.retry import RetryPolicy
 
 LEDGER_PREFIX = "dispatch-ledger/"
+ROUTING_PREFIX = "dispatch-routing/"  # per window: each depot's plan against the baseline on the same deliveries
 WINDOW_PREFIX = "window-"
 CONFLICT_RETRY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=1.0)
 
@@ -49,7 +52,15 @@ class LedgerRow(BaseModel):
     load_id: str | None = None
     truck_id: str | None = None
     stop_number: int | None = None
-    eta: str | None = None
+    eta: str | None = None  # when unloading starts at the stop
+    # a dispatch row's truck and stop, repeated on each row of them (the fleet figures read them back):
+    depot: str | None = None
+    cages: int | None = None  # the stop's roll cages
+    window_opens: str | None = None  # the stop's receiving window
+    window_closes: str | None = None
+    departs: str | None = None  # the truck leaves the depot
+    returns: str | None = None  # and is back
+    route_km: float | None = None  # depot, stops, depot (road km)
     schema_version: Literal[1] = 1
 
 
@@ -66,6 +77,11 @@ def requests_key(moment: datetime, plan_id: str) -> str:
 def window_record_key(departure: datetime, window_id: str) -> str:
     """Where a dispatch window records its truck loads, under the day they departed."""
     return f"{day_prefix(f'{departure:%Y-%m-%d}')}{WINDOW_PREFIX}{window_id}.json"
+
+
+def routing_summary_key(departure: datetime, window_id: str) -> str:
+    """Where a dispatch window writes how it routed (its plan and the baseline's, per depot)."""
+    return f"{ROUTING_PREFIX}dt={departure:%Y-%m-%d}/{WINDOW_PREFIX}{window_id}.json"
 
 
 def window_records_prefix(day: str) -> str:

@@ -16,9 +16,14 @@ so every figure a run reports can be recomputed from the lake (the simulator's r
 - ``waste_rate``: perishable units expired / perishable units shipped that found room on the shelf (refused
   units went back on the truck and cannot expire); what expires includes the stock held at the start.
 - ``cover_days``: stock held on average / demand a day (a ratio of sums).
-- ``stops_per_store_day``, ``trucks``, ``truck_fill`` (units shipped / trucks x capacity),
-  ``trucks_lower_bound`` (per depot and departure, ceil(units / capacity)), ``km`` (depot, stops,
-  back to the depot) and ``km_per_1000_units``.
+- ``stops_per_store_day``, ``trucks``, ``truck_fill`` (roll cages shipped / trucks x a truck's
+  cages: fill by the capacity measure), ``trucks_lower_bound`` (per depot and departure,
+  ceil(cages / a truck's cages)), ``km`` (road km: depot, stops, back to the depot) and
+  ``km_per_1000_units``; ``late_stops_rate`` (stops whose unloading starts outside the store's
+  receiving window) and ``route_hours_max`` (the longest route, depot to depot), all from the
+  ledger's dispatch rows; ``baseline_trucks`` and ``baseline_km_per_1000_units``: first-fit
+  decreasing + nearest neighbour under the same rules on the same deliveries (the trucks' routing
+  summaries under ``dispatch-routing/``), over the windows that have one.
 - ``cost_per_1000_units``: every cost (``storeops.costs``) per 1,000 units demanded, with its parts.
 - ``units_shipped``, ``stock_held_units`` and ``units_refused``: double ordering shows in these.
 
@@ -31,7 +36,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -45,8 +49,7 @@ from storeops.athena import scan_cost_usd
 from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
 from storeops.costs import CostParameters
-from storeops.directory import DEPOTS, haversine_km
-from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.ledger import LEDGER_PREFIX, ROUTING_PREFIX, decode_rows
 
 READING_COLUMNS = [
     "event_id",
@@ -58,7 +61,23 @@ READING_COLUMNS = [
     "units_expired",
     "period_hours",
 ]
-DISPATCH_COLUMNS = ["load_id", "store_id", "product_id", "quantity", "recorded_at", "stop_number"]
+DISPATCH_COLUMNS = [
+    "load_id",
+    "store_id",
+    "product_id",
+    "quantity",
+    "recorded_at",
+    "stop_number",
+    "eta",
+    "depot",
+    "cages",
+    "window_opens",
+    "window_closes",
+    "departs",
+    "returns",
+    "route_km",
+]
+ROUTING_COLUMNS = ["window_id", "depot", "trucks", "km", "units", "baseline_trucks", "baseline_km", "baseline_units"]
 TRUTH_PREFIX = "simulator/truth/"
 LOST_COLUMNS = ["store_id", "product_id", "observed_at", "units"]
 AUDIT_COLUMNS = ["store_id", "audit_at", "audited", "empty", "empty_products"]
@@ -86,6 +105,7 @@ class LoopRecord:
     stores: pd.DataFrame  # STORE_COLUMNS: the store directory
     products: pd.DataFrame  # PRODUCT_COLUMNS: the product master
     promotions: pd.DataFrame  # PROMOTION_COLUMNS: the promotion plan
+    routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROUTING_COLUMNS))  # ROUTING_COLUMNS
 
     @property
     def days(self) -> float:
@@ -133,10 +153,16 @@ class ServiceFigures:
     trucks: int
     trucks_lower_bound: int
     truck_fill: float | None  # None: no truck
+    cages: int
     stops: int
     stops_per_store_day: float
     km: float
     km_per_1000_units: float | None  # None: nothing shipped
+    late_stops_rate: float | None  # None: no stop
+    route_hours_max: float
+    baseline_trucks: int | None  # None: no routing summary
+    baseline_km_per_1000_units: float | None
+    routed_km_per_1000_units: float | None  # ours over the same windows as the baseline's
     cost_per_1000_units: float
     cost_parts_per_1000_units: dict[str, float]
     cost_total: float
@@ -150,7 +176,7 @@ class ServiceFigures:
     def compute(
         cls,
         record: LoopRecord,
-        truck_capacity: int,
+        capacity_cages: int,
         costs: CostParameters | None = None,
         query_bytes: list[int] | None = None,
         bytes_source: str = "athena",
@@ -172,15 +198,18 @@ class ServiceFigures:
         shelved_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum()) - int(
             refused.loc[refused["product_id"].isin(perishable), "units"].sum() if len(refused) else 0
         )
-        loads = _loads(dispatches, record.stores)
+        loads = _loads(dispatches)
         trucks = len(loads)
         stops = int(loads["stops"].sum()) if trucks else 0
+        late = int(loads["late"].sum()) if trucks else 0
+        cages = int(loads["cages"].sum()) if trucks else 0
         km = float(loads["km"].sum()) if trucks else 0.0
         lower_bound = int(
-            loads.groupby(["region", "recorded_at"])["units"].sum().map(lambda u: math.ceil(u / truck_capacity)).sum()
+            loads.groupby(["depot", "recorded_at"])["cages"].sum().map(lambda c: math.ceil(c / capacity_cages)).sum()
             if trucks
             else 0
         )
+        baseline = _baseline(record.routing)
         held = _stock_held(readings)
         unit_cost = readings["product_id"].map(products["unit_cost"]).astype("float64")
         holding_unit_hours = float((readings["on_hand"] * readings["period_hours"] * unit_cost).sum())
@@ -225,11 +254,17 @@ class ServiceFigures:
             units_refused=int(record.refused["units"].sum()) if len(record.refused) else 0,
             trucks=trucks,
             trucks_lower_bound=lower_bound,
-            truck_fill=_share(shipped, trucks * truck_capacity),
+            truck_fill=_share(cages, trucks * capacity_cages),
+            cages=cages,
             stops=stops,
             stops_per_store_day=round(stops / (n_stores * days), 4) if n_stores and days else 0.0,
             km=round(km, 1),
             km_per_1000_units=round(1000.0 * km / shipped, 3) if shipped else None,
+            late_stops_rate=_share(late, stops),
+            route_hours_max=round(float(loads["hours"].max()), 3) if trucks else 0.0,
+            baseline_trucks=baseline["trucks"],
+            baseline_km_per_1000_units=baseline["km_per_1000_units"],
+            routed_km_per_1000_units=baseline["ours_km_per_1000_units"],
             cost_per_1000_units=round(parts.total * per_1000, 3),
             cost_parts_per_1000_units={k: round(v * per_1000, 3) for k, v in asdict(parts).items()},
             cost_total=round(parts.total, 2),
@@ -286,22 +321,45 @@ def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFra
     return promoted(readings, "units_sold") + lost_units, lost_units
 
 
-def _loads(dispatches: pd.DataFrame, stores: pd.DataFrame) -> pd.DataFrame:
-    """One row per truck load: region, departure, units, stops and km (depot, stops in order, depot)."""
-    columns = ["load_id", "region", "recorded_at", "units", "stops", "km"]
+def _loads(dispatches: pd.DataFrame) -> pd.DataFrame:
+    """One row per truck: depot, departure, units, cages, stops, late stops, road km and hours (depot to depot)."""
+    columns = ["load_id", "depot", "recorded_at", "units", "cages", "stops", "late", "km", "hours"]
     if dispatches.empty:
         return pd.DataFrame(columns=columns)
-    where = stores.set_index("store_id")
     rows = []
     for load_id, load in dispatches.groupby("load_id", sort=True):
-        route = load.sort_values("stop_number").drop_duplicates("stop_number")
-        region = str(where.loc[route["store_id"].iloc[0], "region"])
-        depot = DEPOTS[region]
-        points = [(float(where.loc[s, "lat"]), float(where.loc[s, "lon"])) for s in route["store_id"]]
-        legs = [depot, *points, depot]
-        km = sum(haversine_km(a, b) for a, b in itertools.pairwise(legs))
-        rows.append((load_id, region, load["recorded_at"].iloc[0], int(load["quantity"].sum()), len(route), km))
+        stops = load.drop_duplicates("stop_number")
+        late = int(((stops["eta"] < stops["window_opens"]) | (stops["eta"] > stops["window_closes"])).sum())
+        first = stops.iloc[0]
+        hours = (pd.Timestamp(first["returns"]) - pd.Timestamp(first["departs"])).total_seconds() / 3600.0
+        rows.append(
+            (
+                load_id,
+                first["depot"],
+                first["recorded_at"],
+                int(load["quantity"].sum()),
+                int(stops["cages"].sum()),
+                len(stops),
+                late,
+                float(first["route_km"]),
+                hours,
+            )
+        )
     return pd.DataFrame(rows, columns=columns)
+
+
+def _baseline(routing: pd.DataFrame) -> dict[str, Any]:
+    """The baseline's trucks and km per 1,000 units, and ours, over the windows with a routing summary."""
+    if routing.empty:
+        return {"trucks": None, "km_per_1000_units": None, "ours_km_per_1000_units": None}
+    units, baseline_units = float(routing["units"].sum()), float(routing["baseline_units"].sum())
+    return {
+        "trucks": int(routing["baseline_trucks"].sum()),
+        "km_per_1000_units": round(1000.0 * float(routing["baseline_km"].sum()) / baseline_units, 3)
+        if baseline_units
+        else None,
+        "ours_km_per_1000_units": round(1000.0 * float(routing["km"].sum()) / units, 3) if units else None,
+    }
 
 
 def _stock_held(readings: pd.DataFrame) -> float:
@@ -359,15 +417,7 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
     readings = (
         pd.concat(frames, ignore_index=True)[READING_COLUMNS] if frames else pd.DataFrame(columns=READING_COLUMNS)
     )
-    dispatches = pd.DataFrame(
-        [
-            {c: getattr(row, c) for c in DISPATCH_COLUMNS}
-            for key in _keys(s3, bucket, LEDGER_PREFIX)
-            for row in decode_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            if row.record_type == "dispatch" and low < row.recorded_at <= high
-        ],
-        columns=DISPATCH_COLUMNS,
-    )
+    dispatches = read_dispatches(s3, bucket, start, end)
     truth: list[dict[str, Any]] = []
     for key in _keys(s3, bucket, TRUTH_PREFIX):
         if not _in_hours(key, start, end):
@@ -386,10 +436,40 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
         refused=refused,
         audits=audits,
         dispatches=dispatches,
+        routing=read_routing(s3, bucket, start, end),
         stores=directory[STORE_COLUMNS],
         products=_parquet(s3, bucket, "reference/products/")[PRODUCT_COLUMNS],
         promotions=_parquet(s3, bucket, "reference/promotions/")[PROMOTION_COLUMNS],
     )
+
+
+def read_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The ledger's dispatch rows of trucks that left in ``(start, end]`` (DISPATCH_COLUMNS)."""
+    low, high = format_timestamp(start), format_timestamp(end)
+    return pd.DataFrame(
+        [
+            {c: getattr(row, c) for c in DISPATCH_COLUMNS}
+            for key in _keys(s3, bucket, LEDGER_PREFIX)
+            for row in decode_rows(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            if row.record_type == "dispatch" and low < row.recorded_at <= high
+        ],
+        columns=DISPATCH_COLUMNS,
+    )
+
+
+def read_routing(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The routing summaries of windows that left in ``(start, end]``, a row per window and depot (ROUTING_COLUMNS)."""
+    low, high = format_timestamp(start), format_timestamp(end)
+    rows = []
+    for key in _keys(s3, bucket, ROUTING_PREFIX):
+        summary = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        if not low < summary["departure"] <= high:
+            continue
+        for depot, plan in summary["depots"].items():
+            base = plan["baseline"]
+            ours = (plan["trucks"], plan["km"], plan["units"])
+            rows.append((summary["window_id"], depot, *ours, base["trucks"], base["km"], base["units"]))
+    return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
 
 
 def split_truth(lines: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

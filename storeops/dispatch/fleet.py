@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from storeops.calendar import opening_hours
 from storeops.directory import haversine_km
 
 
@@ -44,13 +45,20 @@ class Fleet:
       figures for tail-lift roll-cage deliveries; a store's own times replace them when known).
     - ``speed_kmh`` 50: average road speed of a loaded HGV over mixed roads, stops excluded (GB HGV
       limits are 56 mph on motorways, 50 mph on dual and single carriageways in England; towns bring
-      the average down). The same figure as ``storeops.dispatch.routing.FleetPolicy``.
+      the average down).
     - ``circuity`` 1.3: road km per great-circle km. Detour indices of national road networks are
       usually 1.2-1.4 (e.g. Ballou, Rahardja & Sakai 2002, "Selected country circuity factors for
       road travel distance estimation"); 1.3 is a middle value for British roads, not a
       measurement of these depots' areas.
     - ``earliest_departure`` 03:00 local: the first trucks leave in the night, so that stores
       opening at 07:00 are served before opening (``departure_on`` turns it into an instant).
+    - ``cage_litres`` 700: what one roll cage holds, in litres of cases. A standard four-sided roll
+      cage (about 800 x 700 x 1,700 mm inside) is some 0.95 m3; hand-stacked mixed grocery cases fill
+      about three quarters of it (a planning rule of thumb, not a measurement). A stop's cages are its
+      cases' volume (each product's ``case_litres`` in the product master) over this, rounded up.
+    - ``receiving_hours_before_opening`` 3.0: stores take deliveries from 3 h before they open (the
+      night or early shift fills the shelves) until they close: a stop's window on a day is
+      ``[opens - 3 h, closes]`` of its local opening hours (``storeops.calendar.opening_hours``).
     - ``trucks_at_depot``: trucks (and drivers) available per depot in one slot; a depot not listed
       has as many as its orders need.
     - ``timezone``: the depots' local time (the chain trades in Great Britain).
@@ -64,6 +72,8 @@ class Fleet:
     speed_kmh: float = 50.0
     circuity: float = 1.3
     earliest_departure: time = time(3, 0)
+    cage_litres: float = 700.0
+    receiving_hours_before_opening: float = 3.0
     trucks_at_depot: Mapping[str, int] = field(default_factory=dict)
     timezone: str = "Europe/London"
 
@@ -88,6 +98,10 @@ class Fleet:
     def drive_hours(self, km: float) -> float:
         return km / self.speed_kmh
 
+    def cages_for(self, litres: float) -> int:
+        """Whole roll cages for ``litres`` of cases (a part-filled cage still takes a floor position)."""
+        return max(1, math.ceil(round(litres / self.cage_litres, 9)))
+
     def unloading_minutes(self, cages: int) -> float:
         """Time at a stop delivering ``cages``."""
         return self.minutes_per_stop + self.minutes_per_cage * cages
@@ -107,6 +121,8 @@ def _fleet_problem(fleet: Fleet) -> str | None:
         "minutes_per_cage": fleet.minutes_per_cage,
         "speed_kmh": fleet.speed_kmh,
         "circuity": fleet.circuity,
+        "cage_litres": fleet.cage_litres,
+        "receiving_hours_before_opening": fleet.receiving_hours_before_opening,
     }
     for name, value in numbers.items():
         if not math.isfinite(value):
@@ -117,6 +133,10 @@ def _fleet_problem(fleet: Fleet) -> str | None:
         return f"capacity_cages must be at least 1, got {fleet.capacity_cages}"
     if fleet.speed_kmh <= 0:
         return f"speed_kmh must be greater than 0, got {fleet.speed_kmh}"
+    if fleet.cage_litres <= 0:
+        return f"cage_litres must be greater than 0, got {fleet.cage_litres}"
+    if not 0 <= fleet.receiving_hours_before_opening <= 12:
+        return f"receiving_hours_before_opening must be between 0 and 12, got {fleet.receiving_hours_before_opening}"
     if fleet.circuity < 1:
         return f"circuity (road km per straight-line km) must be at least 1, got {fleet.circuity}"
     for name in ("break_minutes", "minutes_per_stop", "minutes_per_cage"):
@@ -143,9 +163,10 @@ def _fleet_problem(fleet: Fleet) -> str | None:
 class DeliveryStop:
     """One store's delivery in a slot: where, how much, and when the store accepts it.
 
-    ``cages`` is whole roll cages (a part-filled cage still takes a floor position); ``units`` the
-    order's units (what per-unit figures divide by). The window ``[window_opens, window_closes]``
-    bounds when unloading may start; both are time-zone-aware instants.
+    A store has one stop a slot, or several distinguished by ``reference`` (its order split into
+    truck-sized deliveries). ``cages`` is whole roll cages (a part-filled cage still takes a floor
+    position); ``units`` the order's units (what per-unit figures divide by). The window
+    ``[window_opens, window_closes]`` bounds when unloading may start; both are time-zone-aware instants.
     """
 
     store_id: str
@@ -155,6 +176,7 @@ class DeliveryStop:
     units: int
     window_opens: datetime
     window_closes: datetime
+    reference: str = ""  # the caller's name for this delivery when a store has several in a slot
 
     def __post_init__(self) -> None:
         problem = _stop_problem(self)
@@ -185,9 +207,18 @@ def _stop_problem(stop: DeliveryStop) -> str | None:
     return None
 
 
-def window_around_opening(
-    day: date, opens_hour: int, fleet: Fleet, before: float, after: float
-) -> tuple[datetime, datetime]:
-    """A delivery window from ``before`` hours before a store opens on local ``day`` to ``after`` hours after, UTC."""
-    opening = datetime.combine(day, time(opens_hour), tzinfo=ZoneInfo(fleet.timezone)).astimezone(UTC)
-    return opening - timedelta(hours=before), opening + timedelta(hours=after)
+def delivery_window(store_format: str, after: datetime, fleet: Fleet) -> tuple[datetime, datetime]:
+    """The first receiving window of a store that closes after ``after``: ``[opens - receiving hours,
+    closes]`` of a day's local opening hours (days it is closed are skipped), as UTC instants."""
+    zone = ZoneInfo(fleet.timezone)
+    day = after.astimezone(zone).date()
+    for offset in range(8):
+        hours = opening_hours(store_format, day + timedelta(days=offset))
+        if hours.closed:
+            continue
+        midnight = datetime.combine(day + timedelta(days=offset), time(0), tzinfo=zone)
+        opens = midnight + timedelta(hours=hours.opens - fleet.receiving_hours_before_opening)
+        closes = midnight + timedelta(hours=hours.closes)
+        if closes.astimezone(UTC) > after:
+            return opens.astimezone(UTC), closes.astimezone(UTC)
+    raise ValueError(f"a {store_format} store is closed for a week after {after.isoformat()}")

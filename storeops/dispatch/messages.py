@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from storeops.contracts.dispatch_order import is_order, order_requests, request_body
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.directory import StoreLocation
-from storeops.dispatch.routing import FleetPolicy
+from storeops.dispatch.loading import Loader
 from storeops.exceptions import first_validation_error
 
 UNKNOWN_STORE = "unknown store"  # reason prefix: the store directory may simply be stale
@@ -77,9 +77,7 @@ def split_message(message: Received) -> list[Received]:
     ]
 
 
-def parse_request(
-    body: str, stores: dict[str, StoreLocation], policy: FleetPolicy
-) -> tuple[DispatchRequest | None, str]:
+def parse_request(body: str, stores: dict[str, StoreLocation], loader: Loader) -> tuple[DispatchRequest | None, str]:
     """The request, or None and a one-line reason it cannot be dispatched."""
     try:
         data = json.loads(body)
@@ -95,6 +93,7 @@ def parse_request(
         return None, f"schema: {first_validation_error(exc, 'message')}"
     if request.store_id not in stores:
         return None, f"{UNKNOWN_STORE} {request.store_id}: not in the store directory"
-    if request.quantity > policy.capacity_units:
-        return None, f"quantity {request.quantity} exceeds a truck's capacity {policy.capacity_units}"
+    too_big = loader.too_big(request)
+    if too_big:
+        return None, too_big
     return request, ""

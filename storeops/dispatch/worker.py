@@ -16,6 +16,7 @@ clients and clocks: the ``trucks`` flow loops over it; the property tests drive 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import math
 import time
@@ -29,13 +30,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from storeops.clock import format_timestamp
 from storeops.contracts.dispatch_order import order_body
 from storeops.contracts.dispatch_request import DispatchRequest
-from storeops.directory import StoreLocation, load_store_directory
+from storeops.directory import StoreLocation, load_case_litres, load_store_directory
 from storeops.dispatch.claims import Claim, ClaimStore, Window
 from storeops.dispatch.config import MAX_DELAY_SECONDS, WorkerConfig
+from storeops.dispatch.loading import NEVER_SERVABLE, Loader, RoutedTruck, WindowRoutes, plan_figures, route_window
 from storeops.dispatch.messages import GENERATION_ATTRIBUTE, UNKNOWN_STORE, Received, parse_request, split_message
-from storeops.dispatch.routing import Load, consolidate, lower_bound_trucks
 from storeops.exceptions import StoreOpsError
-from storeops.ledger import LedgerRow, Recorded, create_record, fence_record, window_record_key
+from storeops.ledger import (
+    LedgerRow,
+    Recorded,
+    create_record,
+    fence_record,
+    routing_summary_key,
+    window_record_key,
+)
 from storeops.sqs import SqsBatcher
 
 logger = logging.getLogger(__name__)
@@ -59,8 +67,10 @@ class LoadSummary:
     region: str
     stops: int
     units: int
+    cages: int
     shortages: int
     distance_km: float
+    route_hours: float
     route: str
 
 
@@ -82,8 +92,15 @@ class DispatchCounts:
     visibility_failures: int = 0
     mark_failures: int = 0
     release_failures: int = 0
-    lower_bound_trucks: int = 0
+    lower_bound_trucks: int = 0  # per depot: ceil(cages / a truck's cages)
     units: int = 0
+    cages: int = 0
+    carried: int = 0  # shortages no truck could take in their window: sent back for a later one
+    unservable: int = 0  # shortages no slot can serve (dead-lettered with the reason)
+    baseline_trucks: int = 0  # first-fit decreasing + nearest neighbour on the same deliveries
+    baseline_km: float = 0.0
+    km: float = 0.0
+    routing_seconds: float = 0.0
 
     def add_counts(self, other: DispatchCounts) -> None:
         for counter in fields(DispatchCounts):
@@ -173,6 +190,7 @@ class DispatchWorker:
         self.batcher = batcher or SqsBatcher(sqs, max_workers=config.io_threads)
         self.claims = claims or ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
         self.stores: dict[str, StoreLocation] = {}
+        self.case_litres: dict[str, float] | None = None  # the product master's, read once
         self.windows = 0
         self._oldest_sent: float | None = None  # SentTimestamp of the oldest message held
 
@@ -287,12 +305,15 @@ class DispatchWorker:
         """Valid requests by shortage id (duplicates together), and invalid messages with their reason."""
         if not self.stores:
             self.stores = load_store_directory(self.s3, self.config.bucket)
-        parsed = [(m, *parse_request(m.body, self.stores, self.config.policy)) for m in messages]
+        if self.case_litres is None:
+            self.case_litres = load_case_litres(self.s3, self.config.bucket)
+        loader = self.loader
+        parsed = [(m, *parse_request(m.body, self.stores, loader)) for m in messages]
         if any(reason.startswith(UNKNOWN_STORE) for _, _, reason in parsed):
             # the stores may have published new stores since the directory was read: reread once
             self.stores = load_store_directory(self.s3, self.config.bucket)
             parsed = [
-                (m, *parse_request(m.body, self.stores, self.config.policy))
+                (m, *parse_request(m.body, self.stores, loader))
                 if reason.startswith(UNKNOWN_STORE)
                 else (m, request, reason)
                 for m, request, reason in parsed
@@ -404,6 +425,10 @@ class DispatchWorker:
             return Settled.DUPLICATE, now
         return Settled.HELD, max(current.lease_expires, now) + self.config.retry_margin_seconds
 
+    @property
+    def loader(self) -> Loader:
+        return Loader(self.config.fleet, self.case_litres or {})
+
     def _dispatch(
         self,
         valid: dict[str, list[tuple[Received, DispatchRequest]]],
@@ -413,44 +438,106 @@ class DispatchWorker:
         plan: _Plan,
         report: WindowReport,
     ) -> None:
-        """Consolidate the won shortages, create the window's record, mark the claims; plan the deletes."""
+        """Route the won shortages, create the window's record, mark the claims; plan the deletes. What no
+        truck can take is released and sent back for a later window (or dead-lettered if none ever can)."""
         requests = [valid[s][0][1] for s in valid if s in won]
-        loads = consolidate(requests, self.stores, self.config.policy, departure, f"load-{window.window_id}")
-        rows = [
-            LedgerRow(
-                record_type="dispatch",
-                shortage_id=r.shortage_id,
-                store_id=r.store_id,
-                product_id=r.product_id,
-                quantity=r.quantity,
-                recorded_at=format_timestamp(departure),
-                load_id=load.load_id,
-                truck_id=load.truck_id,
-                stop_number=n,
-                eta=format_timestamp(stop.eta or departure),
-            )
-            for load in loads
-            for n, stop in enumerate(load.stops, start=1)
-            for r in stop.requests
-        ]
-        recorded = create_record(self.s3, self.config.bucket, window.record_key, rows)
-        if recorded is Recorded.FENCED:
-            # Another window took these claims over after our lease ran out: it dispatches them.
-            report.fenced_windows += 1
-            logger.warning("window %s was fenced before it recorded: its %d shortages go to others", window, len(won))
-            for shortage_id in won:
-                for message, _ in valid[shortage_id]:
-                    plan.retry_at[message.message_id] = (message, self.clock())
-            return
-        report.mark_failures += self.claims.mark_dispatched(sorted(won), window)
-        report.loads = [_summary(load) for load in loads]
-        report.lower_bound_trucks = lower_bound_trucks(requests, self.config.policy)
-        report.units = sum(r.quantity for r in requests)
-        for shortage_id in won:
+        routes = route_window(
+            requests,
+            self.stores,
+            self.loader,
+            self.config.costs,
+            departure,
+            self.config.routing,
+            self.config.routing_seconds,
+        )
+        left = {r.shortage_id: u.reason for u in routes.unserved for r in u.delivery.requests}
+        rows = _ledger_rows(routes, window.window_id, departure)
+        if rows:
+            recorded = create_record(self.s3, self.config.bucket, window.record_key, rows)
+            if recorded is Recorded.FENCED:
+                # Another window took these claims over after our lease ran out: it dispatches them.
+                report.fenced_windows += 1
+                logger.warning(
+                    "window %s was fenced before it recorded: its %d shortages go to others", window, len(won)
+                )
+                for shortage_id in won:
+                    for message, _ in valid[shortage_id]:
+                        plan.retry_at[message.message_id] = (message, self.clock())
+                return
+        served = sorted(won - set(left))
+        report.mark_failures += self.claims.mark_dispatched(served, window)
+        if left:
+            self._leave_for_later(left, valid, window, plan, report)
+        if rows:
+            self._write_routing_summary(routes, window, departure)
+        report.loads = [_summary(truck, window.window_id, n) for n, truck in enumerate(routes.trucks, start=1)]
+        report.lower_bound_trucks = sum(
+            math.ceil(sum(r.cages for r in p.routes) / p.capacity_cages) for p in routes.plans.values()
+        )
+        report.units = sum(t.route.units for t in routes.trucks)
+        report.cages = sum(t.route.cages for t in routes.trucks)
+        report.km = sum(t.route.km for t in routes.trucks)
+        report.baseline_trucks = sum(len(p.routes) for p in routes.baselines.values())
+        report.baseline_km = sum(r.km for p in routes.baselines.values() for r in p.routes)
+        report.routing_seconds = routes.seconds
+        for shortage_id in served:
             pairs = valid[shortage_id]
             plan.delete += [message for message, _ in pairs]
             report.dispatched += 1
             report.duplicates_skipped += len(pairs) - 1  # in-window duplicates of a dispatched request
+
+    def _write_routing_summary(self, routes: WindowRoutes, window: Window, departure: datetime) -> None:
+        """Each depot's plan and the baseline's on the same deliveries, beside the ledger (for the fleet
+        figures). A report, not a record: a failure is logged, never fatal."""
+        summary = {
+            "window_id": window.window_id,
+            "departure": format_timestamp(departure),
+            "routing": self.config.routing,
+            "seconds": round(routes.seconds, 3),
+            "depots": {
+                depot: {**plan_figures(plan), "baseline": plan_figures(routes.baselines[depot])}
+                for depot, plan in sorted(routes.plans.items())
+            },
+        }
+        try:
+            self.s3.put_object(
+                Bucket=self.config.bucket,
+                Key=routing_summary_key(departure, window.window_id),
+                Body=json.dumps(summary).encode(),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("window %s: its routing summary was not written: %s", window, exc)
+
+    def _leave_for_later(
+        self,
+        left: dict[str, Any],
+        valid: dict[str, list[tuple[Received, DispatchRequest]]],
+        window: Window,
+        plan: _Plan,
+        report: WindowReport,
+    ) -> None:
+        """Release the claims of what no truck took; carry it to a later window, or dead-letter it when no
+        window can ever serve it. A claim that cannot be released expires, and its messages come back."""
+        report.release_failures += self.claims.release(sorted(left), window)
+        later = self.clock() + MAX_DELAY_SECONDS  # the next windows: trucks and windows move on
+        unservable: list[tuple[Received, str]] = []
+        for shortage_id, reason in sorted(left.items()):
+            pairs = valid[shortage_id]
+            if reason in NEVER_SERVABLE:
+                store = pairs[0][1].store_id
+                why = f"store {store} cannot be served within a route's limit ({reason}): check its depot and location"
+                unservable += [(message, why) for message, _ in pairs]
+                report.unservable += 1
+            else:
+                for message, _ in pairs:
+                    plan.retry_at[message.message_id] = (message, later)
+                report.carried += 1
+        if report.carried:
+            logger.warning(
+                "%d shortages carried to a later window: no truck could take them in this one", report.carried
+            )
+        self._dead_letter(unservable, plan, report)
 
     def _abandon(
         self, window: Window, won: set[str], messages: list[Received], plan: _Plan, report: WindowReport
@@ -597,14 +684,48 @@ class DispatchWorker:
         )
 
 
-def _summary(load: Load) -> LoadSummary:
+def _load_id(window_id: str, number: int) -> str:
+    return f"load-{window_id}-{number:03d}"
+
+
+def _ledger_rows(routes: WindowRoutes, window_id: str, departure: datetime) -> list[LedgerRow]:
+    """A dispatch row per request on a truck, with its truck's and stop's figures."""
+    return [
+        LedgerRow(
+            record_type="dispatch",
+            shortage_id=r.shortage_id,
+            store_id=r.store_id,
+            product_id=r.product_id,
+            quantity=r.quantity,
+            recorded_at=format_timestamp(departure),
+            load_id=_load_id(window_id, number),
+            truck_id=f"{truck.region[:3].upper()}-{number:03d}",
+            stop_number=n,
+            eta=format_timestamp(stop.visit.unloading_starts),
+            depot=truck.region,
+            cages=stop.visit.drop.cages,
+            window_opens=format_timestamp(stop.delivery.stop.window_opens),
+            window_closes=format_timestamp(stop.delivery.stop.window_closes),
+            departs=format_timestamp(truck.route.departs),
+            returns=format_timestamp(truck.route.returns),
+            route_km=round(truck.route.km, 3),
+        )
+        for number, truck in enumerate(routes.trucks, start=1)
+        for n, stop in enumerate(truck.stops, start=1)
+        for r in stop.delivery.requests
+    ]
+
+
+def _summary(truck: RoutedTruck, window_id: str, number: int) -> LoadSummary:
     return LoadSummary(
-        load_id=load.load_id,
-        truck_id=load.truck_id,
-        region=load.region,
-        stops=len(load.stops),
-        units=load.units,
-        shortages=len(load.shortage_ids),
-        distance_km=round(load.distance_km, 1),
-        route=" > ".join(s.store_id for s in load.stops),
+        load_id=_load_id(window_id, number),
+        truck_id=f"{truck.region[:3].upper()}-{number:03d}",
+        region=truck.region,
+        stops=len(truck.stops),
+        units=truck.route.units,
+        cages=truck.route.cages,
+        shortages=sum(len(s.delivery.requests) for s in truck.stops),
+        distance_km=round(truck.route.km, 1),
+        route_hours=round(truck.route.hours, 2),
+        route=" > ".join(s.delivery.stop.store_id for s in truck.stops),
     )

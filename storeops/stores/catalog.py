@@ -36,6 +36,7 @@ class CategoryProfile:
     margin: float  # gross margin: (price - unit cost) / price
     purchase_size: tuple[float, float]  # mean units a shopper takes at once, range across products
     hour_peaks: tuple[tuple[float, float, float], ...]  # (local hour, width in hours, weight) of its day's shape
+    unit_litres: tuple[float, float]  # a unit's packed volume (its share of the case), range across products
 
 
 CATEGORIES: dict[str, CategoryProfile] = {
@@ -49,6 +50,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.25,
         purchase_size=(1.0, 1.4),
         hour_peaks=((8.5, 1.5, 1.0), (17.5, 2.0, 1.2), (13.0, 3.0, 0.6)),
+        unit_litres=(0.3, 2.0),
     ),
     "bakery": CategoryProfile(
         items=("Bread", "Bagels", "Muffins", "Rolls", "Croissant"),
@@ -60,6 +62,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.35,
         purchase_size=(1.0, 1.3),
         hour_peaks=((8.0, 1.5, 1.3), (12.5, 1.5, 0.7), (17.0, 2.0, 0.9)),
+        unit_litres=(1.0, 3.5),
     ),
     "produce": CategoryProfile(
         items=("Apples", "Bananas", "Tomatoes", "Lettuce", "Carrots"),
@@ -71,6 +74,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.3,
         purchase_size=(1.0, 1.6),
         hour_peaks=((11.5, 2.0, 0.9), (17.5, 2.0, 1.1)),
+        unit_litres=(0.6, 2.0),
     ),
     "beverages": CategoryProfile(
         items=("Water", "Cola", "Juice", "Coffee", "Tea"),
@@ -82,6 +86,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.3,
         purchase_size=(1.0, 3.0),
         hour_peaks=((12.5, 2.5, 0.8), (18.0, 2.5, 1.0)),
+        unit_litres=(0.4, 2.2),
     ),
     "snacks": CategoryProfile(
         items=("Crisps", "Nuts", "Cookies", "Crackers", "Popcorn"),
@@ -93,6 +98,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.35,
         purchase_size=(1.0, 2.0),
         hour_peaks=((15.5, 2.0, 0.8), (19.5, 2.0, 1.0)),
+        unit_litres=(0.4, 2.0),
     ),
     "frozen": CategoryProfile(
         items=("Peas", "Pizza", "Ice Cream", "Fries", "Berries"),
@@ -104,6 +110,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.3,
         purchase_size=(1.0, 1.8),
         hour_peaks=((17.5, 2.0, 1.2), (12.0, 3.0, 0.5)),
+        unit_litres=(0.5, 2.0),
     ),
     "household": CategoryProfile(
         items=("Soap", "Tissues", "Detergent", "Sponges", "Foil"),
@@ -115,6 +122,7 @@ CATEGORIES: dict[str, CategoryProfile] = {
         margin=0.35,
         purchase_size=(1.0, 2.5),
         hour_peaks=((11.0, 3.0, 1.0), (16.0, 3.0, 0.8)),
+        unit_litres=(0.4, 2.5),
     ),
 }
 VARIANTS = ("Classic", "Organic", "Value", "Family", "Lite", "Fresh", "Select", "Mini")
@@ -127,10 +135,11 @@ class Catalog:
     """N stores x M products; every store stocks every product.
 
     ``stores``: store_id, name, region, lat, lon, format, timezone, demand_scale.
-    ``products``: product_id, name, category, case_pack, shelf_life_days (0: not perishable),
-    price, unit_cost, and what only the simulator knows: rate (units a day at a store of scale 1),
-    dispersion (the negative-binomial shape of its daily demand), purchase_size (mean units a
-    shopper takes), promo_elasticity (lift per unit of discount), promo_eligible.
+    ``products``: product_id, name, category, case_pack, case_litres (a case's volume: what roll
+    cages are counted in), shelf_life_days (0: not perishable), price, unit_cost, and what only the
+    simulator knows: rate (units a day at a store of scale 1), dispersion (the negative-binomial
+    shape of its daily demand), purchase_size (mean units a shopper takes), promo_elasticity (lift
+    per unit of discount), promo_eligible.
     """
 
     stores: pd.DataFrame
@@ -203,6 +212,9 @@ def _products(n_products: int, seed: int) -> pd.DataFrame:
     margin = np.array([p.margin for p in profiles]) * rng.uniform(0.8, 1.2, n_products)
     size_low, size_high = (np.array([p.purchase_size[i] for p in profiles]) for i in (0, 1))
     size = size_low + (size_high - size_low) * rng.random(n_products) ** 2  # most products: about one a shopper
+    volume_rng = np.random.default_rng([seed, 1, 3])  # a stream of its own: the other columns stay as they were
+    litres_low, litres_high = (np.array([p.unit_litres[i] for p in profiles]) for i in (0, 1))
+    unit_litres = volume_rng.uniform(litres_low, litres_high)
     return pd.DataFrame(
         {
             "product_id": [f"P{i:04d}" for i in range(1, n_products + 1)],
@@ -211,6 +223,7 @@ def _products(n_products: int, seed: int) -> pd.DataFrame:
             ],
             "category": category,
             "case_pack": case_pack.astype(np.int64),
+            "case_litres": np.round(unit_litres * case_pack, 2),
             "shelf_life_days": shelf_life,
             "price": price,
             "unit_cost": np.round(price * (1.0 - margin), 2),

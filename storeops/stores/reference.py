@@ -2,7 +2,8 @@
 
 Three Glue tables over Parquet objects under ``reference/`` in the lake (``deployments/template.yaml``):
 
-- ``products`` (the product master): product_id, product_name, category, case_pack, shelf_life_days
+- ``products`` (the product master): product_id, product_name, category, case_pack, case_litres (a
+  case's volume: the trucks count roll cages with it), shelf_life_days
   (0: not perishable), price (regular, GBP), unit_cost;
 - ``planogram``: store_id, product_id, shelf_capacity (units: nothing more fits on the shelf);
 - ``promotions`` (the promotion plan, chain-wide): product_id, start_date, end_date (local dates,
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from storeops.directory import PRODUCT_MASTER_KEY
 from storeops.stores.catalog import Catalog
 from storeops.stores.demand import PromoCalendar, store_products
 from storeops.stores.simulation import shelf_capacity
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from storeops.stores.ingest import Simulation
 
 REFERENCE_PREFIX = "reference/"
-PRODUCTS_KEY = f"{REFERENCE_PREFIX}products/products.parquet"
+PRODUCTS_KEY = PRODUCT_MASTER_KEY  # the trucks read case volumes from it
 PROMOTIONS_KEY = f"{REFERENCE_PREFIX}promotions/promotions.parquet"
 PLANOGRAM_PREFIX = f"{REFERENCE_PREFIX}planogram/"
 CATALOG_METADATA = "storeops-catalog"  # on the product master: the catalog the tables describe
@@ -46,6 +48,7 @@ PRODUCTS_COLUMNS = {
     "product_name": "string",
     "category": "string",
     "case_pack": "int",
+    "case_litres": "double",
     "shelf_life_days": "int",
     "price": "double",
     "unit_cost": "double",

@@ -86,8 +86,14 @@ def test_demo_cli_json(cli_env: dict[str, str]) -> None:
                 "seconds",
                 "targets_met",
                 "planner_targets",
+                "fleet_targets",
                 "demand_digest",
             ],
+        ),
+        (
+            "bench.routing",
+            ["--sizes", "30", "--products", "20", "--workers", "1"],
+            ["results", "fleet", "cage_litres", "cycle_within_target"],
         ),
     ],
 )

@@ -9,17 +9,17 @@ import itertools
 import json
 import math
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 
 from deployments.environment import prepare
-from flows.scenario import scenario
-from storeops.calendar import TIMEZONE
+from flows.scenario import FLEET, scenario
+from storeops.calendar import TIMEZONE, opening_hours
 from storeops.clock import format_timestamp, parse_timestamp
 from storeops.costs import CostParameters
 from storeops.directory import DEPOTS, haversine_km
-from storeops.dispatch.routing import FleetPolicy
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.planning.forecast import DAILY_MARKERS, FORECAST_MARKERS, marked_days
 from storeops.service_level import TRUTH_PREFIX, ServiceFigures, read_lake
@@ -61,7 +61,7 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
     assert (start, end) == (START, START + timedelta(days=2))  # the fixed virtual start, not the wall clock
 
     # the figures module over what read_lake reads gives the scenario's own figures
-    lake = ServiceFigures.compute(read_lake(s3, bucket, start, end), FleetPolicy().capacity_units, CostParameters())
+    lake = ServiceFigures.compute(read_lake(s3, bucket, start, end), FLEET.capacity_cages, CostParameters())
     figures = lake.as_dict()
     for key, value in figures.items():
         if key in ("planning_runs", "athena_bytes_scanned", "athena_bytes_source", "athena_cost_usd"):
@@ -108,14 +108,36 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
         stops = sorted({(r.stop_number, r.store_id) for r in rows})
         depot = DEPOTS[directory[stops[0][1]]["region"]]
         points = [depot, *[(directory[s]["lat"], directory[s]["lon"]) for _, s in stops], depot]  # back to the depot
-        km += sum(haversine_km(a, b) for a, b in itertools.pairwise(points))
+        route_km = sum(haversine_km(a, b) * FLEET.circuity for a, b in itertools.pairwise(points))  # road km
+        assert rows[0].route_km == pytest.approx(route_km, abs=0.01 * len(points))  # whole metres a leg
+        km += route_km
     assert result["trucks"] == len(loads)
-    assert result["km"] == pytest.approx(round(km, 1))
+    assert result["km"] == pytest.approx(round(km, 1), abs=0.1)
     assert result["stops_per_store_day"] == round(
         sum(len({r.stop_number for r in rows}) for rows in loads.values()) / 12, 4
     )
-    capacity = FleetPolicy().capacity_units
-    assert result["truck_fill"] == round(shipped / (len(loads) * capacity), 6)
+    # fill by the capacity measure: each stop's cases' volume (the product master's) in whole roll cages
+    cages = 0
+    for rows in loads.values():
+        for number in {r.stop_number for r in rows}:
+            litres = sum(
+                math.ceil(r.quantity / products.loc[r.product_id, "case_pack"])
+                * products.loc[r.product_id, "case_litres"]
+                for r in rows
+                if r.stop_number == number
+            )
+            cages += math.ceil(round(litres / FLEET.cage_litres, 9))
+    assert result["cages"] == cages
+    assert result["truck_fill"] == round(cages / (len(loads) * FLEET.capacity_cages), 6)
+    # every stop unloaded inside its store's receiving window: from 3 h before it opens until it closes
+    for row in dispatch_rows:
+        opens, closes = parse_timestamp(row.window_opens), parse_timestamp(row.window_closes)
+        local = opens.astimezone(ZoneInfo(TIMEZONE))
+        hours = opening_hours(directory[row.store_id]["format"], local.date())
+        assert closes - opens == timedelta(hours=hours.closes - hours.opens + FLEET.receiving_hours_before_opening)
+        assert opens <= parse_timestamp(row.eta) <= closes
+    assert result["late_stops_rate"] == 0.0
+    assert 0 < result["route_hours_max"] <= FLEET.route_limit_hours
     held = readings.groupby("observed_at")["on_hand"].sum().mean()
     assert result["cover_days"] == pytest.approx(held / (demanded / 2), abs=1e-3)
     costs = CostParameters()
@@ -141,7 +163,7 @@ def test_a_two_day_scenario_reports_figures_the_lake_reproduces(flow_env: LocalS
 
     # Firehose delivers at least once: with every raw object delivered twice the figures are the same
     redeliver_every_raw_object(s3, bucket)
-    again = ServiceFigures.compute(read_lake(s3, bucket, start, end), FleetPolicy().capacity_units, CostParameters())
+    again = ServiceFigures.compute(read_lake(s3, bucket, start, end), FLEET.capacity_cages, CostParameters())
     assert again.as_dict() == figures
 
 

@@ -33,7 +33,8 @@ from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.contracts.samples import sample_request
 from storeops.directory import DEPOTS, STORE_DIRECTORY_KEY
 from storeops.dispatch.claims import ClaimStore, Window
-from storeops.dispatch.config import REDRIVE_MARGIN, WorkerConfig, timing_problems
+from storeops.dispatch.config import MAX_DELAY_SECONDS, REDRIVE_MARGIN, WorkerConfig, timing_problems
+from storeops.dispatch.fleet import Fleet
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import split_message
 from storeops.dispatch.worker import DispatchWorker
@@ -303,6 +304,32 @@ def test_a_redelivered_copy_to_the_same_long_running_worker_is_not_dispatched_ag
     world.now += 600
     drain(world, worker)
     assert world.dispatched() == Counter({request.shortage_id: 1})
+
+
+def test_what_no_truck_can_take_is_carried_to_a_later_window_never_lost_or_doubled() -> None:
+    world = World(*deployed_queue())
+    sent = requests(10)  # two for each depot
+    world.send(sent)
+    short = world.worker("short")
+    short.config = replace(short.config, fleet=Fleet(trucks_at_depot={"north": 0, "east": 0}))
+    dispatched = carried = 0
+    while (report := short.process(short.gather(until_empty=True))).received:  # a drain would wait for them
+        dispatched, carried = dispatched + report.dispatched, carried + report.carried
+    assert (dispatched, carried) == (6, 4)
+    north_east = {world_store(r.store_id) for r in sent} & {"north", "east"}
+    carried = [r.shortage_id for r in sent if world_store(r.store_id) in north_east]
+    assert set(world.dispatched()) == {r.shortage_id for r in sent} - set(carried)  # the rest went
+    assert world.sqs.messages  # the carried requests wait in the queue, delayed
+    world.now += MAX_DELAY_SECONDS + 1
+    drain(world, world.worker("full"))  # trucks again: the next window takes them
+    assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
+    assert world.dead_lettered_requests() == []
+    assert world.sqs.messages == {}
+
+
+def world_store(store_id: str) -> str:
+    """The region of one of World's stores (S0001... in DEPOTS' order)."""
+    return list(DEPOTS)[int(store_id[1:]) - 1]
 
 
 def test_a_duplicate_in_the_next_window_finds_the_claim_marked_before_the_delete() -> None:

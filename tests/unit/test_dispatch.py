@@ -1,27 +1,24 @@
-"""Consolidation, routing, message validation and SQS retry backoff (pure, no network)."""
+"""A window's requests as routes (volume, windows, splitting, carrying), message validation and SQS retry backoff
+(pure, no network)."""
 
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
+from storeops.calendar import opening_hours
 from storeops.contracts.dispatch_order import order_body, pack_orders
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.contracts.samples import sample_request
+from storeops.costs import CostParameters
 from storeops.directory import DEPOTS, StoreLocation
+from storeops.dispatch.fleet import Fleet, delivery_window
+from storeops.dispatch.loading import DEFAULT_CASE_LITRES, Loader, Routing, WindowRoutes, deliveries, route_window
 from storeops.dispatch.messages import Received, parse_request, split_message
-from storeops.dispatch.routing import (
-    FleetPolicy,
-    Stop,
-    consolidate,
-    haversine_km,
-    lower_bound_trucks,
-    nearest_neighbour_route,
-)
+from storeops.dispatch.vrp import UnservedReason
 from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher, batch_groups, entry_bytes
 
@@ -42,78 +39,120 @@ def stores() -> dict[str, StoreLocation]:
     }
 
 
-def test_every_request_is_loaded_exactly_once_within_limits() -> None:
-    policy = FleetPolicy(capacity_units=100, max_stops=2)
+FLEET = Fleet()
+LITRES = {"P0001": 12.0, "P0002": 60.0, "P0003": 60.0, "P0004": 60.0}  # litres a case of 6 (sample_request's case pack)
+
+
+def loader(fleet: Fleet = FLEET) -> Loader:
+    return Loader(fleet, LITRES)
+
+
+def route(
+    reqs: list[DispatchRequest], fleet: Fleet = FLEET, routing: Routing = "solver", departure: datetime = T0
+) -> WindowRoutes:
+    return route_window(reqs, stores(), loader(fleet), CostParameters(), departure, routing, routing_seconds=1.0)
+
+
+def shortages(routes: WindowRoutes) -> list[str]:
+    served = [r.shortage_id for t in routes.trucks for s in t.stops for r in s.delivery.requests]
+    left = [r.shortage_id for u in routes.unserved for r in u.delivery.requests]
+    return sorted(served + left)
+
+
+def test_every_request_is_on_exactly_one_truck_within_capacity_windows_and_hours() -> None:
     reqs = [
         request(s, f"P{p:04d}", q)
         for s, p, q in [
             ("S0001", 1, 60),
             ("S0001", 2, 30),
-            ("S0002", 1, 50),
-            ("S0003", 1, 20),
+            ("S0002", 1, 48),
+            ("S0003", 1, 18),
             ("S0004", 1, 90),
-            ("S0002", 2, 70),
-            ("S0003", 2, 10),
+            ("S0002", 2, 66),
+            ("S0003", 2, 12),
         ]
     ]
-    loads = consolidate(reqs, stores(), policy, T0, "load-w1")
-    ids = [i for load in loads for i in load.shortage_ids]
-    assert sorted(ids) == sorted(r.shortage_id for r in reqs)
-    for load in loads:
-        assert load.units <= 100
-        assert len(load.stops) <= 2
-        assert {stores()[s.store_id].region for s in load.stops} == {load.region}
-    assert [load.load_id for load in loads] == [f"load-w1-{n:03d}" for n in range(1, len(loads) + 1)]
-    assert len(loads) >= lower_bound_trucks(reqs, policy) == math.ceil(330 / 100)
+    routes = route(reqs)
+    assert shortages(routes) == sorted(r.shortage_id for r in reqs)
+    assert not routes.unserved
+    for truck in routes.trucks:
+        assert truck.route.cages <= FLEET.capacity_cages
+        assert truck.route.hours <= FLEET.route_limit_hours
+        assert {stores()[s.delivery.stop.store_id].region for s in truck.stops} == {truck.region}
+        for stop in truck.stops:
+            assert stop.delivery.stop.window_opens <= stop.visit.unloading_starts <= stop.delivery.stop.window_closes
+    assert len(routes.trucks) == 2  # one per depot: everything fits one truck each
 
 
-def test_first_fit_decreasing_reaches_the_lower_bound_on_an_easy_case() -> None:
-    policy = FleetPolicy(capacity_units=100, max_stops=10)
-    reqs = [
-        request("S0001", "P0001", 70),
-        request("S0002", "P0001", 30),
-        request("S0003", "P0001", 60),
-        request("S0003", "P0002", 0 + 40),
-    ]
-    loads = consolidate(reqs, stores(), policy, T0, "l")
-    assert len(loads) == lower_bound_trucks(reqs, policy) == 2
+def test_a_stops_cages_are_its_cases_volume_over_a_cages_rounded_up() -> None:
+    # S0001: 10 cases x 12 L + 5 cases x 60 L = 420 L: one cage (700 L); S0002: 13 cases of 60 L = 780 L: two
+    reqs = [request("S0001", "P0001", 60), request("S0001", "P0002", 30), request("S0002", "P0002", 78)]
+    (delivery_1, delivery_2) = deliveries(reqs, stores(), loader(), T0)
+    assert (delivery_1.stop.store_id, delivery_1.stop.cages, delivery_1.stop.units) == ("S0001", 1, 90)
+    assert (delivery_2.stop.store_id, delivery_2.stop.cages) == ("S0002", 2)
+    assert loader().litres(request("S0001", "P0009", 7)) == 2 * DEFAULT_CASE_LITRES  # not in the master: default
 
 
-def test_a_store_larger_than_a_truck_is_split_over_trucks() -> None:
-    policy = FleetPolicy(capacity_units=100, max_stops=4)
-    reqs = [request("S0001", f"P{p:04d}", q) for p, q in enumerate([60, 40, 60, 40], start=1)]
-    loads = consolidate(reqs, stores(), policy, T0, "l")
-    assert [load.units for load in loads] == [100, 100]  # 200 units for one store: two full trucks
-    assert all(load.stops[0].store_id == "S0001" for load in loads)
+def test_a_store_larger_than_a_truck_goes_in_truck_sized_deliveries() -> None:
+    fleet = Fleet(capacity_cages=2)  # 1,400 L a truck
+    # three requests of 10 cases of 60 L (600 L each): 1,800 L, more than a truck
+    reqs = [request("S0001", f"P{p:04d}", 60) for p in (2, 3, 4)]
+    routes = route(reqs, fleet)
+    assert shortages(routes) == sorted(r.shortage_id for r in reqs)
+    parts = sorted((s.delivery.stop.reference, s.delivery.stop.cages) for t in routes.trucks for s in t.stops)
+    assert parts == [("1", 2), ("2", 1)]
+    assert all(t.route.cages <= 2 for t in routes.trucks)
 
 
-def test_route_is_nearest_neighbour_from_the_depot_with_increasing_etas() -> None:
-    policy = FleetPolicy(capacity_units=1000, max_stops=5, speed_kmh=60, minutes_per_stop=10)
-    reqs = [request("S0002", "P0001", 5), request("S0001", "P0001", 5), request("S0003", "P0001", 5)]
-    (load,) = consolidate(reqs, stores(), policy, T0, "l")
-    assert [s.store_id for s in load.stops] == ["S0003", "S0001", "S0002"]  # 0.05, 0.10, 0.20 degrees north
-    etas = [s.eta for s in load.stops]
-    assert etas == sorted(etas)
-    assert etas[0] is not None
-    assert etas[0] > T0
-    first_leg = haversine_km(DEPOTS["north"], (stores()["S0003"].lat, stores()["S0003"].lon))
-    assert (etas[0] - T0).total_seconds() == pytest.approx(first_leg / 60 * 3600, rel=1e-6)
-    assert load.distance_km == pytest.approx(
-        haversine_km(DEPOTS["north"], (stores()["S0002"].lat, DEPOTS["north"][1])), rel=1e-3
-    )
+def test_a_request_larger_than_a_truck_is_refused_before_it_is_claimed() -> None:
+    big = request("S0001", "P0002", 6 * 600)  # 600 cases of 60 L: 52 cages
+    assert "split the order" in (loader().too_big(big) or "")
+    parsed, reason = parse_request(big.model_dump_json(), stores(), loader())
+    assert parsed is None
+    assert "52 roll cages" in reason
 
 
-def test_nearest_neighbour_on_no_stops() -> None:
-    assert nearest_neighbour_route((0.0, 0.0), [], {}) == ([], 0.0)
-    assert Stop("S1").units == 0
+def test_a_truck_per_request_for_the_workshops_dispatch() -> None:
+    reqs = [request("S0001", "P0001", 6), request("S0001", "P0002", 6), request("S0002", "P0001", 12)]
+    alone = route(reqs, routing="one_per_request")
+    assert len(alone.trucks) == 3
+    assert sorted(len(t.stops) for t in alone.trucks) == [1, 1, 1]
+    assert len(route(reqs).trucks) == 1  # the same requests, consolidated
 
 
-def test_consolidation_is_deterministic() -> None:
-    policy = FleetPolicy(capacity_units=80, max_stops=2)
-    reqs = [request(s, f"P{p:04d}", 10 * p) for s in ("S0001", "S0002", "S0003") for p in (1, 2, 3)]
-    a = consolidate(reqs, stores(), policy, T0, "x")
-    b = consolidate(list(reversed(reqs)), stores(), policy, T0, "x")
-    assert [(load.load_id, load.shortage_ids) for load in a] == [(load.load_id, load.shortage_ids) for load in b]
+def test_an_evening_order_is_delivered_in_the_next_mornings_window() -> None:
+    evening = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)  # 22:30 BST: the superstores close at 22:00
+    routes = route([request("S0001", "P0001", 6)], departure=evening)
+    ((stop,),) = [t.stops for t in routes.trucks]
+    opens, closes = stop.delivery.stop.window_opens, stop.delivery.stop.window_closes
+    assert (opens, closes) == (datetime(2026, 6, 2, 3, 0, tzinfo=UTC), datetime(2026, 6, 2, 21, 0, tzinfo=UTC))
+    assert opens <= stop.visit.unloading_starts <= closes
+    assert routes.trucks[0].route.departs > evening  # the truck leaves when it needs to, not at once
+
+
+def test_a_day_the_store_is_closed_is_skipped() -> None:
+    opens, _ = delivery_window("superstore", datetime(2026, 12, 24, 23, 0, tzinfo=UTC), FLEET)
+    boxing_day = opening_hours("superstore", date(2026, 12, 26)).opens  # GMT: local is UTC
+    assert opens == datetime(2026, 12, 26, boxing_day - 3, 0, tzinfo=UTC)  # not on Christmas Day
+
+
+def test_what_no_truck_can_take_is_reported_unserved_never_lost() -> None:
+    fleet = Fleet(trucks_at_depot={"north": 0})
+    reqs = [request("S0001", "P0001", 6), request("S0004", "P0001", 6)]
+    routes = route(reqs, fleet)
+    assert shortages(routes) == sorted(r.shortage_id for r in reqs)
+    ((unserved,),) = [routes.unserved]
+    assert (unserved.delivery.stop.store_id, unserved.reason) == ("S0001", UnservedReason.FLEET_EXHAUSTED)
+
+
+def test_routing_is_deterministic() -> None:
+    reqs = [request(s, f"P{p:04d}", 6 * p) for s in ("S0001", "S0002", "S0003") for p in (1, 2)]
+    a, b = route(reqs), route(list(reversed(reqs)))
+
+    def plan(routes: WindowRoutes) -> list[list[str]]:
+        return [[r.shortage_id for s in t.stops for r in s.delivery.requests] for t in routes.trucks]
+
+    assert plan(a) == plan(b)
 
 
 @pytest.mark.parametrize(
@@ -123,23 +162,22 @@ def test_consolidation_is_deterministic() -> None:
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"shortage_id": "x"}), "schema"),
         (None, "unknown store S0099"),
-        ("big", "exceeds a truck's capacity"),
+        ("big", "more than a truck's 45"),
     ],
 )
 def test_invalid_messages_get_a_reason(body: str | None, needle: str) -> None:
-    policy = FleetPolicy(capacity_units=50)
     if body is None:
         body = request("S0099", "P0001", 5).model_dump_json()
     elif body == "big":
-        body = request("S0001", "P0001", 51).model_dump_json()
-    parsed, reason = parse_request(body, stores(), policy)
+        body = request("S0001", "P0002", 6 * 600).model_dump_json()
+    parsed, reason = parse_request(body, stores(), loader())
     assert parsed is None
     assert needle in reason
 
 
 def test_a_valid_message_parses() -> None:
     original = request("S0001", "P0001", 12)
-    parsed, reason = parse_request(original.model_dump_json(), stores(), FleetPolicy())
+    parsed, reason = parse_request(original.model_dump_json(), stores(), loader())
     assert parsed == original
     assert reason == ""
 
@@ -183,15 +221,6 @@ def test_sqs_batches_give_up_after_the_bound_and_say_why() -> None:
     assert len(sqs.calls) == 3
 
 
-def test_without_consolidation_every_request_gets_its_own_truck() -> None:
-    policy = FleetPolicy(consolidate=False)
-    reqs = [request("S0001", "P0001", 6), request("S0001", "P0002", 6), request("S0002", "P0001", 12)]
-    loads = consolidate(reqs, stores(), policy, T0, "w")
-    assert len(loads) == 3
-    assert sorted(len(load.shortage_ids) for load in loads) == [1, 1, 1]
-    assert len(consolidate(reqs, stores(), FleetPolicy(), T0, "w")) == 1  # the same requests, consolidated
-
-
 def test_orders_pack_a_stores_requests_in_priority_order_within_the_size_limit() -> None:
     reqs = [request("S0001", f"P{p:04d}", 6) for p in range(1, 40)] + [request("S0002", "P0001", 6)]
     bodies = [(r.store_id, r.model_dump_json()) for r in reqs]
@@ -213,7 +242,7 @@ def test_split_keeps_malformed_orders_whole_for_the_dead_letter_queue() -> None:
     malformed = '{"schema_version": 1, "message_type": "dispatch_order", "requests": "x"}'
     (item,) = split_message(Received("m1", "h1", malformed))
     assert item.body == malformed
-    assert parse_request(item.body, stores(), FleetPolicy())[1].startswith("dispatch order:")
+    assert parse_request(item.body, stores(), loader())[1].startswith("dispatch order:")
     items = split_message(Received("m2", "h2", order_body(['{"a":1}', '{"b":2}']), receive_count=3, generation=1))
     assert [(i.message_id, i.sqs_message_id, i.receive_count, i.generation) for i in items] == [
         ("m2#0", "m2", 3, 1),

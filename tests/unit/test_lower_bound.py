@@ -1,7 +1,9 @@
-"""The hindsight lower bound (bench.lower_bound): exact on instances solved by hand, never above a policy."""
+"""The hindsight lower bound (bench.lower_bound): exact on instances solved by hand, never above a policy
+whose trucks the product's router loads and routes (storeops.dispatch.vrp, storeops.dispatch.fleet.Fleet)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.lower_bound import Instance, daily_demand, hindsight_lower_bound, instance_from_catalog
+from bench.lower_bound import (
+    METRE_ROUNDING_KM,
+    Instance,
+    daily_demand,
+    hindsight_lower_bound,
+    instance_from_catalog,
+    road_distances,
+    stops_per_truck,
+)
 from storeops.costs import CostParameters
+from storeops.directory import DEPOTS, haversine_km
+from storeops.dispatch.fleet import DeliveryStop, Fleet
+from storeops.dispatch.vrp import SolverBudget, route_depot
 from storeops.stores.catalog import build_catalog
 from storeops.stores.simulation import advance_to, initial_state
 
@@ -32,8 +45,9 @@ def one_pair(demand: list[int], **kw: object) -> Instance:
         "depot_km": np.array([5.0]),
         "nearest_km": np.array([math.inf]),
         "depot": np.array([0]),
-        "truck_capacity": 1000,
-        "max_stops": 8,
+        "case_litres": np.array([1.0]),
+        "truck_litres": 1000.0,
+        "stops_per_truck": 23,
     }
     fields.update(kw)
     return Instance(**fields)  # type: ignore[arg-type]
@@ -59,10 +73,49 @@ def test_a_small_margin_is_not_worth_a_truck() -> None:
     assert result.deliveries == result.trucks == 0
 
 
-def test_a_truck_that_cannot_carry_the_week_is_sent_twice_or_not_at_all() -> None:
-    # trucks of 20 units: serving 30 takes two trucks (408 and more); one truck and 10 lost: 304; none: 300
-    result = hindsight_lower_bound(one_pair([10, 10, 10], truck_capacity=20), COSTS)
-    assert result.cost == pytest.approx(300.0, rel=1e-6)
+@pytest.mark.parametrize(("case_pack", "case_litres"), [(1, 2.0), (4, 8.0)])
+def test_a_truck_that_cannot_carry_the_week_is_sent_twice_or_not_at_all(case_pack: int, case_litres: float) -> None:
+    # 2 litres a unit, trucks of 40 litres: serving 30 units (60 litres) takes two trucks (408 and more); one
+    # truck and 10 lost: 304; none: 300
+    instance = one_pair(
+        [10, 10, 10], case_pack=np.array([case_pack]), case_litres=np.array([case_litres]), truck_litres=40.0
+    )
+    assert hindsight_lower_bound(instance, COSTS).cost == pytest.approx(300.0, rel=1e-6)
+    # a truck twice the size carries the week (with cases of 4, 32 units: 64 litres): one truck, 10 km, one stop
+    bigger = hindsight_lower_bound(dataclasses.replace(instance, truck_litres=80.0), COSTS)
+    assert (bigger.deliveries, bigger.trucks) == (1, 1)
+    assert bigger.cost == pytest.approx(180 + 0.9 * 10 + 15 + 10 * 1.0 * HOLDING_DAY, rel=1e-6)
+
+
+def test_stops_per_truck_from_the_route_limit() -> None:
+    # 9 h - 45 min = 495 min; a stop takes at least 20 min + one cage at 1.5 min: 23 stops
+    assert stops_per_truck(Fleet()) == 23
+    assert (
+        stops_per_truck(Fleet(max_duty_hours=1.0, break_minutes=0.0, minutes_per_stop=29.0, minutes_per_cage=1.0)) == 2
+    )
+    assert stops_per_truck(Fleet(minutes_per_stop=0.0, minutes_per_cage=0.0)) is None
+
+
+def test_stops_per_truck_bound_the_trucks() -> None:
+    # three stores 5 km from the depot and 1 km apart, each selling 10 a day: worth serving, in one truck; with
+    # one stop a truck, three trucks (each further store: a truck and its depot leg, 180 + 0.9 x 5, more)
+    three = dataclasses.replace(
+        one_pair([10, 10, 10]),
+        demand=np.full((3, 1, 3), 10),
+        initial_stock=np.zeros((3, 1), dtype=np.int64),
+        capacity=np.full((3, 1), 1000),
+        depot_km=np.full(3, 5.0),
+        nearest_km=np.full(3, 1.0),
+        depot=np.zeros(3, dtype=np.int64),
+    )
+    free = hindsight_lower_bound(dataclasses.replace(three, stops_per_truck=None), COSTS)
+    one = hindsight_lower_bound(dataclasses.replace(three, stops_per_truck=1), COSTS)
+    assert (free.trucks, free.deliveries) == (1, 3)
+    assert (one.trucks, one.deliveries) == (3, 3)
+    assert one.cost - free.cost == pytest.approx(2 * (COSTS.truck_per_route + COSTS.per_km * 5.0), rel=1e-6)
+    # no stop fits in a route: nothing is delivered, everything is lost
+    none = hindsight_lower_bound(dataclasses.replace(three, stops_per_truck=0), COSTS)
+    assert none.cost == pytest.approx(3 * 30 * 10.0, rel=1e-6)
 
 
 def test_zero_demand_and_full_shelves_cost_only_their_holding() -> None:
@@ -78,8 +131,9 @@ def test_zero_demand_and_full_shelves_cost_only_their_holding() -> None:
         depot_km=np.array([3.0, 8.0]),
         nearest_km=np.array([2.0, 2.0]),
         depot=np.array([0, 0]),
-        truck_capacity=100,
-        max_stops=8,
+        case_litres=np.array([3.0, 0.5]),
+        truck_litres=100.0,
+        stops_per_truck=8,
     )
     result = hindsight_lower_bound(instance, COSTS)
     expected = 4 * HOLDING_DAY * float((stock * instance.unit_cost[None, :]).sum())
@@ -104,19 +158,51 @@ def test_perishable_stock_nobody_buys_expires_on_its_last_day() -> None:
     assert result.cost == pytest.approx(10.0 + 6 * 2 * HOLDING_DAY, rel=1e-6)
 
 
-# -- never above a policy: a daily simulation of simple policies, priced the same way ----------------------
+# -- never above a policy: a daily simulation of simple policies, their trucks routed by the product's router ---
+
+BASE = (52.2, -1.6)  # the random instances' depots lie within half a degree of it
+DEPARTURE = datetime(2026, 3, 23, 3, tzinfo=UTC)  # day d's trucks leave d days later
+TINY = SolverBudget(seconds_per_part=0.0, floor_seconds=0.02, cap_seconds=0.02)
 
 
-def _random_instance(seed: int) -> tuple[Instance, np.ndarray, np.ndarray, np.ndarray, CostParameters]:
-    """An instance on a plane (km), its stores' and depots' points, the initial stock's last days."""
+@dataclasses.dataclass(frozen=True)
+class World:
+    """A random instance, where its stores and depots are, the fleet and costs it was drawn with, and each
+    initial unit's last day (-1: none, not perishable)."""
+
+    instance: Instance
+    points: list[tuple[float, float]]
+    depots: list[tuple[float, float]]
+    fleet: Fleet
+    costs: CostParameters
+    last_day: np.ndarray
+
+
+def _random_world(seed: int) -> World:
     rng = np.random.default_rng(seed)
     n_stores, n_products, days, n_depots = (int(n) for n in rng.integers([1, 1, 2, 1], [5, 5, 6, 3]))
-    depots = rng.uniform(0, 100, (n_depots, 2))
+    depots = [(BASE[0] + a, BASE[1] + b) for a, b in rng.uniform(-0.5, 0.5, (n_depots, 2))]
     depot = rng.integers(0, n_depots, n_stores)
-    points = depots[depot] + rng.normal(0, 15, (n_stores, 2))
-    distance = np.linalg.norm(points[:, None] - points[None, :], axis=2)
-    same = (depot[:, None] == depot[None, :]) & ~np.eye(n_stores, dtype=bool)
-    nearest = np.where(same, distance, np.inf).min(axis=1)
+    points = []
+    for g, (north, east) in zip(depot, rng.normal(0, 15, (n_stores, 2)), strict=True):  # km from its depot
+        lat, lon = depots[g]
+        points.append((lat + north / 111.195, lon + east / (111.195 * math.cos(math.radians(lat)))))
+    # a fleet whose every single stop fits in a route (the router leaves none unserved), with from one to
+    # dozens of stops a route
+    speed, circuity, cages = float(rng.uniform(30, 80)), float(rng.uniform(1.0, 1.6)), int(rng.integers(1, 7))
+    per_stop, per_cage, pause = float(rng.uniform(5, 120)), float(rng.uniform(0, 15)), float(rng.uniform(0, 60))
+    farthest = max(haversine_km(depots[g], point) for g, point in zip(depot, points, strict=True)) * circuity
+    alone = 2 * farthest / speed + (per_stop + per_cage * cages) / 60  # hours: the longest one-stop route
+    fleet = Fleet(
+        capacity_cages=cages,
+        cage_litres=float(rng.uniform(20, 80)),
+        minutes_per_stop=per_stop,
+        minutes_per_cage=per_cage,
+        speed_kmh=speed,
+        circuity=circuity,
+        break_minutes=pause,
+        max_duty_hours=pause / 60 + alone + float(rng.uniform(0.1, 5)),
+    )
     case = rng.choice([1, 2, 4, 6], n_products)
     capacity = case[None, :] * rng.integers(1, 8, (n_stores, n_products))
     initial = np.floor(capacity * rng.uniform(0, 1, capacity.shape)).astype(np.int64)
@@ -131,6 +217,7 @@ def _random_instance(seed: int) -> tuple[Instance, np.ndarray, np.ndarray, np.nd
                 last_day[s, p, : initial[s, p]] = ages
                 for j in ages[ages < days]:
                     expiring[s, p, j] += 1
+    depot_km, nearest_km = road_distances(depots, points, depot, fleet)
     instance = Instance(
         demand=rng.poisson(rng.uniform(0, 12, (n_stores, n_products, 1)), (n_stores, n_products, days)),
         initial_stock=initial,
@@ -139,11 +226,12 @@ def _random_instance(seed: int) -> tuple[Instance, np.ndarray, np.ndarray, np.nd
         margin=rng.uniform(0.05, 6, n_products),
         unit_cost=rng.uniform(0.2, 3, n_products),
         shelf_life_days=life,
-        depot_km=np.linalg.norm(points - depots[depot], axis=1),
-        nearest_km=nearest,
+        depot_km=depot_km,
+        nearest_km=nearest_km,
         depot=depot,
-        truck_capacity=int(rng.integers(10, 120)),
-        max_stops=int(rng.integers(1, 4)),
+        case_litres=np.round(case * rng.uniform(0.2, 1.5, n_products), 2),  # a case is less than a cage
+        truck_litres=fleet.capacity_cages * fleet.cage_litres,
+        stops_per_truck=stops_per_truck(fleet),
         initial_expiring=expiring,
     )
     costs = CostParameters(
@@ -152,69 +240,99 @@ def _random_instance(seed: int) -> tuple[Instance, np.ndarray, np.ndarray, np.nd
         per_stop=float(rng.uniform(0, 20)),
         holding_rate_per_year=float(rng.uniform(0, 5)),
     )
-    return instance, points, depots, last_day, costs
+    return World(instance, points, depots, fleet, costs, last_day)
 
 
-def _route_km(depot: np.ndarray, points: list[np.ndarray]) -> float:
-    """Nearest neighbour from the depot, and back (storeops.dispatch.routing's route)."""
-    here, left, km = depot, list(points), 0.0
-    while left:
-        best = min(range(len(left)), key=lambda i: float(np.linalg.norm(left[i] - here)))
-        km += float(np.linalg.norm(left[best] - here))
-        here = left.pop(best)
-    return km + float(np.linalg.norm(here - depot))
+def _deliveries(world: World, store: int, cases: np.ndarray, departure: datetime) -> list[DeliveryStop]:
+    """A store's cases as truck-sized deliveries, whole cases first-fit (``storeops.dispatch.loading``'s rule,
+    a request per case), each its litres in whole cages, open all day."""
+    instance, fleet = world.instance, world.fleet
+    room = fleet.capacity_cages * fleet.cage_litres
+    loads: list[list[float]] = []  # [litres, units]
+    for p in np.flatnonzero(cases):
+        for _ in range(int(cases[p])):
+            litres = float(instance.case_litres[p])
+            fit = next((load for load in loads if load[0] + litres <= room), None)
+            if fit is None:
+                loads.append(fit := [0.0, 0.0])
+            fit[0] += litres
+            fit[1] += float(instance.case_pack[p])
+    lat, lon = world.points[store]
+    return [
+        DeliveryStop(
+            f"S{store}",
+            lat,
+            lon,
+            fleet.cages_for(litres),
+            int(units),
+            departure,
+            departure + timedelta(hours=24),
+            reference=str(k),
+        )
+        for k, (litres, units) in enumerate(loads)
+    ]
 
 
-def _policy_cost(
-    instance: Instance,
-    points: np.ndarray,
-    depots: np.ndarray,
-    last_day: np.ndarray,
-    costs: CostParameters,
-    fill: np.ndarray,
-) -> float:
-    """A policy that fills the shelves of the stores ``fill[s, d]`` to capacity at the start of day d (whole
-    cases shipped, the rest refused), with trucks packed first-fit decreasing and routed nearest neighbour;
-    FIFO sales, expiry at the end of a perishable's last day, holding on the stock at the end of each day."""
+@dataclasses.dataclass
+class Run:
+    """A policy's run: its cost, the routes' part of it, and its plan as ``hindsight_lower_bound(run=...)``
+    takes it."""
+
+    cost: float
+    transport: float
+    plan: dict[str, np.ndarray]
+
+    @property
+    def trucks(self) -> int:
+        return int(self.plan["trucks"].sum())
+
+
+def _policy_run(world: World, fill: np.ndarray) -> Run:
+    """A policy that fills the shelves of the stores ``fill[s, d]`` to capacity on day d (whole cases
+    shipped, the rest refused), each day's deliveries loaded in roll cages and routed from their depots by
+    ``storeops.dispatch.vrp.route_depot`` (capacity, route time limit, return legs; the plan's cost as the
+    product prices it); FIFO sales, expiry at the end of a perishable's last day, holding on the stock at the
+    end of each day."""
+    instance, costs = world.instance, world.costs
     n_stores, n_products, days = instance.shape
+    depot_ids = np.unique(instance.depot)
+    plan = {
+        "cases": np.zeros(instance.shape, dtype=np.int64),
+        "accepted": np.zeros(instance.shape, dtype=np.int64),
+        "stops": np.zeros((n_stores, days), dtype=np.int64),
+        "trucks": np.zeros((depot_ids.size, days), dtype=np.int64),
+    }
     life = instance.shelf_life_days
     cohorts = [[{} for _ in range(n_products)] for _ in range(n_stores)]  # last day -> units (perishables)
     stock = instance.initial_stock.astype(np.int64).copy()
     for s in range(n_stores):
         for p in range(n_products):
-            for j in last_day[s, p, : stock[s, p]]:
+            for j in world.last_day[s, p, : stock[s, p]]:
                 cohorts[s][p][int(j)] = cohorts[s][p].get(int(j), 0) + 1
-    total = 0.0
+    total = transport = 0.0
     for d in range(days):
-        stops: dict[int, list[tuple[int, int]]] = {}  # depot -> (units, store) of each stop
+        departure = DEPARTURE + timedelta(days=d)
+        stops: dict[int, list[DeliveryStop]] = {}
         for s in np.flatnonzero(fill[:, d]):
             room = np.maximum(instance.capacity[s] - stock[s], 0)
             cases = np.ceil(room / instance.case_pack).astype(np.int64)
-            load = int((cases * instance.case_pack).sum())
-            if load == 0:
+            if not cases.any():
                 continue
             stock[s] += room
             for p in np.flatnonzero(room * (life > 0)):
                 cohorts[s][p][d + life[p] - 1] = cohorts[s][p].get(d + life[p] - 1, 0) + int(room[p])
-            while load > 0:  # a load larger than a truck is several stops
-                part = min(load, instance.truck_capacity)
-                stops.setdefault(int(instance.depot[s]), []).append((part, int(s)))
-                load -= part
+            deliveries = _deliveries(world, int(s), cases, departure)
+            stops.setdefault(int(instance.depot[s]), []).extend(deliveries)
+            plan["cases"][s, :, d], plan["accepted"][s, :, d] = cases, room
         for g, its_stops in stops.items():
-            trucks: list[list[tuple[int, int]]] = []
-            for stop in sorted(its_stops, reverse=True):
-                for truck in trucks:
-                    if (
-                        sum(u for u, _ in truck) + stop[0] <= instance.truck_capacity
-                        and len(truck) < instance.max_stops
-                    ):
-                        truck.append(stop)
-                        break
-                else:
-                    trucks.append([stop])
-            for truck in trucks:
-                km = _route_km(depots[g], [points[s] for _, s in truck])
-                total += costs.truck_per_route + costs.per_km * km + costs.per_stop * len(truck)
+            routes = route_depot(f"D{g}", world.depots[g], its_stops, world.fleet, costs, departure, TINY).plan
+            assert not routes.unserved, routes.unserved
+            total += routes.cost_gbp
+            transport += routes.cost_gbp
+            plan["trucks"][np.searchsorted(depot_ids, g), d] = len(routes.routes)
+            for route in routes.routes:  # a stop is a visit (one truck-sized delivery)
+                for visit in route.visits:
+                    plan["stops"][int(visit.drop.stop.store_id[1:]), d] += 1
         sold = np.minimum(instance.demand[:, :, d], stock)
         stock -= sold
         total += float((instance.margin[None, :] * (instance.demand[:, :, d] - sold)).sum())
@@ -231,14 +349,26 @@ def _policy_cost(
                 expired = cohorts[s][p].pop(d, 0)
                 stock[s, p] -= expired
                 total += expired * float(instance.unit_cost[p])
-    return total
+    return Run(total, transport, plan)
 
 
-@settings(max_examples=8, deadline=None)
+def _check_run(instance: Instance, costs: CostParameters, bound: float, run: Run, name: str) -> None:
+    """The run, mapped to the programme, is feasible and costs no more there than it did, in all and in
+    transport (trucks, km, stops); and the bound is below it."""
+    priced = hindsight_lower_bound(instance, costs, time_limit_s=20, run=run.plan)
+    assert priced.status == "Optimal", (name, priced.status)
+    assert priced.cost <= run.cost + 1e-6 * max(1.0, run.cost), (name, priced.cost, run.cost)
+    transport = priced.parts["trucks"] + priced.parts["km"] + priced.parts["stops"]
+    assert transport <= run.transport + 1e-6 * max(1.0, run.transport), (name, transport, run.transport)
+    assert bound <= run.cost + 1e-6 * max(1.0, run.cost), (name, bound, run.cost)
+
+
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_the_bound_never_exceeds_a_feasible_policy(seed: int) -> None:
-    instance, points, depots, last_day, costs = _random_instance(seed)
-    result = hindsight_lower_bound(instance, costs, time_limit_s=20)
+    world = _random_world(seed)
+    instance = world.instance
+    result = hindsight_lower_bound(instance, world.costs, time_limit_s=20)
     n_stores, _, days = instance.shape
     rng = np.random.default_rng(seed + 1)
     policies = {
@@ -248,9 +378,52 @@ def test_the_bound_never_exceeds_a_feasible_policy(seed: int) -> None:
         "at random": rng.random((n_stores, days)) < 0.4,
     }
     for name, fill in policies.items():
-        cost = _policy_cost(instance, points, depots, last_day, costs, fill)
-        assert result.cost <= cost + 1e-6 * max(1.0, cost), (name, result.cost, cost)
+        _check_run(instance, world.costs, result.cost, _policy_run(world, fill), name)
     assert result.cost <= result.parts["incumbent"] + 1e-9
+
+
+def test_a_policy_held_to_the_route_limit_and_to_the_trucks_volume_still_costs_at_least_the_bound() -> None:
+    # four stores north of one depot, delivered every day with routes of at most one stop (a stop takes 2 h
+    # of a 3 h limit) and trucks of two 25-litre cages: the programme's constraints by time and by volume bind
+    # the run (a stricter one would make it infeasible), and the run still costs no less than the bound
+    for seed in range(3):
+        fleet = Fleet(
+            capacity_cages=2,
+            cage_litres=25.0,
+            minutes_per_stop=110.0,
+            minutes_per_cage=10.0,
+            speed_kmh=80.0,
+            circuity=1.0,
+            break_minutes=0.0,
+            max_duty_hours=3.0,
+        )
+        n_stores = 4
+        depot = np.zeros(n_stores, dtype=np.int64)
+        points = [(BASE[0] + 0.05 * k, BASE[1]) for k in range(1, n_stores + 1)]  # 5.6 to 22 km north
+        depot_km, nearest_km = road_distances([BASE], points, depot, fleet)
+        rng = np.random.default_rng(seed)
+        instance = Instance(
+            demand=rng.poisson(8, (n_stores, 2, 3)),
+            initial_stock=np.zeros((n_stores, 2), dtype=np.int64),
+            capacity=np.full((n_stores, 2), 24),
+            case_pack=np.array([4, 6]),
+            margin=np.array([40.0, 30.0]),
+            unit_cost=np.array([1.0, 2.0]),
+            shelf_life_days=np.array([0, 0]),
+            depot_km=depot_km,
+            nearest_km=nearest_km,
+            depot=depot,
+            case_litres=np.array([6.0, 9.0]),
+            truck_litres=50.0,
+            stops_per_truck=stops_per_truck(fleet),
+        )
+        assert instance.stops_per_truck == 1
+        small = World(instance, points, [BASE], fleet, COSTS, np.full((n_stores, 2, 1), -1))
+        result = hindsight_lower_bound(instance, COSTS, time_limit_s=20)
+        assert result.trucks >= result.deliveries  # one stop a truck
+        run = _policy_run(small, np.ones((n_stores, 3), dtype=bool))
+        assert run.trucks >= 3 * n_stores  # every store every day, a truck each (day 0: 72 litres, two)
+        _check_run(instance, COSTS, result.cost, run, f"seed {seed}")
 
 
 def test_the_simulators_no_delivery_run_costs_at_least_the_bound() -> None:
@@ -259,9 +432,17 @@ def test_the_simulators_no_delivery_run_costs_at_least_the_bound() -> None:
     catalog = build_catalog(3, 6, seed=11)
     state = initial_state(catalog, start)
     demand = daily_demand(state.model, start, 3)
-    instance = instance_from_catalog(catalog, state, demand, truck_capacity=4000, max_stops=8)
+    fleet = Fleet()
+    instance = instance_from_catalog(catalog, state, demand, fleet)
     assert instance.shape == (3, 6, 3)
     assert np.all(instance.depot_km > 0)
+    # the trucks' terms: road km, roll cages of the catalog's case volumes, stops within the route limit
+    store = catalog.stores.iloc[0]
+    crow = haversine_km(DEPOTS[store["region"]], (float(store["lat"]), float(store["lon"])))
+    assert instance.depot_km[0] == pytest.approx(crow * fleet.circuity - METRE_ROUNDING_KM, abs=1e-9)
+    assert np.array_equal(instance.case_litres, catalog.products["case_litres"].to_numpy())
+    assert instance.truck_litres == fleet.capacity_cages * fleet.cage_litres == 31_500
+    assert instance.stops_per_truck == 23
     result = hindsight_lower_bound(instance, COSTS, time_limit_s=20)
     unit_cost = catalog.products["unit_cost"].to_numpy()
     margin = (catalog.products["price"] - catalog.products["unit_cost"]).to_numpy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +9,7 @@ import pandas as pd
 import pytest
 
 from storeops.costs import CostParameters
-from storeops.directory import DEPOTS, haversine_km
-from storeops.service_level import LoopRecord, ServiceFigures
+from storeops.service_level import DISPATCH_COLUMNS, ROUTING_COLUMNS, LoopRecord, ServiceFigures
 
 START = datetime(2026, 3, 23, tzinfo=UTC)
 END = START + timedelta(days=2)
@@ -62,33 +60,35 @@ def record(**changes: pd.DataFrame) -> LoopRecord:
         ]
     )
     departure = "2026-03-23T12:00:00.000Z"
+
+    def row(load: str, store: str, product: str, quantity: int, stop: int, cages: int, eta: str, km: float) -> dict:
+        return {
+            "load_id": load,
+            "store_id": store,
+            "product_id": product,
+            "quantity": quantity,
+            "recorded_at": departure,
+            "stop_number": stop,
+            "eta": eta,
+            "depot": "north",
+            "cages": cages,
+            "window_opens": "2026-03-23T04:00:00.000Z",
+            "window_closes": "2026-03-23T22:00:00.000Z",
+            "departs": departure,
+            "returns": "2026-03-23T15:30:00.000Z" if load == "L1" else "2026-03-23T13:00:00.000Z",
+            "route_km": km,
+        }
+
     dispatches = pd.DataFrame(
         [
-            {
-                "load_id": "L1",
-                "store_id": "S0001",
-                "product_id": "P0001",
-                "quantity": 12,
-                "recorded_at": departure,
-                "stop_number": 1,
-            },
-            {
-                "load_id": "L1",
-                "store_id": "S0002",
-                "product_id": "P0002",
-                "quantity": 24,
-                "recorded_at": departure,
-                "stop_number": 2,
-            },
-            {
-                "load_id": "L2",
-                "store_id": "S0002",
-                "product_id": "P0002",
-                "quantity": 6,
-                "recorded_at": departure,
-                "stop_number": 1,
-            },
+            row("L1", "S0001", "P0001", 12, 1, 2, "2026-03-23T12:40:00.000Z", 61.5),
+            row("L1", "S0002", "P0002", 24, 2, 3, "2026-03-23T22:10:00.000Z", 61.5),  # after the window closed
+            row("L2", "S0002", "P0002", 6, 1, 1, "2026-03-23T12:30:00.000Z", 40.25),
         ]
+    )
+    routing = pd.DataFrame(
+        [("w1", "north", 2, 101.75, 42, 3, 150.0, 42)],
+        columns=["window_id", "depot", "trucks", "km", "units", "baseline_trucks", "baseline_km", "baseline_units"],
     )
     stores = pd.DataFrame(
         [
@@ -109,6 +109,7 @@ def record(**changes: pd.DataFrame) -> LoopRecord:
         "refused": pd.DataFrame(columns=["store_id", "product_id", "observed_at", "units"]),
         "audits": audits,
         "dispatches": dispatches,
+        "routing": routing,
         "stores": stores,
         "products": products,
         "promotions": promotions,
@@ -118,7 +119,7 @@ def record(**changes: pd.DataFrame) -> LoopRecord:
 
 def test_the_figures_follow_the_fields_definitions() -> None:
     costs = CostParameters()
-    figures = ServiceFigures.compute(record(), truck_capacity=100, costs=costs)
+    figures = ServiceFigures.compute(record(), capacity_cages=10, costs=costs)
     assert figures.units_demanded == 28 + 3
     assert figures.lost_sales_rate == round(3 / 31, 6)  # lost by demand, not by readings
     assert figures.audit_out_of_stock_rate == 0.25
@@ -129,13 +130,16 @@ def test_the_figures_follow_the_fields_definitions() -> None:
     assert figures.stock_held_units == held
     assert figures.cover_days == round(held / (31 / 2), 4)  # a ratio of sums
     assert (figures.trucks, figures.stops, figures.units_shipped) == (2, 3, 42)
-    assert figures.trucks_lower_bound == 1  # 42 units from one depot at one departure: one truck's worth
-    assert figures.truck_fill == round(42 / 200, 6)
-    depot = DEPOTS["north"]
-    s1, s2 = (53.5, -2.2), (53.3, -2.0)
-    km = sum(haversine_km(a, b) for a, b in itertools.pairwise([depot, s1, s2, depot]))
-    km += 2 * haversine_km(depot, s2)  # the return leg counts
-    assert figures.km == pytest.approx(round(km, 1))
+    assert figures.cages == 6
+    assert figures.trucks_lower_bound == 1  # 6 cages from one depot at one departure: one truck's worth
+    assert figures.truck_fill == round(6 / (2 * 10), 6)  # by the capacity measure (cages), not units
+    assert figures.km == round(61.5 + 40.25, 1)  # the routes' road km, return legs included
+    assert figures.km_per_1000_units == round(1000 * 101.75 / 42, 3)
+    assert figures.late_stops_rate == round(1 / 3, 6)
+    assert figures.route_hours_max == 3.5
+    assert figures.baseline_trucks == 3
+    assert figures.baseline_km_per_1000_units == round(1000 * 150 / 42, 3)
+    assert figures.routed_km_per_1000_units == round(1000 * 101.75 / 42, 3)
     assert figures.stops_per_store_day == 3 / (2 * 2)
     parts = figures.cost_parts_per_1000_units
     assert parts["trucks"] == pytest.approx(1000 * 2 * costs.truck_per_route / 31, abs=1e-3)
@@ -147,18 +151,20 @@ def test_the_figures_follow_the_fields_definitions() -> None:
 
 
 def test_a_reading_delivered_twice_and_its_waste_count_once() -> None:
-    once = ServiceFigures.compute(record(), truck_capacity=100)
+    once = ServiceFigures.compute(record(), capacity_cages=10)
     doubled = record().readings
-    twice = ServiceFigures.compute(record(readings=pd.concat([doubled, doubled.iloc[[1]]])), truck_capacity=100)
+    twice = ServiceFigures.compute(record(readings=pd.concat([doubled, doubled.iloc[[1]]])), capacity_cages=10)
     assert twice.units_expired == once.units_expired == 2
     assert twice.as_dict() == once.as_dict()
 
 
 def test_ratios_with_nothing_to_divide_by_have_no_value() -> None:
-    empty = pd.DataFrame(columns=["load_id", "store_id", "product_id", "quantity", "recorded_at", "stop_number"])
-    figures = ServiceFigures.compute(record(dispatches=empty), truck_capacity=100)
+    empty = pd.DataFrame(columns=DISPATCH_COLUMNS)
+    figures = ServiceFigures.compute(record(dispatches=empty, routing=pd.DataFrame(columns=ROUTING_COLUMNS)), 10)
     assert figures.waste_rate is None
     assert figures.truck_fill is None
     assert figures.km_per_1000_units is None
     assert figures.trucks == figures.trucks_lower_bound == 0
+    assert figures.late_stops_rate is None
+    assert figures.baseline_km_per_1000_units is figures.baseline_trucks is None
     assert not math.isnan(figures.cost_per_1000_units)

@@ -513,3 +513,20 @@ def test_the_emulator_gets_the_template_without_its_aws_only_block(tmp_path: Pat
     assert set(full["Resources"]) - set(parsed["Resources"]) == {"FirehoseFreshnessAlarm", "MonthlyBudget"}
     assert {k: v for k, v in full["Resources"].items() if k in parsed["Resources"]} == parsed["Resources"]
     assert parsed["Parameters"] == full["Parameters"]
+
+
+def test_the_glue_tables_declare_what_the_code_writes(template: dict[str, Any]) -> None:
+    """The ledger's rows and the product master's columns, as the Glue tables Athena reads them declare."""
+    from storeops.ledger import LedgerRow
+    from storeops.stores.reference import PRODUCTS_COLUMNS
+
+    def columns(table: str) -> list[str]:
+        (resource,) = [
+            r
+            for r in resources_of(template, "AWS::Glue::Table").values()
+            if r["Properties"]["TableInput"]["Name"] == table
+        ]
+        return [c["Name"] for c in resource["Properties"]["TableInput"]["StorageDescriptor"]["Columns"]]
+
+    assert columns("dispatch_ledger") == list(LedgerRow.model_fields)
+    assert columns("products") == list(PRODUCTS_COLUMNS)

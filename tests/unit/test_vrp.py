@@ -323,9 +323,11 @@ def test_bad_stops_raise_one_line_errors(change: dict[str, object], words: str) 
     assert "\n" not in str(raised.value)
 
 
-def test_a_store_with_two_stops_in_a_slot_and_bad_budgets_are_refused() -> None:
-    with pytest.raises(ValueError, match="more than one stop"):
+def test_a_store_with_two_stops_of_one_name_and_bad_budgets_are_refused() -> None:
+    with pytest.raises(ValueError, match="same reference"):
         route([stop("S1"), stop("S1", north_km=3.0)])
+    named_apart = route([replace(stop("S1"), reference="a"), replace(stop("S1"), reference="b")]).plan
+    assert sorted(v.drop.stop.reference for r in named_apart.routes for v in r.visits) == ["a", "b"]
     with pytest.raises(ValueError, match="floor_seconds"):
         SolverBudget(floor_seconds=2.0, cap_seconds=1.0)
     assert SolverBudget().seconds(10) == 1.0
