@@ -17,7 +17,7 @@ On one private emulator, with ``flows.scenario`` (the real loop: stores, the pla
    (``--bound-stores`` x ``--bound-products`` x ``--bound-days``) the least cost any policy could have had
    knowing the demand in advance, next to storeops's own cost on a scenario of that instance (the same
    customers, its opening stock read from the lake's first readings), with the scenario's fleet
-   (``storeops.dispatch.fleet.Fleet()``: roll cages, the catalog's case volumes, the route's time limit).
+   (``flows.scenario.FLEET``, the scenario's: roll cages, the catalog's case volumes, the route's time limit).
 
 Costs are ``storeops.costs.CostParameters`` (the figures' own), per 1,000 units demanded. With ``--json``
 the last stdout line is one JSON object: ``storeops_cost``, ``oracle_cost``, ``oracle_cost_ratio``,
@@ -42,11 +42,10 @@ from bench.harness import bench_environment
 from bench.lower_bound import daily_demand, hindsight_lower_bound, instance_from_catalog
 from deployments.environment import prepare
 from flows.prefect_api import prefect_api
-from flows.scenario import SCENARIO_START, scenario
+from flows.scenario import FLEET, SCENARIO_START, scenario
 from storeops.cli import emit_json, non_negative_int, positive_int, print_summary
 from storeops.clock import parse_timestamp
 from storeops.costs import CostParameters
-from storeops.dispatch.fleet import Fleet
 from storeops.service_level import read_lake
 from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
@@ -151,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog = build_catalog(args.bound_stores, args.bound_products, args.seed)
     state = initial_state(catalog, SCENARIO_START)
     demand = daily_demand(state.model, SCENARIO_START, args.bound_days)
-    # the scenario's trucks (flows.scenario.FLEET: Fleet()) and the catalog's case volumes (its product master)
-    instance = instance_from_catalog(catalog, state, demand, Fleet())
+    # the scenario's trucks and the catalog's case volumes (its product master)
+    instance = instance_from_catalog(catalog, state, demand, FLEET)
     instance = dataclasses.replace(instance, initial_stock=stock, initial_expiring=None)
     bound = hindsight_lower_bound(instance, CostParameters(), time_limit_s=args.time_limit)
     units = float(demand.sum())

@@ -355,7 +355,8 @@ def trucks(
         speed_kmh: Average road speed, km/h.
         minutes_per_stop: Time at a store before unloading, minutes.
         minutes_per_cage: Unloading time per roll cage, minutes.
-        trucks_per_depot: Trucks each depot has for a window; empty means as many as the orders need.
+        trucks_per_depot: Trucks each depot has for one dispatch window (not counted across windows); empty
+            means as many as the orders need.
     """
     fleet = Fleet(
         capacity_cages=capacity_cages,

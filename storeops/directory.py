@@ -86,6 +86,10 @@ def load_case_litres(s3: Any, bucket: str) -> dict[str, float]:
     if "case_litres" not in frame.columns:
         logger.warning("the product master has no case_litres: every case counts as a default case")
         return {}
-    litres = dict(zip(frame["product_id"].astype(str), frame["case_litres"].astype(float), strict=True))
+    volumes = frame["case_litres"].astype(float)
+    sound = volumes.gt(0) & volumes.lt(float("inf"))  # NaN, 0 and negatives fall back to a default case
+    if not sound.all():
+        logger.warning("the product master: %d products without a usable case_litres", int((~sound).sum()))
+    litres = dict(zip(frame.loc[sound, "product_id"].astype(str), volumes[sound], strict=True))
     logger.info("product master: case volumes of %d products", len(litres))
     return litres

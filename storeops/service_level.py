@@ -461,7 +461,8 @@ def read_routing(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.Dat
     """The routing summaries of windows that left in ``(start, end]``, a row per window and depot (ROUTING_COLUMNS)."""
     low, high = format_timestamp(start), format_timestamp(end)
     rows = []
-    for key in _keys(s3, bucket, ROUTING_PREFIX):
+    days = [start.date() + timedelta(days=d) for d in range((end.date() - start.date()).days + 1)]
+    for key in [k for day in days for k in _keys(s3, bucket, f"{ROUTING_PREFIX}dt={day:%Y-%m-%d}/")]:
         summary = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         if not low < summary["departure"] <= high:
             continue

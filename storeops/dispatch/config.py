@@ -14,7 +14,7 @@ from typing import Any
 
 from storeops.costs import CostParameters
 from storeops.dispatch.fleet import Fleet
-from storeops.dispatch.loading import Routing
+from storeops.dispatch.loading import DEFAULT_ROUTING_SECONDS, Routing
 from storeops.exceptions import ConfigurationError
 
 MAX_DELAY_SECONDS = 900  # SQS: DelaySeconds of a message
@@ -43,7 +43,7 @@ class WorkerConfig:
     io_threads: int = 4  # concurrent SQS batch calls
     fleet: Fleet = field(default_factory=Fleet)
     routing: Routing = "solver"  # or "one_per_request": a truck per request (the original workshop's dispatch)
-    routing_seconds: float = 45.0  # a window's routing time, over all its depots
+    routing_seconds: float = DEFAULT_ROUTING_SECONDS
     costs: CostParameters = field(default_factory=CostParameters)  # what the routing minimises
     worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:10]}")
 
@@ -93,7 +93,7 @@ def timing_problems(
     wait_seconds: float,
     max_receive_count: int,
     retry_margin_seconds: float = 5.0,
-    routing_seconds: float = 45.0,
+    routing_seconds: float = DEFAULT_ROUTING_SECONDS,
 ) -> list[str]:
     """What breaks the exactly-once argument's timing relation (ARCHITECTURE.md); empty when it holds."""
     problems = []

@@ -59,7 +59,8 @@ class Fleet:
     - ``receiving_hours_before_opening`` 3.0: stores take deliveries from 3 h before they open (the
       night or early shift fills the shelves) until they close: a stop's window on a day is
       ``[opens - 3 h, closes]`` of its local opening hours (``storeops.calendar.opening_hours``).
-    - ``trucks_at_depot``: trucks (and drivers) available per depot in one slot; a depot not listed
+    - ``trucks_at_depot``: trucks (and drivers) available per depot to one dispatch window (the
+      worker routes window by window: it does not count trucks across windows); a depot not listed
       has as many as its orders need.
     - ``timezone``: the depots' local time (the chain trades in Great Britain).
     """

@@ -4,7 +4,8 @@
    (``case_litres`` in the product master; ``DEFAULT_CASE_LITRES`` for a product not in it). A
    request larger than a truck is refused before it is claimed (the worker dead-letters it).
 2. **Deliveries.** Each store's requests go in as few truck-sized deliveries as first-fit decreasing
-   by volume makes (one, unless the store's order fills more than a truck); a delivery's cages are
+   by volume makes (one, unless the store's order fills more than a truck, or more than one truck can
+   unload there within the drivers' hours, for a far store); a delivery's cages are
    its volume over ``Fleet.cage_litres``, rounded up. Its window is the store's next receiving window
    (``storeops.dispatch.fleet.delivery_window``) that closes after a truck leaving now could be there.
 3. **Routes.** Each depot's deliveries are routed by ``storeops.dispatch.vrp.route_depot`` (the solver,
@@ -41,7 +42,7 @@ from storeops.dispatch.vrp import (
 
 DEFAULT_CASE_LITRES = 12.0  # a product missing from the product master: a mid-size grocery case
 Routing = Literal["solver", "one_per_request"]
-ROUTINGS: tuple[Routing, ...] = ("solver", "one_per_request")
+DEFAULT_ROUTING_SECONDS = 45.0  # a window's routing time, over all its depots (WorkerConfig.routing_seconds)
 # Reasons a later slot cannot cure: such requests are dead-lettered, not carried.
 NEVER_SERVABLE = frozenset({UnservedReason.ROUTE_TOO_LONG})
 
@@ -119,12 +120,12 @@ def deliveries(
     for request in requests:
         by_store[request.store_id].append(request)
     fleet = loader.fleet
-    room = fleet.capacity_cages * fleet.cage_litres
     result: list[Delivery] = []
     for store_id in sorted(by_store):
         store = stores[store_id]
         drive = fleet.drive_hours(fleet.road_km(DEPOTS[store.region], (store.lat, store.lon)))
         opens, closes = delivery_window(store.format, departure + timedelta(hours=drive), fleet)
+        room = _cages_alone(fleet, drive) * fleet.cage_litres
         ordered = sorted(by_store[store_id], key=lambda r: (-loader.litres(r), r.shortage_id))
         groups: list[list[DispatchRequest]] = []
         volumes: list[float] = []
@@ -155,6 +156,15 @@ def deliveries(
     return result
 
 
+def _cages_alone(fleet: Fleet, drive_hours: float) -> int:
+    """The most cages one truck can bring a store ``drive_hours`` from its depot within the route limit (a
+    minute kept for the router's whole seconds); at least 1 (a store no route reaches is reported unserved)."""
+    spare = (fleet.route_limit_hours - 2 * drive_hours) * 60.0 - fleet.minutes_per_stop - 1.0
+    if fleet.minutes_per_cage <= 0:
+        return fleet.capacity_cages if spare >= 0 else 1
+    return max(1, min(fleet.capacity_cages, math.floor(spare / fleet.minutes_per_cage)))
+
+
 def route_window(
     requests: Sequence[DispatchRequest],
     stores: Mapping[str, StoreLocation],
@@ -162,7 +172,7 @@ def route_window(
     costs: CostParameters,
     departure: datetime,
     routing: Routing = "solver",
-    routing_seconds: float = 45.0,
+    routing_seconds: float = DEFAULT_ROUTING_SECONDS,
 ) -> WindowRoutes:
     """Route a window's requests (see the module). Every request is on exactly one truck or unserved."""
     started = time.perf_counter()
@@ -201,6 +211,10 @@ def route_window(
         unserved += [
             UnservedDelivery(named[(u.drop.stop.store_id, u.drop.stop.reference)], u.reason) for u in plan.unserved
         ]
+    # a delivery is at most a truck, so no part of one is split across trucks: each request is in one place
+    split = [v for t in trucks for v in t.route.visits if v.drop.parts != 1]
+    if split:
+        raise RuntimeError(f"a delivery of store {split[0].drop.stop.store_id} was split across trucks")
     return WindowRoutes(tuple(trucks), tuple(unserved), plans, baselines, time.perf_counter() - started)
 
 

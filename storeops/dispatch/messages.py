@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from storeops.calendar import FORMATS
 from storeops.contracts.dispatch_order import is_order, order_requests, request_body
 from storeops.contracts.dispatch_request import DispatchRequest
-from storeops.directory import StoreLocation
+from storeops.directory import DEPOTS, StoreLocation
 from storeops.dispatch.loading import Loader
 from storeops.exceptions import first_validation_error
 
@@ -93,6 +94,12 @@ def parse_request(body: str, stores: dict[str, StoreLocation], loader: Loader) -
         return None, f"schema: {first_validation_error(exc, 'message')}"
     if request.store_id not in stores:
         return None, f"{UNKNOWN_STORE} {request.store_id}: not in the store directory"
+    store = stores[request.store_id]
+    if store.region not in DEPOTS or store.format not in FORMATS:
+        return None, (
+            f"store {request.store_id}: the store directory gives region {store.region!r} and format "
+            f"{store.format!r}; regions are {', '.join(DEPOTS)}, formats {', '.join(FORMATS)}: fix the directory"
+        )
     too_big = loader.too_big(request)
     if too_big:
         return None, too_big

@@ -234,8 +234,8 @@ def _instance(depot: tuple[float, float], drops: list[Drop], fleet: Fleet, depar
     points = [d.stop.point for d in drops]
     metres, seconds = road_matrices(depot, points, fleet)
 
-    def after_departure(moment: datetime) -> int:
-        return math.floor((moment - departure).total_seconds())
+    def after_departure(moment: datetime, rounding: Any = math.floor) -> int:
+        return int(rounding((moment - departure).total_seconds()))
 
     return _Instance(
         drops=drops,
@@ -244,7 +244,7 @@ def _instance(depot: tuple[float, float], drops: list[Drop], fleet: Fleet, depar
         seconds=seconds,
         cages=[0, *(d.cages for d in drops)],
         unloading=[0, *(round(fleet.unloading_minutes(d.cages) * 60) for d in drops)],
-        opens=[0, *(max(0, after_departure(d.stop.window_opens)) for d in drops)],
+        opens=[0, *(max(0, after_departure(d.stop.window_opens, math.ceil)) for d in drops)],  # never before it
         closes=[0, *(after_departure(d.stop.window_closes) for d in drops)],
         capacity=fleet.capacity_cages,
         limit=math.floor(fleet.route_limit_hours * 3600),

@@ -4,8 +4,9 @@ A window: receive (long polling, batches of 10) up to a number of messages or se
 validate (invalid messages go to the dead-letter queue with their reason); replace worn
 messages by fresh copies; claim the new shortages atomically; settle the shortages someone
 else claimed (duplicates, held by a live window, or abandoned: then fence the old window's
-record and take over); consolidate the won shortages into truck loads; create the window's
-ledger record once; mark the claims dispatched; only then delete the messages.
+record and take over); route the won shortages into truck loads (``storeops.dispatch.loading``);
+create the window's ledger record once; mark the claims dispatched; only then delete the messages;
+release what no truck took and send it back for a later window (at most ``MAX_GENERATIONS`` times).
 
 The argument that this dispatches every shortage exactly once, at the stack's settings, is
 in ARCHITECTURE.md ("Exactly once per shortage"); ``storeops.dispatch.config`` checks the
@@ -96,7 +97,7 @@ class DispatchCounts:
     units: int = 0
     cages: int = 0
     carried: int = 0  # shortages no truck could take in their window: sent back for a later one
-    unservable: int = 0  # shortages no slot can serve (dead-lettered with the reason)
+    unservable: int = 0  # shortages no window can serve, or carried too often (dead-lettered with the reason)
     baseline_trucks: int = 0  # first-fit decreasing + nearest neighbour on the same deliveries
     baseline_km: float = 0.0
     km: float = 0.0
@@ -520,20 +521,35 @@ class DispatchWorker:
         """Release the claims of what no truck took; carry it to a later window, or dead-letter it when no
         window can ever serve it. A claim that cannot be released expires, and its messages come back."""
         report.release_failures += self.claims.release(sorted(left), window)
-        later = self.clock() + MAX_DELAY_SECONDS  # the next windows: trucks and windows move on
         unservable: list[tuple[Received, str]] = []
+        carried: list[Received] = []
         for shortage_id, reason in sorted(left.items()):
-            pairs = valid[shortage_id]
+            messages = [message for message, _ in valid[shortage_id]]
+            store = valid[shortage_id][0][1].store_id
             if reason in NEVER_SERVABLE:
-                store = pairs[0][1].store_id
-                why = f"store {store} cannot be served within a route's limit ({reason}): check its depot and location"
-                unservable += [(message, why) for message, _ in pairs]
-                report.unservable += 1
+                why = (
+                    f"store {store}: no route within the drivers' hours reaches it, even for one cage ({reason}): "
+                    "check its depot and location"
+                )
+            elif any(m.generation >= MAX_GENERATIONS for m in messages):
+                why = (
+                    f"store {store}: no truck took it in {MAX_GENERATIONS + 1} windows {MAX_DELAY_SECONDS // 60} min "
+                    f"apart ({reason}): add trucks at its depot, then replay the dead letters"
+                )
             else:
-                for message, _ in pairs:
-                    plan.retry_at[message.message_id] = (message, later)
+                carried += messages
                 report.carried += 1
-        if report.carried:
+                continue
+            unservable += [(message, why) for message in messages]
+            report.unservable += 1
+        if carried:
+            # fresh copies, due when the next windows run; a copy that cannot be sent keeps its original,
+            # which comes back after the visibility timeout (its claim is released: it is claimed again)
+            copies = self._send_copies(
+                carried, generation_step=1, delays={m.message_id: MAX_DELAY_SECONDS for m in carried}
+            )
+            report.delete_failures += self._settle_requests(plan, copies)
+            plan.handled.update(m.message_id for m in copies)
             logger.warning(
                 "%d shortages carried to a later window: no truck could take them in this one", report.carried
             )

@@ -37,7 +37,7 @@ from storeops.dispatch.config import MAX_DELAY_SECONDS, REDRIVE_MARGIN, WorkerCo
 from storeops.dispatch.fleet import Fleet
 from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import split_message
-from storeops.dispatch.worker import DispatchWorker
+from storeops.dispatch.worker import MAX_GENERATIONS, DispatchWorker
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher
@@ -325,6 +325,26 @@ def test_what_no_truck_can_take_is_carried_to_a_later_window_never_lost_or_doubl
     assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
     assert world.dead_lettered_requests() == []
     assert world.sqs.messages == {}
+
+
+def test_what_no_truck_takes_window_after_window_is_dead_lettered_with_the_fix() -> None:
+    world = World(*deployed_queue())
+    sent = requests(5)  # one for each depot
+    world.send(sent)
+    worker = world.worker("none")
+    worker.config = replace(worker.config, fleet=Fleet(trucks_at_depot=dict.fromkeys(DEPOTS, 0)))
+    carried = 0
+    for _ in range(MAX_GENERATIONS + 2):  # the first window and each carry
+        while (report := worker.process(worker.gather(until_empty=True))).received:
+            carried += report.carried
+        world.now += MAX_DELAY_SECONDS + 1
+    assert carried == len(sent) * MAX_GENERATIONS
+    assert sorted(world.dead_lettered_requests()) == sorted(r.model_dump_json() for r in sent)  # none lost
+    assert not world.dispatched()
+    assert world.sqs.messages == {}
+    reasons = [str(m.attributes.get("failure_reason", "")) for m in world.sqs.dead_letters]
+    assert len(reasons) == len(sent)
+    assert all("add trucks at its depot" in r for r in reasons), reasons
 
 
 def world_store(store_id: str) -> str:

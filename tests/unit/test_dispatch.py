@@ -257,3 +257,38 @@ def test_sqs_batches_stay_within_256_kib_per_call() -> None:
     assert [e["Id"] for g in groups for e in g] == [e["Id"] for e in entries]
     assert all(len(g) <= 10 and sum(entry_bytes(e) for e in g) <= 262_144 for g in groups)
     assert [len(g) for g in groups][:4] == [2, 2, 2, 10]
+
+
+def test_a_store_the_directory_gets_wrong_is_refused_in_one_line_not_a_crash() -> None:
+    bad = {**stores(), "S0001": StoreLocation("S0001", "nowhere", 53.5, -2.2), "S0002": replace_format("S0002")}
+    for store in ("S0001", "S0002"):
+        parsed, reason = parse_request(request(store, "P0001", 6).model_dump_json(), bad, loader())
+        assert parsed is None
+        assert "fix the directory" in reason
+        assert "\n" not in reason
+
+
+def replace_format(store_id: str) -> StoreLocation:
+    where = stores()[store_id]
+    return StoreLocation(store_id, where.region, where.lat, where.lon, "hypermarket")
+
+
+def test_a_far_stores_order_comes_in_deliveries_one_truck_can_unload_within_the_hours() -> None:
+    north = DEPOTS["north"]
+    far = {"S0009": StoreLocation("S0009", "north", north[0] + 1.3, north[1])}  # ~188 road km: ~3.8 h each way
+    reqs = [
+        sample_request("S0009", "P0002", 60, target_stock=61, planned_at=T0, reading_event_id=f"e{i}")
+        for i in range(31)
+    ]  # 31 x 600 L: 27 cages; 44 min left at the store: 20 for the stop, 1.5 a cage, so 15 cages a truck
+    routes = route_window(reqs, far, loader(), CostParameters(), T0, routing_seconds=1.0)
+    assert shortages(routes) == sorted(r.shortage_id for r in reqs)
+    assert not routes.unserved  # several smaller deliveries, each within the route limit
+    assert len(routes.trucks) > 1
+    assert all(t.route.hours <= FLEET.route_limit_hours for t in routes.trucks)
+
+
+def test_a_departure_with_fractions_of_a_second_never_unloads_before_the_window() -> None:
+    evening = datetime(2026, 6, 1, 21, 30, 0, 500_000, tzinfo=UTC)
+    routes = route([request("S0001", "P0001", 6)], departure=evening)
+    ((stop,),) = [t.stops for t in routes.trucks]
+    assert stop.visit.unloading_starts >= stop.delivery.stop.window_opens
