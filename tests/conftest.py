@@ -49,3 +49,11 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the image's install (minutes of pip) beside the suite when its test will run."""
+    if any(item.nodeid.startswith("tests/integration/test_image_install.py") for item in session.items):
+        from tests import image_install
+
+        image_install.start()
