@@ -40,12 +40,13 @@ import numpy as np
 
 from bench.harness import bench_environment
 from bench.lower_bound import daily_demand, hindsight_lower_bound, instance_from_catalog
-from deployments.environment import prepare
-from flows.prefect_api import prefect_api
-from flows.scenario import FLEET, SCENARIO_START, scenario
+from deployments.environment import prepare, set_up_scenario
+from deployments.prefect_api import prefect_api
+from flows.scenario import FLEET, scenario
 from storeops.cli import emit_json, non_negative_int, positive_int, print_summary
 from storeops.clock import parse_timestamp
 from storeops.costs import CostParameters
+from storeops.parameters import SCENARIO_START
 from storeops.service_level import read_lake
 from storeops.settings import load_settings
 from storeops.stores.catalog import build_catalog
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             def run_lane(lane: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
                 done = {}
                 for name, parameters in lane:
+                    set_up_scenario(env.settings, parameters["policy"])
                     result = scenario(history_days=args.history_days, start=SCENARIO_START, **parameters)
                     cost = result["cost_per_1000_units"]
                     print(f"{name}: £{cost:,.1f} per 1,000 units, {result['seconds']} s", flush=True)

@@ -29,9 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from bench.harness import bench_environment
-from flows.prefect_api import prefect_api
-from flows.scenario import FLEET, POLICIES, ROUTING, SCENARIO_START, Policy, print_service_level, scenario
+from deployments.environment import set_up_scenario
+from deployments.prefect_api import prefect_api
+from flows.scenario import FLEET, ROUTING, print_service_level, scenario
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
+from storeops.parameters import POLICIES, SCENARIO_START, Policy
 
 TARGET_SECONDS = 600
 DEFAULT_POLICIES = ("storeops", "plain", "workshop", "workshop-consolidated", "none")
@@ -160,6 +162,7 @@ def run_here(args: argparse.Namespace, policies: list[str]) -> list[dict[str, An
         os.environ["STOREOPS_LOCAL_HOME"] = str(env.settings.local_home)
         with prefect_api():
             for policy in policies:
+                set_up_scenario(env.settings, policy)
                 result = scenario(
                     days=args.days,
                     stores=args.stores,

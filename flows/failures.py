@@ -35,4 +35,19 @@ def fail_in_one_line(body: Callable[P, R]) -> Callable[P, R]:
     # where the body's module is known (they are strings under `from __future__ import annotations`).
     run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
     run.__annotations__ = typing.get_type_hints(body, include_extras=True)
+    run.__doc__ = with_parameter_docs(body.__doc__ or "", run.__annotations__)
     return run
+
+
+def with_parameter_docs(doc: str, hints: dict[str, Any]) -> str:
+    """``doc`` with an ``Args:`` section made of each parameter's ``Field(description=...)``: Prefect 3.9 builds
+    the Run form's descriptions from the docstring (griffe), not from ``Field``, so the alias stays the one
+    definition and the docstring is generated from it."""
+    lines = [
+        f"    {name}: {description}"
+        for name, hint in hints.items()
+        if name != "return"
+        for description in [next((getattr(m, "description", None) for m in typing.get_args(hint)[1:]), None)]
+        if description
+    ]
+    return f"{inspect.cleandoc(doc)}\n\nArgs:\n" + "\n".join(lines) if lines else doc

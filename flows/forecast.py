@@ -11,29 +11,30 @@ stores' regular orders (04:00 local). Idempotent: a rerun replaces the day's for
 
 from __future__ import annotations
 
-import argparse
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import Field
 
-from deployments.environment import prepare
-from flows.console import quiet_expected_tracebacks
+from flows.cli import FlowCli, Table
 from flows.failures import fail_in_one_line
-from flows.prefect_api import prefect_api
 from flows.run_names import forecast_run_name
-from storeops.cli import emit_json, print_summary, run_cli
 from storeops.clock import WallClock
 from storeops.exceptions import ValidationFailed
+from storeops.parameters import ForecastDay, ForecastHistoryDays
 from storeops.planning.forecast import HISTORY_DAYS, day_label, forecast_methods
 from storeops.planning.models import PlanningTargets
-from storeops.settings import load_settings
+from tasks.environment import load_environment
 from tasks.forecast import find_days_to_roll, forecast_day, publish_forecast, roll_days
 
-MAX_HISTORY_DAYS = 180
-HistoryDays = Annotated[int, Field(ge=7, le=MAX_HISTORY_DAYS)]
-Day = Annotated[date | None, Field(description="UTC day to forecast (default: today).")]
+
+def check_day(day: date | None = None, **_: Any) -> date:
+    """The day to forecast: ``day`` or today; not after today."""
+    today = WallClock().now().date()
+    target = day or today
+    if target > today:
+        raise ValidationFailed(f"day {target} is after today ({today})", hint="forecast today or an earlier day")
+    return target
 
 
 @flow(
@@ -43,19 +44,11 @@ Day = Annotated[date | None, Field(description="UTC day to forecast (default: to
     validate_parameters=True,
 )
 @fail_in_one_line
-def forecast(day: Day = None, history_days: HistoryDays = HISTORY_DAYS) -> dict[str, Any]:
-    """Forecast ``day`` (today by default) from the ``history_days`` before it, rolling up missing days first.
-
-    Args:
-        day: UTC day to forecast, e.g. 2026-11-28 (default today); not after today.
-        history_days: Days of history the forecast learns from (7 to 180).
-    """
+def forecast(day: ForecastDay = None, history_days: ForecastHistoryDays = HISTORY_DAYS) -> dict[str, Any]:
+    """Forecast ``day`` (today by default) from the ``history_days`` before it, rolling up missing days first."""
     now = WallClock().now()
-    today = now.date()
-    target = day or today
-    if target > today:
-        raise ValidationFailed(f"day {target} is after today ({today})", hint="forecast today or an earlier day")
-    env = prepare(load_settings())
+    target = check_day(day)
+    env = load_environment()
     targets = PlanningTargets.from_stack(env.resources)
     ranges = find_days_to_roll(env.clients, targets.bucket, target, history_days)
     rolled = [roll_days(env.clients, targets, first, last, now) for first, last in ranges]
@@ -84,51 +77,20 @@ def forecast(day: Day = None, history_days: HistoryDays = HISTORY_DAYS) -> dict[
     return summary
 
 
-def _day(text: str) -> date:
-    """argparse type: a day like 2026-11-28."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a day like 2026-11-28: {text!r}") from None
+def _tables(result: dict[str, Any]) -> list[Table]:
+    rows = [
+        {"": "store-products", "value": f"{result['store_products']:,}"},
+        {"": "methods", "value": ", ".join(f"{k} {v:,}" for k, v in sorted(result["methods"].items()))},
+        {"": "days rolled up first", "value": f"{result['days_rolled']:,}"},
+        {"": "bytes scanned", "value": f"{result['bytes_scanned']:,}"},
+        {"": "seconds", "value": f"{result['seconds']:.2f}"},
+    ]
+    return [Table(f"forecast of {result['day']}", rows)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.forecast",
-        description="Roll the closed days up and forecast every store-product's demand (the table every plan "
-        "of the day joins).",
-    )
-    parser.add_argument("--day", type=_day, help="UTC day to forecast, e.g. 2026-11-28 (default today)")
-    parser.add_argument(
-        "--history-days",
-        type=int,
-        default=HISTORY_DAYS,
-        help=f"days of history the forecast learns from (7 to {MAX_HISTORY_DAYS}, default {HISTORY_DAYS})",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    if not 7 <= args.history_days <= MAX_HISTORY_DAYS:
-        parser.error(f"--history-days: 7 to {MAX_HISTORY_DAYS}, got {args.history_days}")
-    if args.day and args.day > WallClock().now().date():
-        parser.error(f"--day {args.day} is after today")
-    settings = load_settings()
-    quiet_expected_tracebacks()
-    with prefect_api(settings.local_home):
-        result = forecast(day=args.day, history_days=args.history_days)
-    print_summary(
-        f"forecast of {result['day']}",
-        [
-            ("store-products", f"{result['store_products']:,}"),
-            ("methods", ", ".join(f"{k} {v:,}" for k, v in sorted(result["methods"].items()))),
-            ("days rolled up first", f"{result['days_rolled']:,}"),
-            ("bytes scanned", f"{result['bytes_scanned']:,}"),
-            ("seconds", f"{result['seconds']:.2f}"),
-        ],
-    )
-    if args.json:
-        emit_json(result)
-    return 0
-
+CLI = FlowCli(forecast, "python -m flows.forecast", _tables, check=check_day)
 
 if __name__ == "__main__":
-    run_cli(main)
+    from deployments.cli import run
+
+    run(CLI)

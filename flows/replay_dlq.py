@@ -5,23 +5,27 @@ python -m flows.replay_dlq [--dry-run] [--limit N] [--json]
 
 from __future__ import annotations
 
-import argparse
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from pydantic import Field
 
-from deployments.environment import prepare
-from flows.console import quiet_expected_tracebacks
+from flows.cli import FlowCli, Table
 from flows.failures import fail_in_one_line
-from flows.prefect_api import prefect_api
 from flows.run_names import replay_dlq_run_name
-from storeops.cli import emit_json, positive_int, run_cli
 from storeops.dispatch.replay import move_back, reasons, receive_all, release, remove_canaries
-from storeops.settings import load_settings
+from storeops.parameters import DLQ_LIMIT, DeadLetterLimit, DryRun
 from storeops.sqs import SqsBatcher
 from tasks.artifacts import figure
+from tasks.environment import load_environment
+
+
+def reason_rows(by_reason: dict[str, int]) -> list[dict[str, Any]]:
+    """The dead letters by reason, most first: the ``dead-letter-reasons`` artifact's rows and the CLI's."""
+    return [
+        {"reason": reason, "messages": figure(count)}
+        for reason, count in sorted(by_reason.items(), key=lambda kv: -kv[1])
+    ]
 
 
 @flow(
@@ -30,14 +34,9 @@ from tasks.artifacts import figure
     flow_run_name=replay_dlq_run_name,
 )
 @fail_in_one_line
-def replay_dlq(dry_run: bool = False, limit: Annotated[int, Field(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
-    """Count the dead letters by reason; unless ``dry_run``, move them back to the dispatch queue.
-
-    Args:
-        dry_run: Only show what is there and why; move nothing.
-        limit: Look at this many dead letters at most (1 to 100,000).
-    """
-    env = prepare(load_settings())
+def replay_dlq(dry_run: DryRun = False, limit: DeadLetterLimit = DLQ_LIMIT) -> dict[str, Any]:
+    """Count the dead letters by reason; unless ``dry_run``, move them back to the dispatch queue."""
+    env = load_environment()
     sqs = env.clients.client("sqs")
     res = env.resources
     received = receive_all(sqs, res.dead_letter_queue_url, limit=limit)
@@ -50,7 +49,7 @@ def replay_dlq(dry_run: bool = False, limit: Annotated[int, Field(ge=1, le=100_0
     else:
         remove_canaries(batcher, res.dead_letter_queue_url, received)
         moved, failed = move_back(batcher, res.dispatch_queue_url, res.dead_letter_queue_url, letters)
-    rows = [{"reason": reason, "messages": figure(count)} for reason, count in by_reason.most_common()]
+    rows = reason_rows(dict(by_reason))
     outcome = (
         f"dry run: {len(letters):,} would be moved back"
         if dry_run
@@ -73,32 +72,18 @@ def replay_dlq(dry_run: bool = False, limit: Annotated[int, Field(ge=1, le=100_0
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.replay_dlq",
-        description="Show what sits in the dead-letter queue and why; move it back to the dispatch queue.",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="only show; leave the messages in the DLQ")
-    parser.add_argument("--limit", type=positive_int, default=10_000, help="at most this many messages (10000)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    quiet_expected_tracebacks()
-    with prefect_api(settings.local_home):
-        result = replay_dlq(dry_run=args.dry_run, limit=args.limit)
-    print(f"dead-letter queue: {result['dead_letters']} messages")
-    for reason, count in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
-        print(f"  {count:>6}  {reason}")
+def _tables(result: dict[str, Any]) -> list[Table]:
     action = (
         f"dry run: {result['dead_letters']} would be moved back; left in place"
-        if args.dry_run
+        if result["dry_run"]
         else f"moved back to the dispatch queue: {result['moved']}"
     )
-    print(action)
-    if args.json:
-        emit_json(result)
-    return 1 if result["failed"] else 0
+    return [Table(f"dead-letter queue: {result['dead_letters']} messages; {action}", reason_rows(result["reasons"]))]
 
+
+CLI = FlowCli(replay_dlq, "python -m flows.replay_dlq", _tables, exit_code=lambda result: 1 if result["failed"] else 0)
 
 if __name__ == "__main__":
-    run_cli(main)
+    from deployments.cli import run
+
+    run(CLI)

@@ -13,37 +13,24 @@ Hours are UTC, named like 2026-11-27T10.
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from deployments.environment import prepare
-from flows.console import quiet_expected_tracebacks
+from flows.cli import FlowCli, Table
 from flows.failures import fail_in_one_line
-from flows.prefect_api import prefect_api
 from flows.run_names import rollup_run_name
-from storeops.cli import emit_json, positive_int, run_cli
 from storeops.clock import WallClock
 from storeops.exceptions import ValidationFailed
+from storeops.parameters import CATCH_UP_HOURS, MAX_LOOKBACK_HOURS, CatchUpHours, Hour
 from storeops.planning.models import PlanningTargets
-from storeops.planning.rollup import (
-    CATCH_UP_HOURS,
-    RollupResult,
-    hours_between,
-    parse_hour,
-    require_closed,
-    require_raw_readings,
-)
-from storeops.settings import load_settings
-from tasks.rollup import find_hours_to_roll, publish_rollup, report_rollup_lag, roll_hour
+from storeops.planning.rollup import RollupResult, hours_between, parse_hour, require_closed, require_raw_readings
+from tasks.environment import load_environment
+from tasks.rollup import find_hours_to_roll, publish_rollup, report_rollup_lag, roll_hour, rollup_rows
 
-MAX_BACKFILL_HOURS = 24 * 31  # the longest planning window
-HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
-Hour = Annotated[str | None, Field(pattern=HOUR_PATTERN)]
-CatchUpHours = Annotated[int, Field(ge=1, le=CATCH_UP_HOURS)]
+MAX_BACKFILL_HOURS = MAX_LOOKBACK_HOURS  # the longest planning window
 
 
 def resolve_hours(start: str | None, end: str | None, now: datetime) -> list[datetime] | None:
@@ -82,16 +69,11 @@ def rollup_hours(
 ) -> dict[str, Any]:
     """Roll the closed hours without a completion marker among the last ``max_hours`` (oldest first), or,
     with ``start`` and ``end``, every hour of that range again.
-
-    Args:
-        start: First hour of a range to roll (again), UTC, e.g. 2026-11-27T00; empty: catch up.
-        end: Last hour of that range (included), e.g. 2026-11-27T23; closed 10 minutes after it ends.
-        max_hours: Catching up, look at this many of the latest closed hours (1 to 48).
     """
     now = WallClock().now()
     hours = resolve_hours(start, end, now)
     mode = "catch-up" if hours is None else f"backfill {start} to {end}"
-    env = prepare(load_settings())
+    env = load_environment()
     targets = PlanningTargets.from_stack(env.resources)
     if hours is None:
         hours = find_hours_to_roll(env.clients, targets.bucket, now, max_hours)
@@ -123,63 +105,44 @@ def rollup_hours(
     return summary
 
 
-def _hour(text: str) -> str:
-    """argparse type: an hour like 2026-11-27T10."""
-    try:
-        parse_hour(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """``--hour H`` is ``start=end=H``; ``--start``/``--end`` go with ``--backfill``; checked before set-up."""
+    hour, backfill = values.pop("hour"), values.pop("backfill")
+    start, end = values["start"], values["end"]
+    if hour and (backfill or start or end):
+        raise ValidationFailed("--hour rolls one hour: leave out --backfill, --start and --end")
+    if (start or end) and not backfill:
+        raise ValidationFailed("--start and --end go with --backfill")
+    if backfill and not (start and end):
+        raise ValidationFailed("--backfill needs --start and --end")
+    if hour:
+        values["start"] = values["end"] = hour
+    resolve_hours(values["start"], values["end"], WallClock().now())  # an open hour or a bad range
+    return values
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.rollup",
-        description="Roll closed hours of the inventory readings up into the hourly Parquet table planning "
-        "reads. Without options: every closed hour of the last 48 that has no completion marker.",
-    )
-    parser.add_argument("--hour", type=_hour, help="roll this hour (again), UTC, e.g. 2026-11-27T10")
-    parser.add_argument(
-        "--backfill", action="store_true", help="roll the hours --start to --end (again, if rolled before)"
-    )
-    parser.add_argument("--start", type=_hour, help="with --backfill: the first hour, e.g. 2026-11-27T00")
-    parser.add_argument("--end", type=_hour, help="with --backfill: the last hour (included), e.g. 2026-11-27T23")
-    parser.add_argument(
-        "--max-hours",
-        type=positive_int,
-        default=CATCH_UP_HOURS,
-        help=f"catching up: look at this many of the latest closed hours (default and most {CATCH_UP_HOURS})",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    if args.hour and (args.backfill or args.start or args.end):
-        parser.error("--hour rolls one hour: leave out --backfill, --start and --end")
-    if (args.start or args.end) and not args.backfill:
-        parser.error("--start and --end go with --backfill")
-    if args.backfill and not (args.start and args.end):
-        parser.error("--backfill needs --start and --end")
-    if args.max_hours > CATCH_UP_HOURS:
-        parser.error(f"--max-hours: at most {CATCH_UP_HOURS}, got {args.max_hours}")
-    start, end = (args.hour, args.hour) if args.hour else (args.start, args.end)
-    resolve_hours(start, end, WallClock().now())  # an open hour or a bad range: exit 2 before Prefect starts
-    settings = load_settings()
-    quiet_expected_tracebacks()
-    with prefect_api(settings.local_home):
-        result = rollup_hours(start=start, end=end, max_hours=args.max_hours)
-    print(f"rollup ({result['mode']}): {result['rolled']} hours rolled")
-    for row in result["results"]:
-        print(
-            f"  {row['hour']}  {row['rows']:>9,} rows  {row['files']:>3} files  "
-            f"{row['bytes_scanned']:>14,} B scanned  {row['bytes_written']:>12,} B written  {row['seconds']:.2f} s"
+def _tables(result: dict[str, Any]) -> list[Table]:
+    return [
+        Table(
+            f"rollup ({result['mode']}): {result['rolled']} hours rolled; {result['rows']:,} rows, "
+            f"{result['bytes_scanned']:,} bytes scanned, {result['bytes_written']:,} bytes written",
+            rollup_rows(result["results"]),
         )
-    print(
-        f"  total: {result['rows']:,} rows, {result['bytes_scanned']:,} bytes scanned, "
-        f"{result['bytes_written']:,} bytes written, {result['seconds']:.2f} s"
-    )
-    if args.json:
-        emit_json(result)
-    return 0
+    ]
 
+
+CLI = FlowCli(
+    rollup_hours,
+    "python -m flows.rollup",
+    _tables,
+    extras={
+        "hour": (Hour, Field(None, description="Roll this hour (again), UTC, e.g. 2026-11-27T10.")),
+        "backfill": (bool, Field(False, description="Roll the hours --start to --end (again, if rolled before).")),
+    },
+    to_parameters=_parameters,
+)
 
 if __name__ == "__main__":
-    run_cli(main)
+    from deployments.cli import run
+
+    run(CLI)

@@ -8,11 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
+
+from flows.cli import flow_defaults
 
 
 def _parameters() -> dict[str, Any]:
-    return dict(flow_run.parameters or {})
+    """The run's parameters, with the defaults of its flow's signature for those it was not given."""
+    context = FlowRunContext.get()
+    defaults = flow_defaults(context.flow) if context and context.flow else {}
+    return {**defaults, **dict(flow_run.parameters or {})}
 
 
 def _at() -> str:
@@ -24,14 +30,14 @@ def _at() -> str:
 def store_data_run_name() -> str:
     p = _parameters()
     backfill = f" +{p['backfill_days']}d backfill" if p.get("backfill_days") else ""
-    return f"readings {p.get('stores', 100)}x{p.get('products', 50)}{backfill} {_at()}"
+    return f"store-data {p['stores']}x{p['products']}{backfill} {_at()}"
 
 
 def plan_run_name() -> str:
     p = _parameters()
     dry = " dry run" if p.get("dry_run") else ""
     stores = f" {len(p['stores'])} stores" if p.get("stores") else ""
-    return f"plan {p.get('lookback_hours', 168):g}h{stores}{dry} {_at()}"
+    return f"plan {p['lookback_hours']:g}h{stores}{dry} {_at()}"
 
 
 def trucks_run_name() -> str:
@@ -54,9 +60,9 @@ def replay_dlq_run_name() -> str:
 
 def scenario_run_name() -> str:
     p = _parameters()
-    return f"scenario {p.get('policy', 'storeops')} {p.get('days', 14)}d {p.get('stores', 100)}x{p.get('products', 50)}"
+    return f"scenario {p['policy']} {p['days']}d {p['stores']}x{p['products']}"
 
 
 def forecast_run_name() -> str:
     p = _parameters()
-    return f"forecast {p.get('day') or 'today'} {p.get('history_days', 56)}d {_at()}"
+    return f"forecast {p.get('day') or 'today'} {p['history_days']}d {_at()}"

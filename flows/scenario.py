@@ -29,33 +29,53 @@ policy.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from flows.console import quiet_expected_tracebacks
+from flows.cli import FlowCli, Table
 from flows.failures import fail_in_one_line
-from flows.prefect_api import prefect_api
 from flows.run_names import scenario_run_name
-from flows.trucks import run_trucks
-from storeops.cli import emit_json, iso_time, non_negative_int, positive_int, print_summary, run_cli
 from storeops.clock import VirtualClock, format_timestamp, hour_floor
 from storeops.costs import CostParameters
 from storeops.directory import load_store_directory, publish_store_directory
 from storeops.dispatch.fleet import Fleet
 from storeops.dispatch.loading import Routing
-from storeops.exceptions import ValidationFailed, first_validation_error
+from storeops.exceptions import ValidationFailed
+from storeops.parameters import (
+    EXTRA_STOP_COST,
+    LEAD_TIME_HOURS,
+    LOOKBACK_HOURS,
+    PLAN_EVERY_HOURS,
+    PRODUCTS,
+    SAFETY_FACTOR,
+    SCENARIO_DAYS,
+    SCENARIO_HISTORY_DAYS,
+    SCENARIO_START,
+    SEED,
+    STORES,
+    Days,
+    ExtraStopCost,
+    HistoryDays,
+    LeadTimeHours,
+    LookbackHours,
+    PlanEveryHours,
+    Products,
+    SafetyFactor,
+    ScenarioPolicy,
+    ScenarioStart,
+    Seed,
+    Stores,
+)
 from storeops.planning.forecast import HISTORY_DAYS
-from storeops.planning.models import EXTRA_STOP_COST, ExtraStopCost, PlanningTargets, SafetyFactor
+from storeops.planning.models import PlanningTargets
 from storeops.planning.rollup import roll_up_hourly_readings
 from storeops.service_level import (
     PRODUCT_COLUMNS,
@@ -79,10 +99,9 @@ from tasks.forecast import find_days_to_roll, forecast_day, roll_days
 from tasks.ingest import deliveries_from
 from tasks.planning import invoke_planner
 from tasks.route_map import publish_route_map, routes_from_dispatches
-from tasks.scenario import fresh_stack, publish_service_level, write_true_forecast
+from tasks.scenario import STACK_SUFFIX, publish_service_level, scenario_environment, write_true_forecast
+from tasks.trucks import run_trucks
 
-Policy = Literal["storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none"]
-POLICIES: tuple[str, ...] = ("storeops", "plain", "oracle", "workshop", "workshop-consolidated", "none")
 # Every policy's trucks. The simulated chain stocks 50 products a store by default, about one roll cage a
 # store-day: routes are bound by the drivers' hours (six or seven stops), never by a 45-cage trailer's floor.
 # A planner runs vans sized to such drops: 7.5 t rigids with a tail lift, payload-limited to about 8 cages of
@@ -98,59 +117,17 @@ PLANNER_RULE = {
     "workshop-consolidated": "workshop",
 }
 FORECAST_SOURCE = {"storeops": "forecast", "oracle": "truth"}  # who writes the day's forecast
-STACK_SUFFIX = {
-    "storeops": "storeops",
-    "plain": "plain",
-    "oracle": "oracle",
-    "workshop": "workshop",
-    "workshop-consolidated": "wsconsol",
-    "none": "none",
-}
-SCENARIO_START = datetime(2026, 3, 23, tzinfo=UTC)  # a Monday: the week before BST and Easter 2026 follow
-
-# The parameters' limits, in the flow's signature (the Run form) and in ScenarioRequest.
-Days = Annotated[int, Field(ge=1, le=60)]
-Stores = Annotated[int, Field(ge=1, le=2_000)]
-Products = Annotated[int, Field(ge=1, le=1_000)]
-PlanEveryHours = Annotated[int, Field(ge=1, le=24)]
-Seed = Annotated[int, Field(ge=0)]
-HistoryDays = Annotated[int, Field(ge=0, le=90)]
-LookbackHours = Annotated[float, Field(gt=0, le=24 * 31)]
-LeadTimeHours = Annotated[float, Field(ge=0, le=24 * 14)]
 
 
-class ScenarioRequest(BaseModel):
-    """The scenario's parameters, validated."""
-
-    days: Days = 14
-    stores: Stores = 100
-    products: Products = 50
-    plan_every_hours: PlanEveryHours = 4
-    policy: Policy = "storeops"
-    seed: Seed = 7
-    start: AwareDatetime = SCENARIO_START
-    history_days: HistoryDays = 28
-    lookback_hours: LookbackHours = 168.0
-    lead_time_hours: LeadTimeHours = 4.0
-    extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST
-    safety_factor: SafetyFactor = 1.0
-
-    @classmethod
-    def checked(cls, **values: Any) -> ScenarioRequest:
-        try:
-            request = cls(**values)
-        except ValidationError as exc:
-            raise ValidationFailed(
-                f"invalid {first_validation_error(exc)}", hint="see `python -m flows.scenario --help`"
-            ) from None
-        if request.start != hour_floor(request.start):
-            raise ValidationFailed("start must be a whole hour", hint="for example --start 2026-03-23T00:00:00Z")
-        if request.start + timedelta(days=request.days) > datetime.now(UTC):
-            raise ValidationFailed(
-                f"the scenario would end after now ({format_timestamp(request.start + timedelta(days=request.days))})",
-                hint="the planner plans only the past: give an earlier --start or fewer --days",
-            )
-        return request
+def check_scenario(start: datetime = SCENARIO_START, days: int = SCENARIO_DAYS, **_: Any) -> None:
+    """What the signature's limits cannot say: a whole hour, and an end in the past (the planner plans the past)."""
+    if start != hour_floor(start):
+        raise ValidationFailed("start must be a whole hour", hint="for example --start 2026-03-23T00:00:00Z")
+    if start + timedelta(days=days) > datetime.now(UTC):
+        raise ValidationFailed(
+            f"the scenario would end after now ({format_timestamp(start + timedelta(days=days))})",
+            hint="the planner plans only the past: give an earlier --start or fewer --days",
+        )
 
 
 class LoopRecorder:
@@ -202,75 +179,50 @@ class LoopRecorder:
 )
 @fail_in_one_line
 def scenario(
-    days: Days = 14,
-    stores: Stores = 100,
-    products: Products = 50,
-    plan_every_hours: PlanEveryHours = 4,
-    policy: Policy = "storeops",
-    seed: Seed = 7,
-    start: AwareDatetime = SCENARIO_START,
-    history_days: HistoryDays = 28,
-    lookback_hours: LookbackHours = 168.0,
-    lead_time_hours: LeadTimeHours = 4.0,
+    days: Days = SCENARIO_DAYS,
+    stores: Stores = STORES,
+    products: Products = PRODUCTS,
+    plan_every_hours: PlanEveryHours = PLAN_EVERY_HOURS,
+    policy: ScenarioPolicy = "storeops",
+    seed: Seed = SEED,
+    start: ScenarioStart = SCENARIO_START,
+    history_days: HistoryDays = SCENARIO_HISTORY_DAYS,
+    lookback_hours: LookbackHours = LOOKBACK_HOURS,
+    lead_time_hours: LeadTimeHours = LEAD_TIME_HOURS,
     extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST,
-    safety_factor: SafetyFactor = 1.0,
+    safety_factor: SafetyFactor = SAFETY_FACTOR,
 ) -> dict[str, Any]:
     """Simulate ``days`` days hour by hour from ``start`` with ``policy`` replenishing; return its figures.
 
-    Args:
-        days: Virtual days to simulate (1 to 60).
-        stores: Simulated stores (1 to 2,000).
-        products: Products per store (1 to 1,000).
-        plan_every_hours: Virtual hours between planning runs (1 to 24).
-        policy: storeops (this planner), plain (the previous release's rule), oracle (this planner with the
-            true demand distribution), workshop (the original rule, a truck per alert), workshop-consolidated
-            (its alerts on our trucks) or none (no replenishment).
-        seed: The simulation's seed: the same seed, the same customers for every policy.
-        start: Virtual start, a whole hour with a time zone (default 2026-03-23T00:00:00Z, never the wall clock).
-        history_days: Days of sales history before the start for the planner to learn from (0 to 90).
-        lookback_hours: Each plan's window of readings and sales, in hours (more than 0, at most 744).
-        lead_time_hours: Lead time assumed for a store before the ledger shows a delivery to it (0 to 336).
-        extra_stop_cost: storeops and oracle: what an extra delivery between slots costs (GBP, 0 to 10,000).
-        safety_factor: storeops and oracle: scales the forecast's spread in the levels (more than 0, at most 5).
+    The stack ``<stack>-<policy>`` must have been made fresh by the caller (``python -m flows.scenario`` does:
+    ``deployments/environment.py::set_up_scenario``).
     """
-    request = ScenarioRequest.checked(
-        days=days,
-        stores=stores,
-        products=products,
-        plan_every_hours=plan_every_hours,
-        policy=policy,
-        seed=seed,
-        start=start,
-        history_days=history_days,
-        lookback_hours=lookback_hours,
-        lead_time_hours=lead_time_hours,
-        extra_stop_cost=extra_stop_cost,
-        safety_factor=safety_factor,
-    )
+    chosen = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in locals().items()}  # the parameters
+    check_scenario(start, days)
     started = time.monotonic()
     logger = get_run_logger()
-    env = fresh_stack(load_settings(), STACK_SUFFIX[request.policy])
+    env = scenario_environment(load_settings(), policy)
     s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
-    catalog = build_catalog(request.stores, request.products, request.seed)
+    catalog = build_catalog(stores, products, seed)
     publish_store_directory(s3, bucket, catalog.directory())
     frames = {
         "stores": catalog.stores[STORE_COLUMNS],
         "products": products_table(catalog)[PRODUCT_COLUMNS],
         "promotions": promotions_table(catalog)[PROMOTION_COLUMNS],
     }
-    begin = request.start.astimezone(UTC)
-    simulation = Simulation.in_memory(catalog, begin - timedelta(days=request.history_days))
+    begin = start.astimezone(UTC)
+    simulation = Simulation.in_memory(catalog, begin - timedelta(days=history_days))
     publish_reference(s3, bucket, simulation)  # the planogram, the promotion plan, the product master
     # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
     # latest readings, raw): the scenario rolls each hour up as it writes it
-    rolls_up = PLANNER_RULE.get(request.policy) in ("storeops", "plain")
+    rolls_up = PLANNER_RULE.get(policy) in ("storeops", "plain")
     targets = PlanningTargets.from_stack(env.resources)
-    source = FORECAST_SOURCE.get(request.policy)
+    source = FORECAST_SOURCE.get(policy)
 
     def forecast_the_day(at: datetime) -> None:
         """At a virtual midnight: roll the day before up, and forecast the new day (ours or the oracle's)."""
         if source == "forecast":
-            ranges = find_days_to_roll(env.clients, bucket, at.date(), min(HISTORY_DAYS, request.history_days))
+            ranges = find_days_to_roll(env.clients, bucket, at.date(), min(HISTORY_DAYS, history_days))
             for first, last in ranges:
                 roll_days(env.clients, targets, first, last, at)
             forecast_day(env.clients, targets, at.date(), at, HISTORY_DAYS)
@@ -283,24 +235,24 @@ def scenario(
             parts = simulation.layout.count
             roll_up_hourly_readings(env.clients, bucket, at, frame, at, part=state.chunk, parts=parts)
 
-    if request.history_days:
+    if history_days:
         simulation, history = backfill(
-            catalog, s3, bucket, request.history_days, end=begin, simulation=simulation, observe=roll_up
+            catalog, s3, bucket, history_days, end=begin, simulation=simulation, observe=roll_up
         )
-        logger.info("history: %d readings over %d days before %s", history.backfill_rows, request.history_days, begin)
-    if source and request.history_days:
+        logger.info("history: %d readings over %d days before %s", history.backfill_rows, history_days, begin)
+    if source and history_days:
         forecast_the_day(begin)
     clock = VirtualClock(begin)
     encoder = ReadingEncoder(catalog)
     deliver = deliveries_from(s3, bucket, simulation)
     run_id = uuid.uuid4().hex[:8]
-    routing = ROUTING.get(request.policy, "solver")
+    routing = ROUTING.get(policy, "solver")
     recorder = LoopRecorder()
     query_bytes: list[int] = []
     methods: dict[str, int] = {}  # the plans by what decided (forecast, plain or workshop)
     bytes_source = "athena"
     delivered = 0
-    for hour in range(1, request.days * 24 + 1):
+    for hour in range(1, days * 24 + 1):
         at = clock.advance(timedelta(hours=1))
         on_hand, lost = [], []
         for index in range(simulation.layout.count):
@@ -323,22 +275,18 @@ def scenario(
             lost.append(tick.units_lost.reshape(-1))
         deliver.complete()
         recorder.series.add(at, np.concatenate(on_hand), np.concatenate(lost))
-        if source and at.hour == 0 and hour < request.days * 24:
+        if source and at.hour == 0 and hour < days * 24:
             forecast_the_day(at)
-        if request.policy != "none" and hour % request.plan_every_hours == 0:
-            rule = PLANNER_RULE[request.policy]
+        if policy != "none" and hour % plan_every_hours == 0:
+            rule = PLANNER_RULE[policy]
             event = {
                 "as_of": at.isoformat(),
                 "policy": rule,
                 # the workshop rule reads only each pair's latest reading
-                "lookback_hours": request.lookback_hours if rule != "workshop" else float(request.plan_every_hours),
-                "lead_time_hours": request.lead_time_hours,
-                "review_hours": float(request.plan_every_hours),
-                **(
-                    {"extra_stop_cost": request.extra_stop_cost, "safety_factor": request.safety_factor}
-                    if rule == "storeops"
-                    else {}
-                ),
+                "lookback_hours": lookback_hours if rule != "workshop" else float(plan_every_hours),
+                "lead_time_hours": lead_time_hours,
+                "review_hours": float(plan_every_hours),
+                **({"extra_stop_cost": extra_stop_cost, "safety_factor": safety_factor} if rule == "storeops" else {}),
             }
             payload = invoke_planner(env.clients, env.resources.planning_function, event)
             query_bytes.append(int(payload["bytes_scanned"]))
@@ -355,7 +303,7 @@ def scenario(
                     report=False,
                 )
         if hour % 24 == 0:
-            logger.info("virtual day %d of %d done (%s)", hour // 24, request.days, at.isoformat())
+            logger.info("virtual day %d of %d done (%s)", hour // 24, days, at.isoformat())
     end = clock.now()
     record = recorder.record(
         begin, end, read_dispatches(s3, bucket, begin, end), read_routing(s3, bucket, begin, end), frames
@@ -363,16 +311,16 @@ def scenario(
     figures = ServiceFigures.compute(record, FLEET.capacity_cages, CostParameters(), query_bytes, bytes_source)
     last_day = record.dispatches[record.dispatches["recorded_at"] > format_timestamp(end - timedelta(days=1))]
     publish_route_map(
-        f"scenario-{STACK_SUFFIX[request.policy]}-routes",
+        f"scenario-{STACK_SUFFIX[policy]}-routes",
         routes_from_dispatches(last_day, load_store_directory(s3, bucket)),
         FLEET.capacity_cages,
-        f"{request.policy}: the trucks' routes of the last virtual day, to {end:%Y-%m-%d %H:%M} UTC",
+        f"{policy}: the trucks' routes of the last virtual day, to {end:%Y-%m-%d %H:%M} UTC",
     )
     digest = recorder.digest.hexdigest()[:16]
-    publish_service_level(request.policy, figures, recorder.series, request.model_dump(mode="json"))
-    logger.info("service figures of %s: %s", request.policy, figures.as_dict())
+    publish_service_level(policy, figures, recorder.series, chosen)
+    logger.info("service figures of %s: %s", policy, figures.as_dict())
     return {
-        **request.model_dump(mode="json"),
+        **chosen,
         **figures.as_dict(),
         "demand_digest": digest,
         "plans_by_method": methods,
@@ -454,50 +402,25 @@ def print_service_level(results: list[dict[str, Any]]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.scenario",
-        description="Run the closed loop (stores, planning Lambda, trucks, deliveries) in virtual time and "
-        "report the service figures it reached.",
+def _tables(result: dict[str, Any]) -> list[Table]:
+    rows = [
+        {"": label, "value": "n/a" if result[key] is None else fmt.format(result[key])}
+        for label, key, fmt in SUMMARY_ROWS
+    ]
+    rows += [
+        {"": f"  £ {part}", "value": f"{v:,.1f}"} for part, v in sorted(result["cost_parts_per_1000_units"].items())
+    ]
+    title = (
+        f"scenario: {result['policy']}, {result['days']} virtual days, {result['stores']} stores x "
+        f"{result['products']} products on stack {result['stack']}, {result['start']} to {result['end']}"
     )
-    parser.add_argument("--days", type=positive_int, default=14, help="virtual days (default 14)")
-    parser.add_argument("--stores", type=positive_int, default=100, help="number of stores (default 100)")
-    parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")
-    parser.add_argument("--plan-every-hours", type=positive_int, default=4, help="planning cadence (default 4)")
-    parser.add_argument("--policy", choices=POLICIES, default="storeops")
-    parser.add_argument("--seed", type=non_negative_int, default=7, help="simulation seed (default 7)")
-    parser.add_argument(
-        "--start", type=iso_time, default=SCENARIO_START, help="virtual start, a whole hour (default 2026-03-23T00:00Z)"
-    )
-    parser.add_argument(
-        "--history-days", type=non_negative_int, default=28, help="days of sales history before the start (28)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    parameters = {
-        "days": args.days,
-        "stores": args.stores,
-        "products": args.products,
-        "plan_every_hours": args.plan_every_hours,
-        "policy": args.policy,
-        "seed": args.seed,
-        "start": args.start,
-        "history_days": args.history_days,
-    }
-    ScenarioRequest.checked(**parameters)
-    settings = load_settings()
-    quiet_expected_tracebacks()
-    with prefect_api(settings.local_home):
-        result = scenario(**parameters)
-    print_summary(
-        f"scenario: {args.policy}, {args.days} virtual days, {args.stores} stores x {args.products} products",
-        [("stack", result["stack"]), ("virtual time", f"{result['start']} to {result['end']}")],
-    )
-    print_service_level([result])
-    if args.json:
-        emit_json(result)
-    return 0
+    return [Table(title, rows)]
 
+
+CLI = FlowCli(scenario, "python -m flows.scenario", _tables, check=check_scenario)
 
 if __name__ == "__main__":
-    run_cli(main)
+    from deployments.cli import run
+    from deployments.environment import set_up_scenario
+
+    run(CLI, set_up_step=lambda settings, parameters: set_up_scenario(settings, parameters["policy"]))

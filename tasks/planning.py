@@ -93,6 +93,23 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
     return dict(payload)
 
 
+SHORTAGE_COLUMNS = (
+    "store_id",
+    "product_id",
+    "product_name",
+    "kind",
+    "on_hand",
+    "quantity",
+    "hours_of_cover",
+    "shortage_id",
+)
+
+
+def shortage_rows(payload: dict[str, Any], limit: int = 500) -> list[dict[str, Any]]:
+    """The plan's first shortages, most urgent first: the rows of the ``plan-shortages`` artifact and of the CLI."""
+    return [figures({c: r.get(c) for c in SHORTAGE_COLUMNS}) for r in payload["shortages"][:limit]]
+
+
 @task(name="publish-plan", cache_policy=NO_CACHE)
 def publish_plan(payload: dict[str, Any]) -> None:
     """A table of the shortages and a markdown summary in the Prefect UI.
@@ -102,11 +119,10 @@ def publish_plan(payload: dict[str, Any]) -> None:
     """
     dry_run = bool(payload["dry_run"])
     suffix, label = ("-dry-run", "DRY RUN (nothing sent): ") if dry_run else ("", "")
-    columns = ("store_id", "product_id", "product_name", "kind", "on_hand", "quantity", "hours_of_cover", "shortage_id")
-    rows = [figures({c: r.get(c) for c in columns}) for r in payload["shortages"][:500]]
+    rows = shortage_rows(payload)
     create_table_artifact(
         key=f"plan-shortages{suffix}",
-        table=rows or [{c: None for c in columns}],
+        table=rows or [dict.fromkeys(SHORTAGE_COLUMNS)],
         description=(
             f"{label}shortages at {payload['as_of']}: the first {len(rows):,} of {payload['shortage_count']:,}, "
             "most urgent first"

@@ -85,20 +85,17 @@ def roll_hour(clients: AwsClients, targets: PlanningTargets, hour: datetime, now
 
 
 @task(name="publish-rollup", cache_policy=NO_CACHE)
+def rollup_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hours rolled (``RollupResult.as_dict()`` with ``files``): the ``rollup-hours`` artifact's rows and the
+    CLI's."""
+    columns = ("hour", "rows", "files", "bytes_scanned", "bytes_written", "seconds")
+    return [{c: r[c] if c == "hour" else figure(r[c]) for c in columns} for r in results]
+
+
 def publish_rollup(results: list[RollupResult], mode: str) -> None:
     """A table of the hours rolled and a markdown summary in the Prefect UI."""
     columns = ("hour", "rows", "files", "bytes_scanned", "bytes_written", "seconds")
-    rows = [
-        {
-            "hour": r.hour,
-            "rows": figure(r.rows),
-            "files": figure(len(r.keys)),
-            "bytes_scanned": figure(r.bytes_scanned),
-            "bytes_written": figure(r.bytes_written),
-            "seconds": figure(r.seconds),
-        }
-        for r in results
-    ]
+    rows = rollup_rows([r.as_dict() | {"files": len(r.keys)} for r in results])
     span = f"{results[0].hour} to {results[-1].hour}" if results else "nothing to roll"
     create_table_artifact(
         key="rollup-hours",

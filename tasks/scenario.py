@@ -11,18 +11,24 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from deployments.environment import Environment, prepare
-from deployments.localaws import LocalAws
-from deployments.stack import delete
 from storeops.athena import SCANNED_BYTES_LABELS
 from storeops.aws import AwsClients
-from storeops.exceptions import ConfigurationError
+from storeops.exceptions import ConfigurationError, StackError
 from storeops.planning.models import PlanningTargets
 from storeops.service_level import HourlySeries, ServiceFigures
 from storeops.settings import Settings, load_settings
+from tasks.environment import SET_UP, Environment, load_environment
 from tasks.policy import AWS_CALL_RETRIES
 
 MAX_STACK_NAME = 24
+STACK_SUFFIX = {  # each policy's scenario stack: <stack>-<suffix>
+    "storeops": "storeops",
+    "plain": "plain",
+    "oracle": "oracle",
+    "workshop": "workshop",
+    "workshop-consolidated": "wsconsol",
+    "none": "none",
+}
 
 
 def scenario_stack_name(base: str, suffix: str) -> str:
@@ -36,16 +42,27 @@ def scenario_stack_name(base: str, suffix: str) -> str:
     return name
 
 
-@task(name="scenario-stack", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
-def fresh_stack(settings: Settings, suffix: str) -> Environment:
-    """A new, empty stack for a policy's scenario, ``<stack>-<suffix>`` (an earlier one of the name is deleted)."""
-    name = scenario_stack_name(settings.stack_name, suffix)
-    scenario = load_settings(**{**settings.model_dump(), "stack_name": name})
-    if scenario.is_local:
-        LocalAws(scenario).start()  # no-op when it already runs
-    delete(scenario, AwsClients.from_settings(scenario))
-    get_run_logger().info("deploying the scenario stack %s", scenario.stack_name)
-    return prepare(scenario)
+def scenario_settings(settings: Settings, policy: str) -> Settings:
+    """The settings of ``policy``'s scenario: those of ``settings`` on the stack ``<stack>-<suffix>``."""
+    name = scenario_stack_name(settings.stack_name, STACK_SUFFIX[policy])
+    return load_settings(**{**settings.model_dump(), "stack_name": name})
+
+
+@task(name="scenario-stack", cache_policy=NO_CACHE)
+def scenario_environment(settings: Settings, policy: str) -> Environment:
+    """The fresh stack of ``policy``'s scenario, set up by whoever started the run
+    (``deployments/environment.py::set_up_scenario``); a one-line error naming that step if it is missing."""
+    scenario = scenario_settings(settings, policy)
+    try:
+        env = load_environment(scenario)
+    except StackError as exc:
+        raise StackError(
+            exc.message,
+            hint=f"run the scenario with `python -m flows.scenario --policy {policy}`, which makes its stack first "
+            f"(a flow never deploys one; see {SET_UP})",
+        ) from None
+    get_run_logger().info("the scenario runs on stack %s", scenario.stack_name)
+    return env
 
 
 def chart_png(series: HourlySeries, title: str) -> bytes:

@@ -34,12 +34,13 @@ from storeops.athena import run_query_chunks
 from storeops.aws import AwsClients
 from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
+from storeops.parameters import FORECAST_HISTORY_DAYS
 from storeops.planning.models import PlanningTargets, partition_of
 from storeops.planning.rollup import parquet_bytes
 
 DAY = timedelta(days=1)
 HOURS = tuple(range(24))
-HISTORY_DAYS = 56  # the days the forecast learns from
+HISTORY_DAYS = FORECAST_HISTORY_DAYS  # the days the forecast learns from
 HORIZON_DAYS = 3  # the days each forecast covers: the forecast day and the two after it
 DAILY_PREFIX = "rollup/inventory_daily/"
 DAILY_MARKERS = "rollup-state/inventory_daily/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -15,6 +15,21 @@ from storeops.calendar import local_date
 from storeops.clock import format_timestamp, hour_floor
 from storeops.contracts.reading import ID_PATTERN
 from storeops.exceptions import ConfigurationError, ValidationFailed, first_validation_error
+from storeops.parameters import (  # the plan's parameters, shared with the plan flow's signature (the Run form)
+    EXTRA_STOP_COST,
+    LEAD_TIME_HOURS,
+    LOOKBACK_HOURS,
+    MAX_PLAN_STORES,
+    REVIEW_HOURS,
+    SAFETY_FACTOR,
+    DryRun,
+    ExtraStopCost,
+    LeadTimeHours,
+    LookbackHours,
+    MaxRequests,
+    ReviewHours,
+    SafetyFactor,
+)
 from storeops.sql import validate_identifier
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -24,21 +39,6 @@ PARTITION_SLACK = timedelta(hours=1)
 ARRIVAL_SPILL = timedelta(minutes=15)
 
 
-# The limits of a plan's parameters, shared by the Lambda event and the plan flow's signature
-# (whose JSON schema is the Prefect Run form, enforced by the deployment).
-LookbackHours = Annotated[float, Field(gt=0, le=24 * 31, description="Window of readings and sales, in hours.")]
-LeadTimeHours = Annotated[
-    float,
-    Field(
-        ge=0,
-        le=24 * 14,
-        description="Hours from request to delivery assumed for a store the ledger shows no delivery for yet "
-        "(otherwise its achieved lead time is used).",
-    ),
-]
-ReviewHours = Annotated[
-    float, Field(gt=0, le=24 * 7, description="Hours until the next plan can order again (the planning cadence).")
-]
 # The plain rule's constants (sql/shortages.md): the protection interval's demand at the trailing rate doubled
 # (the rate averages nights in; shoppers buy in opening hours), two days of sales on top of the reorder point,
 # promoted days taken at twice the trailing rate.
@@ -46,26 +46,6 @@ SAFETY_MARGIN = 1.0
 CYCLE_HOURS = 48.0
 PROMO_FACTOR = 2.0
 WORKSHOP_THRESHOLD = 0.3  # the workshop rule alerts at or below this share of the shelf
-MAX_REQUESTS = 10_000_000
-MaxRequests = Annotated[
-    int | None,
-    Field(ge=0, le=MAX_REQUESTS, description="At most this many dispatch requests, by priority (empty: all)."),
-]
-MAX_PLAN_STORES = 1000
-# The forecast planner's two knobs (storeops/planning/policy.py; bench.oracle tunes them for the oracle).
-EXTRA_STOP_COST = 40.0  # GBP: an extra stop (15) and its share of a route's detour and kilometres
-ExtraStopCost = Annotated[
-    float,
-    Field(
-        ge=0,
-        le=10_000,
-        description="What an extra delivery between a store's regular slots costs (GBP): it goes only where the "
-        "margin it saves is worth more.",
-    ),
-]
-SafetyFactor = Annotated[
-    float, Field(gt=0, le=5, description="Scales the forecast's spread in the order-up-to levels (1: as forecast).")
-]
 # The forecast-driven planner reads only each pair's latest reading (its sales history is in the forecast):
 # a window of at most this many hours (at the deployed 1-minute cadence every pair reports each minute; a pair
 # silent for longer is planned when it reports again), whatever lookback_hours (the plain rule's window) says.
@@ -80,14 +60,14 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     as_of: AwareDatetime | None = Field(None, description="Planning time (default: now); not in the future.")
-    lookback_hours: LookbackHours = 168.0
-    lead_time_hours: LeadTimeHours = 4.0
-    review_hours: ReviewHours = 1.0
+    lookback_hours: LookbackHours = LOOKBACK_HOURS
+    lead_time_hours: LeadTimeHours = LEAD_TIME_HOURS
+    review_hours: ReviewHours = REVIEW_HOURS
     stores: tuple[str, ...] = Field((), max_length=MAX_PLAN_STORES, description="Restrict to these store ids.")
-    dry_run: bool = Field(False, description="Compute shortages, send nothing, record nothing.")
+    dry_run: DryRun = False
     max_requests: MaxRequests = None
     extra_stop_cost: ExtraStopCost = EXTRA_STOP_COST
-    safety_factor: SafetyFactor = 1.0
+    safety_factor: SafetyFactor = SAFETY_FACTOR
     policy: Literal["storeops", "plain", "workshop"] = Field(
         "storeops",
         description="storeops: this planner (the day's forecast, delivery slots, order-up-to levels at the cost "

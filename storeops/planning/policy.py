@@ -20,7 +20,7 @@ the product master and the ledger) and turns its orders into dispatch requests. 
   sells in the cycle, less holding and the cost of what expires); nothing more than fits.
 - **Between slots** (emergency and can-order): a store gets an extra delivery when the margin the
   expected shortfalls before its next regular delivery would lose exceeds the extra stop cost (the plan
-  event's ``extra_stop_cost``, default ``storeops.planning.models.EXTRA_STOP_COST``: an
+  event's ``extra_stop_cost``, default ``storeops.parameters.EXTRA_STOP_COST``: an
   extra stop and its detour); that truck then tops up every product of the store below its level
   (can-order), so the visit serves the whole store.
 """
@@ -52,7 +52,7 @@ class Costs:
     """What the policy prices: holding per unit of cost and year (``storeops.costs.CostParameters``)."""
 
     holding_rate_per_year: float
-    extra_stop_cost: float = 40.0  # storeops.planning.models.EXTRA_STOP_COST, the plan event's default
+    extra_stop_cost: float = 40.0  # storeops.parameters.EXTRA_STOP_COST, the plan event's default
     safety_factor: float = 1.0  # scales the demand's standard deviation in the levels
 
 

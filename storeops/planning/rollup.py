@@ -36,13 +36,13 @@ from storeops.athena import run_query_chunks
 from storeops.aws import AwsClients, describe_error
 from storeops.clock import format_timestamp, hour_floor
 from storeops.exceptions import ValidationFailed
+from storeops.parameters import CATCH_UP_HOURS
 from storeops.planning.models import PlanningTargets, partition_of
 
 logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 SETTLE = timedelta(minutes=10)  # an hour is closed this long after it ends (Firehose's buffer is 60 s)
-CATCH_UP_HOURS = 48  # the hourly flow rolls the closed hours without a marker among the last 48
 CHUNK_ROWS = 250_000  # rows per Parquet file: memory grows with a chunk, not with the hour
 ROLLUP_QUERY = "rollup_hour"  # sql/rollup_hour.sql
 ROLLUP_PREFIX = "rollup/inventory_hourly/"  # the Glue table's location (deployments/template.yaml)

@@ -92,7 +92,7 @@ def _run_every_deployment(prefect_server: tuple[LocalPrefect, dict]) -> None:
     assert len(ran) == len(RUNS), states
     assert set(states.values()) == {"COMPLETED"}, states
     # Named by what they did, not `tested-mole`.
-    assert any(name.startswith("readings 5x4 ") for name in states), states
+    assert any(name.startswith("store-data 5x4 ") for name in states), states
     assert any(name.startswith("drain ") for name in states), states
     assert any(name.startswith("rollup catch-up ") for name in states), states
     assert any(name.startswith("forecast today 7d ") for name in states), states

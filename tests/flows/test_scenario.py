@@ -9,13 +9,15 @@ import itertools
 import json
 import math
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 
-from deployments.environment import prepare
-from flows.scenario import FLEET, scenario
+from deployments.environment import prepare, set_up_scenario
+from flows.scenario import FLEET
+from flows.scenario import scenario as scenario_flow
 from storeops.calendar import TIMEZONE, opening_hours
 from storeops.clock import format_timestamp, parse_timestamp
 from storeops.costs import CostParameters
@@ -32,6 +34,12 @@ from tests.redelivery import redeliver_every_raw_object
 pytestmark = pytest.mark.flow
 
 START = datetime.fromisoformat("2026-03-23T00:00:00+00:00")
+
+
+def scenario(**parameters: Any) -> dict[str, Any]:
+    """The scenario flow on a fresh stack of its own, as its CLI runs it."""
+    set_up_scenario(load_settings(), parameters.get("policy", "storeops"))
+    return scenario_flow(**parameters)
 
 
 def objects(s3: object, bucket: str, prefix: str) -> list[bytes]:

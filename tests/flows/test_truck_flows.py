@@ -47,9 +47,9 @@ def test_the_truck_artifacts_are_live_while_the_run_works(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    import flows.trucks
+    import tasks.trucks
 
-    monkeypatch.setattr(flows.trucks, "ARTIFACT_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(tasks.trucks, "ARTIFACT_EVERY_SECONDS", 0.0)
     send(flow_env, [r.model_dump_json() for r in requests_for(flow_env, 30)])
     state = trucks(until_empty=True, window_messages=10, window_seconds=1, return_state=True)
     totals = state.result()

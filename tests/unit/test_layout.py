@@ -81,9 +81,75 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "faults",
         "ledger",
         "metrics",
+        "parameters",
         "retry",
         "service_level",
         "settings",
         "sql",
         "sqs",
     }, "a new top-level module is shared by the apps: add it here and to ARCHITECTURE.md"
+
+
+# ---- the entry layer: flows -> tasks -> storeops; deployments sets the environment up and runs them
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The modules a file imports outside an ``if __name__ == "__main__":`` block (function bodies included)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return  # the CLI entry: it may set the environment up (deployments.cli, deployments.environment)
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def defines_a_flow(path: Path) -> bool:
+    return any(
+        isinstance(node, ast.FunctionDef)
+        and any("flow" in ast.unparse(d).split("(")[0].split(".")[-1:] for d in node.decorator_list)
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
+
+
+ENTRY = sorted([*ROOT.glob("flows/*.py"), *ROOT.glob("tasks/*.py")])
+FLOW_MODULES = sorted(p for p in ROOT.glob("flows/*.py") if defines_a_flow(p))
+
+
+@pytest.mark.parametrize("path", ENTRY, ids=lambda p: module_name(p))
+def test_flows_and_tasks_never_import_deployments(path: Path) -> None:
+    """A flow loads its environment (tasks/environment.py); setting it up (emulator, stack) is deployments' step,
+    which a flow module's CLI entry may take under ``if __name__ == "__main__":`` (the one exception)."""
+    bad = [m for m in top_level_imports(path) if within(m, "deployments") or within(m, "bench")]
+    assert not bad, f"{module_name(path)} imports {bad}: only its `if __name__ == '__main__':` block may"
+
+
+@pytest.mark.parametrize("path", [*ENTRY, *ROOT.glob("deployments/*.py")], ids=lambda p: module_name(p))
+def test_no_flow_module_imports_another(path: Path) -> None:
+    """Flows share tasks, never each other (the demo and the scenario deployment, in deployments/, compose them)."""
+    if path.parent.name != "flows":
+        return
+    flows = {module_name(p) for p in FLOW_MODULES} - {module_name(path)}
+    bad = [m for m in top_level_imports(path) if m in flows]
+    assert not bad, f"{module_name(path)} imports the flow modules {bad}: move what they share into tasks/"
+
+
+def test_every_flow_module_is_found() -> None:
+    names = {module_name(p) for p in FLOW_MODULES}
+    assert names == {
+        "flows.generate",
+        "flows.plan",
+        "flows.trucks",
+        "flows.rollup",
+        "flows.forecast",
+        "flows.replay_dlq",
+        "flows.scenario",
+    }

@@ -315,7 +315,7 @@ def test_the_history_the_forecast_learns_from_never_expires(template: dict[str, 
 
 def _lookback_bound_hours() -> float:
     """The longest plan window a request may ask for (``LookbackHours``' upper bound)."""
-    from storeops.planning.models import LookbackHours
+    from storeops.parameters import LookbackHours
 
     (field,) = LookbackHours.__metadata__
     (bound,) = [m.le for m in field.metadata if getattr(m, "le", None) is not None]
@@ -332,7 +332,7 @@ def test_raw_readings_outlive_the_longest_raw_window_the_code_reads(template: di
     and the default above it."""
     import math
 
-    from flows.rollup import MAX_BACKFILL_HOURS
+    from storeops.parameters import MAX_LOOKBACK_HOURS as MAX_BACKFILL_HOURS
     from storeops.planning.models import ARRIVAL_SPILL, PARTITION_SLACK
     from storeops.planning.rollup import CATCH_UP_HOURS
 
@@ -345,7 +345,7 @@ def test_raw_readings_outlive_the_longest_raw_window_the_code_reads(template: di
 
 
 def test_the_ledger_and_the_hourly_rollup_outlive_what_reads_them(template: dict[str, Any]) -> None:
-    from flows.forecast import MAX_HISTORY_DAYS
+    from storeops.parameters import MAX_FORECAST_HISTORY_DAYS as MAX_HISTORY_DAYS
     from storeops.planning.models import LEDGER_DAYS
     from storeops.stores.simulation import DELIVERY_HORIZON_DAYS
 

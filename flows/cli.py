@@ -1,0 +1,214 @@
+"""Each flow's command line, generated from the flow's signature: ``python -m flows.<module> --help``.
+
+The options are the flow's parameters (``lookback_hours`` -> ``--lookback-hours``; a ``bool`` is a
+flag), with the types, limits, defaults and help of the signature's ``Annotated`` aliases
+(``storeops/parameters.py``). Parsing is pydantic-settings' CLI support (``CliSettingsSource``,
+argparse underneath): the values go through the same pydantic validation as the flow's own
+``validate_parameters``, so the CLI can neither refuse what the flow accepts nor accept what it
+refuses, and it adds no dependency (pydantic-settings already loads ``storeops.settings``; cyclopts
+and typer would be a second validation layer beside pydantic's). What every CLI adds lives here once:
+``--json`` (one JSON object as the last stdout line), exit code 2 with a one-line reason on bad input,
+and the result as a ``rich`` table built from the rows the flow's Prefect artifact shows.
+
+A flow module declares ``CLI = FlowCli(...)`` and ends with::
+
+    if __name__ == "__main__":
+        from deployments.cli import run  # sets up the environment first: the one import of deployments
+        run(CLI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import sys
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
+from pydantic_settings import BaseSettings, CliApp, CliSettingsSource, SettingsConfigDict, SettingsError
+
+from storeops.exceptions import StoreOpsError
+
+Rows = list[dict[str, Any]]
+CLI_ONLY = ("json",)  # options every CLI has that are not flow parameters
+
+
+class _CliModel(BaseSettings):
+    """The base of every generated CLI model: reads the command line only (no environment, no files)."""
+
+    model_config = SettingsConfigDict(
+        cli_kebab_case=True,
+        cli_implicit_flags="toggle",  # `--dry-run`, not `--dry-run true`
+        cli_exit_on_error=False,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        extra="forbid",
+    )
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *_: Any, **__: Any) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
+@dataclass(frozen=True)
+class Table:
+    """What a CLI prints: a title and rows (the same dicts a Prefect table artifact takes)."""
+
+    title: str
+    rows: Rows
+
+
+@dataclass(frozen=True)
+class FlowCli:
+    """A flow's command line: everything but the options, which come from the flow's signature.
+
+    ``tables`` turns the flow's result into what is printed; ``check`` runs the flow's own input checks
+    before the environment is set up (the flow runs them again); ``names`` respells an option
+    (``{"stores": "store"}``: ``--store S0001 --store S0002``); ``extras`` are CLI-only options
+    (``{name: (annotation, Field(...))}``) that ``to_parameters`` folds into the flow's parameters;
+    ``exit_code`` maps a result to the exit code (default 0); ``to_json`` what ``--json`` prints (default the result).
+    """
+
+    flow: Any  # a prefect Flow; its ``fn`` carries the signature
+    prog: str
+    tables: Callable[[dict[str, Any]], Sequence[Table]]
+    check: Callable[..., object] | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    extras: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)  # (annotation, Field(...))
+    to_parameters: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    exit_code: Callable[[dict[str, Any]], int] | None = None
+    to_json: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    @property
+    def description(self) -> str:
+        return str(self.flow.description or "")
+
+    def model(self) -> type[BaseSettings]:
+        """The pydantic-settings model of the options: the flow's parameters, the extras and ``--json``."""
+        fields: dict[str, Any] = {}
+        for name, annotation, default in flow_parameters(self.flow):
+            spelled = self.names.get(name)
+            alias = {"validation_alias": AliasChoices(spelled)} if spelled else {}
+            fields[name] = (annotation, Field(default, **alias))  # type: ignore[call-overload]
+        for name, (annotation, info) in self.extras.items():
+            fields[name] = (annotation, info)
+        fields["json_output"] = (
+            bool,
+            Field(False, validation_alias=AliasChoices("json"), description="Print one JSON object as the last line."),
+        )
+        return create_model(f"{self.flow.name}_cli", __base__=_CliModel, **fields)
+
+    def parser(self) -> tuple[argparse.ArgumentParser, CliSettingsSource[Any], type[BaseSettings]]:
+        model = self.model()
+        parser = _OneLineParser(prog=self.prog, description=self.description)
+        source: CliSettingsSource[Any] = CliSettingsSource(model, root_parser=parser)
+        for action in parser._actions:  # readable placeholders instead of type names
+            if isinstance(action.metavar, str):
+                action.metavar = _METAVARS.get(
+                    action.metavar, action.metavar if "{" in action.metavar else action.metavar.upper()
+                )
+        return parser, source, model
+
+    def parse(self, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], bool]:
+        """The flow's parameters from ``argv`` and whether ``--json`` was given; ``BadInput`` (one line) if not."""
+        _, source, model = self.parser()
+        args = list(sys.argv[1:] if argv is None else argv)
+        try:
+            values = CliApp.run(model, cli_args=args, cli_settings_source=source).model_dump()
+        except ValidationError as exc:
+            raise BadInput(self.prog, one_line(exc, model, self.names)) from None
+        except SettingsError as exc:
+            raise BadInput(self.prog, str(exc).removeprefix("error parsing CLI: ")) from None
+        as_json = bool(values.pop("json_output"))
+        try:
+            parameters = self.to_parameters(values) if self.to_parameters else values
+            if self.check:
+                self.check(**parameters)
+        except StoreOpsError as exc:
+            raise BadInput(self.prog, exc.one_line()) from None
+        return parameters, as_json
+
+
+class BadInput(Exception):
+    """A command line the flow would refuse: one line, exit code 2 (argparse's convention)."""
+
+    def __init__(self, prog: str, reason: str) -> None:
+        super().__init__(f"{prog}: error: {reason}")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block): ``BadInput``."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise BadInput(self.prog, message)
+
+
+_METAVARS = {
+    "AwareDatetime": "TIME",
+    "datetime": "TIME",
+    "date": "DAY",
+    "list[str]": "ID",
+    "str": "TEXT",
+    "int": "N",
+    "float": "X",
+}
+
+
+def flow_parameters(flow: Any) -> list[tuple[str, Any, Any]]:
+    """``(name, annotation with its limits, default)`` of each parameter of ``flow``'s signature."""
+    hints = typing.get_type_hints(flow.fn, include_extras=True)
+    return [
+        (name, hints[name], parameter.default)
+        for name, parameter in inspect.signature(flow.fn).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+
+
+def flow_defaults(flow: Any) -> dict[str, Any]:
+    """The defaults of ``flow``'s signature (what a run gets for a parameter it was not given)."""
+    return {name: default for name, _, default in flow_parameters(flow) if default is not inspect.Parameter.empty}
+
+
+def option(name: str, names: Mapping[str, str] | None = None) -> str:
+    return "--" + (names or {}).get(name, name).replace("_", "-")
+
+
+def _limits(model: type[BaseModel], name: str) -> dict[str, Any]:
+    info = model.model_fields.get(name)
+    limits: dict[str, Any] = {}
+    for item in info.metadata if info else []:
+        for bound in ("ge", "gt", "le", "lt"):
+            if getattr(item, bound, None) is not None:
+                limits[bound] = getattr(item, bound)
+    return limits
+
+
+def one_line(exc: ValidationError, model: type[BaseModel], names: Mapping[str, str] | None = None) -> str:
+    """The first problem pydantic found, as ``--option=value: why`` (limits and formats spelled out)."""
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    shown = f"{option(name, names)}={first.get('input')}" if name else "the options"
+    kind, limits = first["type"], _limits(model, name)
+    low = f"at least {limits['ge']}" if "ge" in limits else f"more than {limits['gt']}" if "gt" in limits else ""
+    high = f"at most {limits['le']}" if "le" in limits else f"less than {limits['lt']}" if "lt" in limits else ""
+    span = f" ({limits.get('ge', limits.get('gt'))} to {limits.get('le', limits.get('lt'))})" if low and high else ""
+    if kind in ("greater_than_equal", "greater_than"):
+        why = f"must be {low}{span}"
+    elif kind in ("less_than_equal", "less_than"):
+        why = f"must be {high}{span}"
+    elif kind == "timezone_aware":
+        why = "needs a time zone, e.g. 2026-11-26T12:00:00Z"
+    elif kind.startswith("datetime_"):
+        why = "expected a time like 2026-11-26T12:00:00Z"
+    elif kind.startswith("date_"):
+        why = "expected a day like 2026-11-28"
+    elif kind == "string_pattern_mismatch":
+        info = model.model_fields.get(name)
+        why = f"not in the expected form: {info.description if info else first['msg']}"
+    else:
+        why = re.sub(r"\s+", " ", str(first["msg"]))
+    return f"{shown}: {why}"
