@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flows.demo import STEPS, demo
+from deployments.demo import STEPS, demo
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 
