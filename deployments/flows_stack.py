@@ -43,7 +43,8 @@ from deployments.stack import (
     apply_stack,
     stack_parameters,
 )
-from storeops.aws import AwsClients, describe_error, describe_stack, stack_outputs
+from storeops.aws import AwsClients, describe_stack, stack_outputs
+from storeops.aws_errors import describe_error
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StackError
 from storeops.settings import Settings, load_settings

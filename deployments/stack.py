@@ -43,10 +43,10 @@ from storeops.aws import (
     STABLE_STACK_STATES,
     AwsClients,
     StackResources,
-    describe_error,
     describe_stack,
     stack_outputs,
 )
+from storeops.aws_errors import describe_error, error_code, is_missing_bucket, is_not_found
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.planning.scan_budget import ChainSize, cutoff_for, worst_query
@@ -115,7 +115,7 @@ def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str, parti
         s3.head_bucket(Bucket=bucket)
         return
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+        if not is_missing_bucket(exc):
             raise StackError(f"cannot use artifacts bucket {bucket}: {describe_error(exc)}") from None
     create: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
@@ -254,7 +254,7 @@ def planner_reservation(
         try:
             held = lam.get_function_concurrency(FunctionName=planning_function_name(settings))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if not is_not_found(exc):
                 raise
             held = {}  # no function yet: a first deploy
     except ClientError as exc:
@@ -484,7 +484,7 @@ def apply_stack(clients: AwsClients, name: str, request: dict[str, Any], progres
         try:
             cfn.create_stack(**request, OnFailure="ROLLBACK")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+            if error_code(exc) != "AlreadyExistsException":
                 raise
             progress(f"stack {name} is being created by another deploy; waiting for it")
         final = _wait(clients, name, progress)
@@ -569,10 +569,9 @@ def remove_bucket(
             s3.delete_bucket(Bucket=bucket)
             return removed
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in {"NoSuchBucket", "404", "NotFound"}:
+            if is_missing_bucket(exc):
                 return None if attempt == 1 and not removed else removed
-            if code != "BucketNotEmpty" or attempt == attempts:
+            if error_code(exc) != "BucketNotEmpty" or attempt == attempts:
                 raise StackError(
                     f"cannot delete bucket {bucket}: {describe_error(exc)}",
                     hint="wait a minute for late deliveries, then delete again",

@@ -49,7 +49,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.athena import SCANNED_BYTES_LABELS
-from storeops.aws import AwsClients, StackResources, describe_error, describe_stack
+from storeops.aws import AwsClients, StackResources, describe_stack
+from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp
 from storeops.contracts.reading import SCHEMA_VERSION, InventoryReading
 from storeops.dispatch.config import WorkerConfig

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients
+from storeops.aws_errors import describe_error
 from storeops.exceptions import QueryFailed, StackError
 from storeops.sql import load_query
 

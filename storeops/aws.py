@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from pydantic import BaseModel, ConfigDict, Field
 
+from storeops.aws_errors import describe_error
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.faults import FaultInjector, FaultPlan
 
@@ -134,14 +135,6 @@ class AwsClients:
         for service in ("s3", "athena", "glue", "sts"):
             setattr(wr.config, f"{service}_endpoint_url", self.endpoint_url)
         wr.config.botocore_config = self.config
-
-
-def describe_error(exc: Exception) -> str:
-    """A one-line description of a boto3 error, naming its code."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
-    return str(exc).replace("\n", " ")
 
 
 class StackResources(BaseModel):

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from storeops.aws_errors import is_not_found
+
 STORE_DIRECTORY_KEY = "reference/stores.json"
 PRODUCT_MASTER_KEY = "reference/products/products.parquet"
 DEPOTS: dict[str, tuple[float, float]] = {
@@ -58,7 +60,7 @@ def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
     try:
         body = s3.get_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_not_found(exc):
             return {}
         raise
     stores = {
@@ -79,7 +81,7 @@ def load_case_litres(s3: Any, bucket: str) -> dict[str, float]:
     try:
         body = s3.get_object(Bucket=bucket, Key=PRODUCT_MASTER_KEY)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_not_found(exc):
             return {}
         raise
     frame = pd.read_parquet(io.BytesIO(body))

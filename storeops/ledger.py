@@ -25,6 +25,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from storeops.aws_errors import is_conditional_conflict, is_precondition_failed
 from storeops.clock import format_timestamp
 from storeops.exceptions import StoreOpsError
 from storeops.retry import RetryPolicy
@@ -112,18 +113,6 @@ class Recorded(enum.Enum):
     FENCED = "fenced: another window took this window's claims over; it must not record"
 
 
-def _is_precondition_failure(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    return (
-        error.get("Code") in {"PreconditionFailed", "412"}
-        or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) == "412"
-    )
-
-
-def _is_conflict(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
-
-
 def _create_once(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> bytes | None:
     """PUT only if the key is new; None if created, else the body that was there first."""
     for attempt in range(1, CONFLICT_RETRY.max_attempts + 1):
@@ -138,10 +127,10 @@ def _create_once(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str
             )
             return None
         except ClientError as exc:
-            if _is_conflict(exc):  # another conditional PUT on this key is in flight: ask again
+            if is_conditional_conflict(exc):  # another conditional PUT on this key is in flight: ask again
                 CONFLICT_RETRY.wait_before_retry(attempt)
                 continue
-            if not _is_precondition_failure(exc):
+            if not is_precondition_failed(exc):
                 raise
         return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     raise StoreOpsError(f"conditional writes to {key} kept conflicting", hint="retry the window")

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.aws import describe_error
+from storeops.aws_errors import describe_error, is_not_found
 from storeops.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -123,11 +123,7 @@ class SqsBatcher:
             try:
                 response = getattr(self.sqs, operation)(QueueUrl=queue_url, Entries=pending)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if "NonExistentQueue" in code or code in {
-                    "AWS.SimpleQueueService.NonExistentQueue",
-                    "QueueDoesNotExist",
-                }:
+                if is_not_found(exc):
                     for entry in pending:
                         outcome.failed[entry["Id"]] = describe_error(exc)
                     return

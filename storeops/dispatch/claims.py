@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from storeops.aws_errors import error_code
 from storeops.retry import RetryPolicy
 
 CLAIMED, DISPATCHED = "claimed", "dispatched"
@@ -185,7 +186,7 @@ class ClaimStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             current = _claim(item) if item else None
@@ -258,7 +259,7 @@ class ClaimStore:
                 },
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
     def release(self, shortage_ids: Iterable[str], window: Window) -> int:
@@ -274,7 +275,7 @@ class ClaimStore:
                     ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": window.window_id}},
                 )
             except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     failed += 1
             except BotoCoreError:
                 failed += 1
@@ -301,10 +302,6 @@ class ClaimStore:
         }
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _claim(item: dict[str, Any]) -> Claim:
     return Claim(
         shortage_id=item["shortage_id"]["S"],
@@ -318,7 +315,7 @@ def _claim(item: dict[str, Any]) -> Claim:
 
 def _cancellation_reasons(exc: ClientError, expected: int) -> list[dict[str, Any]] | None:
     """The per-item reasons of a cancelled transaction (one per action), or None for other errors."""
-    if _code(exc) != "TransactionCanceledException":
+    if error_code(exc) != "TransactionCanceledException":
         return None
     reasons = exc.response.get("CancellationReasons") or []
     if len(reasons) != expected:

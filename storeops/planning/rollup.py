@@ -33,7 +33,8 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from storeops.athena import run_query_chunks
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients
+from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp, hour_floor
 from storeops.exceptions import ValidationFailed
 from storeops.planning.models import PlanningTargets, partition_of

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.aws import describe_error
+from storeops.aws_errors import describe_error, error_code
 from storeops.exceptions import DeliveryError
 from storeops.retry import RetryPolicy
 from storeops.stores.encoding import EncodedBatch
@@ -312,7 +312,7 @@ class FirehoseSender:
                     DeliveryStreamName=self.stream_name, Records=[{"Data": r.data} for r in pending]
                 )
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc)
                 if code in THROTTLING_CODES:
                     self.rate.throttled()
                 if code in {"ResourceNotFoundException", "InvalidArgumentException", "AccessDeniedException"}:

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from botocore.exceptions import ClientError
 
+from storeops.aws_errors import is_conditional_conflict, is_not_found, is_precondition_failed
 from storeops.calendar import TIMEZONE, local_date
 from storeops.contracts.reading import identity_fields_valid, validate_batch
 from storeops.exceptions import DeliveryError, StoreOpsError
@@ -205,7 +206,7 @@ class SimulationStore:
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            if is_not_found(exc):
                 return None, None
             raise
         return response["Body"].read(), response.get("ETag")
@@ -215,7 +216,7 @@ class SimulationStore:
         try:
             return str(self.s3.head_object(Bucket=self.bucket, Key=key).get("ETag", ""))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            if is_not_found(exc):
                 return None
             raise
 
@@ -225,7 +226,7 @@ class SimulationStore:
         try:
             response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **condition)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if is_precondition_failed(exc) or is_conditional_conflict(exc):
                 raise StoreOpsError(
                     f"another run changed the simulation state {key} during this run",
                     hint="run one store-data flow at a time per simulation (the deployment's concurrency limit is 1)",

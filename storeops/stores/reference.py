@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from storeops.aws_errors import is_not_found
 from storeops.directory import PRODUCT_MASTER_KEY
 from storeops.stores.catalog import Catalog
 from storeops.stores.demand import PromoCalendar, store_products
@@ -128,7 +129,7 @@ def published_catalog(s3: Any, bucket: str) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=PRODUCTS_KEY)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if is_not_found(exc):
             return None
         raise
     return head.get("Metadata", {}).get(CATALOG_METADATA)
