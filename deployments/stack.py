@@ -50,6 +50,7 @@ from storeops.aws_errors import describe_error, error_code, is_missing_bucket, i
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.planning.scan_budget import ChainSize, cutoff_for, worst_query
+from storeops.s3 import delete_objects
 from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
@@ -539,17 +540,14 @@ def _empty_bucket(clients: AwsClients, bucket: str) -> int:
             {"Key": v["Key"], **({"VersionId": v["VersionId"]} if v.get("VersionId") not in (None, "null") else {})}
             for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
         ]
-        for first in range(0, len(entries), 1000):
-            chunk = entries[first : first + 1000]
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            errors = response.get("Errors", [])
-            if errors:
-                raise StackError(
-                    f"cannot empty s3://{bucket}: {len(errors)} objects not deleted ({errors[0].get('Code')}: "
-                    f"{errors[0].get('Message')})",
-                    hint="check your s3:DeleteObject and s3:DeleteObjectVersion rights, then delete again",
-                )
-            removed += len(chunk)
+        outcome = delete_objects(s3, bucket, entries)
+        if outcome.failed:
+            raise StackError(
+                f"cannot empty s3://{bucket}: {len(outcome.failed)} objects not deleted "
+                f"({next(iter(outcome.failed.values()))})",
+                hint="check your s3:DeleteObject and s3:DeleteObjectVersion rights, then delete again",
+            )
+        removed += len(entries)
     return removed
 
 

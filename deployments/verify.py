@@ -57,6 +57,7 @@ from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.replay import CANARY_ATTRIBUTE
 from storeops.exceptions import StoreOpsError
 from storeops.settings import Settings
+from storeops.sqs import SqsBatcher
 from storeops.stores.firehose import FirehoseSender, PackedRecord
 from storeops.stores.ingest import event_time_key
 from storeops.stores.landing import count_landed, landing_deadline, wait_until_landed
@@ -287,13 +288,7 @@ class Verifier:
             others = [m for m in messages if _canary_id(m) != canary_id]
             if others:  # dead letters waiting for a replay: visible again at once
                 seen_others += len(others)
-                sqs.change_message_visibility_batch(
-                    QueueUrl=dlq,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                        for i, m in enumerate(others)
-                    ],
-                )
+                SqsBatcher(sqs).change_visibility(dlq, [m["ReceiptHandle"] for m in others], 0)
             if ours:
                 for message in ours:
                     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])

@@ -18,12 +18,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.aws_errors import error_code
-from storeops.retry import RetryPolicy
+from storeops.aws_errors import describe_error, error_code
+from storeops.retry import EntryFailure, RetryPolicy, retry_failed_entries
 
 CLAIMED, DISPATCHED = "claimed", "dispatched"
 TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
@@ -90,20 +91,21 @@ class ClaimStore:
         found: dict[str, Claim] = {}
         unprocessed: set[str] = set()
         for start in range(0, len(ids), BATCH_GET_LIMIT):
-            keys = [{"shortage_id": {"S": i}} for i in ids[start : start + BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(1, self.retry.max_attempts + 1):
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    claim = _claim(item)
-                    found[claim.shortage_id] = claim
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                self.retry.wait_before_retry(attempt)
-            if request:
-                unprocessed |= {k["shortage_id"]["S"] for k in request[self.table]["Keys"]}
+            chunk = ids[start : start + BATCH_GET_LIMIT]
+            outcome = retry_failed_entries(chunk, partial(self._read, found), self.retry, "BatchGetItem")
+            unprocessed |= {chunk[position] for position in outcome.failed}
         return found, unprocessed
+
+    def _read(self, found: dict[str, Claim], pending: list[tuple[int, str]]) -> dict[int, EntryFailure]:
+        """One BatchGetItem call: the claims it found go into ``found``; its unprocessed keys by position."""
+        keys = [{"shortage_id": {"S": shortage_id}} for _, shortage_id in pending]
+        response = self.dynamodb.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+        for item in response.get("Responses", {}).get(self.table, []):
+            claim = _claim(item)
+            found[claim.shortage_id] = claim
+        by_id = {shortage_id: position for position, shortage_id in pending}
+        unprocessed = (response.get("UnprocessedKeys") or {}).get(self.table, {}).get("Keys", [])
+        return {by_id[key["shortage_id"]["S"]]: EntryFailure("unprocessed") for key in unprocessed}
 
     # -- writes -----------------------------------------------------------------------------
     def claim(self, shortage_ids: list[str], window: Window) -> ClaimOutcome:
@@ -225,23 +227,24 @@ class ClaimStore:
         ]
         failed = 0
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            request: dict[str, Any] = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
-            for attempt in range(1, self.retry.max_attempts + 1):
-                try:
-                    response = self.dynamodb.batch_write_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    logger.info("marking claims dispatched failed (attempt %d): %s", attempt, exc)
-                    self.retry.wait_before_retry(attempt)
-                    continue
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                self.retry.wait_before_retry(attempt)
-            if request:
-                failed += len(request[self.table])
+            chunk = items[start : start + BATCH_WRITE_LIMIT]
+            failed += len(retry_failed_entries(chunk, self._write, self.retry, "BatchWriteItem").failed)
         if failed:
             logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
         return failed
+
+    def _write(self, pending: list[tuple[int, dict[str, Any]]]) -> dict[int, EntryFailure]:
+        """One BatchWriteItem call; its unprocessed puts by position (all of them if the call failed)."""
+        try:
+            response = self.dynamodb.batch_write_item(RequestItems={self.table: [item for _, item in pending]})
+        except (ClientError, BotoCoreError) as exc:
+            logger.info("marking claims dispatched failed: %s", describe_error(exc))
+            return {position: EntryFailure(describe_error(exc), retryable=False) for position, _ in pending}
+        by_id = {item["PutRequest"]["Item"]["shortage_id"]["S"]: position for position, item in pending}
+        unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
+        return {
+            by_id[item["PutRequest"]["Item"]["shortage_id"]["S"]]: EntryFailure("unprocessed") for item in unprocessed
+        }
 
     def repair_dispatched(self, claim: Claim) -> None:
         """Mark an expired claim dispatched: its window's record (final) holds the shortage."""

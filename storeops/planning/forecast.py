@@ -36,6 +36,7 @@ from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
 from storeops.planning.models import PlanningTargets, partition_of
 from storeops.planning.rollup import parquet_bytes
+from storeops.s3 import delete_prefix
 
 DAY = timedelta(days=1)
 HOURS = tuple(range(24))
@@ -192,13 +193,6 @@ def _part_key(prefix: str, day: str, index: int) -> str:
     return f"{prefix}dt={day}/part-{index:05d}.parquet"
 
 
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-
-
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     """The table's types whatever the engine's result said (a CSV result can type a column with nulls as text)."""
     out = frame.copy()
@@ -229,7 +223,7 @@ def _write_days(
     data_prefix, marker_prefix = prefixes
     for day in days:
         s3.delete_object(Bucket=bucket, Key=f"{marker_prefix}{day}.json")
-        _delete_prefix(s3, bucket, f"{data_prefix}dt={day}/")
+        delete_prefix(s3, bucket, f"{data_prefix}dt={day}/")
     parts: dict[str, int] = dict.fromkeys(days, 0)
     rows: dict[str, int] = dict.fromkeys(days, 0)
     keys: list[str] = []

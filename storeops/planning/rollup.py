@@ -38,6 +38,7 @@ from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp, hour_floor
 from storeops.exceptions import ValidationFailed
 from storeops.planning.models import PlanningTargets, partition_of
+from storeops.s3 import delete_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -265,17 +266,6 @@ def _rollup_frame(chunk: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
-    """Delete every object under ``prefix``; how many there were."""
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-            deleted += len(keys)
-    return deleted
-
-
 def roll_up_hour(
     clients: AwsClients,
     targets: PlanningTargets,
@@ -293,7 +283,7 @@ def roll_up_hour(
     s3, bucket = clients.client("s3"), targets.bucket
     # The marker goes first: from here until the new one, plans read this hour raw.
     s3.delete_object(Bucket=bucket, Key=marker_key(hour))
-    replaced = _delete_prefix(s3, bucket, hour_prefix(hour))
+    replaced = delete_prefix(s3, bucket, hour_prefix(hour))
     run = run_query_chunks(clients, targets.query_target, ROLLUP_QUERY, hour_query_parameters(hour), chunk_rows)
     result = _write_rolled_hour(
         clients, bucket, hour, now, (_rollup_frame(c) for c in run.chunks), run.bytes_scanned, run.query_execution_id

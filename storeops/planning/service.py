@@ -38,7 +38,7 @@ from storeops.planning.forecast import HORIZON_DAYS, latest_forecast_day
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.policy import Costs, Forecast, Pairs, decide, is_slot_plan
 from storeops.planning.rollup import rollup_watermark
-from storeops.sqs import SqsBatcher
+from storeops.sqs import Outgoing, SqsBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -385,11 +385,11 @@ class _Sender:
             self.ledger_keys.append(write_rows(self.s3, self.targets.bucket, key, rows))
             self.recorded += len(rows)
         orders = pack_orders((m.store_id, m.model_dump_json()) for m in messages)
-        outcome = self.batcher.send(self.targets.queue_url, [(f"o{i}", body) for i, (body, _) in enumerate(orders)])
+        outcome = self.batcher.send(self.targets.queue_url, [Outgoing(body) for body, _ in orders])
         carried = [count for _, count in orders]
         self.messages += len(outcome.succeeded)
-        self.sent += sum(carried[int(entry_id[1:])] for entry_id in outcome.succeeded)
-        self.failed += sum(carried[int(entry_id[1:])] for entry_id in outcome.failed)
+        self.sent += sum(carried[position] for position in outcome.succeeded)
+        self.failed += sum(carried[position] for position in outcome.failed)
         if outcome.failed and not self.first_error:
             self.first_error = str(next(iter(outcome.failed.values())))
 

@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from storeops.aws_errors import is_not_found
 from storeops.directory import PRODUCT_MASTER_KEY
+from storeops.s3 import delete_prefix
 from storeops.stores.catalog import Catalog
 from storeops.stores.demand import PromoCalendar, store_products
 from storeops.stores.simulation import shelf_capacity
@@ -150,10 +151,7 @@ def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str,
     last (``published_catalog``); returns the rows of each."""
     catalog = simulation.catalog
     store_ids = catalog.stores["store_id"].to_numpy()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PLANOGRAM_PREFIX):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:  # another simulation's planogram, perhaps of more chunks: none of it may stay
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    delete_prefix(s3, bucket, PLANOGRAM_PREFIX)  # another simulation's planogram, perhaps of more chunks
     rows = 0
     for index, first, stop in simulation.layout:
         fixed = store_products(catalog, first, stop)

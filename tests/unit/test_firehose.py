@@ -133,12 +133,13 @@ def test_the_retry_bound_is_honoured_and_the_loss_is_counted() -> None:
     assert "ServiceUnavailableException" in result.last_error
 
 
-def test_a_failed_call_is_retried_whole() -> None:
-    stub = StubFirehose(raise_first=2)
+def test_a_failed_call_is_not_retried_over_botocores_retries_and_its_loss_is_counted() -> None:
+    stub = StubFirehose(raise_first=1)  # what reaches us once botocore's standard mode gave up
     result = sender(stub, []).send(records(3))
-    assert len(stub.calls) == 3
-    assert sorted(stub.delivered) == [b"r0", b"r1", b"r2"]
-    assert result.readings_failed == 0
+    assert len(stub.calls) == 1
+    assert stub.delivered == []
+    assert result.readings_failed == 30
+    assert "ServiceUnavailableException" in result.last_error
 
 
 def test_a_missing_stream_fails_at_once_naming_the_fix() -> None:

@@ -83,6 +83,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "ledger",
         "metrics",
         "retry",
+        "s3",
         "service_level",
         "settings",
         "sql",
