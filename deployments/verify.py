@@ -48,7 +48,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.athena import SCANNED_BYTES_LABELS
+from storeops.athena import SCANNED_BYTES_LABELS, inventory_query
 from storeops.aws import AwsClients, StackResources, describe_stack
 from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp
@@ -191,7 +191,7 @@ class Verifier:
     def athena(self) -> str:
         deadline = landing_deadline(self.res.firehose_buffer_seconds)
         landing = wait_until_landed(
-            self.clients, self.res.inventory_query, self.observed_at, READINGS, deadline, store_id=self.store_id
+            self.clients, inventory_query(self.res), self.observed_at, READINGS, deadline, store_id=self.store_id
         )
         if landing.readings > READINGS:
             raise StepFailed(f"Athena counts {landing.readings} rows for {READINGS} readings: duplicates in the lake")
@@ -212,7 +212,7 @@ class Verifier:
         readings = verify_readings(self.store_id, at, first_product=READINGS + 1, count=GZIP_MEMBERS)
         body = multi_member_object(readings, GZIP_MEMBERS)
         self.clients.client("s3").put_object(Bucket=self.res.data_lake_bucket, Key=key, Body=body)
-        rows, distinct, _ = count_landed(self.clients, self.res.inventory_query, at, timedelta(0), self.store_id)
+        rows, distinct, _ = count_landed(self.clients, inventory_query(self.res), at, timedelta(0), self.store_id)
         if rows != GZIP_MEMBERS or distinct != GZIP_MEMBERS:
             raise StepFailed(
                 f"Athena reads {rows} rows ({distinct} readings) of the {GZIP_MEMBERS} readings in {GZIP_MEMBERS} "

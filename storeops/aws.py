@@ -20,7 +20,6 @@ from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.faults import FaultInjector, FaultPlan
 
 if TYPE_CHECKING:
-    from storeops.athena import QueryTarget
     from storeops.settings import Settings
 
 # The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
@@ -160,17 +159,6 @@ class StackResources(BaseModel):
     claims_table: str = Field(alias="ClaimsTableName")
     firehose_buffer_seconds: int = Field(alias="FirehoseBufferSeconds")
     raw_readings_retention_days: int = Field(alias="RawReadingsRetentionDays")
-
-    @property
-    def inventory_query(self) -> QueryTarget:
-        """Where queries over the inventory readings run (the landing check, the post-deploy check)."""
-        from storeops.athena import QueryTarget  # storeops.athena builds on this module
-
-        return QueryTarget(
-            database=self.glue_database,
-            workgroup=self.athena_workgroup,
-            tables={"inventory_table": self.inventory_table},
-        )
 
     @classmethod
     def load(cls, clients: AwsClients, stack_name: str) -> StackResources:

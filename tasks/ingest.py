@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
+from storeops.athena import inventory_query
 from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
 from storeops.exceptions import NotQueryable
@@ -165,7 +166,7 @@ def wait_until_queryable(
 ) -> Landing:
     """Wait until Athena reads every reading taken at ``observed_at`` (Firehose buffers them first)."""
     deadline = landing_deadline(resources.firehose_buffer_seconds)
-    landing = wait_until_landed(clients, resources.inventory_query, observed_at, expected, deadline)
+    landing = wait_until_landed(clients, inventory_query(resources), observed_at, expected, deadline)
     if not landing.complete:
         raise NotQueryable(
             f"only {landing.distinct_readings} of {expected} readings taken at {landing.observed_at} are queryable "

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flows.generate import store_data
+from storeops.athena import inventory_query
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 
@@ -52,7 +53,7 @@ def test_with_wait_the_run_returns_when_athena_reads_every_reading(flow_env: Loc
     assert result["queryable_after_seconds"] >= 0
     observed_at = datetime.fromisoformat(result["sim_clock"])
     rows, distinct, _ = count_landed(
-        flow_env.clients, flow_env.resources.inventory_query, observed_at, timedelta(minutes=5)
+        flow_env.clients, inventory_query(flow_env.resources), observed_at, timedelta(minutes=5)
     )
     assert (rows, distinct) == (35, 35)
 
