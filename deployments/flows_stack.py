@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -48,6 +48,9 @@ from storeops.aws_errors import describe_error
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StackError
 from storeops.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 FLOWS_TEMPLATE_PATH = Path(__file__).with_name("flows_template.yaml")
 TEMPLATE_BODY_MAX_BYTES = 51_200  # CloudFormation's limit on a request's TemplateBody (tested to hold)
@@ -117,13 +120,16 @@ def choose_network(clients: AwsClients, subnet_ids: list[str], assign_public_ip:
                 )
             public = assign_public_ip or "DISABLED"
             return Network(vpcs[0], tuple(subnet_ids), public, f"subnets {', '.join(subnet_ids)} of {vpcs[0]}")
-        vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-        if not vpcs:
+        defaults = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        if not defaults:
             raise ConfigurationError(
                 "this account and region have no default VPC", hint="give --subnets of a VPC with a way out"
             )
-        vpc = vpcs[0]["VpcId"]
-        filters = [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}]
+        vpc = defaults[0]["VpcId"]
+        filters: list[FilterTypeDef] = [
+            {"Name": "vpc-id", "Values": [vpc]},
+            {"Name": "default-for-az", "Values": ["true"]},
+        ]
         found = tuple(sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=filters)["Subnets"]))
     except ClientError as exc:
         raise StackError(f"cannot read the network: {describe_error(exc)}") from None

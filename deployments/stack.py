@@ -254,10 +254,11 @@ def planner_reservation(
         limits = lam.get_account_settings()["AccountLimit"]
         try:
             held = lam.get_function_concurrency(FunctionName=planning_function_name(settings))
+            reserved = int(held.get("ReservedConcurrentExecutions", 0))
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
-            held = {}  # no function yet: a first deploy
+            reserved = 0  # no function yet: a first deploy
     except ClientError as exc:
         if requested is not None:  # the user's choice stands; CloudFormation refuses it if it cannot fit
             progress(f"cannot read the account's Lambda concurrency ({describe_error(exc)}): {requested}, as asked")
@@ -270,7 +271,7 @@ def planner_reservation(
     choice = choose_reservation(
         int(limits["ConcurrentExecutions"]),
         int(limits["UnreservedConcurrentExecutions"]),
-        int(held.get("ReservedConcurrentExecutions", 0)),
+        reserved,
         requested,
     )
     progress(choice.message)

@@ -41,7 +41,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -302,7 +302,7 @@ class Verifier:
         )
 
 
-def _canary_id(message: dict[str, Any]) -> str | None:
+def _canary_id(message: Mapping[str, Any]) -> str | None:
     value = message.get("MessageAttributes", {}).get(CANARY_ATTRIBUTE, {}).get("StringValue")
     return str(value) if value is not None else None
 

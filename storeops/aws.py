@@ -8,7 +8,7 @@ connect/read timeouts. Business code receives an ``AwsClients`` and never builds
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
@@ -19,7 +19,17 @@ from storeops.aws_errors import describe_error
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.faults import FaultInjector, FaultPlan
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the stubs are a test dependency: the Lambda's runtime has none
+    from mypy_boto3_athena import AthenaClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_firehose import FirehoseClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
     from storeops.settings import Settings
 
 # The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
@@ -84,6 +94,27 @@ class AwsClients:
         """The factory inside a Lambda: the function's role, the runtime's endpoints."""
         session = boto3.Session(region_name=region)
         return cls(session, config or Config(region_name=region, retries={"mode": "standard"}))
+
+    @overload
+    def client(self, service: Literal["s3"], read_timeout: float | None = None) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"], read_timeout: float | None = None) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"], read_timeout: float | None = None) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["firehose"], read_timeout: float | None = None) -> FirehoseClient: ...
+    @overload
+    def client(self, service: Literal["athena"], read_timeout: float | None = None) -> AthenaClient: ...
+    @overload
+    def client(self, service: Literal["glue"], read_timeout: float | None = None) -> GlueClient: ...
+    @overload
+    def client(self, service: Literal["lambda"], read_timeout: float | None = None) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["cloudformation"], read_timeout: float | None = None) -> CloudFormationClient: ...
+    @overload
+    def client(self, service: Literal["ec2"], read_timeout: float | None = None) -> EC2Client: ...
+    @overload
+    def client(self, service: str, read_timeout: float | None = None) -> Any: ...
 
     def client(self, service: str, read_timeout: float | None = None) -> Any:
         """A cached client for ``service`` with this factory's endpoint and config.

@@ -40,7 +40,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
 from storeops.costs import CostParameters
 from storeops.ledger import LEDGER_PREFIX, ROUTING_PREFIX, decode_rows
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 READING_COLUMNS = [
     "event_id",
@@ -377,14 +380,14 @@ def demand_digest(demand: np.ndarray) -> str:
 # -- reading the lake --------------------------------------------------------------------------------
 
 
-def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+def _keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
 
 
-def _lines(s3: Any, bucket: str, key: str) -> bytes:
+def _lines(s3: S3Client, bucket: str, key: str) -> bytes:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return gzip.decompress(body) if key.endswith(".gz") else body
 
@@ -400,7 +403,7 @@ def _in_hours(key: str, start: datetime, end: datetime) -> bool:
     return start - timedelta(hours=2) <= moment <= end + timedelta(hours=1)
 
 
-def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecord:
+def read_lake(s3: S3Client, bucket: str, start: datetime, end: datetime) -> LoopRecord:
     """Everything the figures need over ``(start, end]``, from the lake alone: the readings, the ledger's
     dispatches, the simulator's record, the store directory and the reference tables."""
     low, high = format_timestamp(start), format_timestamp(end)
@@ -443,7 +446,7 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
     )
 
 
-def read_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+def read_dispatches(s3: S3Client, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The ledger's dispatch rows of trucks that left in ``(start, end]`` (DISPATCH_COLUMNS)."""
     low, high = format_timestamp(start), format_timestamp(end)
     return pd.DataFrame(
@@ -457,7 +460,7 @@ def read_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.
     )
 
 
-def read_routing(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+def read_routing(s3: S3Client, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The routing summaries of windows that left in ``(start, end]``, a row per window and depot (ROUTING_COLUMNS)."""
     low, high = format_timestamp(start), format_timestamp(end)
     rows = []
@@ -486,7 +489,7 @@ def split_truth(lines: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame
     return of("lost", LOST_COLUMNS), of("refused", LOST_COLUMNS), of("audit", AUDIT_COLUMNS)
 
 
-def _parquet(s3: Any, bucket: str, prefix: str) -> pd.DataFrame:
+def _parquet(s3: S3Client, bucket: str, prefix: str) -> pd.DataFrame:
     frames = [
         pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
         for k in _keys(s3, bucket, prefix)

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws_errors import describe_error
 from storeops.retry import BatchOutcome, EntryFailure, RetryPolicy, retry_failed_entries
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def batch_groups(entries: list[dict[str, Any]]) -> list[list[int]]:
 class SqsBatcher:
     """Runs SQS ``*Batch`` operations in groups of 10 with bounded, jittered retries of failed entries."""
 
-    def __init__(self, sqs: Any, *, retry: RetryPolicy = SQS_RETRY, max_workers: int = 1) -> None:
+    def __init__(self, sqs: SQSClient, *, retry: RetryPolicy = SQS_RETRY, max_workers: int = 1) -> None:
         self.sqs = sqs
         self.retry = retry
         self.max_workers = max_workers

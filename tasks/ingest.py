@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -31,6 +31,9 @@ from storeops.stores.ingest import (
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
 from storeops.stores.reference import catalog_name, publish_reference, published_catalog
 from tasks.policy import AWS_CALL_RETRIES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, int], None]:
@@ -107,7 +110,7 @@ def send_readings(
     return report
 
 
-def deliveries_from(s3: object, bucket: str, simulation: Simulation) -> LedgerDeliveries:
+def deliveries_from(s3: S3Client, bucket: str, simulation: Simulation) -> LedgerDeliveries:
     """The stores' side of the trucks: at each reading, every chunk adds its stores' stops that arrived
     by then (once each); the ledger is read once per reading time."""
     return LedgerDeliveries(s3, bucket, simulation.catalog, simulation.manifest.deliveries)
@@ -115,7 +118,7 @@ def deliveries_from(s3: object, bucket: str, simulation: Simulation) -> LedgerDe
 
 @task(name="backfill-history", cache_policy=NO_CACHE)
 def backfill_history(
-    simulation: Simulation, s3: object, bucket: str, days: int, end: datetime, every_hours: int
+    simulation: Simulation, s3: S3Client, bucket: str, days: int, end: datetime, every_hours: int
 ) -> tuple[Simulation, IngestReport]:
     """History into the lake by event time, a chunk of stores at a time; each chunk's final state is saved."""
     simulation, report = backfill(
@@ -150,7 +153,7 @@ def save_simulation(simulation: Simulation) -> None:
 
 
 @task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
-def publish_directory(s3: object, bucket: str, simulation: Simulation, fresh: bool) -> None:
+def publish_directory(s3: S3Client, bucket: str, simulation: Simulation, fresh: bool) -> None:
     """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run), or one whose reference
     tables are not the lake's, also what the planner may know of its stores and products (the product
     master, the promotion plan, the planogram)."""

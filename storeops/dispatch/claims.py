@@ -19,12 +19,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storeops.aws_errors import describe_error, error_code
 from storeops.retry import EntryFailure, RetryPolicy, retry_failed_entries
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, WriteRequestTypeDef
 
 CLAIMED, DISPATCHED = "claimed", "dispatched"
 TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
@@ -72,7 +76,7 @@ class ClaimStore:
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table: str,
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -104,7 +108,8 @@ class ClaimStore:
             claim = _claim(item)
             found[claim.shortage_id] = claim
         by_id = {shortage_id: position for position, shortage_id in pending}
-        unprocessed = (response.get("UnprocessedKeys") or {}).get(self.table, {}).get("Keys", [])
+        left = response.get("UnprocessedKeys", {}).get(self.table)
+        unprocessed = left["Keys"] if left else []
         return {by_id[key["shortage_id"]["S"]]: EntryFailure("unprocessed") for key in unprocessed}
 
     # -- writes -----------------------------------------------------------------------------
@@ -207,12 +212,22 @@ class ClaimStore:
         Plain BatchWriteItem puts (25 a call): once the record exists no other window can hold
         these claims (taking over needs a fence first), so no condition is needed.
         """
-        now = self.clock()
-        items = [
+        write = partial(self._write_dispatched, window, self.clock())
+        failed = 0
+        for start in range(0, len(shortage_ids), BATCH_WRITE_LIMIT):
+            chunk = shortage_ids[start : start + BATCH_WRITE_LIMIT]
+            failed += len(retry_failed_entries(chunk, write, self.retry, "BatchWriteItem").failed)
+        if failed:
+            logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
+        return failed
+
+    def _write_dispatched(self, window: Window, now: float, pending: list[tuple[int, str]]) -> dict[int, EntryFailure]:
+        """One BatchWriteItem call; the shortages it left unprocessed by position (all of them if the call failed)."""
+        puts: list[WriteRequestTypeDef] = [
             {
                 "PutRequest": {
                     "Item": {
-                        "shortage_id": {"S": i},
+                        "shortage_id": {"S": shortage_id},
                         "state": {"S": DISPATCHED},
                         "window_id": {"S": window.window_id},
                         "worker": {"S": window.worker},
@@ -223,27 +238,17 @@ class ClaimStore:
                     }
                 }
             }
-            for i in shortage_ids
+            for _, shortage_id in pending
         ]
-        failed = 0
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            chunk = items[start : start + BATCH_WRITE_LIMIT]
-            failed += len(retry_failed_entries(chunk, self._write, self.retry, "BatchWriteItem").failed)
-        if failed:
-            logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
-        return failed
-
-    def _write(self, pending: list[tuple[int, dict[str, Any]]]) -> dict[int, EntryFailure]:
-        """One BatchWriteItem call; its unprocessed puts by position (all of them if the call failed)."""
         try:
-            response = self.dynamodb.batch_write_item(RequestItems={self.table: [item for _, item in pending]})
+            response = self.dynamodb.batch_write_item(RequestItems={self.table: puts})
         except (ClientError, BotoCoreError) as exc:
             logger.info("marking claims dispatched failed: %s", describe_error(exc))
             return {position: EntryFailure(describe_error(exc), retryable=False) for position, _ in pending}
-        by_id = {item["PutRequest"]["Item"]["shortage_id"]["S"]: position for position, item in pending}
-        unprocessed = (response.get("UnprocessedItems") or {}).get(self.table, [])
+        by_id = {shortage_id: position for position, shortage_id in pending}
+        unprocessed: list[Any] = response.get("UnprocessedItems", {}).get(self.table, [])
         return {
-            by_id[item["PutRequest"]["Item"]["shortage_id"]["S"]]: EntryFailure("unprocessed") for item in unprocessed
+            by_id[put["PutRequest"]["Item"]["shortage_id"]["S"]]: EntryFailure("unprocessed") for put in unprocessed
         }
 
     def repair_dispatched(self, claim: Claim) -> None:
@@ -284,7 +289,7 @@ class ClaimStore:
                 failed += 1
         return failed
 
-    def _new_claim(self, shortage_id: str, window: Window, now: float) -> dict[str, Any]:
+    def _new_claim(self, shortage_id: str, window: Window, now: float) -> TransactWriteItemTypeDef:
         lease = now + self.lease_seconds
         return {
             "Put": {

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from storeops.sqs import Outgoing, SqsBatcher
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 REDRIVE_REASON = "redriven by SQS after maxReceiveCount receives (no reason recorded)"
 # The post-deploy check's message in the DLQ (`python -m deployments.stack verify`): never moved
@@ -27,7 +30,7 @@ class DeadLetter:
     canary: bool = False
 
 
-def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int = 300) -> list[DeadLetter]:
+def receive_all(sqs: SQSClient, dlq_url: str, limit: int = 10_000, hold_seconds: int = 300) -> list[DeadLetter]:
     """Every message in the DLQ (up to ``limit``), held invisible for ``hold_seconds`` (at least 1)."""
     hold_seconds = max(1, hold_seconds)
     found: dict[str, DeadLetter] = {}
@@ -44,10 +47,16 @@ def receive_all(sqs: Any, dlq_url: str, limit: int = 10_000, hold_seconds: int =
             break  # empty, or only messages already held (they came back): everything was seen
         for m in messages:
             attributes = m.get("MessageAttributes", {})
-            reason = attributes.get("failure_reason", {}).get("StringValue", REDRIVE_REASON)
-            count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            failure = attributes.get("failure_reason")
+            reason = failure.get("StringValue", REDRIVE_REASON) if failure else REDRIVE_REASON
+            count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             found[m["MessageId"]] = DeadLetter(
-                m["MessageId"], m["ReceiptHandle"], m.get("Body", ""), reason, count, CANARY_ATTRIBUTE in attributes
+                m["MessageId"],
+                m["ReceiptHandle"],
+                m.get("Body", ""),
+                reason,
+                count,
+                CANARY_ATTRIBUTE in attributes,
             )
     return list(found.values())
 

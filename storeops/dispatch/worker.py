@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -46,6 +46,11 @@ from storeops.ledger import (
     window_record_key,
 )
 from storeops.sqs import Outgoing, SqsBatcher
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +174,9 @@ class DispatchWorker:
 
     def __init__(
         self,
-        sqs: Any,
-        dynamodb: Any,
-        s3: Any,
+        sqs: SQSClient,
+        dynamodb: DynamoDBClient,
+        s3: S3Client,
         config: WorkerConfig,
         *,
         clock: Callable[[], float] = time.time,
@@ -685,14 +690,18 @@ class DispatchWorker:
         return sum(self._queue_counts()) == 0
 
     def _queue_counts(self) -> tuple[int, int, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.config.queue_url, AttributeNames=[*names, "ApproximateNumberOfMessagesDelayed"]
+            QueueUrl=self.config.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
         return (
-            int(attributes.get(names[0], 0)),
-            int(attributes.get(names[1], 0)),
-            int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            int(attributes.get("ApproximateNumberOfMessages", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
         )
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +34,9 @@ from storeops.aws_errors import describe_error, error_code
 from storeops.exceptions import DeliveryError
 from storeops.retry import EntryFailure, RetryPolicy, retry_failed_entries
 from storeops.stores.encoding import EncodedBatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_firehose import FirehoseClient
 
 MAX_RECORD_BYTES = 1_000 * 1024  # Firehose: 1,000 KiB per record
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: 500 records per call
@@ -260,7 +263,7 @@ class FirehoseSender:
 
     def __init__(
         self,
-        client: Any,
+        client: FirehoseClient,
         stream_name: str,
         *,
         retry: RetryPolicy = FIREHOSE_RETRY,

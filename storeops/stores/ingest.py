@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -50,6 +50,9 @@ from storeops.stores.simulation import (
     stores_per_chunk,
 )
 from storeops.stores.truth import truth_lines
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 SIMULATOR_PREFIX = "simulator/"
 INVENTORY_PREFIX = "inventory/"
@@ -197,7 +200,7 @@ class SimulationStore:
     """The simulation's state objects in the data lake; every write is conditional, so a concurrent
     writer is detected (``IfMatch`` the version read, or ``IfNoneMatch`` for a new object)."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
+    def __init__(self, s3: S3Client, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
 
@@ -222,9 +225,11 @@ class SimulationStore:
 
     def put(self, key: str, body: bytes, expected_etag: str | None) -> str:
         """Write ``key`` only if nobody else wrote it since ``expected_etag`` was read (None: only if new)."""
-        condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         try:
-            response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **condition)
+            if expected_etag:
+                response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfMatch=expected_etag)
+            else:
+                response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
         except ClientError as exc:
             if is_precondition_failed(exc) or is_conditional_conflict(exc):
                 raise StoreOpsError(
@@ -755,14 +760,14 @@ def event_time_key(observed_at: datetime, name: str) -> str:
     return f"{INVENTORY_PREFIX}dt={observed_at:%Y-%m-%d}/hour={observed_at:%H}/{name}.json.gz"
 
 
-def put_by_event_time(s3: Any, bucket: str, observed_at: datetime, name: str, gzipped: bytes) -> str:
+def put_by_event_time(s3: S3Client, bucket: str, observed_at: datetime, name: str, gzipped: bytes) -> str:
     """One gzip object (one or more members) of readings into its event-time partition."""
     key = event_time_key(observed_at, name)
     s3.put_object(Bucket=bucket, Key=key, Body=gzipped)
     return key
 
 
-def write_by_event_time(s3: Any, bucket: str, observed_at: datetime, name: str, ndjson: bytes) -> str:
+def write_by_event_time(s3: S3Client, bucket: str, observed_at: datetime, name: str, ndjson: bytes) -> str:
     """One gzip object of readings into its event-time partition (history and scenarios; live data goes
     through Firehose, which names partitions by arrival)."""
     return put_by_event_time(s3, bucket, observed_at, name, gzip.compress(ndjson, compresslevel=1, mtime=0))
@@ -770,7 +775,7 @@ def write_by_event_time(s3: Any, bucket: str, observed_at: datetime, name: str, 
 
 def backfill(
     catalog: Catalog,
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     days: int,
     *,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,8 @@ from storeops.stores.demand import PromoCalendar, store_products
 from storeops.stores.simulation import shelf_capacity
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from storeops.stores.ingest import Simulation
 
 REFERENCE_PREFIX = "reference/"
@@ -108,7 +110,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def publish(s3: Any, bucket: str, key: str, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> None:
+def publish(s3: S3Client, bucket: str, key: str, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> None:
     """One reference object (the same frame gives the same bytes)."""
     s3.put_object(
         Bucket=bucket,
@@ -125,7 +127,7 @@ def catalog_name(catalog: Catalog) -> str:
     return f"{n_stores}x{n_products}-seed{catalog.seed}"
 
 
-def published_catalog(s3: Any, bucket: str) -> str | None:
+def published_catalog(s3: S3Client, bucket: str) -> str | None:
     """The catalog the lake's reference tables were published for (None: none published)."""
     try:
         head = s3.head_object(Bucket=bucket, Key=PRODUCTS_KEY)
@@ -136,7 +138,7 @@ def published_catalog(s3: Any, bucket: str) -> str | None:
     return head.get("Metadata", {}).get(CATALOG_METADATA)
 
 
-def publish_catalog_tables(s3: Any, bucket: str, catalog: Catalog) -> None:
+def publish_catalog_tables(s3: S3Client, bucket: str, catalog: Catalog) -> None:
     """The product master and the promotion plan (the planogram goes a chunk at a time)."""
     products = products_table(catalog)
     promotions = promotions_table(catalog)
@@ -145,7 +147,7 @@ def publish_catalog_tables(s3: Any, bucket: str, catalog: Catalog) -> None:
     logger.info("published %d products and %d promotions under %s", len(products), len(promotions), REFERENCE_PREFIX)
 
 
-def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str, int]:
+def publish_reference(s3: S3Client, bucket: str, simulation: Simulation) -> dict[str, int]:
     """Every reference table of a simulation (one retailer per lake): the planogram a chunk of stores at a
     time, replacing an earlier one, then the promotion plan and the product master, which names the catalog
     last (``published_catalog``); returns the rows of each."""
@@ -162,5 +164,5 @@ def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str,
     return {"products": catalog.shape[1], "planogram": rows}
 
 
-def read_parquet(s3: Any, bucket: str, key: str) -> pd.DataFrame:
+def read_parquet(s3: S3Client, bucket: str, key: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
