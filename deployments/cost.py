@@ -255,12 +255,12 @@ class ReadingSample:
 
 def _measure_chunk(stores: int, products: int) -> tuple[list[int], int]:
     """The Firehose record sizes and the NDJSON bytes of one chunk of ``stores`` x ``products`` readings, taken a
-    minute after the previous reading, encoded, cut and gzipped exactly as ``storeops.stores.ingest.run_readings``
+    minute after the previous reading, encoded, cut and gzipped exactly as ``storeops.stores.readings.run_readings``
     does (the same chunk rows, raw chunk bytes and packer)."""
     from storeops.stores.catalog import build_catalog
     from storeops.stores.encoding import ReadingEncoder
     from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, pack
-    from storeops.stores.ingest import APPROX_LINE_BYTES, reading_columns, take_reading
+    from storeops.stores.readings import APPROX_LINE_BYTES, reading_columns, take_reading
     from storeops.stores.simulation import initial_state
 
     catalog = build_catalog(stores, products, 7)

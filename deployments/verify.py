@@ -58,8 +58,8 @@ from storeops.dispatch.replay import CANARY_ATTRIBUTE
 from storeops.exceptions import StoreOpsError
 from storeops.settings import Settings
 from storeops.sqs import SqsBatcher
+from storeops.stores.backfill import event_time_key
 from storeops.stores.firehose import FirehoseSender, PackedRecord
-from storeops.stores.ingest import event_time_key
 from storeops.stores.landing import count_landed, landing_deadline, wait_until_landed
 
 READINGS = 12
@@ -180,7 +180,7 @@ class Verifier:
         self.observed_at = datetime.now(UTC)
         records = packed(verify_readings(self.store_id, self.observed_at))
         sender = FirehoseSender(self.clients.client("firehose"), self.res.delivery_stream)
-        sent = sender.send(records)
+        sent = sender.send_stream(records)
         if sent.records_failed:
             raise StepFailed(f"{sent.records_failed} of {len(records)} records not accepted: {sent.last_error}")
         return (

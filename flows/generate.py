@@ -35,7 +35,8 @@ from storeops.clock import WallClock, hour_floor
 from storeops.exceptions import DeliveryError, ValidationFailed, first_validation_error
 from storeops.settings import load_settings
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
+from storeops.stores.readings import IngestReport
+from storeops.stores.state import SimulationConfig, SimulationStore
 from storeops.stores.truth import write_truth
 from tasks.artifacts import figure
 from tasks.ingest import (

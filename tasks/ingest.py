@@ -1,4 +1,5 @@
-"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.stores.ingest``."""
+"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.stores`` (``state``,
+``readings``, ``backfill``)."""
 
 from __future__ import annotations
 
@@ -15,21 +16,13 @@ from storeops.athena import inventory_query
 from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
 from storeops.exceptions import NotQueryable
+from storeops.stores.backfill import backfill
 from storeops.stores.deliveries import LedgerDeliveries
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import (
-    Deliveries,
-    IngestReport,
-    Simulation,
-    SimulationConfig,
-    SimulationStore,
-    TruthSink,
-    backfill,
-    open_simulation,
-    run_readings,
-)
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
+from storeops.stores.readings import Deliveries, IngestReport, TruthSink, run_readings
 from storeops.stores.reference import catalog_name, publish_reference, published_catalog
+from storeops.stores.state import Simulation, SimulationConfig, SimulationStore
 from tasks.policy import AWS_CALL_RETRIES
 
 if TYPE_CHECKING:
@@ -58,7 +51,7 @@ def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, i
 )
 def load_simulation(store: SimulationStore, config: SimulationConfig, now: datetime) -> Simulation:
     """The simulation's manifest (its chunks load one at a time as the readings reach them)."""
-    simulation = open_simulation(store, config, now)
+    simulation = store.open(config, now)
     manifest = simulation.manifest
     get_run_logger().info(
         "simulation %s: %d stores x %d products in %d chunks of up to %d stores, tick %d, simulated clock %s",

@@ -101,18 +101,6 @@ def due_deliveries(s3: S3Client, bucket: str, now: datetime, memory: DeliveryMem
     return DueDeliveries(due, complete)
 
 
-def stops_in_transit(s3: S3Client, bucket: str, now: datetime) -> int:
-    """How many truck stops of recent loads have not arrived yet."""
-    cutoff = format_timestamp(now)
-    return sum(
-        1
-        for day in horizon_days(now, 1)
-        for _, key in _records(s3, bucket, day)
-        for _, rows in _record_stops(s3, bucket, key)
-        if rows[0]["eta"] > cutoff
-    )
-
-
 @dataclass(frozen=True)
 class DueStop:
     """A due stop resolved against a catalog: its store's index and its known products' indices."""

@@ -276,10 +276,6 @@ class FirehoseSender:
         self.max_in_flight = max_in_flight
         self.rate = rate or SendRate()
 
-    def send(self, records: Sequence[PackedRecord]) -> SendResult:
-        """Deliver ``records``; never raises for partial failure, reports it instead."""
-        return self.send_stream(records)
-
     def send_stream(self, records: Iterable[PackedRecord]) -> SendResult:
         """Deliver records as they come, in PutRecordBatch calls, at most ``max_in_flight`` at once."""
         with self.session() as session:

@@ -39,7 +39,7 @@ from storeops.stores.simulation import shelf_capacity
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from storeops.stores.ingest import Simulation
+    from storeops.stores.state import Simulation
 
 REFERENCE_PREFIX = "reference/"
 PRODUCTS_KEY = PRODUCT_MASTER_KEY  # the trucks read case volumes from it

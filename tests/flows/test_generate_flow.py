@@ -18,14 +18,13 @@ pytestmark = pytest.mark.flow
 def test_store_data_flow_sends_and_continues(flow_env: LocalStack) -> None:
     s3, bucket = flow_env.clients.client("s3"), flow_env.resources.data_lake_bucket
     prefix = "simulator/10x6-seed4/"
-    s3.put_object(Bucket=bucket, Key=f"{prefix}state.npz", Body=b"an earlier version's whole-catalog state")
     first = store_data(stores=10, products=6, seed=4)
     assert first["rows_sent"] == 60
     assert first["rows_failed"] == 0
     assert first["hours_simulated"] == pytest.approx(1.0)  # a new simulation starts an hour before its reading
     assert first["peak_rss_mb"] > 0
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
-    assert keys == {f"{prefix}state.npz", f"{prefix}manifest.json", f"{prefix}chunk-00000.npz"}  # the old one ignored
+    assert keys == {f"{prefix}manifest.json", f"{prefix}chunk-00000.npz"}
     second = store_data(stores=10, products=6, seed=4)
     assert second["rows_sent"] == 60
     assert second["sim_clock"] > first["sim_clock"]
