@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,7 @@ from storeops.stores.catalog import Catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, pack_stream
 from storeops.stores.readings import APPROX_LINE_BYTES, CountedBatches, IngestReport, Progress, reading_columns
-from storeops.stores.simulation import SimulationState, advance_to, initial_state, restock
+from storeops.stores.simulation import SimulationState, Tick, advance_to, initial_state, restock
 from storeops.stores.state import Simulation
 
 if TYPE_CHECKING:
@@ -89,67 +89,35 @@ def backfill(
         raise ValueError("backfill needs at least one hour")
     if every_minutes is not None and not 1 <= every_minutes <= 60:
         raise ValueError("every_minutes must be 1 to 60")
-    tick_hours = (every_minutes or 60) / 60  # simulated time per step
-    steps_per_reading = 1 if every_minutes else every_hours
     started = time.perf_counter()
     end = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=span_hours)
     simulation = simulation if simulation is not None else Simulation.in_memory(catalog, start)
     simulation.restart(start)
     layout = simulation.layout
-    encoder = ReadingEncoder(catalog)
-    run_id = uuid.uuid4().hex[:12]
+    tick_hours = (every_minutes or 60) / 60  # simulated time per step
     ticks = round(span_hours / tick_hours)
-    steps = layout.count * ticks
-    report = IngestReport(stores=catalog.shape[0], products=catalog.shape[1])
-    chunk_rows = max(1, DEFAULT_RAW_CHUNK_BYTES // APPROX_LINE_BYTES)
     with (
         ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="backfill") as pool,
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="gzip") as compressor,
     ):
+        history = _History(catalog, start, tick_hours, 1 if every_minutes else every_hours, compressor)
+        history.restock_hour, history.observe = restock_hour, observe
         writes: deque[Future[str]] = deque()
         for index, first, stop in layout:
             simulation.chunks.replace(index)
             state = initial_state(catalog, start, chunk=index, stores=(first, stop))
-            sold = np.zeros(state.shape, dtype=np.int64)
-            expired = np.zeros(state.shape, dtype=np.int64)
-            for hour_index in range(ticks):
-                tick = advance_to(state, start + timedelta(hours=tick_hours * (hour_index + 1)))
-                sold += tick.units_sold
-                expired += tick.units_expired
-                report.units_sold += int(tick.units_sold.sum())
-                report.units_lost += int(tick.units_lost.sum())
-                report.units_expired += int(tick.units_expired.sum())
-                if restock_hour is not None and _is_local_hour(state.sim_clock, restock_hour):
-                    report.units_delivered += restock(state)
-                    tick = replace(tick, on_hand=state.on_hand.copy())
-                if (hour_index + 1) % steps_per_reading == 0:
-                    observed_at = state.sim_clock
-                    state.last_observed_at = observed_at
-                    period = replace(
-                        tick, units_sold=sold, units_expired=expired, period_hours=tick_hours * steps_per_reading
-                    )
-                    columns = reading_columns(catalog, state, period)
-                    event_ids = random_event_ids(period.on_hand.size)
-                    counted = CountedBatches(encoder.chunks(columns, observed_at, None, chunk_rows, first, event_ids))
-                    records = list(pack_stream(counted, compressor))
-                    name = f"backfill-{run_id}-{hour_index:05d}-{index:05d}"
-                    body = b"".join(r.data for r in records)
-                    writes.append(pool.submit(put_by_event_time, s3, bucket, observed_at, name, body))
-                    sold = np.zeros(state.shape, dtype=np.int64)
-                    expired = np.zeros(state.shape, dtype=np.int64)
-                    report.backfill_rows += sum(r.readings for r in records)
-                    report.backfill_objects += 1
-                    report.raw_bytes += counted.nbytes
+            for hour_index, reading in history.readings(state, ticks):
+                if reading is not None:
+                    writes.append(pool.submit(put_by_event_time, s3, bucket, *reading))
                     while len(writes) > 2 * max_in_flight:
                         writes.popleft().result()
-                    if observe is not None:
-                        observe(observed_at, state, columns, event_ids)
                 if progress:
-                    progress(index * ticks + hour_index + 1, steps)
+                    progress(index * ticks + hour_index + 1, layout.count * ticks)
             simulation.save(state)
         for write in writes:
             write.result()
+    report = history.report
     report.ticks = ticks
     report.seconds = time.perf_counter() - started
     report.sim_clock = end.isoformat()
@@ -164,6 +132,71 @@ def backfill(
         report.seconds,
     )
     return simulation, report
+
+
+class _History:
+    """One backfill's simulation of a chunk, step by step, and the gzipped readings it takes (``readings``)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        start: datetime,
+        tick_hours: float,
+        steps_per_reading: int,
+        compressor: ThreadPoolExecutor,
+    ) -> None:
+        self.catalog = catalog
+        self.start = start
+        self.tick_hours = tick_hours  # simulated time per step
+        self.steps_per_reading = steps_per_reading
+        self.compressor = compressor
+        self.restock_hour: int | None = RESTOCK_HOUR
+        self.observe: ReadingObserver | None = None
+        self.encoder = ReadingEncoder(catalog)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.chunk_rows = max(1, DEFAULT_RAW_CHUNK_BYTES // APPROX_LINE_BYTES)
+        self.report = IngestReport(stores=catalog.shape[0], products=catalog.shape[1])
+
+    def readings(self, state: SimulationState, ticks: int) -> Iterator[tuple[int, tuple[datetime, str, bytes] | None]]:
+        """Advance the chunk ``ticks`` steps; after each, the step's number and, at a reading, its
+        (observed_at, object name, gzipped readings) to write."""
+        sold = np.zeros(state.shape, dtype=np.int64)
+        expired = np.zeros(state.shape, dtype=np.int64)
+        for hour_index in range(ticks):
+            tick = advance_to(state, self.start + timedelta(hours=self.tick_hours * (hour_index + 1)))
+            sold += tick.units_sold
+            expired += tick.units_expired
+            self.report.units_sold += int(tick.units_sold.sum())
+            self.report.units_lost += int(tick.units_lost.sum())
+            self.report.units_expired += int(tick.units_expired.sum())
+            if self.restock_hour is not None and _is_local_hour(state.sim_clock, self.restock_hour):
+                self.report.units_delivered += restock(state)
+                tick = replace(tick, on_hand=state.on_hand.copy())
+            if (hour_index + 1) % self.steps_per_reading:
+                yield hour_index, None
+                continue
+            period = replace(
+                tick, units_sold=sold, units_expired=expired, period_hours=self.tick_hours * self.steps_per_reading
+            )
+            yield hour_index, self._reading(state, period, f"backfill-{self.run_id}-{hour_index:05d}-{state.chunk:05d}")
+            sold = np.zeros(state.shape, dtype=np.int64)
+            expired = np.zeros(state.shape, dtype=np.int64)
+
+    def _reading(self, state: SimulationState, period: Tick, name: str) -> tuple[datetime, str, bytes]:
+        """The chunk's reading of ``period``, encoded and gzipped, counted in the report."""
+        observed_at = state.sim_clock
+        state.last_observed_at = observed_at
+        columns = reading_columns(self.catalog, state, period)
+        event_ids = random_event_ids(period.on_hand.size)
+        batches = self.encoder.chunks(columns, observed_at, None, self.chunk_rows, state.first_store, event_ids)
+        counted = CountedBatches(batches)
+        records = list(pack_stream(counted, self.compressor))
+        self.report.backfill_rows += sum(r.readings for r in records)
+        self.report.backfill_objects += 1
+        self.report.raw_bytes += counted.nbytes
+        if self.observe is not None:
+            self.observe(observed_at, state, columns, event_ids)
+        return observed_at, name, b"".join(r.data for r in records)
 
 
 def _is_local_hour(moment: datetime, hour: int) -> bool:
