@@ -633,6 +633,35 @@ def sized_cutoff(size: ChainSize) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = load_settings(target=args.target, stack_name=args.stack_name)
+    if args.action == "delete" and not args.yes:
+        parser.error("delete removes the stack and its data lake: add --yes to confirm")
+    overrides, sizing = _deploy_overrides(parser, args)
+    clients = AwsClients.from_settings(settings)
+    if settings.is_local:
+        _ensure_emulator(settings, start=args.action == "deploy")
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    if args.action == "deploy":
+        if sizing:
+            say(sizing)
+        code, payload = _deploy_command(settings, clients, overrides, say)
+    elif args.action == "verify":
+        code, payload = _verify_command(settings, clients, say)
+    elif args.action == "outputs":
+        code, payload = _outputs_command(settings, clients)
+    else:
+        code, payload = _delete_command(settings, clients, say)
+    if args.json:
+        emit_json(payload)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.stack",
         description="Deploy, inspect or delete the storeops CloudFormation stack "
@@ -667,10 +696,12 @@ def main(argv: list[str] | None = None) -> int:
         help="deploy: minutes between two readings of a store-product (with --stores; default 1, the deployed cadence)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    settings = load_settings(target=args.target, stack_name=args.stack_name)
-    if args.action == "delete" and not args.yes:
-        parser.error("delete removes the stack and its data lake: add --yes to confirm")
+    return parser
+
+
+def _deploy_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The template parameters ``deploy`` sets (``--parameter``, the cutoff ``--stores/--products`` size), and
+    the sizing's explanation ("" without ``--stores``); ``parser.error`` on a bad combination."""
     overrides: dict[str, str] = {}
     for item in args.parameter:
         key, sep, value = item.partition("=")
@@ -681,75 +712,74 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--parameter, --stores and --products apply to deploy only")
     if (args.stores is None) != (args.products is None):
         parser.error("--stores and --products go together: give both, e.g. --stores 2000 --products 1000")
-    if args.stores is not None:
-        if CUTOFF_PARAMETER in overrides:
-            parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
-        cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
-        overrides[CUTOFF_PARAMETER] = str(cutoff)
-    clients = AwsClients.from_settings(settings)
-    if settings.is_local:
-        from deployments.localaws import LocalAws
+    if args.stores is None:
+        return overrides, ""
+    if CUTOFF_PARAMETER in overrides:
+        parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
+    cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
+    overrides[CUTOFF_PARAMETER] = str(cutoff)
+    return overrides, sizing
 
-        emulator = LocalAws(settings)
-        if args.action == "deploy":
-            emulator.start()
-        elif not emulator.healthy():
-            raise EmulatorError(
-                f"the emulator is not running on {emulator.endpoint}",
-                hint="start it with `python -m deployments.localaws start`",
-            )
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+def _ensure_emulator(settings: Settings, start: bool) -> None:
+    """Start the emulator (``start``), or refuse if it is not running."""
+    from deployments.localaws import LocalAws
 
-    if args.action == "deploy":
-        if args.stores is not None:
-            say(sizing)
-        result = deploy(settings, clients, progress=say, overrides=overrides)
-        print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
-        width = max(map(len, result.outputs), default=0)
-        for key, value in sorted(result.outputs.items()):
-            print(f"  {key:{width}} {value}")
-        payload: dict[str, Any] = {
-            "stack": result.stack_name,
-            "action": result.action,
-            "outputs": result.outputs,
-        }
-    elif args.action == "verify":
-        say(f"verifying stack {settings.stack_name} on {settings.target}")
-        clients.configure_awswrangler()
-        report = verify(settings, clients, progress=say)
-        failed = report.failed_step
-        if failed is None:
-            print(f"stack {settings.stack_name} verified in {report.seconds:.1f} s: {len(report.steps)} steps passed")
-        else:
-            print(f"verify failed at step {failed.name}: {failed.detail}", file=sys.stderr)
-        if args.json:
-            emit_json(report.as_dict())
-        return 0 if failed is None else 1
-    elif args.action == "outputs":
-        outputs = stack_outputs(clients, settings.stack_name)
-        width = max(map(len, outputs), default=0)
-        for key, value in sorted(outputs.items()):
-            print(f"{key:{width}} {value}")
-        payload = {"stack": settings.stack_name, "outputs": outputs}
+    emulator = LocalAws(settings)
+    if start:
+        emulator.start()
+    elif not emulator.healthy():
+        raise EmulatorError(
+            f"the emulator is not running on {emulator.endpoint}",
+            hint="start it with `python -m deployments.localaws start`",
+        )
+
+
+def _deploy_command(
+    settings: Settings, clients: AwsClients, overrides: dict[str, str], say: Progress
+) -> tuple[int, dict[str, Any]]:
+    result = deploy(settings, clients, progress=say, overrides=overrides)
+    print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
+    width = max(map(len, result.outputs), default=0)
+    for key, value in sorted(result.outputs.items()):
+        print(f"  {key:{width}} {value}")
+    return 0, {"stack": result.stack_name, "action": result.action, "outputs": result.outputs}
+
+
+def _verify_command(settings: Settings, clients: AwsClients, say: Progress) -> tuple[int, dict[str, Any]]:
+    say(f"verifying stack {settings.stack_name} on {settings.target}")
+    clients.configure_awswrangler()
+    report = verify(settings, clients, progress=say)
+    failed = report.failed_step
+    if failed is None:
+        print(f"stack {settings.stack_name} verified in {report.seconds:.1f} s: {len(report.steps)} steps passed")
     else:
-        deleted = delete(settings, clients, progress=say)
-        if deleted.stack_existed:
-            print(f"stack {settings.stack_name} deleted")
-        elif deleted.lake_objects is not None:
-            print(f"stack {settings.stack_name} did not exist; the data lake it retained is deleted")
-        else:
-            print(f"stack {settings.stack_name} did not exist")
-        payload = {
-            "stack": settings.stack_name,
-            "deleted": deleted.deleted,
-            "stack_existed": deleted.stack_existed,
-            "lake_objects_deleted": deleted.lake_objects,
-        }
-    if args.json:
-        emit_json(payload)
-    return 0
+        print(f"verify failed at step {failed.name}: {failed.detail}", file=sys.stderr)
+    return (0 if failed is None else 1), report.as_dict()
+
+
+def _outputs_command(settings: Settings, clients: AwsClients) -> tuple[int, dict[str, Any]]:
+    outputs = stack_outputs(clients, settings.stack_name)
+    width = max(map(len, outputs), default=0)
+    for key, value in sorted(outputs.items()):
+        print(f"{key:{width}} {value}")
+    return 0, {"stack": settings.stack_name, "outputs": outputs}
+
+
+def _delete_command(settings: Settings, clients: AwsClients, say: Progress) -> tuple[int, dict[str, Any]]:
+    deleted = delete(settings, clients, progress=say)
+    if deleted.stack_existed:
+        print(f"stack {settings.stack_name} deleted")
+    elif deleted.lake_objects is not None:
+        print(f"stack {settings.stack_name} did not exist; the data lake it retained is deleted")
+    else:
+        print(f"stack {settings.stack_name} did not exist")
+    return 0, {
+        "stack": settings.stack_name,
+        "deleted": deleted.deleted,
+        "stack_existed": deleted.stack_existed,
+        "lake_objects_deleted": deleted.lake_objects,
+    }
 
 
 if __name__ == "__main__":
