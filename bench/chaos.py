@@ -39,8 +39,8 @@ from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.replay import receive_all
 from storeops.ledger import LEDGER_PREFIX, decode_rows
+from storeops.stores.backfill import backfill
 from storeops.stores.catalog import build_catalog
-from storeops.stores.ingest import backfill
 
 PROCESSING_MARGIN_SECONDS = 30
 

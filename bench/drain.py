@@ -30,7 +30,7 @@ from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.messages import parse_request
 from storeops.dispatch.worker import DispatchWorker
 from storeops.ledger import LedgerRow, window_record_key, write_rows
-from storeops.sqs import SqsBatcher
+from storeops.sqs import Outgoing, SqsBatcher
 from storeops.stores.catalog import build_catalog
 
 PAGE = 4096
@@ -46,10 +46,7 @@ def make_bodies(run: str, count: int, stores: int = 200) -> list[str]:
 
 def fill(batcher: SqsBatcher, queue: str, bodies: list[str], threads: int = 4) -> None:
     chunks = [bodies[i::threads] for i in range(threads)]
-    workers = [
-        threading.Thread(target=lambda c=c: batcher.send(queue, [(f"m{i}", b) for i, b in enumerate(c)]))
-        for c in chunks
-    ]
+    workers = [threading.Thread(target=lambda c=c: batcher.send(queue, [Outgoing(b) for b in c])) for c in chunks]
     for w in workers:
         w.start()
     for w in workers:

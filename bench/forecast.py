@@ -4,7 +4,7 @@
 
 Pure (no AWS, no emulator). The simulator (``storeops.stores``: the demand model the product runs on)
 makes ``--days`` days of history and ``--horizon`` days after them, hour by hour from empty-ish shelves,
-every shelf refilled once a day at the history's restock hour (``storeops.stores.ingest.RESTOCK_HOUR``
+every shelf refilled once a day at the history's restock hour (``storeops.stores.backfill.RESTOCK_HOUR``
 local: ``restock`` fills ambient shelves to capacity and perishables to a day and a half of mean demand),
 so stock-outs censor sales as they do in the product's history. Each hour ends with a reading, rolled up
 per pair and UTC day into the daily rollup's columns (``DAILY_COLUMNS``, labelled as ``sql/rollup_day.sql``
@@ -53,9 +53,9 @@ from bench.duckdb_sql import run_query
 from storeops.calendar import local_hour
 from storeops.cli import emit_json, positive_int
 from storeops.planning.forecast import DAILY_COLUMNS, forecast_parameters
+from storeops.stores.backfill import RESTOCK_HOUR
 from storeops.stores.catalog import Catalog, build_catalog
 from storeops.stores.demand import DemandModel, syntetos_boylan
-from storeops.stores.ingest import RESTOCK_HOUR
 from storeops.stores.reference import products_table, promotions_table, shelf_prices
 from storeops.stores.simulation import advance_to, initial_state, restock
 

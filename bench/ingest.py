@@ -23,8 +23,9 @@ from storeops.cli import emit_json, positive_int, print_summary
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
 from storeops.stores.firehose import FirehoseSender, billed_bytes
-from storeops.stores.ingest import reading_columns, stream_readings
+from storeops.stores.readings import reading_columns, run_readings
 from storeops.stores.simulation import advance, initial_state
+from storeops.stores.state import Simulation
 
 
 def _objects(s3: object, bucket: str) -> int:
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         state = initial_state(catalog, start)
         sender = FirehoseSender(firehose, stream, max_in_flight=4)
         started = time.perf_counter()
-        report = stream_readings(catalog, state, sender, [start + timedelta(hours=h + 1) for h in range(args.ticks)])
+        report = run_readings(
+            Simulation.of_state(catalog, state), sender, [start + timedelta(hours=h + 1) for h in range(args.ticks)]
+        )
         deadline = time.monotonic() + 60
         while _objects(s3, bucket) < report.firehose_records and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -21,8 +21,8 @@ from deployments.environment import prepare
 from deployments.localaws import LocalAws
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.planning.models import PlanRequest, PlanWindow
+from storeops.stores.backfill import backfill
 from storeops.stores.catalog import build_catalog
-from storeops.stores.ingest import backfill
 
 
 def _sizes(s3: object, bucket: str) -> dict[tuple[str, str], int]:

@@ -29,9 +29,9 @@ from storeops.clock import hour_floor
 from storeops.planning.models import PlanningTargets, PlanRequest
 from storeops.planning.rollup import roll_up_hour
 from storeops.planning.service import plan_shortages
+from storeops.stores.backfill import write_by_event_time
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
-from storeops.stores.ingest import write_by_event_time
 
 H = timedelta(hours=1)
 

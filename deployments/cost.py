@@ -255,12 +255,12 @@ class ReadingSample:
 
 def _measure_chunk(stores: int, products: int) -> tuple[list[int], int]:
     """The Firehose record sizes and the NDJSON bytes of one chunk of ``stores`` x ``products`` readings, taken a
-    minute after the previous reading, encoded, cut and gzipped exactly as ``storeops.stores.ingest.run_readings``
+    minute after the previous reading, encoded, cut and gzipped exactly as ``storeops.stores.readings.run_readings``
     does (the same chunk rows, raw chunk bytes and packer)."""
     from storeops.stores.catalog import build_catalog
     from storeops.stores.encoding import ReadingEncoder
     from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, pack
-    from storeops.stores.ingest import APPROX_LINE_BYTES, reading_columns, take_reading
+    from storeops.stores.readings import APPROX_LINE_BYTES, reading_columns, take_reading
     from storeops.stores.simulation import initial_state
 
     catalog = build_catalog(stores, products, 7)
@@ -412,293 +412,20 @@ def monthly_bill(
     case: Case = "typical",
 ) -> Bill:
     """The month's bill, line by line, for ``stores`` x ``products`` at ``cadence`` (pure: no I/O)."""
-    w = book.workload
-    pairs, days, hours = stores * products, book.days_per_month, book.hours_per_month
-    runs = cadence.runs_per_day
-    history_days = months * days
-    lines: list[LineItem] = []
-
-    def line(service: str, item: str, quantity: float, unit: str, price: str, note: str = "") -> None:
-        """A line of ``quantity`` ``unit`` at the price-book entry ``price`` (counted in thousands or millions
-        when the price is per 1,000 or per million)."""
-        entry = book[price]
-        for prefix, per in (("1,000", 1e3), ("million", 1e6)):
-            if entry.unit.startswith(prefix):
-                quantity, unit = quantity / per, f"{prefix} {unit}"
-        lines.append(LineItem(service, item, quantity, unit, entry.usd, (price,), note))
-
-    # --- Firehose: a reading per pair per store-data run, packed into records by the project's sender
-    store_runs = runs[STORE_DATA] * days
-    billed_gb = readings.billed_bytes * store_runs / GB
-    rounding = readings.billed_bytes / readings.payload_bytes - 1
-    line(
-        "Firehose",
-        "ingestion (Direct PUT, 5 KB rounding per record)",
-        billed_gb,
-        "GB",
-        "firehose_ingest",
-        f"{pairs * store_runs:,.0f} readings in {readings.records * store_runs:,.0f} records; "
-        f"{readings.gzip_bytes_per_reading:.1f} B gzipped a reading, rounding adds {rounding:.1%}",
-    )
-
-    # --- S3 storage
-    raw_gb = readings.payload_bytes * runs[STORE_DATA] * cadence.raw_retention_days / GB
-    requests_per_day = pairs * ORDERS_PER_PAIR_DAY
-    ledger_days = cadence.ledger_retention_days or history_days
-    rows = w["result_row_bytes"]
-    forecast_rows = pairs * HORIZON_DAYS
-    result_bytes_day = (
-        pairs
-        * (runs[PLAN] * rows["plan"] + runs[ROLLUP] * rows["hourly_rollup"] + runs[FORECAST] * rows["daily_rollup"])
-        + runs[FORECAST] * forecast_rows * rows["forecast"]
-    )
-    kept = f"after {months} months of history (kept for good: the forecast learns from it)"
-    stored = [
-        ("raw readings", raw_gb, f"{cadence.raw_retention_days} days of gzipped NDJSON (RawReadingsRetentionDays)"),
-        ("hourly rollup", pairs * 24 * ROLLED_PAIR_HOUR_BYTES * history_days / GB, kept),
-        ("daily rollup", pairs * DAILY_PAIR_DAY_BYTES * history_days / GB, kept),
-        ("forecast", forecast_rows * FORECAST_ROW_BYTES * runs[FORECAST] * history_days / GB, kept),
-        (
-            "dispatch ledger",
-            requests_per_day * LEDGER_BYTES_PER_ORDER * ledger_days / GB,
-            f"{ledger_days:.0f} days of requests and window records",
-        ),
-        (
-            "Athena results",
-            result_bytes_day * cadence.athena_results_days / GB,
-            f"CSV, expired after {cadence.athena_results_days} days (lifecycle rule)",
-        ),
-    ]
-    for item, gb, note in stored:
-        line("S3", f"storage: {item}", gb, "GB-month", "s3_storage", note)
-
-    # --- S3 requests
-    payload_per_minute = readings.payload_bytes * runs[STORE_DATA] / (24 * 60)
-    if cadence.firehose_buffer_seconds:
-        interval_bytes = payload_per_minute * cadence.firehose_buffer_seconds / 60
-        per_interval = max(1, math.ceil(interval_bytes / (cadence.firehose_buffer_mib * 2**20)))
-        firehose_objects = per_interval * hours * 3600 / cadence.firehose_buffer_seconds
-    else:  # no buffering: an object per record
-        firehose_objects = readings.records * store_runs
-    raw_objects_per_minute = firehose_objects / (hours * 60)
-    parts = math.ceil(pairs / ROLLUP_PART_ROWS)  # Parquet files of a rolled hour or day
-    ledger_objects_day = max(runs[PLAN], requests_per_day / w["ledger_requests_per_object"])
-    worst_raw_minutes = 60 + ARRIVAL_SPILL.total_seconds() / 60
-    share = 1.0 if case == "worst" else w["plan_raw_share_typical"]
-    queries_day = {
-        "plan": runs[PLAN],
-        "hourly_rollup": runs[ROLLUP],
-        "daily_rollup": runs[FORECAST],
-        "forecast": runs[FORECAST],
-    }
-    gets_per_query = {
-        "plan": share * worst_raw_minutes * raw_objects_per_minute
-        + 2 * parts
-        + (LEDGER_DAYS + 1) * ledger_objects_day
-        + parts
-        + 3,  # reference tables: products, planogram, promotions
-        "hourly_rollup": 60 * raw_objects_per_minute,
-        "daily_rollup": 24 * parts * (MAX_ROLL_DAYS if case == "worst" else 1),
-        "forecast": HISTORY_DAYS * parts,
-    }
-    lists_per_query = {"plan": 2 + 2 + LEDGER_DAYS + 1 + 1 + 3 + 1, "hourly_rollup": 2, "daily_rollup": 25}
-    lists_per_query["forecast"] = HISTORY_DAYS + 1
-    query_count = sum(queries_day.values()) * days
-    writes = days * (
-        runs[ROLLUP] * (parts + 1)
-        + runs[FORECAST] * ((parts + 1) * (1 + HORIZON_DAYS))
-        + ledger_objects_day
-        + sum(queries_day.values()) * ATHENA_RESULT_WRITES
-    )
-    line("S3", "PUT: Firehose objects", firehose_objects, "requests", "s3_put", "one object per buffer interval")
-    line("S3", "PUT: rollups, forecast, ledger, Athena results", writes, "requests", "s3_put")
-    line(
-        "S3",
-        "LIST: Athena's partitions, rollup markers",
-        days * sum(queries_day[k] * lists_per_query[k] for k in queries_day),
-        "requests",
-        "s3_put",
-    )
-    line(
-        "S3",
-        "GET: Athena reading the lake, the results read",
-        days * sum(queries_day[k] * gets_per_query[k] for k in queries_day) + query_count,
-        "requests",
-        "s3_get",
-    )
-
-    # --- Athena: bytes per query from scan_budget (worst case per query; typical as athena_usd_per_day prices it)
-    size = ChainSize(stores, products, cadence.store_data_minutes)
-    scanned = scan_bytes(size)
-    if case == "typical":
-        scanned = {
-            **scanned,
-            "plan": scanned["plan"] - (1 - share) * scanned["plan_raw"],
-            "daily_rollup": scanned["daily_rollup"] / MAX_ROLL_DAYS,
-        }
-    for kind, count in queries_day.items():
-        billed = max(scanned[kind], ATHENA_MIN_BYTES)
-        line(
-            "Athena",
-            f"{kind.replace('_', ' ')} queries",
-            count * days * billed / 1e12,
-            "TB scanned",
-            "athena_scan",
-            f"{count * days:,.0f} queries x {billed / 1e9:,.3f} GB ({case}; at least 10 MB a query)",
-        )
-
-    # --- Lambda: a plan per plan-shortages run
-    invocations = runs[PLAN] * days
-    plan_seconds = _fit(w["plan_seconds_measured"], pairs)
-    memory_gb = cadence.planning_memory_mb / 1024
-    line(
-        "Lambda",
-        "planning function compute",
-        invocations * plan_seconds * memory_gb,
-        "GB-s",
-        "lambda_compute",
-        f"{invocations:,.0f} plans x {plan_seconds:,.1f} s x {cadence.planning_memory_mb:,} MB",
-    )
-    line("Lambda", "planning function requests", invocations, "requests", "lambda_requests")
-
-    # --- SQS: a store's requests of the day in its order (several messages past ORDER_MAX_BYTES)
-    order_bytes = products * ORDERS_PER_PAIR_DAY / w["orders_per_store_day"] * (request_bytes + 1)
-    messages_per_order = max(1, math.ceil(order_bytes / ORDER_MAX_BYTES))
-    messages_day = stores * w["orders_per_store_day"] * messages_per_order
-    message_bytes = order_bytes / messages_per_order
-    per_call = max(1, min(SQS_BATCH, int(SQS_BATCH_BYTES // max(1.0, message_bytes))))
-    sends = math.ceil(messages_day / per_call) * math.ceil(per_call * message_bytes / SQS_CHUNK_BYTES)
-    receives = messages_day * math.ceil(message_bytes / SQS_CHUNK_BYTES)
-    worker = WorkerConfig(queue_url="", dead_letter_queue_url="", bucket="", claims_table="")
-    idle_polls = 86_400 / min(worker.wait_seconds, worker.window_seconds)
-    sqs_note = f"{messages_day:,.0f} order messages a day of ~{message_bytes / 1e3:,.1f} KB"
-    line("SQS", "SendMessageBatch (64 KB chunks)", sends * days, "requests", "sqs_requests", sqs_note)
-    line("SQS", "ReceiveMessage with orders (64 KB chunks)", receives * days, "requests", "sqs_requests")
-    line(
-        "SQS",
-        "ReceiveMessage polls of the idle truck run",
-        idle_polls * days,
-        "requests",
-        "sqs_requests",
-        f"one every {min(worker.wait_seconds, worker.window_seconds):g} s (storeops.dispatch.config)",
-    )
-    line("SQS", "DeleteMessageBatch", math.ceil(messages_day / SQS_BATCH) * days, "requests", "sqs_requests")
-
-    # --- DynamoDB: a claim per request (transactional put: 2 units), its mark as dispatched (1 unit)
-    claim_days = RETENTION_SECONDS / 86_400
-    claims_gb = requests_per_day * claim_days * w["claim_item_bytes"] / GB
-    line(
-        "DynamoDB",
-        "claims: write request units",
-        requests_per_day * 3 * days,
-        "WRU",
-        "dynamodb_write",
-        f"{requests_per_day:,.0f} requests a day x (2 transactional + 1 mark), {TRANSACTION_LIMIT} a transaction",
-    )
-    line("DynamoDB", "claims: storage", claims_gb, "GB-month", "dynamodb_storage", f"TTL {claim_days:.0f} days")
-    line("DynamoDB", "claims: point-in-time recovery", claims_gb, "GB-month", "dynamodb_pitr")
-
-    # --- CloudWatch
-    alarms = cadence.alarms or w["default_alarms"]
-    line(
-        "CloudWatch",
-        "alarms",
-        alarms,
-        "alarms",
-        "cloudwatch_alarm",
-        "in the template" if cadence.alarms else "assumed: the template defines none yet",
-    )
-    custom = (TRUCK_HEARTBEAT, ROLLUP_LAG)  # storeops.metrics: a heartbeat a minute at most, a lag per rollup run
-    line("CloudWatch", "custom metrics", len(custom), "metrics", "cloudwatch_metric", ", ".join(custom))
-    puts = (3600 / HEARTBEAT_EVERY_SECONDS + runs[ROLLUP] / 24) * hours
-    line("CloudWatch", "PutMetricData", puts, "requests", "cloudwatch_put_metric_data", "heartbeat, rollup lag")
-    flow_runs_day = runs[PLAN] + runs[ROLLUP] + runs[FORECAST]
-    logs_gb = (
-        days * (runs[PLAN] * w["log_bytes_per_plan"] + flow_runs_day * w["log_bytes_per_flow_run"])
-        + hours * w["log_bytes_per_truck_hour"]
-    ) / GB
-    line("CloudWatch", "logs ingested", logs_gb, "GB", "cloudwatch_logs_ingest", "estimate")
-    line("CloudWatch", "logs stored (30-day retention)", logs_gb, "GB-month", "cloudwatch_logs_storage")
-
-    # --- the flows' compute on ECS Fargate
-    overhead = w["flow_task_overhead_seconds"]
-    rollup_seconds = pairs * w["rollup_seconds_measured"][1] / w["rollup_seconds_measured"][0]
-    run_seconds = {PLAN: plan_seconds, ROLLUP: rollup_seconds, FORECAST: plan_seconds}
-    task_hours: dict[str, float] = {}
-    for name, task_size in book.compute.items():
-        if task_size.always_on:
-            task_hours[name] = hours
-    for name, seconds in run_seconds.items():
-        task_hours[name] = runs[name] * days * max(60.0, overhead + seconds) / 3600
-    for name, task_hours_month in task_hours.items():
-        task_size = book.compute.get(name) or book.compute["flow_run"]
-        lines.append(
-            LineItem(
-                "ECS Fargate",
-                f"{name} ({task_size.vcpu:g} vCPU, {task_size.memory_gb:g} GB)",
-                task_hours_month,
-                "task-hours",
-                _task_hour(book, task_size),
-                ("fargate_vcpu", "fargate_memory"),
-                "always on" if task_size.always_on else f"{runs[name] * days:,.0f} runs",
-            )
-        )
-    line(
-        "VPC",
-        "public IPv4 addresses of the tasks",
-        sum(task_hours.values()),
-        "address-hours",
-        "public_ipv4",
-        "tasks in public subnets; private subnets need a NAT gateway instead (not priced)",
-    )
-    line("ECR", "the flows' image", w["image_gb"], "GB-month", "ecr_storage", "estimate")
-    lines.append(
-        LineItem(
-            "ECS Fargate",
-            "store-data (the simulator): not in production",
-            0,
-            "task-hours",
-            0.0,
-            (),
-            "in production the stores send their readings themselves; their Firehose ingest is priced above",
-        )
-    )
-    line("Glue", "Data Catalog", 1, "month", "glue_catalog", book["glue_catalog"].note)
-    line("SNS", "the alarms' topic", 1, "month", "sns_email")
-    line("KMS", "the alarm topic's key", 1, "key-month", "kms_key", book["kms_key"].note)
-    line("Prefect", "Prefect Cloud or a self-hosted server", 1, "month", "prefect", book["prefect"].note)
-
-    assumptions = [
-        f"list prices, {book['firehose_ingest'].region}, read {book['firehose_ingest'].read} (transcribed), "
-        "free tiers excluded",
-        f"a reading per store-product every {cadence.store_data_minutes:g} min (the store-data schedule)",
-        f"Athena bytes: {case} case"
-        + (f" (a plan's raw readings at {share:.0%} of their worst)" if case == "typical" else " (each query)"),
-        f"{ORDERS_PER_PAIR_DAY} dispatch requests a store-product a day (the 100 x 50 scenario), "
-        f"{w['orders_per_store_day']:g} order a store a day",
-        f"plan time scaled linearly from the emulator's measurements: {plan_seconds:,.1f} s at this size",
-    ]
-    if cadence.raw_retention_assumed:
-        assumptions.append(f"raw readings kept {ASSUMED_RAW_RETENTION_DAYS} days (assumed: no template parameter)")
-    if cadence.ledger_retention_days is None:
-        assumptions.append("dispatch ledger kept for good (no retention rule in the template)")
-    figures = {
-        "pairs": pairs,
-        "readings_per_month": round(pairs * store_runs),
-        "firehose_records_per_run": readings.records,
-        "gzip_bytes_per_reading": round(readings.gzip_bytes_per_reading, 1),
-        "json_bytes_per_reading": round(readings.json_bytes / readings.readings, 1),
-        "billed_bytes_per_reading": round(readings.billed_bytes / readings.readings, 1),
-        "firehose_objects_per_month": round(firehose_objects),
-        "athena_bytes_per_query": {k: round(max(scanned[k], ATHENA_MIN_BYTES)) for k in queries_day},
-        "plan_seconds": round(plan_seconds, 1),
-        "planning_memory_mb": cadence.planning_memory_mb,
-        "dispatch_requests_per_day": round(requests_per_day),
-        "order_messages_per_day": round(messages_day),
-        "request_bytes": request_bytes,
-        "runs_per_day": runs,
-        "raw_retention_days": cadence.raw_retention_days,
-    }
+    bill = _BillBuilder(stores, products, book, cadence, readings, request_bytes, months, case)
+    for section in (
+        bill.firehose,
+        bill.s3_storage,
+        bill.s3_requests,
+        bill.athena,
+        bill.lambda_,
+        bill.sqs,
+        bill.dynamodb,
+        bill.cloudwatch,
+        bill.compute,
+        bill.fixed,
+    ):
+        section()
     return Bill(
         stores=stores,
         products=products,
@@ -706,10 +433,356 @@ def monthly_bill(
         case=case,
         region=book["firehose_ingest"].region,
         prices_read=book["firehose_ingest"].read,
-        lines=lines,
-        figures=figures,
-        assumptions=assumptions,
+        lines=bill.lines,
+        figures=bill.figures(),
+        assumptions=bill.assumptions(),
     )
+
+
+class _BillBuilder:
+    """The lines of one month's bill, a service at a time; what a later service needs (the plan's seconds,
+    the requests a day, the queries...) is kept as it is worked out."""
+
+    def __init__(
+        self,
+        stores: int,
+        products: int,
+        book: PriceBook,
+        cadence: Cadence,
+        readings: ReadingSample,
+        request_bytes: int,
+        months: int,
+        case: Case,
+    ) -> None:
+        self.stores, self.products, self.book, self.cadence = stores, products, book, cadence
+        self.readings, self.request_bytes, self.months, self.case = readings, request_bytes, months, case
+        self.w = book.workload
+        self.pairs, self.days, self.hours = stores * products, book.days_per_month, book.hours_per_month
+        self.runs = cadence.runs_per_day
+        self.history_days = months * self.days
+        self.store_runs = self.runs[STORE_DATA] * self.days
+        self.requests_per_day = self.pairs * ORDERS_PER_PAIR_DAY
+        self.share = 1.0 if case == "worst" else self.w["plan_raw_share_typical"]
+        self.queries_day = {
+            "plan": self.runs[PLAN],
+            "hourly_rollup": self.runs[ROLLUP],
+            "daily_rollup": self.runs[FORECAST],
+            "forecast": self.runs[FORECAST],
+        }
+        self.plan_seconds = _fit(self.w["plan_seconds_measured"], self.pairs)
+        self.firehose_objects = 0.0
+        self.scanned: dict[str, float] = {}
+        self.messages_day = 0.0
+        self.lines: list[LineItem] = []
+
+    def line(self, service: str, item: str, quantity: float, unit: str, price: str, note: str = "") -> None:
+        """A line of ``quantity`` ``unit`` at the price-book entry ``price`` (counted in thousands or millions
+        when the price is per 1,000 or per million)."""
+        entry = self.book[price]
+        for prefix, per in (("1,000", 1e3), ("million", 1e6)):
+            if entry.unit.startswith(prefix):
+                quantity, unit = quantity / per, f"{prefix} {unit}"
+        self.lines.append(LineItem(service, item, quantity, unit, entry.usd, (price,), note))
+
+    def firehose(self) -> None:
+        """A reading per pair per store-data run, packed into records by the project's sender."""
+        readings = self.readings
+        billed_gb = readings.billed_bytes * self.store_runs / GB
+        rounding = readings.billed_bytes / readings.payload_bytes - 1
+        self.line(
+            "Firehose",
+            "ingestion (Direct PUT, 5 KB rounding per record)",
+            billed_gb,
+            "GB",
+            "firehose_ingest",
+            f"{self.pairs * self.store_runs:,.0f} readings in {readings.records * self.store_runs:,.0f} records; "
+            f"{readings.gzip_bytes_per_reading:.1f} B gzipped a reading, rounding adds {rounding:.1%}",
+        )
+
+    def s3_storage(self) -> None:
+        cadence, runs, rows, pairs, history_days = (
+            self.cadence,
+            self.runs,
+            self.w["result_row_bytes"],
+            self.pairs,
+            self.history_days,
+        )
+        raw_gb = self.readings.payload_bytes * runs[STORE_DATA] * cadence.raw_retention_days / GB
+        ledger_days = cadence.ledger_retention_days or history_days
+        forecast_rows = pairs * HORIZON_DAYS
+        result_bytes_day = (
+            pairs
+            * (runs[PLAN] * rows["plan"] + runs[ROLLUP] * rows["hourly_rollup"] + runs[FORECAST] * rows["daily_rollup"])
+            + runs[FORECAST] * forecast_rows * rows["forecast"]
+        )
+        kept = f"after {self.months} months of history (kept for good: the forecast learns from it)"
+        stored = [
+            ("raw readings", raw_gb, f"{cadence.raw_retention_days} days of gzipped NDJSON (RawReadingsRetentionDays)"),
+            ("hourly rollup", pairs * 24 * ROLLED_PAIR_HOUR_BYTES * history_days / GB, kept),
+            ("daily rollup", pairs * DAILY_PAIR_DAY_BYTES * history_days / GB, kept),
+            ("forecast", forecast_rows * FORECAST_ROW_BYTES * runs[FORECAST] * history_days / GB, kept),
+            (
+                "dispatch ledger",
+                self.requests_per_day * LEDGER_BYTES_PER_ORDER * ledger_days / GB,
+                f"{ledger_days:.0f} days of requests and window records",
+            ),
+            (
+                "Athena results",
+                result_bytes_day * cadence.athena_results_days / GB,
+                f"CSV, expired after {cadence.athena_results_days} days (lifecycle rule)",
+            ),
+        ]
+        for item, gb, note in stored:
+            self.line("S3", f"storage: {item}", gb, "GB-month", "s3_storage", note)
+
+    def _firehose_objects(self) -> float:
+        """The objects Firehose writes in a month: one per buffer interval (more if a buffer fills)."""
+        cadence = self.cadence
+        if not cadence.firehose_buffer_seconds:  # no buffering: an object per record
+            return self.readings.records * self.store_runs
+        payload_per_minute = self.readings.payload_bytes * self.runs[STORE_DATA] / (24 * 60)
+        interval_bytes = payload_per_minute * cadence.firehose_buffer_seconds / 60
+        per_interval = max(1, math.ceil(interval_bytes / (cadence.firehose_buffer_mib * 2**20)))
+        return per_interval * self.hours * 3600 / cadence.firehose_buffer_seconds
+
+    def s3_requests(self) -> None:
+        runs, days, queries_day = self.runs, self.days, self.queries_day
+        self.firehose_objects = self._firehose_objects()
+        raw_objects_per_minute = self.firehose_objects / (self.hours * 60)
+        parts = math.ceil(self.pairs / ROLLUP_PART_ROWS)  # Parquet files of a rolled hour or day
+        ledger_objects_day = max(runs[PLAN], self.requests_per_day / self.w["ledger_requests_per_object"])
+        worst_raw_minutes = 60 + ARRIVAL_SPILL.total_seconds() / 60
+        gets_per_query = {
+            "plan": self.share * worst_raw_minutes * raw_objects_per_minute
+            + 2 * parts
+            + (LEDGER_DAYS + 1) * ledger_objects_day
+            + parts
+            + 3,  # reference tables: products, planogram, promotions
+            "hourly_rollup": 60 * raw_objects_per_minute,
+            "daily_rollup": 24 * parts * (MAX_ROLL_DAYS if self.case == "worst" else 1),
+            "forecast": HISTORY_DAYS * parts,
+        }
+        lists_per_query = {"plan": 2 + 2 + LEDGER_DAYS + 1 + 1 + 3 + 1, "hourly_rollup": 2, "daily_rollup": 25}
+        lists_per_query["forecast"] = HISTORY_DAYS + 1
+        query_count = sum(queries_day.values()) * days
+        writes = days * (
+            runs[ROLLUP] * (parts + 1)
+            + runs[FORECAST] * ((parts + 1) * (1 + HORIZON_DAYS))
+            + ledger_objects_day
+            + sum(queries_day.values()) * ATHENA_RESULT_WRITES
+        )
+        line = self.line
+        line(
+            "S3", "PUT: Firehose objects", self.firehose_objects, "requests", "s3_put", "one object per buffer interval"
+        )
+        line("S3", "PUT: rollups, forecast, ledger, Athena results", writes, "requests", "s3_put")
+        line(
+            "S3",
+            "LIST: Athena's partitions, rollup markers",
+            days * sum(queries_day[k] * lists_per_query[k] for k in queries_day),
+            "requests",
+            "s3_put",
+        )
+        line(
+            "S3",
+            "GET: Athena reading the lake, the results read",
+            days * sum(queries_day[k] * gets_per_query[k] for k in queries_day) + query_count,
+            "requests",
+            "s3_get",
+        )
+
+    def athena(self) -> None:
+        """Bytes per query from scan_budget (worst case per query; typical as athena_usd_per_day prices it)."""
+        scanned = scan_bytes(ChainSize(self.stores, self.products, self.cadence.store_data_minutes))
+        if self.case == "typical":
+            scanned = {
+                **scanned,
+                "plan": scanned["plan"] - (1 - self.share) * scanned["plan_raw"],
+                "daily_rollup": scanned["daily_rollup"] / MAX_ROLL_DAYS,
+            }
+        self.scanned = scanned
+        for kind, count in self.queries_day.items():
+            billed = max(scanned[kind], ATHENA_MIN_BYTES)
+            self.line(
+                "Athena",
+                f"{kind.replace('_', ' ')} queries",
+                count * self.days * billed / 1e12,
+                "TB scanned",
+                "athena_scan",
+                f"{count * self.days:,.0f} queries x {billed / 1e9:,.3f} GB ({self.case}; at least 10 MB a query)",
+            )
+
+    def lambda_(self) -> None:
+        """A plan per plan-shortages run."""
+        invocations = self.runs[PLAN] * self.days
+        memory_mb = self.cadence.planning_memory_mb
+        self.line(
+            "Lambda",
+            "planning function compute",
+            invocations * self.plan_seconds * (memory_mb / 1024),
+            "GB-s",
+            "lambda_compute",
+            f"{invocations:,.0f} plans x {self.plan_seconds:,.1f} s x {memory_mb:,} MB",
+        )
+        self.line("Lambda", "planning function requests", invocations, "requests", "lambda_requests")
+
+    def sqs(self) -> None:
+        """A store's requests of the day in its order (several messages past ORDER_MAX_BYTES)."""
+        w, days = self.w, self.days
+        order_bytes = self.products * ORDERS_PER_PAIR_DAY / w["orders_per_store_day"] * (self.request_bytes + 1)
+        messages_per_order = max(1, math.ceil(order_bytes / ORDER_MAX_BYTES))
+        self.messages_day = messages_day = self.stores * w["orders_per_store_day"] * messages_per_order
+        message_bytes = order_bytes / messages_per_order
+        per_call = max(1, min(SQS_BATCH, int(SQS_BATCH_BYTES // max(1.0, message_bytes))))
+        sends = math.ceil(messages_day / per_call) * math.ceil(per_call * message_bytes / SQS_CHUNK_BYTES)
+        receives = messages_day * math.ceil(message_bytes / SQS_CHUNK_BYTES)
+        worker = WorkerConfig(queue_url="", dead_letter_queue_url="", bucket="", claims_table="")
+        idle_polls = 86_400 / min(worker.wait_seconds, worker.window_seconds)
+        sqs_note = f"{messages_day:,.0f} order messages a day of ~{message_bytes / 1e3:,.1f} KB"
+        self.line("SQS", "SendMessageBatch (64 KB chunks)", sends * days, "requests", "sqs_requests", sqs_note)
+        self.line("SQS", "ReceiveMessage with orders (64 KB chunks)", receives * days, "requests", "sqs_requests")
+        self.line(
+            "SQS",
+            "ReceiveMessage polls of the idle truck run",
+            idle_polls * days,
+            "requests",
+            "sqs_requests",
+            f"one every {min(worker.wait_seconds, worker.window_seconds):g} s (storeops.dispatch.config)",
+        )
+        self.line("SQS", "DeleteMessageBatch", math.ceil(messages_day / SQS_BATCH) * days, "requests", "sqs_requests")
+
+    def dynamodb(self) -> None:
+        """A claim per request (transactional put: 2 units), its mark as dispatched (1 unit)."""
+        claim_days = RETENTION_SECONDS / 86_400
+        claims_gb = self.requests_per_day * claim_days * self.w["claim_item_bytes"] / GB
+        self.line(
+            "DynamoDB",
+            "claims: write request units",
+            self.requests_per_day * 3 * self.days,
+            "WRU",
+            "dynamodb_write",
+            f"{self.requests_per_day:,.0f} requests a day x (2 transactional + 1 mark), "
+            f"{TRANSACTION_LIMIT} a transaction",
+        )
+        self.line(
+            "DynamoDB", "claims: storage", claims_gb, "GB-month", "dynamodb_storage", f"TTL {claim_days:.0f} days"
+        )
+        self.line("DynamoDB", "claims: point-in-time recovery", claims_gb, "GB-month", "dynamodb_pitr")
+
+    def cloudwatch(self) -> None:
+        w, runs, line = self.w, self.runs, self.line
+        alarms = self.cadence.alarms or w["default_alarms"]
+        line(
+            "CloudWatch",
+            "alarms",
+            alarms,
+            "alarms",
+            "cloudwatch_alarm",
+            "in the template" if self.cadence.alarms else "assumed: the template defines none yet",
+        )
+        custom = (TRUCK_HEARTBEAT, ROLLUP_LAG)  # storeops.metrics: a heartbeat a minute at most, a lag per rollup run
+        line("CloudWatch", "custom metrics", len(custom), "metrics", "cloudwatch_metric", ", ".join(custom))
+        puts = (3600 / HEARTBEAT_EVERY_SECONDS + runs[ROLLUP] / 24) * self.hours
+        line("CloudWatch", "PutMetricData", puts, "requests", "cloudwatch_put_metric_data", "heartbeat, rollup lag")
+        flow_runs_day = runs[PLAN] + runs[ROLLUP] + runs[FORECAST]
+        logs_gb = (
+            self.days * (runs[PLAN] * w["log_bytes_per_plan"] + flow_runs_day * w["log_bytes_per_flow_run"])
+            + self.hours * w["log_bytes_per_truck_hour"]
+        ) / GB
+        line("CloudWatch", "logs ingested", logs_gb, "GB", "cloudwatch_logs_ingest", "estimate")
+        line("CloudWatch", "logs stored (30-day retention)", logs_gb, "GB-month", "cloudwatch_logs_storage")
+
+    def compute(self) -> None:
+        """The flows' compute on ECS Fargate, and the public addresses of its tasks."""
+        book, w, runs, days = self.book, self.w, self.runs, self.days
+        rollup_seconds = self.pairs * w["rollup_seconds_measured"][1] / w["rollup_seconds_measured"][0]
+        run_seconds = {PLAN: self.plan_seconds, ROLLUP: rollup_seconds, FORECAST: self.plan_seconds}
+        task_hours = {name: self.hours for name, task_size in book.compute.items() if task_size.always_on}
+        for name, seconds in run_seconds.items():
+            task_hours[name] = runs[name] * days * max(60.0, w["flow_task_overhead_seconds"] + seconds) / 3600
+        for name, task_hours_month in task_hours.items():
+            task_size = book.compute.get(name) or book.compute["flow_run"]
+            self.lines.append(
+                LineItem(
+                    "ECS Fargate",
+                    f"{name} ({task_size.vcpu:g} vCPU, {task_size.memory_gb:g} GB)",
+                    task_hours_month,
+                    "task-hours",
+                    _task_hour(book, task_size),
+                    ("fargate_vcpu", "fargate_memory"),
+                    "always on" if task_size.always_on else f"{runs[name] * days:,.0f} runs",
+                )
+            )
+        self.line(
+            "VPC",
+            "public IPv4 addresses of the tasks",
+            sum(task_hours.values()),
+            "address-hours",
+            "public_ipv4",
+            "tasks in public subnets; private subnets need a NAT gateway instead (not priced)",
+        )
+
+    def fixed(self) -> None:
+        """The image, the simulator (not in production), and the monthly flat fees."""
+        book, line = self.book, self.line
+        line("ECR", "the flows' image", self.w["image_gb"], "GB-month", "ecr_storage", "estimate")
+        self.lines.append(
+            LineItem(
+                "ECS Fargate",
+                "store-data (the simulator): not in production",
+                0,
+                "task-hours",
+                0.0,
+                (),
+                "in production the stores send their readings themselves; their Firehose ingest is priced above",
+            )
+        )
+        line("Glue", "Data Catalog", 1, "month", "glue_catalog", book["glue_catalog"].note)
+        line("SNS", "the alarms' topic", 1, "month", "sns_email")
+        line("KMS", "the alarm topic's key", 1, "key-month", "kms_key", book["kms_key"].note)
+        line("Prefect", "Prefect Cloud or a self-hosted server", 1, "month", "prefect", book["prefect"].note)
+
+    def assumptions(self) -> list[str]:
+        book, cadence = self.book, self.cadence
+        assumptions = [
+            f"list prices, {book['firehose_ingest'].region}, read {book['firehose_ingest'].read} (transcribed), "
+            "free tiers excluded",
+            f"a reading per store-product every {cadence.store_data_minutes:g} min (the store-data schedule)",
+            f"Athena bytes: {self.case} case"
+            + (
+                f" (a plan's raw readings at {self.share:.0%} of their worst)"
+                if self.case == "typical"
+                else " (each query)"
+            ),
+            f"{ORDERS_PER_PAIR_DAY} dispatch requests a store-product a day (the 100 x 50 scenario), "
+            f"{self.w['orders_per_store_day']:g} order a store a day",
+            f"plan time scaled linearly from the emulator's measurements: {self.plan_seconds:,.1f} s at this size",
+        ]
+        if cadence.raw_retention_assumed:
+            assumptions.append(f"raw readings kept {ASSUMED_RAW_RETENTION_DAYS} days (assumed: no template parameter)")
+        if cadence.ledger_retention_days is None:
+            assumptions.append("dispatch ledger kept for good (no retention rule in the template)")
+        return assumptions
+
+    def figures(self) -> dict[str, Any]:
+        readings = self.readings
+        return {
+            "pairs": self.pairs,
+            "readings_per_month": round(self.pairs * self.store_runs),
+            "firehose_records_per_run": readings.records,
+            "gzip_bytes_per_reading": round(readings.gzip_bytes_per_reading, 1),
+            "json_bytes_per_reading": round(readings.json_bytes / readings.readings, 1),
+            "billed_bytes_per_reading": round(readings.billed_bytes / readings.readings, 1),
+            "firehose_objects_per_month": round(self.firehose_objects),
+            "athena_bytes_per_query": {k: round(max(self.scanned[k], ATHENA_MIN_BYTES)) for k in self.queries_day},
+            "plan_seconds": round(self.plan_seconds, 1),
+            "planning_memory_mb": self.cadence.planning_memory_mb,
+            "dispatch_requests_per_day": round(self.requests_per_day),
+            "order_messages_per_day": round(self.messages_day),
+            "request_bytes": self.request_bytes,
+            "runs_per_day": self.runs,
+            "raw_retention_days": self.cadence.raw_retention_days,
+        }
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -165,73 +165,92 @@ def _selected_keys(keys: list[str], prefix: str, predicate: str) -> list[str]:
 
 def install_athena_partition_pruning() -> None:
     """Make ministack's Athena read only the partitions a query selects (as Athena's partition projection does)."""
-    from ministack.services import athena, glue
-    from ministack.services import s3 as s3_service
+    from ministack.services import athena
 
     original_rewrite: Callable[..., Awaitable[Any]] = athena._rewrite_data_paths
     if getattr(original_rewrite, "_storeops_fixed", False):
         return
 
     async def rewrite_data_paths(query: str, database: str, catalog: str | None = None) -> Any:
-        selected: dict[str, str | None] = {}
-        try:
-            tables = {
-                name.split("/", 1)[1]: data
-                for name, data in list(glue._tables.items())
-                if name.split("/", 1)[0] == (database or "default")
-            }
-            keys = {t: {str(k.get("Name")) for k in d.get("PartitionKeys") or []} for t, d in tables.items()}
-            for table, predicate in partition_predicates(query, keys).items():
-                location = (tables[table].get("StorageDescriptor") or {}).get("Location")
-                if location:
-                    selected[location] = predicate
-        except Exception as exc:  # a query the pruning cannot read: every object, as before
-            logger.warning("partition pruning skipped: %s", exc)
-        token = _SELECTED.set(selected)
+        token = _SELECTED.set(_selected_partitions(query, database))
         try:
             return await original_rewrite(query, database, catalog)
         finally:
             _SELECTED.reset(token)
 
-    def materialize_table_files(location: str, workdirs: list[str]) -> list[str]:
-        parsed = urlparse(location)
-        bucket_name, prefix = parsed.netloc, parsed.path.lstrip("/")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        bucket = s3_service._buckets.get(bucket_name)
-        if bucket is None:
-            return []
-        keys = sorted(
-            k
-            for k in list(bucket["objects"].keys())
-            if k.startswith(prefix) and not k.endswith("/") and not athena._hidden(k[len(prefix) :])
-        )
-        selected = _SELECTED.get() or {}
-        predicate = selected.get(location.rstrip("/") + "/") or selected.get(location)
-        if predicate:
-            keys = _selected_keys(keys, prefix, predicate)
-        if not keys:
-            return []
-        root = tempfile.mkdtemp(prefix="ministack-athena-")
-        workdirs.append(root)
-        files = []
-        scanned = _SCANNED.get()
-        for key in keys:
-            data = s3_service._get_object_data(bucket_name, key)
-            if data is None:
-                continue
-            if scanned is not None:
-                scanned[0] += len(data)
-            path = os.path.join(root, key[len(prefix) :])
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as handle:
-                handle.write(data)
-            files.append(path)
-        return files
-
     rewrite_data_paths._storeops_fixed = True  # type: ignore[attr-defined]
     athena._rewrite_data_paths = rewrite_data_paths
-    athena._materialize_table_files = materialize_table_files
+    athena._materialize_table_files = _materialize_table_files
+
+
+def _selected_partitions(query: str, database: str) -> dict[str, str | None]:
+    """Per table location, the predicate on its partition keys that ``query`` selects (None: every partition)."""
+    from ministack.services import glue
+
+    selected: dict[str, str | None] = {}
+    try:
+        tables = {
+            name.split("/", 1)[1]: data
+            for name, data in list(glue._tables.items())
+            if name.split("/", 1)[0] == (database or "default")
+        }
+        keys = {t: {str(k.get("Name")) for k in d.get("PartitionKeys") or []} for t, d in tables.items()}
+        for table, predicate in partition_predicates(query, keys).items():
+            location = (tables[table].get("StorageDescriptor") or {}).get("Location")
+            if location:
+                selected[location] = predicate
+    except Exception as exc:  # a query the pruning cannot read: every object, as before
+        logger.warning("partition pruning skipped: %s", exc)
+    return selected
+
+
+def _table_keys(location: str) -> tuple[str, str, list[str]]:
+    """The bucket, prefix and object keys under a table's location, only those of the selected partitions."""
+    from ministack.services import athena
+    from ministack.services import s3 as s3_service
+
+    parsed = urlparse(location)
+    bucket_name, prefix = parsed.netloc, parsed.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    bucket = s3_service._buckets.get(bucket_name)
+    if bucket is None:
+        return bucket_name, prefix, []
+    keys = sorted(
+        k
+        for k in list(bucket["objects"].keys())
+        if k.startswith(prefix) and not k.endswith("/") and not athena._hidden(k[len(prefix) :])
+    )
+    selected = _SELECTED.get() or {}
+    predicate = selected.get(location.rstrip("/") + "/") or selected.get(location)
+    if predicate:
+        keys = _selected_keys(keys, prefix, predicate)
+    return bucket_name, prefix, keys
+
+
+def _materialize_table_files(location: str, workdirs: list[str]) -> list[str]:
+    """ministack's own, reading only the selected partitions' objects and counting their bytes (``_SCANNED``)."""
+    from ministack.services import s3 as s3_service
+
+    bucket_name, prefix, keys = _table_keys(location)
+    if not keys:
+        return []
+    root = tempfile.mkdtemp(prefix="ministack-athena-")
+    workdirs.append(root)
+    files = []
+    scanned = _SCANNED.get()
+    for key in keys:
+        data = s3_service._get_object_data(bucket_name, key)
+        if data is None:
+            continue
+        if scanned is not None:
+            scanned[0] += len(data)
+        path = os.path.join(root, key[len(prefix) :])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        files.append(path)
+    return files
 
 
 def athena_scanned_bytes_made_up() -> bool:

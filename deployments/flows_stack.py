@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -43,10 +43,14 @@ from deployments.stack import (
     apply_stack,
     stack_parameters,
 )
-from storeops.aws import AwsClients, describe_error, describe_stack, stack_outputs
+from storeops.aws import AwsClients, describe_stack, stack_outputs
+from storeops.aws_errors import describe_error
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StackError
 from storeops.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 FLOWS_TEMPLATE_PATH = Path(__file__).with_name("flows_template.yaml")
 TEMPLATE_BODY_MAX_BYTES = 51_200  # CloudFormation's limit on a request's TemplateBody (tested to hold)
@@ -116,13 +120,16 @@ def choose_network(clients: AwsClients, subnet_ids: list[str], assign_public_ip:
                 )
             public = assign_public_ip or "DISABLED"
             return Network(vpcs[0], tuple(subnet_ids), public, f"subnets {', '.join(subnet_ids)} of {vpcs[0]}")
-        vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
-        if not vpcs:
+        defaults = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+        if not defaults:
             raise ConfigurationError(
                 "this account and region have no default VPC", hint="give --subnets of a VPC with a way out"
             )
-        vpc = vpcs[0]["VpcId"]
-        filters = [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}]
+        vpc = defaults[0]["VpcId"]
+        filters: list[FilterTypeDef] = [
+            {"Name": "vpc-id", "Values": [vpc]},
+            {"Name": "default-for-az", "Values": ["true"]},
+        ]
         found = tuple(sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=filters)["Subnets"]))
     except ClientError as exc:
         raise StackError(f"cannot read the network: {describe_error(exc)}") from None
@@ -175,28 +182,10 @@ def deploy(settings: Settings, clients: AwsClients, request: DeployRequest, prog
     """Create or update the flows stack; what was done, its outputs and the network it chose."""
     clients.check_credentials()
     name = flows_stack_name(settings)
-    status = _stack_status(clients, name)
-    if status in FAILED_NEEDS_DELETE or (status or "").endswith("_IN_PROGRESS"):
-        raise StackError(
-            f"stack {name} is in state {status}",
-            hint="wait for it to finish, or delete it with `python -m deployments.flows_stack delete --yes`",
-        )
-    existing = describe_stack(clients, name) if status else None
+    existing = _deployable_stack(clients, name, request)
     previous = {str(p["ParameterKey"]) for p in (existing or {}).get("Parameters", [])}
-    if existing is None and not request.prefect_api_url:
-        raise ConfigurationError(
-            f"stack {name} does not exist yet: it needs the Prefect API's address",
-            hint="add --prefect-api-url https://api.prefect.cloud/api/accounts/<id>/workspaces/<id> "
-            "(or your server's https://<host>/api)",
-        )
     managed = main_stack_parameters(settings.stack_name, stack_outputs(clients, settings.stack_name))
-    overrides: dict[str, str] = {}
-    if request.prefect_api_url:
-        overrides["PrefectApiUrl"] = request.prefect_api_url
-    if request.prefect_api_secret_arn is not None:
-        overrides["PrefectApiSecretArn"] = request.prefect_api_secret_arn
-    if request.prefect_api_secret_variable:
-        overrides["PrefectApiSecretVariable"] = request.prefect_api_secret_variable
+    overrides = _api_overrides(request)
     network = None
     if request.subnet_ids or existing is None:
         network = choose_network(clients, list(request.subnet_ids), request.assign_public_ip)
@@ -204,17 +193,7 @@ def deploy(settings: Settings, clients: AwsClients, request: DeployRequest, prog
         overrides |= network.parameters()
     elif request.assign_public_ip:
         overrides["AssignPublicIp"] = request.assign_public_ip
-    if request.image == NEWEST:
-        if existing is None:
-            raise ConfigurationError(
-                f"stack {name} does not exist yet, so neither does its repository",
-                hint="deploy without --image first, then push an image",
-            )
-        image = newest_image(clients, stack_outputs(clients, name)["RepositoryUri"])
-        progress(f"worker image: {image}")
-        overrides["WorkerImage"] = image
-    elif request.image:
-        overrides["WorkerImage"] = request.image
+    overrides |= _image_override(clients, name, request, existing is not None, progress)
     template = FLOWS_TEMPLATE_PATH.read_text()
     try:
         declared = clients.client("cloudformation").validate_template(TemplateBody=template)["Parameters"]
@@ -237,6 +216,52 @@ def deploy(settings: Settings, clients: AwsClients, request: DeployRequest, prog
     if outputs.get("WorkerImage", "none") == "none":
         progress("no worker yet: push an image, then `python -m deployments.flows_stack deploy --image newest`")
     return {"stack": name, "action": action, "outputs": outputs, "network": network.note if network else "unchanged"}
+
+
+def _deployable_stack(clients: AwsClients, name: str, request: DeployRequest) -> dict[str, Any] | None:
+    """The flows stack as it is (None: not created yet), or a one-line reason it cannot be deployed now."""
+    status = _stack_status(clients, name)
+    if status in FAILED_NEEDS_DELETE or (status or "").endswith("_IN_PROGRESS"):
+        raise StackError(
+            f"stack {name} is in state {status}",
+            hint="wait for it to finish, or delete it with `python -m deployments.flows_stack delete --yes`",
+        )
+    existing = describe_stack(clients, name) if status else None
+    if existing is None and not request.prefect_api_url:
+        raise ConfigurationError(
+            f"stack {name} does not exist yet: it needs the Prefect API's address",
+            hint="add --prefect-api-url https://api.prefect.cloud/api/accounts/<id>/workspaces/<id> "
+            "(or your server's https://<host>/api)",
+        )
+    return existing
+
+
+def _api_overrides(request: DeployRequest) -> dict[str, str]:
+    """The Prefect API's address and credentials, where the request gives them."""
+    overrides: dict[str, str] = {}
+    if request.prefect_api_url:
+        overrides["PrefectApiUrl"] = request.prefect_api_url
+    if request.prefect_api_secret_arn is not None:
+        overrides["PrefectApiSecretArn"] = request.prefect_api_secret_arn
+    if request.prefect_api_secret_variable:
+        overrides["PrefectApiSecretVariable"] = request.prefect_api_secret_variable
+    return overrides
+
+
+def _image_override(
+    clients: AwsClients, name: str, request: DeployRequest, exists: bool, progress: Progress
+) -> dict[str, str]:
+    """The worker image the request names (``newest``: the newest in the stack's repository)."""
+    if request.image == NEWEST:
+        if not exists:
+            raise ConfigurationError(
+                f"stack {name} does not exist yet, so neither does its repository",
+                hint="deploy without --image first, then push an image",
+            )
+        image = newest_image(clients, stack_outputs(clients, name)["RepositoryUri"])
+        progress(f"worker image: {image}")
+        return {"WorkerImage": image}
+    return {"WorkerImage": request.image} if request.image else {}
 
 
 def _stack_parameter_values(clients: AwsClients, name: str) -> dict[str, str]:
@@ -331,39 +356,9 @@ def _subnets(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.flows_stack",
-        description="Deploy the flows' ECS runtime (deployments/flows_template.yaml) as <stack>-flows beside the "
-        "main stack, and print the ECS work pool's base job template (target from STOREOPS_TARGET).",
-    )
-    parser.add_argument(
-        "action",
-        choices=["deploy", "outputs", "pool-template", "delete"],
-        help="deploy: create or update; outputs: the stack's outputs; pool-template: the work pool's base job "
-        "template (JSON); delete: the flows stack and its images (the main stack stays)",
-    )
-    parser.add_argument("--prefect-api-url", help="deploy: the Prefect API (required on the first deploy)")
-    parser.add_argument(
-        "--prefect-api-secret-arn",
-        help="deploy: the Secrets Manager secret with the API key or auth string ('' for none; kept when not given)",
-    )
-    parser.add_argument("--prefect-api-secret-variable", choices=SECRET_VARIABLES, help="deploy: what the secret holds")
-    parser.add_argument("--subnets", type=_subnets, help="deploy: subnet ids (default: the default VPC's)")
-    parser.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], help="deploy: a public IP per task")
-    parser.add_argument("--image", help=f"deploy: the worker's image URI, or '{NEWEST}' (the repository's newest)")
-    parser.add_argument("--output", type=Path, help="pool-template: write the JSON to this file")
-    parser.add_argument("--yes", action="store_true", help="confirm `delete`")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser = _parser()
     args = parser.parse_args(argv)
-    deploy_only = [args.prefect_api_url, args.prefect_api_secret_arn, args.prefect_api_secret_variable, args.subnets]
-    if args.action != "deploy" and (any(v is not None for v in deploy_only) or args.assign_public_ip or args.image):
-        parser.error("--prefect-api-*, --subnets, --assign-public-ip and --image apply to deploy only")
-    if args.output is not None and args.action != "pool-template":
-        parser.error("--output applies to pool-template only")
-    if args.action == "delete" and not args.yes:
-        parser.error("delete removes the flows stack and its images: add --yes to confirm")
-    if args.prefect_api_url and not args.prefect_api_url.startswith(("https://", "http://")):
-        parser.error(f"--prefect-api-url {args.prefect_api_url!r}: expected an http(s) URL ending in /api")
+    _check_arguments(parser, args)
     settings = load_settings()
     clients = AwsClients.from_settings(settings)
     name = flows_stack_name(settings)
@@ -389,15 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in sorted(payload["outputs"].items()):
             print(f"{key:18} {value}")
     elif args.action == "pool-template":
-        template = pool_template(stack_outputs(clients, name), _stack_parameter_values(clients, name), settings.region)
-        text = json.dumps(template, indent=2)
-        if args.output is not None:
-            args.output.write_text(text + "\n")
-            create = f"prefect work-pool create {WORK_POOL} --type ecs --base-job-template {args.output}"
-            say(f"wrote {args.output}: {create}")
-        elif not args.json:
-            print(text)
-        payload = {"stack": name, "work_pool": WORK_POOL, "base_job_template": template}
+        payload = _pool_template_command(settings, clients, name, args.output, args.json, say)
     else:
         deleted = delete(settings, clients, say)
         print(f"stack {name} {'deleted' if deleted else 'did not exist'}")
@@ -405,6 +392,61 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         emit_json(payload)
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.flows_stack",
+        description="Deploy the flows' ECS runtime (deployments/flows_template.yaml) as <stack>-flows beside the "
+        "main stack, and print the ECS work pool's base job template (target from STOREOPS_TARGET).",
+    )
+    parser.add_argument(
+        "action",
+        choices=["deploy", "outputs", "pool-template", "delete"],
+        help="deploy: create or update; outputs: the stack's outputs; pool-template: the work pool's base job "
+        "template (JSON); delete: the flows stack and its images (the main stack stays)",
+    )
+    parser.add_argument("--prefect-api-url", help="deploy: the Prefect API (required on the first deploy)")
+    parser.add_argument(
+        "--prefect-api-secret-arn",
+        help="deploy: the Secrets Manager secret with the API key or auth string ('' for none; kept when not given)",
+    )
+    parser.add_argument("--prefect-api-secret-variable", choices=SECRET_VARIABLES, help="deploy: what the secret holds")
+    parser.add_argument("--subnets", type=_subnets, help="deploy: subnet ids (default: the default VPC's)")
+    parser.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], help="deploy: a public IP per task")
+    parser.add_argument("--image", help=f"deploy: the worker's image URI, or '{NEWEST}' (the repository's newest)")
+    parser.add_argument("--output", type=Path, help="pool-template: write the JSON to this file")
+    parser.add_argument("--yes", action="store_true", help="confirm `delete`")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return parser
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` for options given to an action they do not apply to, or malformed."""
+    deploy_only = [args.prefect_api_url, args.prefect_api_secret_arn, args.prefect_api_secret_variable, args.subnets]
+    if args.action != "deploy" and (any(v is not None for v in deploy_only) or args.assign_public_ip or args.image):
+        parser.error("--prefect-api-*, --subnets, --assign-public-ip and --image apply to deploy only")
+    if args.output is not None and args.action != "pool-template":
+        parser.error("--output applies to pool-template only")
+    if args.action == "delete" and not args.yes:
+        parser.error("delete removes the flows stack and its images: add --yes to confirm")
+    if args.prefect_api_url and not args.prefect_api_url.startswith(("https://", "http://")):
+        parser.error(f"--prefect-api-url {args.prefect_api_url!r}: expected an http(s) URL ending in /api")
+
+
+def _pool_template_command(
+    settings: Settings, clients: AwsClients, name: str, output: Path | None, as_json: bool, say: Progress
+) -> dict[str, Any]:
+    """The work pool's base job template: written to ``output``, or printed (unless ``as_json``)."""
+    template = pool_template(stack_outputs(clients, name), _stack_parameter_values(clients, name), settings.region)
+    text = json.dumps(template, indent=2)
+    if output is not None:
+        output.write_text(text + "\n")
+        create = f"prefect work-pool create {WORK_POOL} --type ecs --base-job-template {output}"
+        say(f"wrote {output}: {create}")
+    elif not as_json:
+        print(text)
+    return {"stack": name, "work_pool": WORK_POOL, "base_job_template": template}
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from storeops.aws import describe_error
+from storeops.aws_errors import describe_error, is_not_found
 from storeops.exceptions import StackError
 
 PARAMETER_ROOT = "/aws/service/aws-sdk-pandas/"
@@ -72,7 +72,7 @@ def _value(ssm: Any, name: str) -> str | None:
     try:
         return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+        if is_not_found(exc):
             return None
         raise StackError(f"cannot read SSM parameter {name}: {describe_error(exc)}", hint=FIX) from None
 

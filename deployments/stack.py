@@ -43,13 +43,14 @@ from storeops.aws import (
     STABLE_STACK_STATES,
     AwsClients,
     StackResources,
-    describe_error,
     describe_stack,
     stack_outputs,
 )
+from storeops.aws_errors import describe_error, error_code, is_missing_bucket, is_not_found
 from storeops.cli import emit_json, positive_float, positive_int, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.planning.scan_budget import ChainSize, cutoff_for, worst_query
+from storeops.s3 import delete_objects
 from storeops.settings import Settings, load_settings
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
@@ -115,7 +116,7 @@ def ensure_artifacts_bucket(clients: AwsClients, bucket: str, region: str, parti
         s3.head_bucket(Bucket=bucket)
         return
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+        if not is_missing_bucket(exc):
             raise StackError(f"cannot use artifacts bucket {bucket}: {describe_error(exc)}") from None
     create: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
@@ -253,10 +254,11 @@ def planner_reservation(
         limits = lam.get_account_settings()["AccountLimit"]
         try:
             held = lam.get_function_concurrency(FunctionName=planning_function_name(settings))
+            reserved = int(held.get("ReservedConcurrentExecutions", 0))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if not is_not_found(exc):
                 raise
-            held = {}  # no function yet: a first deploy
+            reserved = 0  # no function yet: a first deploy
     except ClientError as exc:
         if requested is not None:  # the user's choice stands; CloudFormation refuses it if it cannot fit
             progress(f"cannot read the account's Lambda concurrency ({describe_error(exc)}): {requested}, as asked")
@@ -269,7 +271,7 @@ def planner_reservation(
     choice = choose_reservation(
         int(limits["ConcurrentExecutions"]),
         int(limits["UnreservedConcurrentExecutions"]),
-        int(held.get("ReservedConcurrentExecutions", 0)),
+        reserved,
         requested,
     )
     progress(choice.message)
@@ -484,7 +486,7 @@ def apply_stack(clients: AwsClients, name: str, request: dict[str, Any], progres
         try:
             cfn.create_stack(**request, OnFailure="ROLLBACK")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+            if error_code(exc) != "AlreadyExistsException":
                 raise
             progress(f"stack {name} is being created by another deploy; waiting for it")
         final = _wait(clients, name, progress)
@@ -539,17 +541,14 @@ def _empty_bucket(clients: AwsClients, bucket: str) -> int:
             {"Key": v["Key"], **({"VersionId": v["VersionId"]} if v.get("VersionId") not in (None, "null") else {})}
             for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
         ]
-        for first in range(0, len(entries), 1000):
-            chunk = entries[first : first + 1000]
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            errors = response.get("Errors", [])
-            if errors:
-                raise StackError(
-                    f"cannot empty s3://{bucket}: {len(errors)} objects not deleted ({errors[0].get('Code')}: "
-                    f"{errors[0].get('Message')})",
-                    hint="check your s3:DeleteObject and s3:DeleteObjectVersion rights, then delete again",
-                )
-            removed += len(chunk)
+        outcome = delete_objects(s3, bucket, entries)
+        if outcome.failed:
+            raise StackError(
+                f"cannot empty s3://{bucket}: {len(outcome.failed)} objects not deleted "
+                f"({next(iter(outcome.failed.values()))})",
+                hint="check your s3:DeleteObject and s3:DeleteObjectVersion rights, then delete again",
+            )
+        removed += len(entries)
     return removed
 
 
@@ -569,10 +568,9 @@ def remove_bucket(
             s3.delete_bucket(Bucket=bucket)
             return removed
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in {"NoSuchBucket", "404", "NotFound"}:
+            if is_missing_bucket(exc):
                 return None if attempt == 1 and not removed else removed
-            if code != "BucketNotEmpty" or attempt == attempts:
+            if error_code(exc) != "BucketNotEmpty" or attempt == attempts:
                 raise StackError(
                     f"cannot delete bucket {bucket}: {describe_error(exc)}",
                     hint="wait a minute for late deliveries, then delete again",
@@ -635,6 +633,35 @@ def sized_cutoff(size: ChainSize) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = load_settings(target=args.target, stack_name=args.stack_name)
+    if args.action == "delete" and not args.yes:
+        parser.error("delete removes the stack and its data lake: add --yes to confirm")
+    overrides, sizing = _deploy_overrides(parser, args)
+    clients = AwsClients.from_settings(settings)
+    if settings.is_local:
+        _ensure_emulator(settings, start=args.action == "deploy")
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    if args.action == "deploy":
+        if sizing:
+            say(sizing)
+        code, payload = _deploy_command(settings, clients, overrides, say)
+    elif args.action == "verify":
+        code, payload = _verify_command(settings, clients, say)
+    elif args.action == "outputs":
+        code, payload = _outputs_command(settings, clients)
+    else:
+        code, payload = _delete_command(settings, clients, say)
+    if args.json:
+        emit_json(payload)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.stack",
         description="Deploy, inspect or delete the storeops CloudFormation stack "
@@ -669,10 +696,12 @@ def main(argv: list[str] | None = None) -> int:
         help="deploy: minutes between two readings of a store-product (with --stores; default 1, the deployed cadence)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    settings = load_settings(target=args.target, stack_name=args.stack_name)
-    if args.action == "delete" and not args.yes:
-        parser.error("delete removes the stack and its data lake: add --yes to confirm")
+    return parser
+
+
+def _deploy_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """The template parameters ``deploy`` sets (``--parameter``, the cutoff ``--stores/--products`` size), and
+    the sizing's explanation ("" without ``--stores``); ``parser.error`` on a bad combination."""
     overrides: dict[str, str] = {}
     for item in args.parameter:
         key, sep, value = item.partition("=")
@@ -683,75 +712,74 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--parameter, --stores and --products apply to deploy only")
     if (args.stores is None) != (args.products is None):
         parser.error("--stores and --products go together: give both, e.g. --stores 2000 --products 1000")
-    if args.stores is not None:
-        if CUTOFF_PARAMETER in overrides:
-            parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
-        cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
-        overrides[CUTOFF_PARAMETER] = str(cutoff)
-    clients = AwsClients.from_settings(settings)
-    if settings.is_local:
-        from deployments.localaws import LocalAws
+    if args.stores is None:
+        return overrides, ""
+    if CUTOFF_PARAMETER in overrides:
+        parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
+    cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
+    overrides[CUTOFF_PARAMETER] = str(cutoff)
+    return overrides, sizing
 
-        emulator = LocalAws(settings)
-        if args.action == "deploy":
-            emulator.start()
-        elif not emulator.healthy():
-            raise EmulatorError(
-                f"the emulator is not running on {emulator.endpoint}",
-                hint="start it with `python -m deployments.localaws start`",
-            )
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+def _ensure_emulator(settings: Settings, start: bool) -> None:
+    """Start the emulator (``start``), or refuse if it is not running."""
+    from deployments.localaws import LocalAws
 
-    if args.action == "deploy":
-        if args.stores is not None:
-            say(sizing)
-        result = deploy(settings, clients, progress=say, overrides=overrides)
-        print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
-        width = max(map(len, result.outputs), default=0)
-        for key, value in sorted(result.outputs.items()):
-            print(f"  {key:{width}} {value}")
-        payload: dict[str, Any] = {
-            "stack": result.stack_name,
-            "action": result.action,
-            "outputs": result.outputs,
-        }
-    elif args.action == "verify":
-        say(f"verifying stack {settings.stack_name} on {settings.target}")
-        clients.configure_awswrangler()
-        report = verify(settings, clients, progress=say)
-        failed = report.failed_step
-        if failed is None:
-            print(f"stack {settings.stack_name} verified in {report.seconds:.1f} s: {len(report.steps)} steps passed")
-        else:
-            print(f"verify failed at step {failed.name}: {failed.detail}", file=sys.stderr)
-        if args.json:
-            emit_json(report.as_dict())
-        return 0 if failed is None else 1
-    elif args.action == "outputs":
-        outputs = stack_outputs(clients, settings.stack_name)
-        width = max(map(len, outputs), default=0)
-        for key, value in sorted(outputs.items()):
-            print(f"{key:{width}} {value}")
-        payload = {"stack": settings.stack_name, "outputs": outputs}
+    emulator = LocalAws(settings)
+    if start:
+        emulator.start()
+    elif not emulator.healthy():
+        raise EmulatorError(
+            f"the emulator is not running on {emulator.endpoint}",
+            hint="start it with `python -m deployments.localaws start`",
+        )
+
+
+def _deploy_command(
+    settings: Settings, clients: AwsClients, overrides: dict[str, str], say: Progress
+) -> tuple[int, dict[str, Any]]:
+    result = deploy(settings, clients, progress=say, overrides=overrides)
+    print(f"stack {result.stack_name} {result.action} in {result.seconds:.1f} s")
+    width = max(map(len, result.outputs), default=0)
+    for key, value in sorted(result.outputs.items()):
+        print(f"  {key:{width}} {value}")
+    return 0, {"stack": result.stack_name, "action": result.action, "outputs": result.outputs}
+
+
+def _verify_command(settings: Settings, clients: AwsClients, say: Progress) -> tuple[int, dict[str, Any]]:
+    say(f"verifying stack {settings.stack_name} on {settings.target}")
+    clients.configure_awswrangler()
+    report = verify(settings, clients, progress=say)
+    failed = report.failed_step
+    if failed is None:
+        print(f"stack {settings.stack_name} verified in {report.seconds:.1f} s: {len(report.steps)} steps passed")
     else:
-        deleted = delete(settings, clients, progress=say)
-        if deleted.stack_existed:
-            print(f"stack {settings.stack_name} deleted")
-        elif deleted.lake_objects is not None:
-            print(f"stack {settings.stack_name} did not exist; the data lake it retained is deleted")
-        else:
-            print(f"stack {settings.stack_name} did not exist")
-        payload = {
-            "stack": settings.stack_name,
-            "deleted": deleted.deleted,
-            "stack_existed": deleted.stack_existed,
-            "lake_objects_deleted": deleted.lake_objects,
-        }
-    if args.json:
-        emit_json(payload)
-    return 0
+        print(f"verify failed at step {failed.name}: {failed.detail}", file=sys.stderr)
+    return (0 if failed is None else 1), report.as_dict()
+
+
+def _outputs_command(settings: Settings, clients: AwsClients) -> tuple[int, dict[str, Any]]:
+    outputs = stack_outputs(clients, settings.stack_name)
+    width = max(map(len, outputs), default=0)
+    for key, value in sorted(outputs.items()):
+        print(f"{key:{width}} {value}")
+    return 0, {"stack": settings.stack_name, "outputs": outputs}
+
+
+def _delete_command(settings: Settings, clients: AwsClients, say: Progress) -> tuple[int, dict[str, Any]]:
+    deleted = delete(settings, clients, progress=say)
+    if deleted.stack_existed:
+        print(f"stack {settings.stack_name} deleted")
+    elif deleted.lake_objects is not None:
+        print(f"stack {settings.stack_name} did not exist; the data lake it retained is deleted")
+    else:
+        print(f"stack {settings.stack_name} did not exist")
+    return 0, {
+        "stack": settings.stack_name,
+        "deleted": deleted.deleted,
+        "stack_existed": deleted.stack_existed,
+        "lake_objects_deleted": deleted.lake_objects,
+    }
 
 
 if __name__ == "__main__":

@@ -41,23 +41,25 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.athena import SCANNED_BYTES_LABELS
-from storeops.aws import AwsClients, StackResources, describe_error, describe_stack
+from storeops.athena import SCANNED_BYTES_LABELS, inventory_query
+from storeops.aws import AwsClients, StackResources, describe_stack
+from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp
 from storeops.contracts.reading import SCHEMA_VERSION, InventoryReading
 from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.replay import CANARY_ATTRIBUTE
 from storeops.exceptions import StoreOpsError
 from storeops.settings import Settings
+from storeops.sqs import SqsBatcher
+from storeops.stores.backfill import event_time_key
 from storeops.stores.firehose import FirehoseSender, PackedRecord
-from storeops.stores.ingest import event_time_key
 from storeops.stores.landing import count_landed, landing_deadline, wait_until_landed
 
 READINGS = 12
@@ -178,7 +180,7 @@ class Verifier:
         self.observed_at = datetime.now(UTC)
         records = packed(verify_readings(self.store_id, self.observed_at))
         sender = FirehoseSender(self.clients.client("firehose"), self.res.delivery_stream)
-        sent = sender.send(records)
+        sent = sender.send_stream(records)
         if sent.records_failed:
             raise StepFailed(f"{sent.records_failed} of {len(records)} records not accepted: {sent.last_error}")
         return (
@@ -189,7 +191,7 @@ class Verifier:
     def athena(self) -> str:
         deadline = landing_deadline(self.res.firehose_buffer_seconds)
         landing = wait_until_landed(
-            self.clients, self.res.inventory_query, self.observed_at, READINGS, deadline, store_id=self.store_id
+            self.clients, inventory_query(self.res), self.observed_at, READINGS, deadline, store_id=self.store_id
         )
         if landing.readings > READINGS:
             raise StepFailed(f"Athena counts {landing.readings} rows for {READINGS} readings: duplicates in the lake")
@@ -210,7 +212,7 @@ class Verifier:
         readings = verify_readings(self.store_id, at, first_product=READINGS + 1, count=GZIP_MEMBERS)
         body = multi_member_object(readings, GZIP_MEMBERS)
         self.clients.client("s3").put_object(Bucket=self.res.data_lake_bucket, Key=key, Body=body)
-        rows, distinct, _ = count_landed(self.clients, self.res.inventory_query, at, timedelta(0), self.store_id)
+        rows, distinct, _ = count_landed(self.clients, inventory_query(self.res), at, timedelta(0), self.store_id)
         if rows != GZIP_MEMBERS or distinct != GZIP_MEMBERS:
             raise StepFailed(
                 f"Athena reads {rows} rows ({distinct} readings) of the {GZIP_MEMBERS} readings in {GZIP_MEMBERS} "
@@ -286,13 +288,7 @@ class Verifier:
             others = [m for m in messages if _canary_id(m) != canary_id]
             if others:  # dead letters waiting for a replay: visible again at once
                 seen_others += len(others)
-                sqs.change_message_visibility_batch(
-                    QueueUrl=dlq,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                        for i, m in enumerate(others)
-                    ],
-                )
+                SqsBatcher(sqs).change_visibility(dlq, [m["ReceiptHandle"] for m in others], 0)
             if ours:
                 for message in ours:
                     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
@@ -306,7 +302,7 @@ class Verifier:
         )
 
 
-def _canary_id(message: dict[str, Any]) -> str | None:
+def _canary_id(message: Mapping[str, Any]) -> str | None:
     value = message.get("MessageAttributes", {}).get(CANARY_ATTRIBUTE, {}).get("StringValue")
     return str(value) if value is not None else None
 

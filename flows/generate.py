@@ -41,7 +41,8 @@ from storeops.parameters import (
     Wait,
 )
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import IngestReport, SimulationConfig, SimulationStore
+from storeops.stores.readings import IngestReport
+from storeops.stores.state import SimulationConfig, SimulationStore
 from storeops.stores.truth import write_truth
 from tasks.artifacts import figure
 from tasks.environment import load_environment

@@ -90,10 +90,12 @@ from storeops.service_level import (
     split_truth,
 )
 from storeops.settings import load_settings
+from storeops.stores.backfill import backfill, write_by_event_time
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
-from storeops.stores.ingest import Simulation, backfill, reading_columns, take_reading, write_by_event_time
+from storeops.stores.readings import reading_columns, take_reading
 from storeops.stores.reference import products_table, promotions_table, publish_reference
+from storeops.stores.state import Simulation
 from storeops.stores.truth import truth_lines, write_truth
 from tasks.forecast import find_days_to_roll, forecast_day, roll_days
 from tasks.ingest import deliveries_from

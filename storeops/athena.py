@@ -14,7 +14,8 @@ from typing import Any, Literal
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients, StackResources
+from storeops.aws_errors import describe_error
 from storeops.exceptions import QueryFailed, StackError
 from storeops.sql import load_query
 
@@ -43,6 +44,15 @@ class QueryTarget:
     database: str
     workgroup: str
     tables: dict[str, str]  # identifier slot in the SQL -> table name
+
+
+def inventory_query(resources: StackResources) -> QueryTarget:
+    """Where queries over the inventory readings run (the landing check, the post-deploy check)."""
+    return QueryTarget(
+        database=resources.glue_database,
+        workgroup=resources.athena_workgroup,
+        tables={"inventory_table": resources.inventory_table},
+    )
 
 
 @dataclass

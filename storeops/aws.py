@@ -8,18 +8,28 @@ connect/read timeouts. Business code receives an ``AwsClients`` and never builds
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from pydantic import BaseModel, ConfigDict, Field
 
+from storeops.aws_errors import describe_error
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.faults import FaultInjector, FaultPlan
 
-if TYPE_CHECKING:
-    from storeops.athena import QueryTarget
+if TYPE_CHECKING:  # the stubs are a test dependency: the Lambda's runtime has none
+    from mypy_boto3_athena import AthenaClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_firehose import FirehoseClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
     from storeops.settings import Settings
 
 # The emulator accepts any credentials; fixed dummy ones keep a user's real keys out of it.
@@ -85,6 +95,27 @@ class AwsClients:
         session = boto3.Session(region_name=region)
         return cls(session, config or Config(region_name=region, retries={"mode": "standard"}))
 
+    @overload
+    def client(self, service: Literal["s3"], read_timeout: float | None = None) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"], read_timeout: float | None = None) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"], read_timeout: float | None = None) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["firehose"], read_timeout: float | None = None) -> FirehoseClient: ...
+    @overload
+    def client(self, service: Literal["athena"], read_timeout: float | None = None) -> AthenaClient: ...
+    @overload
+    def client(self, service: Literal["glue"], read_timeout: float | None = None) -> GlueClient: ...
+    @overload
+    def client(self, service: Literal["lambda"], read_timeout: float | None = None) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["cloudformation"], read_timeout: float | None = None) -> CloudFormationClient: ...
+    @overload
+    def client(self, service: Literal["ec2"], read_timeout: float | None = None) -> EC2Client: ...
+    @overload
+    def client(self, service: str, read_timeout: float | None = None) -> Any: ...
+
     def client(self, service: str, read_timeout: float | None = None) -> Any:
         """A cached client for ``service`` with this factory's endpoint and config.
 
@@ -136,14 +167,6 @@ class AwsClients:
         wr.config.botocore_config = self.config
 
 
-def describe_error(exc: Exception) -> str:
-    """A one-line description of a boto3 error, naming its code."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
-    return str(exc).replace("\n", " ")
-
-
 class StackResources(BaseModel):
     """Names of the stack's resources, read from its CloudFormation outputs (not repeated in code)."""
 
@@ -167,17 +190,6 @@ class StackResources(BaseModel):
     claims_table: str = Field(alias="ClaimsTableName")
     firehose_buffer_seconds: int = Field(alias="FirehoseBufferSeconds")
     raw_readings_retention_days: int = Field(alias="RawReadingsRetentionDays")
-
-    @property
-    def inventory_query(self) -> QueryTarget:
-        """Where queries over the inventory readings run (the landing check, the post-deploy check)."""
-        from storeops.athena import QueryTarget  # storeops.athena builds on this module
-
-        return QueryTarget(
-            database=self.glue_database,
-            workgroup=self.athena_workgroup,
-            tables={"inventory_table": self.inventory_table},
-        )
 
     @classmethod
     def load(cls, clients: AwsClients, stack_name: str) -> StackResources:

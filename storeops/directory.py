@@ -14,10 +14,15 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+
+from storeops.aws_errors import is_not_found
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 STORE_DIRECTORY_KEY = "reference/stores.json"
 PRODUCT_MASTER_KEY = "reference/products/products.parquet"
@@ -53,12 +58,12 @@ class StoreLocation:
     format: str = "superstore"  # storeops.calendar.FORMATS: its opening hours, hence its receiving window
 
 
-def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
+def load_store_directory(s3: S3Client, bucket: str) -> dict[str, StoreLocation]:
     """The store directory the stores publish; empty if none was published yet."""
     try:
         body = s3.get_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_not_found(exc):
             return {}
         raise
     stores = {
@@ -69,17 +74,17 @@ def load_store_directory(s3: Any, bucket: str) -> dict[str, StoreLocation]:
     return stores
 
 
-def publish_store_directory(s3: Any, bucket: str, stores: Sequence[Mapping[str, Any]]) -> None:
+def publish_store_directory(s3: S3Client, bucket: str, stores: Sequence[Mapping[str, Any]]) -> None:
     """Publish the stores (each with store_id, region, lat, lon; more fields are kept)."""
     s3.put_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY, Body=json.dumps(list(stores)).encode())
 
 
-def load_case_litres(s3: Any, bucket: str) -> dict[str, float]:
+def load_case_litres(s3: S3Client, bucket: str) -> dict[str, float]:
     """Each product's case volume (litres) from the product master; empty if none was published yet."""
     try:
         body = s3.get_object(Bucket=bucket, Key=PRODUCT_MASTER_KEY)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_not_found(exc):
             return {}
         raise
     frame = pd.read_parquet(io.BytesIO(body))

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.client import BaseClient
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
@@ -130,11 +131,12 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self._random = random.Random(self.plan.seed)
 
-    def register(self, client: Any) -> None:
+    def register(self, client: BaseClient) -> None:
         """Fail a share of this client's requests from now on."""
         service_id = client.meta.service_model.service_id.hyphenize()
         self.protocol_of[service_id] = client.meta.service_model.protocol
-        client.meta.events.register(f"before-send.{service_id}", self.before_send)
+        # botocore types handlers as returning None; a before-send handler may return the response to use
+        client.meta.events.register(f"before-send.{service_id}", self.before_send)  # type: ignore[arg-type]
 
     def before_send(self, request: AWSPreparedRequest, event_name: str, **_kwargs: Any) -> AWSResponse | None:
         _, service, operation = event_name.split(".", 2)

@@ -20,14 +20,18 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from storeops.aws_errors import is_conditional_conflict, is_precondition_failed
 from storeops.clock import format_timestamp
 from storeops.exceptions import StoreOpsError
 from storeops.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 LEDGER_PREFIX = "dispatch-ledger/"
 ROUTING_PREFIX = "dispatch-routing/"  # per window: each depot's plan against the baseline on the same deliveries
@@ -94,7 +98,7 @@ def encode_rows(rows: Iterable[LedgerRow]) -> bytes:
     return "".join(json.dumps(r.model_dump(), separators=(",", ":")) + "\n" for r in rows).encode()
 
 
-def write_rows(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> str:
+def write_rows(s3: S3Client, bucket: str, key: str, rows: list[LedgerRow]) -> str:
     """Write one ledger object (idempotent: the same key and rows give the same object)."""
     s3.put_object(Bucket=bucket, Key=key, Body=encode_rows(rows), ContentType="application/x-ndjson")
     return key
@@ -112,19 +116,9 @@ class Recorded(enum.Enum):
     FENCED = "fenced: another window took this window's claims over; it must not record"
 
 
-def _is_precondition_failure(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    return (
-        error.get("Code") in {"PreconditionFailed", "412"}
-        or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) == "412"
-    )
-
-
-def _is_conflict(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalRequestConflict"
-
-
-def _create_once(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> bytes | None:
+def _create_once(
+    s3: S3Client, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None
+) -> bytes | None:
     """PUT only if the key is new; None if created, else the body that was there first."""
     for attempt in range(1, CONFLICT_RETRY.max_attempts + 1):
         try:
@@ -138,16 +132,16 @@ def _create_once(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str
             )
             return None
         except ClientError as exc:
-            if _is_conflict(exc):  # another conditional PUT on this key is in flight: ask again
+            if is_conditional_conflict(exc):  # another conditional PUT on this key is in flight: ask again
                 CONFLICT_RETRY.wait_before_retry(attempt)
                 continue
-            if not _is_precondition_failure(exc):
+            if not is_precondition_failed(exc):
                 raise
         return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     raise StoreOpsError(f"conditional writes to {key} kept conflicting", hint="retry the window")
 
 
-def create_record(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> Recorded:
+def create_record(s3: S3Client, bucket: str, key: str, rows: list[LedgerRow]) -> Recorded:
     """Create a window's record once; safe to repeat (the same rows find themselves there)."""
     body = encode_rows(rows)
     existing = _create_once(s3, bucket, key, body)
@@ -160,7 +154,7 @@ def create_record(s3: Any, bucket: str, key: str, rows: list[LedgerRow]) -> Reco
     raise StoreOpsError(f"window record {key} exists with other rows", hint="window ids must be unique")
 
 
-def fence_record(s3: Any, bucket: str, key: str, fenced_by: str) -> list[LedgerRow] | None:
+def fence_record(s3: S3Client, bucket: str, key: str, fenced_by: str) -> list[LedgerRow] | None:
     """Make the record at ``key`` final before taking its window's claims over.
 
     Returns None if the key now holds a fence (its window can never record), or the rows the

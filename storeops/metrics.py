@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients
+from storeops.aws_errors import describe_error
 
 NAMESPACE = "StoreOps"
 STACK_DIMENSION = "Stack"

@@ -40,7 +40,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from storeops.calendar import TIMEZONE
 from storeops.clock import format_timestamp
 from storeops.costs import CostParameters
 from storeops.ledger import LEDGER_PREFIX, ROUTING_PREFIX, decode_rows
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 READING_COLUMNS = [
     "event_id",
@@ -184,87 +187,19 @@ class ServiceFigures:
         costs = costs or CostParameters()
         readings = record.readings.drop_duplicates("event_id")  # Firehose delivers at least once
         products = record.products.set_index("product_id")
-        sold = int(readings["units_sold"].sum())
-        lost = int(record.lost["units"].sum()) if len(record.lost) else 0
-        demanded = sold + lost
-        audited = int(record.audits["audited"].sum()) if len(record.audits) else 0
-        empty = int(record.audits["empty"].sum()) if len(record.audits) else 0
-        promo_demand, promo_lost = _promoted(readings, record.lost, record.promotions)
-        perishable = set(products.index[products["shelf_life_days"] > 0])
-        expired = int(readings.loc[readings["product_id"].isin(perishable), "units_expired"].sum())
-        dispatches = record.dispatches
-        shipped = int(dispatches["quantity"].sum()) if len(dispatches) else 0
-        refused = record.refused
-        shelved_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum()) - int(
-            refused.loc[refused["product_id"].isin(perishable), "units"].sum() if len(refused) else 0
-        )
-        loads = _loads(dispatches)
-        trucks = len(loads)
-        stops = int(loads["stops"].sum()) if trucks else 0
-        late = int(loads["late"].sum()) if trucks else 0
-        cages = int(loads["cages"].sum()) if trucks else 0
-        km = float(loads["km"].sum()) if trucks else 0.0
-        lower_bound = int(
-            loads.groupby(["depot", "recorded_at"])["cages"].sum().map(lambda c: math.ceil(c / capacity_cages)).sum()
-            if trucks
-            else 0
-        )
-        baseline = _baseline(record.routing)
-        held = _stock_held(readings)
-        unit_cost = readings["product_id"].map(products["unit_cost"]).astype("float64")
-        holding_unit_hours = float((readings["on_hand"] * readings["period_hours"] * unit_cost).sum())
-        lost_margin = (
-            float(
-                (record.lost["units"] * record.lost["product_id"].map(products["price"] - products["unit_cost"])).sum()
-            )
-            if len(record.lost)
-            else 0.0
-        )
-        waste = float((readings["units_expired"] * unit_cost).sum())
-        parts = CostParts(
-            trucks=trucks * costs.truck_per_route,
-            km=km * costs.per_km,
-            stops=stops * costs.per_stop,
-            holding=holding_unit_hours * costs.holding_per_unit_hour,
-            waste=waste,
-            lost_margin=lost_margin,
-        )
+        shelves = _shelf_figures(record, readings, products)
+        loads = _loads(record.dispatches)
+        fleet = _fleet_figures(record, loads, capacity_cages, shelves["units_shipped"])
+        parts = _cost_parts(record, readings, products, loads, costs)
+        demanded = shelves["units_demanded"]
         per_1000 = 1000.0 / demanded if demanded else 0.0
-        days = record.days
-        n_stores = int(record.stores["store_id"].nunique()) if len(record.stores) else 0
         query_bytes = query_bytes or []
         return cls(
-            days=round(days, 4),
-            stores=n_stores,
+            days=round(record.days, 4),
             products=int(readings["product_id"].nunique()),
             readings=len(readings),
-            units_demanded=demanded,
-            units_sold=sold,
-            units_lost=lost,
-            lost_sales_rate=_rate(lost, demanded),
-            audit_out_of_stock_rate=_share(empty, audited),
-            audits=audited,
-            promo_lost_sales_rate=_share(promo_lost, promo_demand),
-            promo_units_demanded=promo_demand,
-            waste_rate=_share(expired, shelved_perishable),
-            units_expired=expired,
-            cover_days=round(held / (demanded / days), 4) if demanded and days else 0.0,
-            stock_held_units=round(held, 1),
-            units_shipped=shipped,
-            units_refused=int(record.refused["units"].sum()) if len(record.refused) else 0,
-            trucks=trucks,
-            trucks_lower_bound=lower_bound,
-            truck_fill=_share(cages, trucks * capacity_cages),
-            cages=cages,
-            stops=stops,
-            stops_per_store_day=round(stops / (n_stores * days), 4) if n_stores and days else 0.0,
-            km=round(km, 1),
-            km_per_1000_units=round(1000.0 * km / shipped, 3) if shipped else None,
-            late_stops_rate=_share(late, stops),
-            route_hours_max=round(float(loads["hours"].max()), 3) if trucks else 0.0,
-            baseline_trucks=baseline["trucks"],
-            baseline_km_per_1000_units=baseline["km_per_1000_units"],
-            routed_km_per_1000_units=baseline["ours_km_per_1000_units"],
+            **shelves,
+            **fleet,
             cost_per_1000_units=round(parts.total * per_1000, 3),
             cost_parts_per_1000_units={k: round(v * per_1000, 3) for k, v in asdict(parts).items()},
             cost_total=round(parts.total, 2),
@@ -295,6 +230,96 @@ def local_days(timestamps: pd.Series) -> pd.Series:
     moments = pd.to_datetime(pd.Series(distinct), utc=True) - pd.Timedelta(milliseconds=1)
     days = moments.dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d").to_numpy()
     return pd.Series(days[codes], index=timestamps.index, dtype=object)
+
+
+def _shelf_figures(record: LoopRecord, readings: pd.DataFrame, products: pd.DataFrame) -> dict[str, Any]:
+    """The shelves' side: demand, sales and losses, out-of-stock audits, waste, stock held, units shipped."""
+    sold = int(readings["units_sold"].sum())
+    lost = int(record.lost["units"].sum()) if len(record.lost) else 0
+    demanded = sold + lost
+    audited = int(record.audits["audited"].sum()) if len(record.audits) else 0
+    empty = int(record.audits["empty"].sum()) if len(record.audits) else 0
+    promo_demand, promo_lost = _promoted(readings, record.lost, record.promotions)
+    perishable = set(products.index[products["shelf_life_days"] > 0])
+    expired = int(readings.loc[readings["product_id"].isin(perishable), "units_expired"].sum())
+    dispatches, refused = record.dispatches, record.refused
+    shipped = int(dispatches["quantity"].sum()) if len(dispatches) else 0
+    shelved_perishable = int(dispatches.loc[dispatches["product_id"].isin(perishable), "quantity"].sum()) - int(
+        refused.loc[refused["product_id"].isin(perishable), "units"].sum() if len(refused) else 0
+    )
+    held = _stock_held(readings)
+    days = record.days
+    return {
+        "units_demanded": demanded,
+        "units_sold": sold,
+        "units_lost": lost,
+        "lost_sales_rate": _rate(lost, demanded),
+        "audit_out_of_stock_rate": _share(empty, audited),
+        "audits": audited,
+        "promo_lost_sales_rate": _share(promo_lost, promo_demand),
+        "promo_units_demanded": promo_demand,
+        "waste_rate": _share(expired, shelved_perishable),
+        "units_expired": expired,
+        "cover_days": round(held / (demanded / days), 4) if demanded and days else 0.0,
+        "stock_held_units": round(held, 1),
+        "units_shipped": shipped,
+        "units_refused": int(refused["units"].sum()) if len(refused) else 0,
+    }
+
+
+def _fleet_figures(record: LoopRecord, loads: pd.DataFrame, capacity_cages: int, shipped: int) -> dict[str, Any]:
+    """The trucks' side: trucks against their lower bound, fill, stops, km, lateness, the baseline's figures."""
+    trucks = len(loads)
+    stops = int(loads["stops"].sum()) if trucks else 0
+    late = int(loads["late"].sum()) if trucks else 0
+    cages = int(loads["cages"].sum()) if trucks else 0
+    km = float(loads["km"].sum()) if trucks else 0.0
+    lower_bound = int(
+        loads.groupby(["depot", "recorded_at"])["cages"].sum().map(lambda c: math.ceil(c / capacity_cages)).sum()
+        if trucks
+        else 0
+    )
+    baseline = _baseline(record.routing)
+    n_stores = int(record.stores["store_id"].nunique()) if len(record.stores) else 0
+    days = record.days
+    return {
+        "stores": n_stores,
+        "trucks": trucks,
+        "trucks_lower_bound": lower_bound,
+        "truck_fill": _share(cages, trucks * capacity_cages),
+        "cages": cages,
+        "stops": stops,
+        "stops_per_store_day": round(stops / (n_stores * days), 4) if n_stores and days else 0.0,
+        "km": round(km, 1),
+        "km_per_1000_units": round(1000.0 * km / shipped, 3) if shipped else None,
+        "late_stops_rate": _share(late, stops),
+        "route_hours_max": round(float(loads["hours"].max()), 3) if trucks else 0.0,
+        "baseline_trucks": baseline["trucks"],
+        "baseline_km_per_1000_units": baseline["km_per_1000_units"],
+        "routed_km_per_1000_units": baseline["ours_km_per_1000_units"],
+    }
+
+
+def _cost_parts(
+    record: LoopRecord, readings: pd.DataFrame, products: pd.DataFrame, loads: pd.DataFrame, costs: CostParameters
+) -> CostParts:
+    """What the loop cost: trucks, km and stops, stock held, waste, and the margin of lost sales."""
+    trucks = len(loads)
+    unit_cost = readings["product_id"].map(products["unit_cost"]).astype("float64")
+    holding_unit_hours = float((readings["on_hand"] * readings["period_hours"] * unit_cost).sum())
+    lost_margin = (
+        float((record.lost["units"] * record.lost["product_id"].map(products["price"] - products["unit_cost"])).sum())
+        if len(record.lost)
+        else 0.0
+    )
+    return CostParts(
+        trucks=trucks * costs.truck_per_route,
+        km=(float(loads["km"].sum()) if trucks else 0.0) * costs.per_km,
+        stops=(int(loads["stops"].sum()) if trucks else 0) * costs.per_stop,
+        holding=holding_unit_hours * costs.holding_per_unit_hour,
+        waste=float((readings["units_expired"] * unit_cost).sum()),
+        lost_margin=lost_margin,
+    )
 
 
 def _promoted(readings: pd.DataFrame, lost: pd.DataFrame, promotions: pd.DataFrame) -> tuple[int, int]:
@@ -377,14 +402,14 @@ def demand_digest(demand: np.ndarray) -> str:
 # -- reading the lake --------------------------------------------------------------------------------
 
 
-def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+def _keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
 
 
-def _lines(s3: Any, bucket: str, key: str) -> bytes:
+def _lines(s3: S3Client, bucket: str, key: str) -> bytes:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     return gzip.decompress(body) if key.endswith(".gz") else body
 
@@ -400,7 +425,7 @@ def _in_hours(key: str, start: datetime, end: datetime) -> bool:
     return start - timedelta(hours=2) <= moment <= end + timedelta(hours=1)
 
 
-def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecord:
+def read_lake(s3: S3Client, bucket: str, start: datetime, end: datetime) -> LoopRecord:
     """Everything the figures need over ``(start, end]``, from the lake alone: the readings, the ledger's
     dispatches, the simulator's record, the store directory and the reference tables."""
     low, high = format_timestamp(start), format_timestamp(end)
@@ -443,7 +468,7 @@ def read_lake(s3: Any, bucket: str, start: datetime, end: datetime) -> LoopRecor
     )
 
 
-def read_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+def read_dispatches(s3: S3Client, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The ledger's dispatch rows of trucks that left in ``(start, end]`` (DISPATCH_COLUMNS)."""
     low, high = format_timestamp(start), format_timestamp(end)
     return pd.DataFrame(
@@ -457,7 +482,7 @@ def read_dispatches(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.
     )
 
 
-def read_routing(s3: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+def read_routing(s3: S3Client, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The routing summaries of windows that left in ``(start, end]``, a row per window and depot (ROUTING_COLUMNS)."""
     low, high = format_timestamp(start), format_timestamp(end)
     rows = []
@@ -486,7 +511,7 @@ def split_truth(lines: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame
     return of("lost", LOST_COLUMNS), of("refused", LOST_COLUMNS), of("audit", AUDIT_COLUMNS)
 
 
-def _parquet(s3: Any, bucket: str, prefix: str) -> pd.DataFrame:
+def _parquet(s3: S3Client, bucket: str, prefix: str) -> pd.DataFrame:
     frames = [
         pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
         for k in _keys(s3, bucket, prefix)

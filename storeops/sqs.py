@@ -6,12 +6,16 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.aws import describe_error
-from storeops.retry import RetryPolicy
+from storeops.aws_errors import describe_error
+from storeops.retry import BatchOutcome, EntryFailure, RetryPolicy, retry_failed_entries
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -21,14 +25,13 @@ SQS_BATCH_BYTES = 262_144  # SendMessageBatch: the bodies and attributes of one 
 MAX_DELAY_SECONDS = 900  # SendMessage DelaySeconds
 
 
-@dataclass
-class BatchOutcome:
-    """Per entry id: which succeeded, and why the others failed after every attempt."""
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: its body, string attributes, and seconds (0-900) before it can be received."""
 
-    succeeded: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    calls: int = 0
-    retried: int = 0
+    body: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    delay: int = 0
 
 
 def entry_bytes(entry: dict[str, Any]) -> int:
@@ -40,16 +43,16 @@ def entry_bytes(entry: dict[str, Any]) -> int:
     return size
 
 
-def batch_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Entries in calls of at most 10 and, together, at most 256 KiB (big orders go a few per call)."""
-    groups: list[list[dict[str, Any]]] = []
+def batch_groups(entries: list[dict[str, Any]]) -> list[list[int]]:
+    """Positions of ``entries`` in calls of at most 10 and, together, at most 256 KiB (big orders go a few per call)."""
+    groups: list[list[int]] = []
     size = 0
-    for entry in entries:
+    for position, entry in enumerate(entries):
         length = entry_bytes(entry)
         if not groups or len(groups[-1]) >= SQS_BATCH or size + length > SQS_BATCH_BYTES:
             groups.append([])
             size = 0
-        groups[-1].append(entry)
+        groups[-1].append(position)
         size += length
     return groups
 
@@ -57,104 +60,71 @@ def batch_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class SqsBatcher:
     """Runs SQS ``*Batch`` operations in groups of 10 with bounded, jittered retries of failed entries."""
 
-    def __init__(self, sqs: Any, *, retry: RetryPolicy = SQS_RETRY, max_workers: int = 1) -> None:
+    def __init__(self, sqs: SQSClient, *, retry: RetryPolicy = SQS_RETRY, max_workers: int = 1) -> None:
         self.sqs = sqs
         self.retry = retry
         self.max_workers = max_workers
 
-    def send(
-        self,
-        queue_url: str,
-        bodies: Sequence[tuple[str, str]],
-        attributes: dict[str, dict[str, str]] | None = None,
-        delays: dict[str, int] | None = None,
-    ) -> BatchOutcome:
-        """SendMessageBatch for (entry id, body) pairs; ids unique, [A-Za-z0-9_-]{1,80}.
-
-        ``attributes`` maps an entry id to string message attributes; ``delays`` to the seconds
-        (0-900) before the message can be received.
-        """
+    def send(self, queue_url: str, messages: Sequence[Outgoing]) -> BatchOutcome:
+        """SendMessageBatch; the outcome names each message by its position in ``messages``."""
         entries = []
-        for entry_id, body in bodies:
-            entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body}
-            if attributes and attributes.get(entry_id):
+        for message in messages:
+            entry: dict[str, Any] = {"MessageBody": message.body}
+            if message.attributes:
                 entry["MessageAttributes"] = {
-                    k: {"DataType": "String", "StringValue": v[:1024]} for k, v in attributes[entry_id].items()
+                    k: {"DataType": "String", "StringValue": v[:1024]} for k, v in message.attributes.items()
                 }
-            if delays and delays.get(entry_id):
-                entry["DelaySeconds"] = min(MAX_DELAY_SECONDS, max(0, delays[entry_id]))
+            if message.delay:
+                entry["DelaySeconds"] = min(MAX_DELAY_SECONDS, max(0, message.delay))
             entries.append(entry)
         return self._run("send_message_batch", queue_url, entries)
 
-    def delete(self, queue_url: str, receipts: Sequence[tuple[str, str]]) -> BatchOutcome:
-        """DeleteMessageBatch for (entry id, receipt handle) pairs."""
-        return self._run("delete_message_batch", queue_url, [{"Id": i, "ReceiptHandle": r} for i, r in receipts])
+    def delete(self, queue_url: str, receipt_handles: Sequence[str]) -> BatchOutcome:
+        """DeleteMessageBatch; the outcome names each message by its position in ``receipt_handles``."""
+        return self._run("delete_message_batch", queue_url, [{"ReceiptHandle": r} for r in receipt_handles])
 
-    def change_visibility(self, queue_url: str, receipts: Sequence[tuple[str, str]], seconds: int) -> BatchOutcome:
+    def change_visibility(self, queue_url: str, receipt_handles: Sequence[str], seconds: int) -> BatchOutcome:
         """ChangeMessageVisibilityBatch: ``seconds=0`` releases messages at once."""
-        entries = [{"Id": i, "ReceiptHandle": r, "VisibilityTimeout": seconds} for i, r in receipts]
+        entries = [{"ReceiptHandle": r, "VisibilityTimeout": seconds} for r in receipt_handles]
         return self._run("change_message_visibility_batch", queue_url, entries)
 
     def _run(self, operation: str, queue_url: str, entries: list[dict[str, Any]]) -> BatchOutcome:
         groups = batch_groups(entries)
-        outcomes = [BatchOutcome() for _ in groups]
+
+        def run_group(group: list[int]) -> BatchOutcome:
+            outcome = retry_failed_entries(
+                [entries[p] for p in group], partial(self._call, operation, queue_url), self.retry, operation
+            )
+            return BatchOutcome(  # positions within the group -> positions within ``entries``
+                succeeded=[group[p] for p in outcome.succeeded],
+                failed={group[p]: reason for p, reason in outcome.failed.items()},
+                calls=outcome.calls,
+                retried=outcome.retried,
+            )
+
         if self.max_workers > 1 and len(groups) > 1:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(groups))) as pool:
-                list(pool.map(lambda g: self._run_group(operation, queue_url, *g), zip(groups, outcomes, strict=True)))
+                outcomes = list(pool.map(run_group, groups))
         else:
-            for group, outcome in zip(groups, outcomes, strict=True):
-                self._run_group(operation, queue_url, group, outcome)
+            outcomes = [run_group(group) for group in groups]
         total = BatchOutcome()
         for outcome in outcomes:
-            total.succeeded += outcome.succeeded
-            total.failed.update(outcome.failed)
-            total.calls += outcome.calls
-            total.retried += outcome.retried
+            total.merge(outcome)
         return total
 
-    def _run_group(self, operation: str, queue_url: str, group: list[dict[str, Any]], outcome: BatchOutcome) -> None:
-        pending = group
-        reasons: dict[str, str] = {}
-        for attempt in range(1, self.retry.max_attempts + 1):
-            if attempt > 1:
-                outcome.retried += len(pending)
-                self.retry.wait_before_retry(attempt - 1)
-            outcome.calls += 1
-            try:
-                response = getattr(self.sqs, operation)(QueueUrl=queue_url, Entries=pending)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if "NonExistentQueue" in code or code in {
-                    "AWS.SimpleQueueService.NonExistentQueue",
-                    "QueueDoesNotExist",
-                }:
-                    for entry in pending:
-                        outcome.failed[entry["Id"]] = describe_error(exc)
-                    return
-                reasons = {e["Id"]: describe_error(exc) for e in pending}
-                continue
-            except BotoCoreError as exc:
-                reasons = {e["Id"]: str(exc) for e in pending}
-                continue
-            outcome.succeeded.extend(s["Id"] for s in response.get("Successful", []))
-            retry_ids = set()
-            reasons = {}
-            for failure in response.get("Failed", []):
-                reason = f"{failure.get('Code')}: {failure.get('Message', '')}"
-                if failure.get("SenderFault"):
-                    outcome.failed[failure["Id"]] = reason  # the request itself is wrong: retrying cannot help
-                else:
-                    retry_ids.add(failure["Id"])
-                    reasons[failure["Id"]] = reason
-            pending = [e for e in pending if e["Id"] in retry_ids]
-            if not pending:
-                return
-            logger.info(
-                "%s: %d of %d entries failed (attempt %d); retrying only those",
-                operation,
-                len(pending),
-                len(group),
-                attempt,
+    def _call(
+        self, operation: str, queue_url: str, pending: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, EntryFailure]:
+        """One ``*Batch`` call; the failed entries by position. A failed call (botocore has retried it) fails
+        every entry it carried."""
+        try:
+            response = getattr(self.sqs, operation)(
+                QueueUrl=queue_url, Entries=[{"Id": str(p), **entry} for p, entry in pending]
             )
-        for entry in pending:
-            outcome.failed[entry["Id"]] = reasons.get(entry["Id"], "failed after retries")
+        except (ClientError, BotoCoreError) as exc:
+            return {p: EntryFailure(describe_error(exc), retryable=False) for p, _ in pending}
+        by_id = {str(p): p for p, _ in pending}
+        return {
+            by_id[f["Id"]]: EntryFailure(f"{f.get('Code')}: {f.get('Message', '')}", retryable=not f.get("SenderFault"))
+            for f in response.get("Failed", [])
+        }

@@ -1,35 +1,32 @@
-"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.stores.ingest``."""
+"""Tasks of the ``store-data`` flow. Each wraps one plain function of ``storeops.stores`` (``state``,
+``readings``, ``backfill``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
+from storeops.athena import inventory_query
 from storeops.aws import AwsClients, StackResources
 from storeops.directory import publish_store_directory
 from storeops.exceptions import NotQueryable
+from storeops.stores.backfill import backfill
 from storeops.stores.deliveries import LedgerDeliveries
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import (
-    Deliveries,
-    IngestReport,
-    Simulation,
-    SimulationConfig,
-    SimulationStore,
-    TruthSink,
-    backfill,
-    open_simulation,
-    run_readings,
-)
 from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
+from storeops.stores.readings import Deliveries, IngestReport, TruthSink, run_readings
 from storeops.stores.reference import catalog_name, publish_reference, published_catalog
+from storeops.stores.state import Simulation, SimulationConfig, SimulationStore
 from tasks.policy import AWS_CALL_RETRIES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, int], None]:
@@ -54,7 +51,7 @@ def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, i
 )
 def load_simulation(store: SimulationStore, config: SimulationConfig, now: datetime) -> Simulation:
     """The simulation's manifest (its chunks load one at a time as the readings reach them)."""
-    simulation = open_simulation(store, config, now)
+    simulation = store.open(config, now)
     manifest = simulation.manifest
     get_run_logger().info(
         "simulation %s: %d stores x %d products in %d chunks of up to %d stores, tick %d, simulated clock %s",
@@ -106,7 +103,7 @@ def send_readings(
     return report
 
 
-def deliveries_from(s3: object, bucket: str, simulation: Simulation) -> LedgerDeliveries:
+def deliveries_from(s3: S3Client, bucket: str, simulation: Simulation) -> LedgerDeliveries:
     """The stores' side of the trucks: at each reading, every chunk adds its stores' stops that arrived
     by then (once each); the ledger is read once per reading time."""
     return LedgerDeliveries(s3, bucket, simulation.catalog, simulation.manifest.deliveries)
@@ -114,7 +111,7 @@ def deliveries_from(s3: object, bucket: str, simulation: Simulation) -> LedgerDe
 
 @task(name="backfill-history", cache_policy=NO_CACHE)
 def backfill_history(
-    simulation: Simulation, s3: object, bucket: str, days: int, end: datetime, every_hours: int
+    simulation: Simulation, s3: S3Client, bucket: str, days: int, end: datetime, every_hours: int
 ) -> tuple[Simulation, IngestReport]:
     """History into the lake by event time, a chunk of stores at a time; each chunk's final state is saved."""
     simulation, report = backfill(
@@ -149,7 +146,7 @@ def save_simulation(simulation: Simulation) -> None:
 
 
 @task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
-def publish_directory(s3: object, bucket: str, simulation: Simulation, fresh: bool) -> None:
+def publish_directory(s3: S3Client, bucket: str, simulation: Simulation, fresh: bool) -> None:
     """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run), or one whose reference
     tables are not the lake's, also what the planner may know of its stores and products (the product
     master, the promotion plan, the planogram)."""
@@ -165,7 +162,7 @@ def wait_until_queryable(
 ) -> Landing:
     """Wait until Athena reads every reading taken at ``observed_at`` (Firehose buffers them first)."""
     deadline = landing_deadline(resources.firehose_buffer_seconds)
-    landing = wait_until_landed(clients, resources.inventory_query, observed_at, expected, deadline)
+    landing = wait_until_landed(clients, inventory_query(resources), observed_at, expected, deadline)
     if not landing.complete:
         raise NotQueryable(
             f"only {landing.distinct_readings} of {expected} readings taken at {landing.observed_at} are queryable "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storeops.stores.ingest import INVENTORY_PREFIX
+from storeops.stores.backfill import INVENTORY_PREFIX
 
 
 def redeliver_every_raw_object(s3: Any, bucket: str) -> int:

@@ -18,11 +18,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.retry import RetryPolicy
+from storeops.aws_errors import describe_error, error_code
+from storeops.retry import EntryFailure, RetryPolicy, retry_failed_entries
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, WriteRequestTypeDef
 
 CLAIMED, DISPATCHED = "claimed", "dispatched"
 TRANSACTION_LIMIT = 100  # TransactWriteItems: 100 actions per call
@@ -70,7 +76,7 @@ class ClaimStore:
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table: str,
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
@@ -89,20 +95,22 @@ class ClaimStore:
         found: dict[str, Claim] = {}
         unprocessed: set[str] = set()
         for start in range(0, len(ids), BATCH_GET_LIMIT):
-            keys = [{"shortage_id": {"S": i}} for i in ids[start : start + BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(1, self.retry.max_attempts + 1):
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    claim = _claim(item)
-                    found[claim.shortage_id] = claim
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                self.retry.wait_before_retry(attempt)
-            if request:
-                unprocessed |= {k["shortage_id"]["S"] for k in request[self.table]["Keys"]}
+            chunk = ids[start : start + BATCH_GET_LIMIT]
+            outcome = retry_failed_entries(chunk, partial(self._read, found), self.retry, "BatchGetItem")
+            unprocessed |= {chunk[position] for position in outcome.failed}
         return found, unprocessed
+
+    def _read(self, found: dict[str, Claim], pending: list[tuple[int, str]]) -> dict[int, EntryFailure]:
+        """One BatchGetItem call: the claims it found go into ``found``; its unprocessed keys by position."""
+        keys = [{"shortage_id": {"S": shortage_id}} for _, shortage_id in pending]
+        response = self.dynamodb.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+        for item in response.get("Responses", {}).get(self.table, []):
+            claim = _claim(item)
+            found[claim.shortage_id] = claim
+        by_id = {shortage_id: position for position, shortage_id in pending}
+        left = response.get("UnprocessedKeys", {}).get(self.table)
+        unprocessed = left["Keys"] if left else []
+        return {by_id[key["shortage_id"]["S"]]: EntryFailure("unprocessed") for key in unprocessed}
 
     # -- writes -----------------------------------------------------------------------------
     def claim(self, shortage_ids: list[str], window: Window) -> ClaimOutcome:
@@ -185,7 +193,7 @@ class ClaimStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             current = _claim(item) if item else None
@@ -204,12 +212,22 @@ class ClaimStore:
         Plain BatchWriteItem puts (25 a call): once the record exists no other window can hold
         these claims (taking over needs a fence first), so no condition is needed.
         """
-        now = self.clock()
-        items = [
+        write = partial(self._write_dispatched, window, self.clock())
+        failed = 0
+        for start in range(0, len(shortage_ids), BATCH_WRITE_LIMIT):
+            chunk = shortage_ids[start : start + BATCH_WRITE_LIMIT]
+            failed += len(retry_failed_entries(chunk, write, self.retry, "BatchWriteItem").failed)
+        if failed:
+            logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
+        return failed
+
+    def _write_dispatched(self, window: Window, now: float, pending: list[tuple[int, str]]) -> dict[int, EntryFailure]:
+        """One BatchWriteItem call; the shortages it left unprocessed by position (all of them if the call failed)."""
+        puts: list[WriteRequestTypeDef] = [
             {
                 "PutRequest": {
                     "Item": {
-                        "shortage_id": {"S": i},
+                        "shortage_id": {"S": shortage_id},
                         "state": {"S": DISPATCHED},
                         "window_id": {"S": window.window_id},
                         "worker": {"S": window.worker},
@@ -220,27 +238,18 @@ class ClaimStore:
                     }
                 }
             }
-            for i in shortage_ids
+            for _, shortage_id in pending
         ]
-        failed = 0
-        for start in range(0, len(items), BATCH_WRITE_LIMIT):
-            request: dict[str, Any] = {self.table: items[start : start + BATCH_WRITE_LIMIT]}
-            for attempt in range(1, self.retry.max_attempts + 1):
-                try:
-                    response = self.dynamodb.batch_write_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    logger.info("marking claims dispatched failed (attempt %d): %s", attempt, exc)
-                    self.retry.wait_before_retry(attempt)
-                    continue
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                self.retry.wait_before_retry(attempt)
-            if request:
-                failed += len(request[self.table])
-        if failed:
-            logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
-        return failed
+        try:
+            response = self.dynamodb.batch_write_item(RequestItems={self.table: puts})
+        except (ClientError, BotoCoreError) as exc:
+            logger.info("marking claims dispatched failed: %s", describe_error(exc))
+            return {position: EntryFailure(describe_error(exc), retryable=False) for position, _ in pending}
+        by_id = {shortage_id: position for position, shortage_id in pending}
+        unprocessed: list[Any] = response.get("UnprocessedItems", {}).get(self.table, [])
+        return {
+            by_id[put["PutRequest"]["Item"]["shortage_id"]["S"]]: EntryFailure("unprocessed") for put in unprocessed
+        }
 
     def repair_dispatched(self, claim: Claim) -> None:
         """Mark an expired claim dispatched: its window's record (final) holds the shortage."""
@@ -258,7 +267,7 @@ class ClaimStore:
                 },
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
     def release(self, shortage_ids: Iterable[str], window: Window) -> int:
@@ -274,13 +283,13 @@ class ClaimStore:
                     ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": window.window_id}},
                 )
             except ClientError as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     failed += 1
             except BotoCoreError:
                 failed += 1
         return failed
 
-    def _new_claim(self, shortage_id: str, window: Window, now: float) -> dict[str, Any]:
+    def _new_claim(self, shortage_id: str, window: Window, now: float) -> TransactWriteItemTypeDef:
         lease = now + self.lease_seconds
         return {
             "Put": {
@@ -301,10 +310,6 @@ class ClaimStore:
         }
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _claim(item: dict[str, Any]) -> Claim:
     return Claim(
         shortage_id=item["shortage_id"]["S"],
@@ -318,7 +323,7 @@ def _claim(item: dict[str, Any]) -> Claim:
 
 def _cancellation_reasons(exc: ClientError, expected: int) -> list[dict[str, Any]] | None:
     """The per-item reasons of a cancelled transaction (one per action), or None for other errors."""
-    if _code(exc) != "TransactionCanceledException":
+    if error_code(exc) != "TransactionCanceledException":
         return None
     reasons = exc.response.get("CancellationReasons") or []
     if len(reasons) != expected:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from storeops.costs import CostParameters
 from storeops.dispatch.fleet import Fleet
 from storeops.dispatch.loading import DEFAULT_ROUTING_SECONDS, Routing
 from storeops.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 MAX_DELAY_SECONDS = 900  # SQS: DelaySeconds of a message
 REDRIVE_MARGIN = 6  # receives that must all end before recycling for SQS to redrive a valid message
@@ -52,7 +55,7 @@ class WorkerConfig:
         """A valid message received this many times is replaced by a fresh copy before anything else."""
         return recycle_point(self.max_receive_count)
 
-    def for_queue(self, sqs: Any) -> WorkerConfig:
+    def for_queue(self, sqs: SQSClient) -> WorkerConfig:
         """This config with the deployed queue's visibility timeout and maxReceiveCount; refuses a
         queue whose settings break the timing relation."""
         attributes = sqs.get_queue_attributes(

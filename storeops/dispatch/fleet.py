@@ -115,7 +115,12 @@ class Fleet:
 
 def _fleet_problem(fleet: Fleet) -> str | None:
     """The first thing wrong with ``fleet``, as the fix to make; None when it is sound."""
-    numbers = {
+    checks = (_unfinite, _bad_capacity, _bad_limits, _bad_duty, _bad_depot_trucks, _bad_timezone)
+    return next((problem for problem in (check(fleet) for check in checks) if problem), None)
+
+
+def _numbers(fleet: Fleet) -> dict[str, float]:
+    return {
         "max_duty_hours": fleet.max_duty_hours,
         "break_minutes": fleet.break_minutes,
         "minutes_per_stop": fleet.minutes_per_stop,
@@ -125,13 +130,24 @@ def _fleet_problem(fleet: Fleet) -> str | None:
         "cage_litres": fleet.cage_litres,
         "receiving_hours_before_opening": fleet.receiving_hours_before_opening,
     }
-    for name, value in numbers.items():
+
+
+def _unfinite(fleet: Fleet) -> str | None:
+    for name, value in _numbers(fleet).items():
         if not math.isfinite(value):
             return f"{name} must be a finite number, got {value}"
+    return None
+
+
+def _bad_capacity(fleet: Fleet) -> str | None:
     if isinstance(fleet.capacity_cages, bool) or not isinstance(fleet.capacity_cages, int):
         return f"capacity_cages must be a whole number of roll cages, got {fleet.capacity_cages!r}"
     if fleet.capacity_cages < 1:
         return f"capacity_cages must be at least 1, got {fleet.capacity_cages}"
+    return None
+
+
+def _bad_limits(fleet: Fleet) -> str | None:
     if fleet.speed_kmh <= 0:
         return f"speed_kmh must be greater than 0, got {fleet.speed_kmh}"
     if fleet.cage_litres <= 0:
@@ -140,9 +156,14 @@ def _fleet_problem(fleet: Fleet) -> str | None:
         return f"receiving_hours_before_opening must be between 0 and 12, got {fleet.receiving_hours_before_opening}"
     if fleet.circuity < 1:
         return f"circuity (road km per straight-line km) must be at least 1, got {fleet.circuity}"
+    numbers = _numbers(fleet)
     for name in ("break_minutes", "minutes_per_stop", "minutes_per_cage"):
         if numbers[name] < 0:
             return f"{name} must be 0 or more, got {numbers[name]}"
+    return None
+
+
+def _bad_duty(fleet: Fleet) -> str | None:
     if fleet.max_duty_hours > 24:
         return f"max_duty_hours must be at most 24, got {fleet.max_duty_hours}"
     if fleet.route_limit_hours <= 0:
@@ -150,9 +171,17 @@ def _fleet_problem(fleet: Fleet) -> str | None:
             f"max_duty_hours ({fleet.max_duty_hours}) must be longer than the break ({fleet.break_minutes} min): "
             "raise max_duty_hours or lower break_minutes"
         )
+    return None
+
+
+def _bad_depot_trucks(fleet: Fleet) -> str | None:
     for depot, trucks in fleet.trucks_at_depot.items():
         if isinstance(trucks, bool) or not isinstance(trucks, int) or trucks < 0:
             return f"trucks_at_depot[{depot!r}] must be a whole number 0 or more, got {trucks!r}"
+    return None
+
+
+def _bad_timezone(fleet: Fleet) -> str | None:
     try:
         ZoneInfo(fleet.timezone)
     except (KeyError, ValueError):

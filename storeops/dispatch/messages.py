@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ class Received:
         return self.parent_id or self.message_id
 
     @classmethod
-    def from_sqs(cls, message: dict[str, Any]) -> Received:
+    def from_sqs(cls, message: Mapping[str, Any]) -> Received:
         attributes = message.get("Attributes", {})
         generation = message.get("MessageAttributes", {}).get(GENERATION_ATTRIBUTE, {}).get("StringValue", "0")
         return cls(

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,7 +45,12 @@ from storeops.ledger import (
     routing_summary_key,
     window_record_key,
 )
-from storeops.sqs import SqsBatcher
+from storeops.sqs import Outgoing, SqsBatcher
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +174,9 @@ class DispatchWorker:
 
     def __init__(
         self,
-        sqs: Any,
-        dynamodb: Any,
-        s3: Any,
+        sqs: SQSClient,
+        dynamodb: DynamoDBClient,
+        s3: S3Client,
         config: WorkerConfig,
         *,
         clock: Callable[[], float] = time.time,
@@ -251,16 +256,14 @@ class DispatchWorker:
 
     def extend(self, messages: list[Received]) -> None:
         """Keep held messages invisible while a long window gathers."""
-        entries = [(f"v{i}", m.receipt_handle) for i, m in enumerate(messages)]
-        self.batcher.change_visibility(self.config.queue_url, entries, self.config.visibility_seconds)
+        handles = [m.receipt_handle for m in messages]
+        self.batcher.change_visibility(self.config.queue_url, handles, self.config.visibility_seconds)
 
     def release(self, messages: list[Received]) -> int:
         """Make messages visible again at once (on shutdown before processing)."""
         if not messages:
             return 0
-        outcome = self.batcher.change_visibility(
-            self.config.queue_url, [(f"r{i}", m.receipt_handle) for i, m in enumerate(messages)], 0
-        )
+        outcome = self.batcher.change_visibility(self.config.queue_url, [m.receipt_handle for m in messages], 0)
         return len(outcome.succeeded)
 
     # -- processing -------------------------------------------------------------------------
@@ -618,28 +621,30 @@ class DispatchWorker:
         for message_id, delay in due.items():
             by_delay.setdefault(delay, []).append(plan.messages[message_id])
         for delay, messages in sorted(by_delay.items()):
-            entries = [(f"h{i}", m.receipt_handle) for i, m in enumerate(messages)]
+            handles = [m.receipt_handle for m in messages]
             report.visibility_failures += len(
-                self.batcher.change_visibility(self.config.queue_url, entries, delay).failed
+                self.batcher.change_visibility(self.config.queue_url, handles, delay).failed
             )
 
     # -- internals --------------------------------------------------------------------------
     def _dead_letter(self, invalid: list[tuple[Received, str]], plan: _Plan, report: WindowReport) -> None:
         if not invalid:
             return
-        entries = [(f"d{i}", m.body) for i, (m, _) in enumerate(invalid)]
-        attributes = {
-            f"d{i}": {
-                "failure_reason": reason,
-                "source_message_id": m.message_id,
-                "failed_at": format_timestamp(datetime.now(UTC)),
-            }
-            for i, (m, reason) in enumerate(invalid)
-        }
-        outcome = self.batcher.send(self.config.dead_letter_queue_url, entries, attributes)
-        moved = [invalid[int(i[1:])][0] for i in outcome.succeeded]
-        for entry_id in outcome.succeeded:
-            message, reason = invalid[int(entry_id[1:])]
+        letters = [
+            Outgoing(
+                m.body,
+                attributes={
+                    "failure_reason": reason,
+                    "source_message_id": m.message_id,
+                    "failed_at": format_timestamp(datetime.now(UTC)),
+                },
+            )
+            for m, reason in invalid
+        ]
+        outcome = self.batcher.send(self.config.dead_letter_queue_url, letters)
+        moved = [invalid[position][0] for position in outcome.succeeded]
+        for position in outcome.succeeded:
+            message, reason = invalid[position]
             report.dead_letter_reasons[message.message_id] = reason
             logger.warning("dead-lettered message %s: %s", message.message_id, reason)
         report.dead_lettered += len(moved)
@@ -654,19 +659,17 @@ class DispatchWorker:
         groups: dict[str, list[Received]] = {}
         for request in requests:
             groups.setdefault(request.sqs_message_id, []).append(request)
-        entries: list[tuple[str, str]] = []
-        attributes: dict[str, dict[str, str]] = {}
-        entry_delays: dict[str, int] = {}
-        members: dict[str, list[Received]] = {}
-        for i, group in enumerate(groups.values()):
-            entry_id = f"c{i}"
-            entries.append((entry_id, order_body([r.body for r in group])))
-            attributes[entry_id] = {GENERATION_ATTRIBUTE: str(group[0].generation + generation_step)}
-            if delays:
-                entry_delays[entry_id] = min(delays[r.message_id] for r in group)
-            members[entry_id] = group
-        outcome = self.batcher.send(self.config.queue_url, entries, attributes, entry_delays or None)
-        return [request for entry_id in outcome.succeeded for request in members[entry_id]]
+        members = list(groups.values())
+        copies = [
+            Outgoing(
+                order_body([r.body for r in group]),
+                attributes={GENERATION_ATTRIBUTE: str(group[0].generation + generation_step)},
+                delay=min(delays[r.message_id] for r in group) if delays else 0,
+            )
+            for group in members
+        ]
+        outcome = self.batcher.send(self.config.queue_url, copies)
+        return [request for position in outcome.succeeded for request in members[position]]
 
     def _settle_requests(self, plan: _Plan, requests: list[Received]) -> int:
         """These requests are done with; delete the messages left with nothing unsettled. Returns failures."""
@@ -675,9 +678,7 @@ class DispatchWorker:
     def _delete(self, messages: list[Received]) -> int:
         if not messages:
             return 0
-        outcome = self.batcher.delete(
-            self.config.queue_url, [(f"x{i}", m.receipt_handle) for i, m in enumerate(messages)]
-        )
+        outcome = self.batcher.delete(self.config.queue_url, [m.receipt_handle for m in messages])
         return len(outcome.failed)
 
     def queue_depth(self) -> int:
@@ -689,14 +690,18 @@ class DispatchWorker:
         return sum(self._queue_counts()) == 0
 
     def _queue_counts(self) -> tuple[int, int, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.config.queue_url, AttributeNames=[*names, "ApproximateNumberOfMessagesDelayed"]
+            QueueUrl=self.config.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
         return (
-            int(attributes.get(names[0], 0)),
-            int(attributes.get(names[1], 0)),
-            int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            int(attributes.get("ApproximateNumberOfMessages", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
         )
 
 

@@ -25,7 +25,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -37,6 +37,10 @@ from storeops.clock import format_timestamp
 from storeops.parameters import FORECAST_HISTORY_DAYS
 from storeops.planning.models import PlanningTargets, partition_of
 from storeops.planning.rollup import parquet_bytes
+from storeops.s3 import delete_prefix
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DAY = timedelta(days=1)
 HOURS = tuple(range(24))
@@ -193,13 +197,6 @@ def _part_key(prefix: str, day: str, index: int) -> str:
     return f"{prefix}dt={day}/part-{index:05d}.parquet"
 
 
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-
-
 def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     """The table's types whatever the engine's result said (a CSV result can type a column with nulls as text)."""
     out = frame.copy()
@@ -230,7 +227,7 @@ def _write_days(
     data_prefix, marker_prefix = prefixes
     for day in days:
         s3.delete_object(Bucket=bucket, Key=f"{marker_prefix}{day}.json")
-        _delete_prefix(s3, bucket, f"{data_prefix}dt={day}/")
+        delete_prefix(s3, bucket, f"{data_prefix}dt={day}/")
     parts: dict[str, int] = dict.fromkeys(days, 0)
     rows: dict[str, int] = dict.fromkeys(days, 0)
     keys: list[str] = []
@@ -325,7 +322,7 @@ def compute_forecast(
     return result
 
 
-def marked_days(s3: Any, bucket: str, marker_prefix: str, first: date) -> set[date]:
+def marked_days(s3: S3Client, bucket: str, marker_prefix: str, first: date) -> set[date]:
     """The days from ``first`` on with a completion marker (one listing)."""
     response = s3.list_objects_v2(Bucket=bucket, Prefix=marker_prefix, StartAfter=marker_prefix + day_label(first))
     days = set()
@@ -336,7 +333,7 @@ def marked_days(s3: Any, bucket: str, marker_prefix: str, first: date) -> set[da
     return days
 
 
-def latest_forecast_day(s3: Any, bucket: str, today: date, max_age_days: int = HORIZON_DAYS - 1) -> date | None:
+def latest_forecast_day(s3: S3Client, bucket: str, today: date, max_age_days: int = HORIZON_DAYS - 1) -> date | None:
     """The newest forecast a plan on ``today`` may use: made on ``today`` or up to ``max_age_days`` before
     (its horizon still covers today and the next day), else None."""
     days = [d for d in marked_days(s3, bucket, FORECAST_MARKERS, today - max_age_days * DAY - DAY) if d <= today]
@@ -349,7 +346,7 @@ def frame_of(chunks: Any) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def rolled_hours(s3: Any, bucket: str, first: date, last: date) -> set[str]:
+def rolled_hours(s3: S3Client, bucket: str, first: date, last: date) -> set[str]:
     """The hour labels (2026-11-27T10) from ``first`` 00:00 to the hour after ``last`` that the hourly rollup
     has completed (its markers, paginated)."""
     from storeops.planning.rollup import MARKER_PREFIX
@@ -390,7 +387,7 @@ def days_to_roll(
     return ranges
 
 
-def forecast_methods(s3: Any, bucket: str, keys: list[str]) -> dict[str, int]:
+def forecast_methods(s3: S3Client, bucket: str, keys: list[str]) -> dict[str, int]:
     """How many store-products each method forecast, from the day's Parquet files (the flow's summary)."""
     import io
 

@@ -27,17 +27,22 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
 
 from storeops.athena import run_query_chunks
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients
+from storeops.aws_errors import describe_error
 from storeops.clock import format_timestamp, hour_floor
 from storeops.exceptions import ValidationFailed
 from storeops.parameters import CATCH_UP_HOURS
 from storeops.planning.models import PlanningTargets, partition_of
+from storeops.s3 import delete_prefix
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +155,7 @@ def hours_between(first: datetime, last: datetime) -> list[datetime]:
     return out
 
 
-def marked_hours(s3: Any, bucket: str, first_hour: datetime, max_keys: int = 1000) -> set[datetime]:
+def marked_hours(s3: S3Client, bucket: str, first_hour: datetime, max_keys: int = 1000) -> set[datetime]:
     """The hours from ``first_hour`` on that have a completion marker: ONE ListObjectsV2 call
     (``StartAfter`` skips the older markers; the first ``max_keys`` markers, at most 1,000)."""
     response = s3.list_objects_v2(
@@ -177,7 +182,7 @@ def watermark(marked: Iterable[datetime], first: datetime, cap: datetime) -> dat
     return hour
 
 
-def rollup_watermark(s3: Any, bucket: str, first: datetime, cap: datetime) -> datetime:
+def rollup_watermark(s3: S3Client, bucket: str, first: datetime, cap: datetime) -> datetime:
     """The watermark of a plan's window from one listing of the markers; ``first`` (read every partition
     raw) when the markers cannot be listed, with a warning: the rollup saves bytes, never decides."""
     first = hour_floor(first)
@@ -264,17 +269,6 @@ def _rollup_frame(chunk: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
-    """Delete every object under ``prefix``; how many there were."""
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-            deleted += len(keys)
-    return deleted
-
-
 def roll_up_hour(
     clients: AwsClients,
     targets: PlanningTargets,
@@ -292,7 +286,7 @@ def roll_up_hour(
     s3, bucket = clients.client("s3"), targets.bucket
     # The marker goes first: from here until the new one, plans read this hour raw.
     s3.delete_object(Bucket=bucket, Key=marker_key(hour))
-    replaced = _delete_prefix(s3, bucket, hour_prefix(hour))
+    replaced = delete_prefix(s3, bucket, hour_prefix(hour))
     run = run_query_chunks(clients, targets.query_target, ROLLUP_QUERY, hour_query_parameters(hour), chunk_rows)
     result = _write_rolled_hour(
         clients, bucket, hour, now, (_rollup_frame(c) for c in run.chunks), run.bytes_scanned, run.query_execution_id
@@ -348,13 +342,13 @@ def _write_rolled_hour(
     return result
 
 
-def _put_part(s3: Any, bucket: str, key: str, frame: pd.DataFrame) -> int:
+def _put_part(s3: S3Client, bucket: str, key: str, frame: pd.DataFrame) -> int:
     body = parquet_bytes(frame)
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")
     return len(body)
 
 
-def _put_marker(s3: Any, bucket: str, result: RollupResult) -> None:
+def _put_marker(s3: S3Client, bucket: str, result: RollupResult) -> None:
     """The hour's completion marker: from now on plans read this hour from the rollup."""
     marker = {k: v for k, v in result.as_dict().items() if k not in ("seconds", "marker", "replaced")}
     s3.put_object(

@@ -18,10 +18,10 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,10 @@ from storeops.planning.forecast import HORIZON_DAYS, latest_forecast_day
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.policy import Costs, Forecast, Pairs, decide, is_slot_plan
 from storeops.planning.rollup import rollup_watermark
-from storeops.sqs import SqsBatcher
+from storeops.sqs import Outgoing, SqsBatcher
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -211,40 +214,11 @@ def plan_shortages(
 ) -> PlanResult:
     """Find what to order at ``request.as_of`` and, unless a dry run, record and send the requests."""
     started = time.perf_counter()
-    window = PlanWindow.resolve(request, now)
-    s3 = clients.client("s3")
-    forecast_day = None
-    if request.policy == "storeops":
-        forecast_day = latest_forecast_day(s3, targets.bucket, window.as_of.date())
-        if forecast_day is None:
-            logger.warning(
-                "no forecast covers %s (run the forecast flow: `python -m flows.forecast`): the plain rule plans",
-                window.as_of.date(),
-            )
-    method = "forecast" if forecast_day is not None else ("workshop" if request.policy == "workshop" else "plain")
-    if method == "forecast":
-        window = window.latest_state_only()
-    if request.policy in RECORDING_POLICIES:  # both read the closed hours the hourly rollup holds
-        watermark = rollup_watermark(s3, targets.bucket, window.first_partition, window.rollup_cap)
-        if method == "forecast":
-            # the latest readings are all the forecast planner needs: whatever the rollup's lag, it reads raw
-            # at most the partitions from the rollup's cap on (the last hour), so its bytes stay bounded
-            # (ARCHITECTURE.md "Scale"); an older hour the rollup lacks holds no pair's latest reading
-            watermark = max(watermark, window.rollup_cap)
-        window = window.reading_rollup_until(watermark)
+    window, method, forecast_day = _planning_method(
+        clients.client("s3"), targets, request, PlanWindow.resolve(request, now)
+    )
     params = window.query_parameters()
-    query_bytes: list[int] = []
-    if window.stores:
-        check = run_query(clients, targets.query_target, "stores_in_window", params)
-        query_bytes.append(check.bytes_scanned)
-        present = set(check.frame["store_id"])
-        unknown = [s for s in window.stores if s not in present]
-        if unknown:
-            raise ValidationFailed(
-                f"unknown store ids (no readings between {params['window_start']} and {params['as_of']}): "
-                + ", ".join(unknown[:10]),
-                hint="check the ids, or widen lookback_hours",
-            )
+    query_bytes = _check_stores(clients, targets, window, params)
     if forecast_day is not None:
         params["forecast_day"] = forecast_day.isoformat()
     run = run_query_chunks(clients, targets.query_target, POLICY_QUERIES[method], params, CHUNK_ROWS)
@@ -264,8 +238,7 @@ def plan_shortages(
         method=method,
         forecast_day=forecast_day.isoformat() if forecast_day else None,
     )
-    if method == "forecast":
-        assert forecast_day is not None
+    if forecast_day is not None:  # the forecast method
         policy_costs = Costs(
             holding_rate_per_year=(costs or CostParameters()).holding_rate_per_year,
             extra_stop_cost=request.extra_stop_cost,
@@ -278,6 +251,71 @@ def plan_shortages(
     else:
         shortage_chunks = (normalise(chunk) for chunk in run.chunks if not chunk.empty)
     sender = _Sender(clients, targets, request, window.as_of, plan_id, batcher)
+    _order(shortage_chunks, request, sender, result)
+    result.seconds = time.perf_counter() - started
+    _log_plan(result, sender, targets, run.seconds)
+    if sender.failed:
+        kept_out = (
+            f"they stay excluded until {sender.open_until} and are planned again after that"
+            if request.policy in RECORDING_POLICIES
+            else "the next plan asks again"
+        )
+        raise DeliveryError(
+            f"{sender.failed} of {sender.failed + sender.sent} dispatch requests were not sent ({sender.first_error}); "
+            f"{kept_out}",
+            lost=sender.failed,
+            hint="check the dispatch queue, then run planning again",
+        )
+    return result
+
+
+def _planning_method(
+    s3: S3Client, targets: PlanningTargets, request: PlanRequest, window: PlanWindow
+) -> tuple[PlanWindow, str, date | None]:
+    """How this plan decides (``forecast``, ``workshop`` or ``plain``), the forecast day it uses, and the window
+    it reads (the rollup up to its watermark, raw readings after)."""
+    forecast_day = None
+    if request.policy == "storeops":
+        forecast_day = latest_forecast_day(s3, targets.bucket, window.as_of.date())
+        if forecast_day is None:
+            logger.warning(
+                "no forecast covers %s (run the forecast flow: `python -m flows.forecast`): the plain rule plans",
+                window.as_of.date(),
+            )
+    method = "forecast" if forecast_day is not None else ("workshop" if request.policy == "workshop" else "plain")
+    if method == "forecast":
+        window = window.latest_state_only()
+    if request.policy in RECORDING_POLICIES:  # both read the closed hours the hourly rollup holds
+        watermark = rollup_watermark(s3, targets.bucket, window.first_partition, window.rollup_cap)
+        if method == "forecast":
+            # the latest readings are all the forecast planner needs: whatever the rollup's lag, it reads raw
+            # at most the partitions from the rollup's cap on (the last hour), so its bytes stay bounded
+            # (ARCHITECTURE.md "Scale"); an older hour the rollup lacks holds no pair's latest reading
+            watermark = max(watermark, window.rollup_cap)
+        window = window.reading_rollup_until(watermark)
+    return window, method, forecast_day
+
+
+def _check_stores(
+    clients: AwsClients, targets: PlanningTargets, window: PlanWindow, params: dict[str, Any]
+) -> list[int]:
+    """Refuse store ids with no readings in the window (one query, when stores were named); its bytes scanned."""
+    if not window.stores:
+        return []
+    check = run_query(clients, targets.query_target, "stores_in_window", params)
+    present = set(check.frame["store_id"])
+    unknown = [s for s in window.stores if s not in present]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown store ids (no readings between {params['window_start']} and {params['as_of']}): "
+            + ", ".join(unknown[:10]),
+            hint="check the ids, or widen lookback_hours",
+        )
+    return [check.bytes_scanned]
+
+
+def _order(shortage_chunks: Iterable[pd.DataFrame], request: PlanRequest, sender: _Sender, result: PlanResult) -> None:
+    """Count the shortages, keep a sample, and send (unless a dry run) up to ``max_requests`` of them."""
     samples: list[pd.DataFrame] = []
     kinds: dict[str, int] = {}
     stores: set[str] = set()
@@ -304,18 +342,20 @@ def plan_shortages(
     result.requests_sent, result.requests_failed, result.sqs_messages = sender.sent, sender.failed, sender.messages
     result.ledger_keys = sender.ledger_keys
     result.ledger_key = sender.ledger_keys[0] if sender.ledger_keys else None
-    result.seconds = time.perf_counter() - started
+
+
+def _log_plan(result: PlanResult, sender: _Sender, targets: PlanningTargets, query_seconds: float) -> None:
     logger.info(
         "plan %s (%s%s): %d shortages in [%s, %s] (rollup before %s), query %.2f s, %d %s; recorded %d in %d "
         "ledger objects, sent %d in %d messages, failed %d, deferred %d by max_requests; peak RSS %.0f MB",
-        plan_id,
-        method,
+        result.plan_id,
+        result.method,
         f" of {result.forecast_day}" if result.forecast_day else "",
         result.shortage_count,
-        params["window_start"],
-        params["as_of"],
+        result.window_start,
+        result.as_of,
         result.rollup_until,
-        run.seconds,
+        query_seconds,
         result.bytes_scanned,
         SCANNED_BYTES_LABELS[targets.scanned_bytes_source],
         sender.recorded,
@@ -326,19 +366,6 @@ def plan_shortages(
         result.deferred,
         peak_rss_mb(),
     )
-    if sender.failed:
-        kept_out = (
-            f"they stay excluded until {sender.open_until} and are planned again after that"
-            if request.policy in RECORDING_POLICIES
-            else "the next plan asks again"
-        )
-        raise DeliveryError(
-            f"{sender.failed} of {sender.failed + sender.sent} dispatch requests were not sent ({sender.first_error}); "
-            f"{kept_out}",
-            lost=sender.failed,
-            hint="check the dispatch queue, then run planning again",
-        )
-    return result
 
 
 class _Sender:
@@ -385,11 +412,11 @@ class _Sender:
             self.ledger_keys.append(write_rows(self.s3, self.targets.bucket, key, rows))
             self.recorded += len(rows)
         orders = pack_orders((m.store_id, m.model_dump_json()) for m in messages)
-        outcome = self.batcher.send(self.targets.queue_url, [(f"o{i}", body) for i, (body, _) in enumerate(orders)])
+        outcome = self.batcher.send(self.targets.queue_url, [Outgoing(body) for body, _ in orders])
         carried = [count for _, count in orders]
         self.messages += len(outcome.succeeded)
-        self.sent += sum(carried[int(entry_id[1:])] for entry_id in outcome.succeeded)
-        self.failed += sum(carried[int(entry_id[1:])] for entry_id in outcome.failed)
+        self.sent += sum(carried[position] for position in outcome.succeeded)
+        self.failed += sum(carried[position] for position in outcome.failed)
         if outcome.failed and not self.first_error:
             self.first_error = str(next(iter(outcome.failed.values())))
 

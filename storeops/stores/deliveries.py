@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from storeops.stores.simulation import (
     SimulationState,
     apply_deliveries,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def horizon_days(now: datetime, horizon: int = DELIVERY_HORIZON_DAYS) -> list[st
     return [f"{now - timedelta(days=back):%Y-%m-%d}" for back in range(horizon, -1, -1)]
 
 
-def _record_stops(s3: Any, bucket: str, key: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def _record_stops(s3: S3Client, bucket: str, key: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(stop id, rows) for every stop of one window record."""
     stops: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for line in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines():
@@ -68,14 +71,14 @@ def _record_stops(s3: Any, bucket: str, key: str) -> Iterator[tuple[str, list[di
         yield f"{load_id}#{number}", rows
 
 
-def _records(s3: Any, bucket: str, day: str) -> Iterator[tuple[str, str]]:
+def _records(s3: S3Client, bucket: str, day: str) -> Iterator[tuple[str, str]]:
     """(record name, key) of every window record of a ledger day."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=window_records_prefix(day)):
         for obj in page.get("Contents", []):
             yield obj["Key"].rsplit("/", 1)[-1].removesuffix(".json"), obj["Key"]
 
 
-def due_deliveries(s3: Any, bucket: str, now: datetime, memory: DeliveryMemory) -> DueDeliveries:
+def due_deliveries(s3: S3Client, bucket: str, now: datetime, memory: DeliveryMemory) -> DueDeliveries:
     """The stops whose ETA has passed by ``now`` and that ``memory`` has not applied."""
     cutoff = format_timestamp(now)
     due: list[Delivery] = []
@@ -96,18 +99,6 @@ def due_deliveries(s3: Any, bucket: str, now: datetime, memory: DeliveryMemory) 
             if not pending:
                 complete.append((day, record))
     return DueDeliveries(due, complete)
-
-
-def stops_in_transit(s3: Any, bucket: str, now: datetime) -> int:
-    """How many truck stops of recent loads have not arrived yet."""
-    cutoff = format_timestamp(now)
-    return sum(
-        1
-        for day in horizon_days(now, 1)
-        for _, key in _records(s3, bucket, day)
-        for _, rows in _record_stops(s3, bucket, key)
-        if rows[0]["eta"] > cutoff
-    )
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ class LedgerDeliveries:
     was read, so the next run, or the next virtual hour, reads the ledger afresh).
     """
 
-    def __init__(self, s3: Any, bucket: str, catalog: Catalog, memory: DeliveryMemory) -> None:
+    def __init__(self, s3: S3Client, bucket: str, catalog: Catalog, memory: DeliveryMemory) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.catalog = catalog

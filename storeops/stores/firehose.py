@@ -24,15 +24,19 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storeops.aws import describe_error
+from storeops.aws_errors import describe_error, error_code
 from storeops.exceptions import DeliveryError
-from storeops.retry import RetryPolicy
+from storeops.retry import EntryFailure, RetryPolicy, retry_failed_entries
 from storeops.stores.encoding import EncodedBatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_firehose import FirehoseClient
 
 MAX_RECORD_BYTES = 1_000 * 1024  # Firehose: 1,000 KiB per record
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: 500 records per call
@@ -41,6 +45,7 @@ BILLING_INCREMENT = 5 * 1024  # Direct PUT bills each record rounded up to 5 KB
 DEFAULT_RAW_CHUNK_BYTES = 1024 * 1024  # readings per record, before compression
 FIREHOSE_RETRY = RetryPolicy(max_attempts=8)
 THROTTLING_CODES = frozenset({"ServiceUnavailableException", "ThrottlingException", "LimitExceededException"})
+FATAL_CODES = frozenset({"ResourceNotFoundException", "InvalidArgumentException", "AccessDeniedException"})
 MIN_RATE = 64 * 1024  # bytes/s: the adaptive rate never goes below this
 
 logger = logging.getLogger(__name__)
@@ -258,7 +263,7 @@ class FirehoseSender:
 
     def __init__(
         self,
-        client: Any,
+        client: FirehoseClient,
         stream_name: str,
         *,
         retry: RetryPolicy = FIREHOSE_RETRY,
@@ -270,10 +275,6 @@ class FirehoseSender:
         self.retry = retry
         self.max_in_flight = max_in_flight
         self.rate = rate or SendRate()
-
-    def send(self, records: Sequence[PackedRecord]) -> SendResult:
-        """Deliver ``records``; never raises for partial failure, reports it instead."""
-        return self.send_stream(records)
 
     def send_stream(self, records: Iterable[PackedRecord]) -> SendResult:
         """Deliver records as they come, in PutRecordBatch calls, at most ``max_in_flight`` at once."""
@@ -299,62 +300,49 @@ class FirehoseSender:
         return total
 
     def _send_batch(self, batch: list[PackedRecord]) -> SendResult:
+        """One PutRecordBatch call, then only its failed records again (``retry_failed_entries``)."""
         result = SendResult(payload_bytes=sum(len(r.data) for r in batch))
-        pending = batch
-        for attempt in range(1, self.retry.max_attempts + 1):
-            if attempt > 1:
-                result.retried_records += len(pending)
-                self.retry.wait_before_retry(attempt - 1)
-            result.calls += 1
-            self.rate.acquire(sum(len(r.data) for r in pending))
-            try:
-                response = self.client.put_record_batch(
-                    DeliveryStreamName=self.stream_name, Records=[{"Data": r.data} for r in pending]
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in THROTTLING_CODES:
-                    self.rate.throttled()
-                if code in {"ResourceNotFoundException", "InvalidArgumentException", "AccessDeniedException"}:
-                    raise DeliveryError(
-                        f"cannot send to delivery stream {self.stream_name}: {describe_error(exc)}",
-                        lost=sum(r.readings for r in pending),
-                        hint="deploy the stack (`python -m deployments.stack deploy`) and check the stream name",
-                    ) from None
-                result.last_error = describe_error(exc)
-                logger.info("PutRecordBatch failed (attempt %d): %s", attempt, result.last_error)
-                continue  # the whole call failed: every entry is retried
-            except BotoCoreError as exc:
-                result.last_error = str(exc)
-                logger.info("PutRecordBatch failed (attempt %d): %s", attempt, result.last_error)
-                continue
-            failed: list[PackedRecord] = []
-            if response.get("FailedPutCount"):
-                logger.info(
-                    "Firehose rejected %d of %d records (attempt %d); retrying only those",
-                    response["FailedPutCount"],
-                    len(pending),
-                    attempt,
-                )
-            delivered = 0
-            for record, entry in zip(pending, response["RequestResponses"], strict=True):
-                if entry.get("ErrorCode"):
-                    failed.append(record)
-                    result.last_error = f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}"
-                else:
-                    result.records_sent += 1
-                    result.readings_sent += record.readings
-                    result.billed_bytes += billed_bytes([len(record.data)])
-                    delivered += len(record.data)
-            self.rate.delivered(delivered)
-            if any(entry.get("ErrorCode") in THROTTLING_CODES for entry in response["RequestResponses"]):
-                self.rate.throttled()
-            pending = failed
-            if not pending:
-                return result
-        result.records_failed = len(pending)
-        result.readings_failed = sum(r.readings for r in pending)
+        outcome = retry_failed_entries(batch, partial(self._put, result), self.retry, "PutRecordBatch")
+        sent = [batch[position] for position in outcome.succeeded]
+        lost = [batch[position] for position in outcome.failed]
+        result.calls, result.retried_records = outcome.calls, outcome.retried
+        result.records_sent, result.readings_sent = len(sent), sum(r.readings for r in sent)
+        result.billed_bytes = billed_bytes([len(r.data) for r in sent]) if sent else 0
+        result.records_failed, result.readings_failed = len(lost), sum(r.readings for r in lost)
         return result
+
+    def _put(self, result: SendResult, pending: list[tuple[int, PackedRecord]]) -> dict[int, EntryFailure]:
+        """One PutRecordBatch call under the send rate; the records it failed, by position. A call that failed
+        whole (botocore has retried it) fails its records for good; a missing stream raises ``DeliveryError``."""
+        self.rate.acquire(sum(len(r.data) for _, r in pending))
+        try:
+            response = self.client.put_record_batch(
+                DeliveryStreamName=self.stream_name, Records=[{"Data": r.data} for _, r in pending]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in THROTTLING_CODES:
+                self.rate.throttled()
+            if error_code(exc) in FATAL_CODES:
+                raise DeliveryError(
+                    f"cannot send to delivery stream {self.stream_name}: {describe_error(exc)}",
+                    lost=sum(r.readings for _, r in pending),
+                    hint="deploy the stack (`python -m deployments.stack deploy`) and check the stream name",
+                ) from None
+            result.last_error = describe_error(exc)
+            logger.info("PutRecordBatch failed after botocore's retries: %s", result.last_error)
+            return {position: EntryFailure(result.last_error, retryable=False) for position, _ in pending}
+        failures: dict[int, EntryFailure] = {}
+        delivered = 0
+        for (position, record), entry in zip(pending, response["RequestResponses"], strict=True):
+            if entry.get("ErrorCode"):
+                result.last_error = f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}"
+                failures[position] = EntryFailure(result.last_error)
+            else:
+                delivered += len(record.data)
+        self.rate.delivered(delivered)
+        if any(entry.get("ErrorCode") in THROTTLING_CODES for entry in response["RequestResponses"]):
+            self.rate.throttled()
+        return failures
 
 
 class PendingSend:

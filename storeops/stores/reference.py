@@ -23,19 +23,23 @@ from __future__ import annotations
 import io
 import logging
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from storeops.aws_errors import is_not_found
 from storeops.directory import PRODUCT_MASTER_KEY
+from storeops.s3 import delete_prefix
 from storeops.stores.catalog import Catalog
 from storeops.stores.demand import PromoCalendar, store_products
 from storeops.stores.simulation import shelf_capacity
 
 if TYPE_CHECKING:
-    from storeops.stores.ingest import Simulation
+    from mypy_boto3_s3 import S3Client
+
+    from storeops.stores.state import Simulation
 
 REFERENCE_PREFIX = "reference/"
 PRODUCTS_KEY = PRODUCT_MASTER_KEY  # the trucks read case volumes from it
@@ -106,7 +110,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def publish(s3: Any, bucket: str, key: str, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> None:
+def publish(s3: S3Client, bucket: str, key: str, frame: pd.DataFrame, metadata: dict[str, str] | None = None) -> None:
     """One reference object (the same frame gives the same bytes)."""
     s3.put_object(
         Bucket=bucket,
@@ -123,18 +127,18 @@ def catalog_name(catalog: Catalog) -> str:
     return f"{n_stores}x{n_products}-seed{catalog.seed}"
 
 
-def published_catalog(s3: Any, bucket: str) -> str | None:
+def published_catalog(s3: S3Client, bucket: str) -> str | None:
     """The catalog the lake's reference tables were published for (None: none published)."""
     try:
         head = s3.head_object(Bucket=bucket, Key=PRODUCTS_KEY)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if is_not_found(exc):
             return None
         raise
     return head.get("Metadata", {}).get(CATALOG_METADATA)
 
 
-def publish_catalog_tables(s3: Any, bucket: str, catalog: Catalog) -> None:
+def publish_catalog_tables(s3: S3Client, bucket: str, catalog: Catalog) -> None:
     """The product master and the promotion plan (the planogram goes a chunk at a time)."""
     products = products_table(catalog)
     promotions = promotions_table(catalog)
@@ -143,16 +147,13 @@ def publish_catalog_tables(s3: Any, bucket: str, catalog: Catalog) -> None:
     logger.info("published %d products and %d promotions under %s", len(products), len(promotions), REFERENCE_PREFIX)
 
 
-def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str, int]:
+def publish_reference(s3: S3Client, bucket: str, simulation: Simulation) -> dict[str, int]:
     """Every reference table of a simulation (one retailer per lake): the planogram a chunk of stores at a
     time, replacing an earlier one, then the promotion plan and the product master, which names the catalog
     last (``published_catalog``); returns the rows of each."""
     catalog = simulation.catalog
     store_ids = catalog.stores["store_id"].to_numpy()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PLANOGRAM_PREFIX):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:  # another simulation's planogram, perhaps of more chunks: none of it may stay
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    delete_prefix(s3, bucket, PLANOGRAM_PREFIX)  # another simulation's planogram, perhaps of more chunks
     rows = 0
     for index, first, stop in simulation.layout:
         fixed = store_products(catalog, first, stop)
@@ -163,5 +164,5 @@ def publish_reference(s3: Any, bucket: str, simulation: Simulation) -> dict[str,
     return {"products": catalog.shape[1], "planogram": rows}
 
 
-def read_parquet(s3: Any, bucket: str, key: str) -> pd.DataFrame:
+def read_parquet(s3: S3Client, bucket: str, key: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))

@@ -16,7 +16,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from storeops.clock import format_timestamp
 from storeops.service_level import truth_key
 from storeops.stores.catalog import Catalog
 from storeops.stores.simulation import SimulationState, Tick
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def _sparse(kind: str, values: np.ndarray, stores: list[str], products: list[str], at: str) -> Iterator[dict[str, Any]]:
@@ -63,7 +66,7 @@ def truth_lines(catalog: Catalog, state: SimulationState, tick: Tick, refused: n
     return "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
 
 
-def write_truth(s3: Any, bucket: str, observed_at: datetime, name: str, ndjson: bytes) -> str:
+def write_truth(s3: S3Client, bucket: str, observed_at: datetime, name: str, ndjson: bytes) -> str:
     key = truth_key(observed_at, name)
     s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(ndjson, compresslevel=1, mtime=0))
     return key

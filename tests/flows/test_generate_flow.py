@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flows.generate import store_data
+from storeops.athena import inventory_query
 from tests.conftest import run_cli
 from tests.integration.conftest import LocalStack
 
@@ -17,14 +18,13 @@ pytestmark = pytest.mark.flow
 def test_store_data_flow_sends_and_continues(flow_env: LocalStack) -> None:
     s3, bucket = flow_env.clients.client("s3"), flow_env.resources.data_lake_bucket
     prefix = "simulator/10x6-seed4/"
-    s3.put_object(Bucket=bucket, Key=f"{prefix}state.npz", Body=b"an earlier version's whole-catalog state")
     first = store_data(stores=10, products=6, seed=4)
     assert first["rows_sent"] == 60
     assert first["rows_failed"] == 0
     assert first["hours_simulated"] == pytest.approx(1.0)  # a new simulation starts an hour before its reading
     assert first["peak_rss_mb"] > 0
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
-    assert keys == {f"{prefix}state.npz", f"{prefix}manifest.json", f"{prefix}chunk-00000.npz"}  # the old one ignored
+    assert keys == {f"{prefix}manifest.json", f"{prefix}chunk-00000.npz"}
     second = store_data(stores=10, products=6, seed=4)
     assert second["rows_sent"] == 60
     assert second["sim_clock"] > first["sim_clock"]
@@ -52,7 +52,7 @@ def test_with_wait_the_run_returns_when_athena_reads_every_reading(flow_env: Loc
     assert result["queryable_after_seconds"] >= 0
     observed_at = datetime.fromisoformat(result["sim_clock"])
     rows, distinct, _ = count_landed(
-        flow_env.clients, flow_env.resources.inventory_query, observed_at, timedelta(minutes=5)
+        flow_env.clients, inventory_query(flow_env.resources), observed_at, timedelta(minutes=5)
     )
     assert (rows, distinct) == (35, 35)
 

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from storeops.exceptions import DeliveryError, StoreOpsError
+from storeops.stores.backfill import backfill
 from storeops.stores.catalog import build_catalog
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill, open_simulation, run_readings
+from storeops.stores.readings import run_readings
 from storeops.stores.simulation import advance
+from storeops.stores.state import SimulationConfig, SimulationStore
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
 
@@ -42,7 +44,7 @@ def athena(stack: LocalStack, sql: str, **params: str) -> pd.DataFrame:
 def test_rows_sent_equal_rows_queryable_through_athena(local_stack: LocalStack) -> None:
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     config = SimulationConfig(stores=40, products=25, seed=3)
-    simulation = open_simulation(SimulationStore(s3, bucket), config, T0, chunk_pairs=200)  # 8 stores: 5 chunks
+    simulation = SimulationStore(s3, bucket).open(config, T0, chunk_pairs=200)  # 8 stores: 5 chunks
     assert simulation.layout.count == 5
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
     report = run_readings(simulation, sender, hourly(3), raw_chunk_bytes=64_000)
@@ -78,17 +80,17 @@ def test_a_second_scheduled_run_continues_the_simulation(local_stack: LocalStack
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=5, products=4, seed=8)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    first = open_simulation(store, config, T0, chunk_pairs=8)  # 2 stores a chunk: 3 chunks
+    first = store.open(config, T0, chunk_pairs=8)  # 2 stores a chunk: 3 chunks
     run_readings(first, sender, hourly(2))
     first.save_manifest()
-    second = open_simulation(store, config, T0 + timedelta(hours=5))
+    second = store.open(config, T0 + timedelta(hours=5))
     assert second.layout == first.layout  # a saved simulation keeps its layout
     assert second.manifest.ticks == 2
     assert second.manifest.sim_clock == first.manifest.sim_clock == T0 + timedelta(hours=1)
     assert [second.load(k).ticks for k in range(3)] == [2, 2, 2]
     run_readings(second, sender, [T0 + timedelta(hours=2)])
     second.save_manifest()
-    third = open_simulation(store, config, T0)
+    third = store.open(config, T0)
     assert third.manifest.ticks == 3
     assert third.manifest.last_observed_at is not None
     assert first.manifest.last_observed_at is not None
@@ -99,10 +101,10 @@ def test_a_second_scheduled_run_continues_the_simulation(local_stack: LocalStack
 def test_a_concurrent_writer_is_detected(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
     config = SimulationConfig(stores=2, products=2)
-    first = open_simulation(store, config, T0)
+    first = store.open(config, T0)
     first.save(first.load(0))
     first.save_manifest()
-    mine, theirs = open_simulation(store, config, T0), open_simulation(store, config, T0)
+    mine, theirs = store.open(config, T0), store.open(config, T0)
     my_chunk, their_chunk = mine.load(0), theirs.load(0)
     advance(their_chunk, 1.0)  # the other run moved on
     theirs.save(their_chunk)
@@ -115,7 +117,7 @@ def test_a_concurrent_writer_is_detected(local_stack: LocalStack) -> None:
 
 def test_a_missing_delivery_stream_is_reported_with_the_loss(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    simulation = open_simulation(store, SimulationConfig(stores=3, products=3), T0)
+    simulation = store.open(SimulationConfig(stores=3, products=3), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), "no-such-stream")
     with pytest.raises(DeliveryError) as info:
         run_readings(simulation, sender, hourly(1))
@@ -125,7 +127,7 @@ def test_a_missing_delivery_stream_is_reported_with_the_loss(local_stack: LocalS
 
 def test_invalid_readings_are_never_sent_and_are_counted(local_stack: LocalStack) -> None:
     store = SimulationStore(local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket)
-    simulation = open_simulation(store, SimulationConfig(stores=4, products=5, seed=1), T0)
+    simulation = store.open(SimulationConfig(stores=4, products=5, seed=1), T0)
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
 
     def corrupt(columns: dict[str, np.ndarray]) -> None:
@@ -179,7 +181,7 @@ def test_backfill_in_chunks_saves_each_chunk_and_the_live_run_continues_from_it(
     store = SimulationStore(s3, bucket)
     config = SimulationConfig(stores=7, products=3, seed=4)
     end = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    simulation = open_simulation(store, config, end, chunk_pairs=9)  # 3 stores a chunk: 3 chunks
+    simulation = store.open(config, end, chunk_pairs=9)  # 3 stores a chunk: 3 chunks
     seen: list[tuple[int, int]] = []
     simulation, report = backfill(
         simulation.catalog, s3, bucket, 1, end=end, progress=lambda *p: seen.append(p), simulation=simulation
@@ -188,7 +190,7 @@ def test_backfill_in_chunks_saves_each_chunk_and_the_live_run_continues_from_it(
     assert seen[-1] == (72, 72)
     simulation.save_manifest()
     sender = FirehoseSender(local_stack.clients.client("firehose"), local_stack.resources.delivery_stream)
-    live = open_simulation(store, config, end + timedelta(minutes=30))
+    live = store.open(config, end + timedelta(minutes=30))
     assert live.manifest.last_observed_at == end
     reading = run_readings(live, sender, [end + timedelta(minutes=30)])
     assert reading.hours_simulated == pytest.approx(0.5)  # continues from the backfill's last hour
@@ -221,7 +223,7 @@ def test_due_truck_stops_are_added_to_stock_once(local_stack: LocalStack) -> Non
     s3, bucket = local_stack.clients.client("s3"), local_stack.resources.data_lake_bucket
     now = datetime.now(UTC)
     config = SimulationConfig(stores=3, products=2)
-    simulation = open_simulation(SimulationStore(s3, bucket), config, now, chunk_pairs=2)  # a store a chunk
+    simulation = SimulationStore(s3, bucket).open(config, now, chunk_pairs=2)  # a store a chunk
     before = [simulation.load(k).on_hand.copy() for k in range(3)]
     rows = [
         LedgerRow(

@@ -21,10 +21,11 @@ from storeops.ledger import LedgerRow, requests_key, window_record_key, write_ro
 from storeops.planning.forecast import FORECAST_MARKERS, FORECAST_PREFIX, HORIZON_DAYS, write_forecast
 from storeops.planning.models import PlanningTargets, PlanRequest, PlanWindow
 from storeops.planning.service import plan_shortages
+from storeops.stores.backfill import backfill
 from storeops.stores.catalog import build_catalog
-from storeops.stores.ingest import SimulationConfig, SimulationStore, backfill
 from storeops.stores.reference import PROMOTIONS_KEY, planogram_key, publish, publish_reference, read_parquet
 from storeops.stores.simulation import advance, initial_state
+from storeops.stores.state import SimulationConfig, SimulationStore
 from storeops.stores.truth import truth_lines, write_truth
 from tests.integration.conftest import LocalStack
 from tests.planning_reference import reference_shortages

@@ -27,7 +27,7 @@ from storeops.planning.rollup import (
     roll_up_hourly_readings,
 )
 from storeops.planning.service import PlanResult, plan_shortages
-from storeops.stores.ingest import write_by_event_time
+from storeops.stores.backfill import write_by_event_time
 from tests.integration.conftest import LocalStack
 from tests.integration.test_planning import comparable, complete, targets_for
 from tests.planning_reference import reference_shortages

@@ -20,7 +20,7 @@ from storeops.dispatch.loop import StopFlag, run_dispatch_loop
 from storeops.dispatch.replay import move_back, receive_all, release
 from storeops.dispatch.worker import DispatchWorker
 from storeops.settings import load_settings
-from storeops.sqs import SqsBatcher
+from storeops.sqs import Outgoing, SqsBatcher
 from storeops.stores.catalog import build_catalog
 from tests.conftest import wait_for
 from tests.integration.conftest import LocalStack
@@ -49,7 +49,7 @@ def requests_for(stack: LocalStack, count: int, stores: int = 20) -> list[Dispat
 
 def send(stack: LocalStack, bodies: list[str], queue: str | None = None) -> None:
     outcome = SqsBatcher(stack.clients.client("sqs")).send(
-        queue or stack.resources.dispatch_queue_url, [(f"m{i}", b) for i, b in enumerate(bodies)]
+        queue or stack.resources.dispatch_queue_url, [Outgoing(b) for b in bodies]
     )
     assert not outcome.failed
 

@@ -31,9 +31,9 @@ class ApiFeature:
 
 FEATURES = (
     # S3 conditional writes (2024-08-20): the ledger's window records and fences are created once
-    ApiFeature("s3", "PutObject", "IfNoneMatch", "1.35.2", ("storeops/ledger.py", "storeops/stores/ingest.py")),
+    ApiFeature("s3", "PutObject", "IfNoneMatch", "1.35.2", ("storeops/ledger.py", "storeops/stores/state.py")),
     # S3 ETag-based conditional writes (2024-11-25): the simulator's state is replaced only if unchanged
-    ApiFeature("s3", "PutObject", "IfMatch", "1.35.69", ("storeops/stores/ingest.py",)),
+    ApiFeature("s3", "PutObject", "IfMatch", "1.35.69", ("storeops/stores/state.py",)),
     # the claim a conditional put lost, returned with the failure (2023-06-29)
     ApiFeature(
         "dynamodb", "PutItem", "ReturnValuesOnConditionCheckFailure", "1.29.164", ("storeops/dispatch/claims.py",)

@@ -72,6 +72,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
     assert top == {
         "athena",
         "aws",
+        "aws_errors",
         "calendar",
         "cli",
         "clock",
@@ -83,6 +84,7 @@ def test_every_app_is_a_package_and_the_top_level_holds_only_shared_modules() ->
         "metrics",
         "parameters",
         "retry",
+        "s3",
         "service_level",
         "settings",
         "sql",

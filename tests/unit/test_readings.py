@@ -28,9 +28,10 @@ from storeops.retry import RetryPolicy
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.firehose import FirehoseSender
-from storeops.stores.ingest import MemoryChunks, Simulation, reading_columns, run_readings, stream_readings
+from storeops.stores.readings import reading_columns, run_readings
 from storeops.stores.reference import promotions_table
 from storeops.stores.simulation import SimulationState, Tick, advance, initial_state
+from storeops.stores.state import MemoryChunks, Simulation
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -334,7 +335,9 @@ def test_a_whole_catalog_state_streams_in_place() -> None:
     catalog = build_catalog(4, 3, 8)
     state = initial_state(catalog, HOUR)
     stub = StubFirehose()
-    report = stream_readings(catalog, state, sender_for(stub), [HOUR + timedelta(hours=h) for h in (1, 2)])
+    report = run_readings(
+        Simulation.of_state(catalog, state), sender_for(stub), [HOUR + timedelta(hours=h) for h in (1, 2)]
+    )
     assert (report.rows_sent, report.ticks, state.ticks) == (24, 2, 2)
     assert report.hours_simulated == pytest.approx(2.0)
     last = [json.loads(line) for line in stub.lines[-12:]]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from storeops.ledger import LedgerRow, window_record_key, write_rows
 from storeops.stores.catalog import build_catalog
 from storeops.stores.deliveries import Delivery, DueDeliveries, LedgerDeliveries, apply_due
 from storeops.stores.demand import DemandModel, store_products
-from storeops.stores.ingest import Simulation, SimulationConfig, SimulationStore, take_reading
+from storeops.stores.readings import take_reading
 from storeops.stores.simulation import (
     CHUNK_PAIRS,
     DELIVERY_HORIZON_DAYS,
@@ -33,6 +32,7 @@ from storeops.stores.simulation import (
     restock,
     shelf_capacity,
 )
+from storeops.stores.state import Simulation, SimulationConfig, SimulationStore
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday, 06:00 in London (GMT)
 
@@ -444,18 +444,6 @@ def test_the_store_keeps_one_object_per_chunk_and_a_manifest_and_detects_a_concu
     theirs.save_manifest()
     with pytest.raises(StoreOpsError, match=r"another run changed the simulation state .*manifest\.json"):
         again.save_manifest()
-
-
-def test_an_earlier_single_object_state_is_ignored_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    s3 = FakeS3()
-    config = SimulationConfig(stores=3, products=2)
-    s3.put_object(Bucket="lake", Key=config.legacy_state_key, Body=b"old")
-    with caplog.at_level(logging.WARNING):
-        simulation = SimulationStore(s3, "lake").open(config, START)
-    assert "ignoring simulator/3x2-seed7/state.npz" in caplog.text
-    assert simulation.manifest.ticks == 0
-    assert simulation.load(0).sim_clock == START - timedelta(hours=1)  # a new simulation starts an hour before
-    assert config.legacy_state_key not in s3.gets  # not even read
 
 
 # -- deliveries across chunks ------------------------------------------------------------------

@@ -288,7 +288,7 @@ def _lifecycle(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_raw_readings_and_the_ledger_expire_after_their_retention_parameters(template: dict[str, Any]) -> None:
     from storeops.ledger import LEDGER_PREFIX
-    from storeops.stores.ingest import INVENTORY_PREFIX
+    from storeops.stores.backfill import INVENTORY_PREFIX
 
     rules = _lifecycle(template)
     assert rules["expire-raw-readings"]["Prefix"] == INVENTORY_PREFIX

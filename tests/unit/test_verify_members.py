@@ -23,7 +23,7 @@ from storeops.contracts.reading import InventoryReading
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
 from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, pack
-from storeops.stores.ingest import reading_columns
+from storeops.stores.readings import reading_columns
 from storeops.stores.simulation import advance, initial_state
 
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
