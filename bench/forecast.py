@@ -64,7 +64,11 @@ FIRST_ORIGIN = date(2026, 3, 23)  # the day of flows.scenario's SCENARIO_START: 
 CLASSES = ("smooth", "erratic", "intermittent", "lumpy")
 STATSFORECAST_MODELS = ("SeasonalNaive", "AutoETS", "CrostonSBA", "TSB")
 PROJECT = "project"
-DURATION = " The default run takes about N minutes on 2 cores."
+DURATION = (
+    " The default run takes about 1.5 minutes on 2 cores (95 s measured, most of it statsforecast's"
+    " cross-validation); it grows with --stores x --products, --days and --horizon, and --refit-ets is several"
+    " times slower."
+)
 ORACLE = "oracle"  # the demand model's expected demand of the day (what the simulator knows): a reference
 TARGETS = {"mase_vs_seasonal_naive": 0.85, "ratio_to_best_statsforecast": 1.05}
 DAY = timedelta(days=1)
