@@ -53,9 +53,16 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # 143 for SIGTERM, as a shell reports a process it terminated
 
 
-def _running(process: psutil.Process) -> bool:
+# multiprocessing's helper processes end by themselves when this process exits (they read a pipe from it until
+# its end) and ignore SIGTERM: leave them be
+MULTIPROCESSING_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _to_stop(process: psutil.Process) -> bool:
     try:
-        return process.status() != psutil.STATUS_ZOMBIE  # a zombie has exited: its parent has not reaped it yet
+        if process.status() == psutil.STATUS_ZOMBIE:  # it has exited: its parent has not reaped it yet
+            return False
+        return not any(helper in part for part in process.cmdline() for helper in MULTIPROCESSING_HELPERS)
     except psutil.Error:
         return False
 
@@ -68,8 +75,7 @@ def stop_descendants(grace: float = GRACE_SECONDS) -> list[int]:
         tree = psutil.Process().children(recursive=True)
     except psutil.Error:
         return []
-    leftovers = [process for process in tree if _running(process)]
-    psutil.wait_procs([process for process in tree if process not in leftovers], timeout=1)  # reap the exited
+    leftovers = [process for process in tree if _to_stop(process)]
     for process in leftovers:
         with contextlib.suppress(psutil.Error):
             process.terminate()

@@ -51,19 +51,8 @@ def run_cli(
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``) the flow tests share one worker, so one Prefect test
-    harness serves them all; the other tests spread over the workers."""
-    for item in items:
-        if item.nodeid.startswith("tests/flows/"):
-            item.add_marker(pytest.mark.xdist_group("prefect-harness"))
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the image's install (minutes of pip) beside the suite when its test will run. Under pytest-xdist
-    every worker collects every test: there the test starts the install itself, in the worker that runs it."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        return
+    """Start the image's install (minutes of pip) beside the suite when its test will run."""
     if any(item.nodeid.startswith("tests/integration/test_image_install.py") for item in session.items):
         from tests import image_install
 
