@@ -209,6 +209,24 @@ def run_in_processes(args: argparse.Namespace, policies: list[str]) -> list[dict
     return [result for policy in policies for result in by_policy[policy]]
 
 
+def print_targets(checks: dict[str, bool], planner: dict[str, Any], fleet: dict[str, Any]) -> None:
+    """The run's own targets, the planner's and the fleet's, one line each."""
+    for name, ok in checks.items():
+        print(f"  target {name}: {'met' if ok else 'MISSED'}")
+    for name, target in planner.items():
+        if target["met"]:
+            state = "met"
+        elif target["missed_by"] is None:
+            state = "no figure"
+        else:
+            state = f"MISSED by {target['missed_by']:.4g}"
+        print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
+    for policy, targets in fleet.items():
+        for name, target in targets.items():
+            state = "met" if target["met"] else "MISSED"
+            print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.service_level",
@@ -254,22 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_service_level(results)
     checks = {"under_10_minutes": seconds <= TARGET_SECONDS, "same_demand": len(digests) == 1}
-    planner = planner_targets(by_policy)
-    for name, ok in checks.items():
-        print(f"  target {name}: {'met' if ok else 'MISSED'}")
-    for name, target in planner.items():
-        if target["met"]:
-            state = "met"
-        elif target["missed_by"] is None:
-            state = "no figure"
-        else:
-            state = f"MISSED by {target['missed_by']:.4g}"
-        print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
-    fleet = fleet_targets(by_policy)
-    for policy, targets in fleet.items():
-        for name, target in targets.items():
-            state = "met" if target["met"] else "MISSED"
-            print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
+    planner, fleet = planner_targets(by_policy), fleet_targets(by_policy)
+    print_targets(checks, planner, fleet)
     if args.json:
         emit_json(
             {
