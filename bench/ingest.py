@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from bench.harness import bench_environment
+from bench.harness import bench_environment, run_benchmark
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.stores.catalog import build_catalog
 from storeops.stores.encoding import ReadingEncoder
@@ -26,6 +26,11 @@ from storeops.stores.firehose import FirehoseSender, billed_bytes
 from storeops.stores.readings import reading_columns, run_readings
 from storeops.stores.simulation import advance, initial_state
 from storeops.stores.state import Simulation
+
+DURATION = (
+    " The default run takes about a minute on 2 cores (34 s measured); it grows with --stores x --products x"
+    " --ticks (the readings sent) and with --naive-readings (the naive path sends about 130 readings/s)."
+)
 
 
 def _objects(s3: object, bucket: str) -> int:
@@ -36,7 +41,7 @@ def _objects(s3: object, bucket: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=500)
     parser.add_argument("--products", type=positive_int, default=200)
     parser.add_argument("--ticks", type=positive_int, default=5)
@@ -116,4 +121,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_benchmark(main))

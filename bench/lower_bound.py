@@ -269,11 +269,12 @@ class _Model:
     day_stops: np.ndarray  # (S, D) the stops a store-day no policy needs to exceed (relaxation 2)
 
 
-def _build(instance: Instance, costs: CostParameters) -> _Model:
-    n_stores, n_products, days = shape = instance.shape
-    demand = np.asarray(instance.demand, dtype=np.float64)
+def _checked(instance: Instance) -> tuple[np.ndarray, np.ndarray, float]:
+    """The initial stock (S, P), the case volumes (P,) and a truck's volume, checked; ValueError if not valid."""
+    n_stores, n_products, _days = instance.shape
     initial = np.asarray(instance.initial_stock, dtype=np.float64)
     if initial.shape != (n_stores, n_products):
+        demand = np.asarray(instance.demand)
         raise ValueError(f"initial_stock is {initial.shape}, demand {demand.shape}: they must be (S, P) and (S, P, D)")
     litres = np.asarray(instance.case_litres, dtype=np.float64)
     if litres.shape != (n_products,) or not np.all(np.isfinite(litres) & (litres >= 0)):
@@ -284,6 +285,13 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     per_truck_stops = instance.stops_per_truck
     if per_truck_stops is not None and per_truck_stops < 0:
         raise ValueError(f"stops_per_truck must be 0 or more, or None (no limit), got {per_truck_stops}")
+    return initial, litres, truck_litres
+
+
+def _build(instance: Instance, costs: CostParameters) -> _Model:
+    n_stores, _n_products, days = shape = instance.shape
+    demand = np.asarray(instance.demand, dtype=np.float64)
+    initial, litres, truck_litres = _checked(instance)
     shelf = np.maximum(np.asarray(instance.capacity, dtype=np.float64), initial)[:, :, None]  # (S, P, 1)
     case = np.asarray(instance.case_pack, dtype=np.float64)[None, :, None]
     margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
@@ -338,19 +346,42 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     # a store-day's litres fit on its stops' trucks: sum_p case litres * x - truck litres * stops <= 0
     stop_load = np.concatenate([x.transpose(0, 2, 1), stops[:, :, None]], axis=2).reshape(n_stores * days, -1)
     rows.add_wide(stop_load, np.append(litres, -truck_litres), -np.inf, 0)
-    # trucks per depot and day: by volume and by stops
-    for g in range(n_depots):
+    _truck_rows(rows, instance, x, stops, trucks, depot_ids)
+    _perishable_rows(rows, instance, stock, sold, waste, q)
+    _valid_cuts(rows, demand, initial, day_stops, sold, stock, stops, visited, trucks[depot_ids])
+
+    lp = _highs_lp(cols, rows)
+    columns = {"cases": x, "accepted": q, "sold": sold, "stock": stock, "waste": waste, "held": held}
+    columns |= {"stops": stops, "trucks": trucks}
+    constant = float((margin * demand).sum())
+    return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, constant, day_stops)
+
+
+def _truck_rows(
+    rows: _Rows, instance: Instance, x: np.ndarray, stops: np.ndarray, trucks: np.ndarray, depot_ids: np.ndarray
+) -> None:
+    """Trucks per depot and day: by volume and by stops."""
+    days = instance.shape[2]
+    litres = np.asarray(instance.case_litres, dtype=np.float64)
+    truck_litres = float(instance.truck_litres)
+    for g in range(trucks.shape[0]):
         members = np.flatnonzero(depot_ids == g)
         load = x[members].transpose(2, 0, 1).reshape(days, -1)  # (D, members x P)
         weight = np.tile(litres, members.size)
         rows.add_wide(np.concatenate([load, trucks[g][:, None]], 1), np.append(weight, -truck_litres), -np.inf, 0)
-        if per_truck_stops is not None:
+        if instance.stops_per_truck is not None:
             visits = np.concatenate([stops[members].T, trucks[g][:, None]], axis=1)  # (D, members + 1)
-            rows.add_wide(visits, np.append(np.ones(members.size), -float(per_truck_stops)), -np.inf, 0)
+            rows.add_wide(visits, np.append(np.ones(members.size), -float(instance.stops_per_truck)), -np.inf, 0)
 
-    # perishables: what is on the shelf at the end of day d leaves it, sold or expired, by the end of day
-    # d + L - 1; the initial stock whose last day is j, by the end of day j. And nothing expires before its
-    # last day: what expired by the end of day j came with the initial stock or on days up to j - L + 1.
+
+def _perishable_rows(
+    rows: _Rows, instance: Instance, stock: np.ndarray, sold: np.ndarray, waste: np.ndarray, q: np.ndarray
+) -> None:
+    """Perishables: what is on the shelf at the end of day d leaves it, sold or expired, by the end of day
+    d + L - 1; the initial stock whose last day is j, by the end of day j. And nothing expires before its
+    last day: what expired by the end of day j came with the initial stock or on days up to j - L + 1."""
+    days = instance.shape[2]
+    life = np.asarray(instance.shelf_life_days, dtype=np.int64)
     must, may = _initial_expiry(instance)
     for p in np.flatnonzero(life > 0):
         span = int(life[p])
@@ -368,12 +399,25 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
             values = np.concatenate([np.ones(j + 1), -np.ones(arrived)])
             rows.add_wide(index, values, -np.inf, may[:, p, j])
 
-    # valid for every integer solution, only to speed up the search: visited <= stops <= the store-day's bound x
-    # visited; a depot with a stop that day sends a truck; the sales of days a..b come from the stock day a
-    # started with and, from each day t with a stop, at most the demand of days t..b
+
+def _valid_cuts(
+    rows: _Rows,
+    demand: np.ndarray,
+    initial: np.ndarray,
+    day_stops: np.ndarray,
+    sold: np.ndarray,
+    stock: np.ndarray,
+    stops: np.ndarray,
+    visited: np.ndarray,
+    store_trucks: np.ndarray,
+) -> None:
+    """Valid for every integer solution, only to speed up the search: visited <= stops <= the store-day's bound
+    x visited; a depot with a stop that day sends a truck; the sales of days a..b come from the stock day a
+    started with and, from each day t with a stop, at most the demand of days t..b."""
+    n_stores, n_products, days = demand.shape
     rows.add([stops, visited], [1, -1], 0, np.inf)
     rows.add([stops, visited], [1, -day_stops], -np.inf, 0)
-    rows.add([trucks[depot_ids], visited], [1, -1], 0, np.inf)
+    rows.add([store_trucks, visited], [1, -1], 0, np.inf)
     after = np.concatenate([np.cumsum(demand[:, :, ::-1], axis=2)[:, :, ::-1], np.zeros((n_stores, n_products, 1))], 2)
     for a in range(days):
         for b in range(a, days):
@@ -389,6 +433,9 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
                 initial.reshape(-1) if a == 0 else 0.0,
             )
 
+
+def _highs_lp(cols: _Columns, rows: _Rows) -> highspy.HighsLp:
+    """The columns and rows as HiGHS's programme (a row-wise matrix)."""
     start, index, value, row_lower, row_upper = rows.matrix()
     lp = highspy.HighsLp()
     lp.num_col_ = cols.count
@@ -406,10 +453,7 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     lp.a_matrix_.num_row_ = row_lower.size
     kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
     lp.integrality_ = [kinds[int(i)] for i in np.concatenate(cols.integer)]
-    columns = {"cases": x, "accepted": q, "sold": sold, "stock": stock, "waste": waste, "held": held}
-    columns |= {"stops": stops, "trucks": trucks}
-    constant = float((margin * demand).sum())
-    return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, constant, day_stops)
+    return lp
 
 
 def _fix(model: _Model, run: Mapping[str, Any]) -> None:

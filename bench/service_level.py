@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from bench.harness import bench_environment
+from bench.harness import bench_environment, run_benchmark
 from deployments.environment import set_up_scenario
 from deployments.prefect_api import prefect_api
 from flows.scenario import FLEET, ROUTING, print_service_level, scenario
@@ -210,10 +209,30 @@ def run_in_processes(args: argparse.Namespace, policies: list[str]) -> list[dict
     return [result for policy in policies for result in by_policy[policy]]
 
 
+def print_targets(checks: dict[str, bool], planner: dict[str, Any], fleet: dict[str, Any]) -> None:
+    """The run's own targets, the planner's and the fleet's, one line each."""
+    for name, ok in checks.items():
+        print(f"  target {name}: {'met' if ok else 'MISSED'}")
+    for name, target in planner.items():
+        if target["met"]:
+            state = "met"
+        elif target["missed_by"] is None:
+            state = "no figure"
+        else:
+            state = f"MISSED by {target['missed_by']:.4g}"
+        print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
+    for policy, targets in fleet.items():
+        for name, target in targets.items():
+            state = "met" if target["met"] else "MISSED"
+            print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.service_level",
-        description=__doc__.split("\n\n")[0] + " The default run takes about 10 minutes on 2 cores.",
+        description=__doc__.split("\n\n")[0]
+        + " The default run takes about 10 minutes on 2 cores (590.6 s measured at fc62e78); more --days, --stores x"
+        " --products or --policies make it longer, --workers 1 (one policy at a time) about 14 minutes.",
     )
     parser.add_argument("--days", type=positive_int, default=14)
     parser.add_argument("--stores", type=positive_int, default=100)
@@ -238,8 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         parser.error(f"unknown policies {', '.join(unknown)}: choose from {', '.join(POLICIES)}")
-    # SIGTERM unwinds like Ctrl-C, so every emulator and child process this run started is stopped
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     if args.lane:
         emit_json({"results": run_here(args, policies)})
@@ -255,22 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_service_level(results)
     checks = {"under_10_minutes": seconds <= TARGET_SECONDS, "same_demand": len(digests) == 1}
-    planner = planner_targets(by_policy)
-    for name, ok in checks.items():
-        print(f"  target {name}: {'met' if ok else 'MISSED'}")
-    for name, target in planner.items():
-        if target["met"]:
-            state = "met"
-        elif target["missed_by"] is None:
-            state = "no figure"
-        else:
-            state = f"MISSED by {target['missed_by']:.4g}"
-        print(f"  target storeops {name} <= {target['target']:g}: {target['value']} ({state})")
-    fleet = fleet_targets(by_policy)
-    for policy, targets in fleet.items():
-        for name, target in targets.items():
-            state = "met" if target["met"] else "MISSED"
-            print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
+    planner, fleet = planner_targets(by_policy), fleet_targets(by_policy)
+    print_targets(checks, planner, fleet)
     if args.json:
         emit_json(
             {
@@ -295,4 +298,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_benchmark(main))

@@ -23,10 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import run_benchmark
 from deployments.prefect_local import api_post, local_prefect_home, running_api_url
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StoreOpsError
 from storeops.settings import LOOPBACK, load_settings, project_root
+
+DURATION = (
+    " The default run takes about 2 minutes (most of it bringing up the Prefect server and the truck run);"
+    " an already running server (`python -m deployments.prefect_local up`) makes it shorter."
+)
 
 
 class CheckFailed(StoreOpsError):
@@ -123,7 +129,7 @@ def check(ui: str, api_url: str, chromium: str, shots: Path) -> list[dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ui_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.ui_check", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--port", type=int, default=4250, help="port of the Prefect server it starts (4250)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium to drive (/usr/bin/chromium)")
     parser.add_argument("--screenshots", type=Path, help="where screenshots go (.localaws/ui-check)")
@@ -175,4 +181,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    raise SystemExit(run_benchmark(lambda: run_cli(main)))

@@ -187,76 +187,94 @@ class Choices:
         return options[self.integer(0, len(options) - 1)]
 
 
+class Simulation:
+    """Three workers, faults, restarts and duplicates, chosen step by step; then a drain without faults."""
+
+    def __init__(self, choose: Choices, fault_budget: int, calm: int) -> None:
+        self.choose, self.fault_budget, self.calm = choose, fault_budget, calm
+        self.world = world = World(*deployed_queue())
+        self.sent = sent = requests(choose.integer(1, 30))
+        world.send(sent, choose)  # singles and orders (several requests in one message)
+        world.send([sent[choose.integer(0, len(sent) - 1)] for _ in range(choose.integer(0, 6))], choose)
+        for _ in range(choose.integer(0, 2)):
+            world.sqs.enqueue(world.sqs.queue_url, "{not json")
+        if choose.integer(0, 1):  # an order with one invalid request: that one is dead-lettered, the other dispatched
+            duplicate = sent[choose.integer(0, len(sent) - 1)]
+            world.sqs.enqueue(world.sqs.queue_url, order_body([duplicate.model_dump_json(), '{"shortage_id": 7}']))
+        self.scheduler = Scheduler()
+        self.generation = Counter[str]()
+        self.faults = 0
+
+    def start(self, base: str) -> None:
+        self.generation[base] += 1
+        name = f"{base}.{self.generation[base]}"  # a restarted process is a new worker
+        worker, sleep = self.world.worker(name, self.scheduler), self.scheduler.sleeper(name)
+        self.scheduler.start(name, lambda: run_dispatch_loop(worker, StopFlag(), until_empty=True, sleep=sleep))
+
+    def restartable(self) -> list[str]:
+        alive = {name.split(".")[0] for name in self.scheduler.runnable()}
+        return sorted({name.split(".")[0] for name in self.scheduler.gone} - alive)
+
+    def step(self) -> None:
+        """One chosen action: a worker's step (fine or failing), the clock moving, a restart, a late duplicate."""
+        choose, runnable = self.choose, self.scheduler.runnable()
+        action = choose.integer(0, 99)
+        if action < self.calm and runnable:
+            self.scheduler.step(choose.pick(runnable), "ok")
+        elif action < 88 and runnable and self.faults < self.fault_budget:
+            self.faults += 1
+            self.scheduler.step(choose.pick(runnable), choose.pick(FAULT_FATES))
+        elif action < 94:
+            self.advance_clock(runnable)
+        elif action < 97:
+            if gone := self.restartable():
+                self.start(choose.pick(gone))
+        else:
+            self.world.send([choose.pick(self.sent)])  # a duplicate arrives late
+
+    def advance_clock(self, runnable: list[str]) -> None:
+        step = self.choose.pick(CLOCK_STEPS + STALLS)
+        if step in STALLS and self.world.sqs.undecided(set(runnable)):
+            if self.faults >= self.fault_budget:
+                return
+            self.faults += 1  # the workers mid-window stall for this long
+        self.world.now += step
+
+    def drain(self) -> None:
+        """Faults stop: restart what died, and let the workers drain the queue in virtual time."""
+        for base in self.restartable():
+            self.start(base)
+        for _round in range(QUIESCENCE_ROUNDS):
+            runnable = self.scheduler.runnable()
+            if not runnable:
+                if not self.world.sqs.messages:
+                    return
+                self.start("a")  # every worker drained while late messages were still invisible
+                continue
+            for name in runnable:
+                self.scheduler.step(name, "ok")
+            self.world.now += 1 if self.world.sqs.undecided(set(runnable)) else 10
+        pytest.fail(f"not drained after {QUIESCENCE_ROUNDS} rounds: {len(self.world.sqs.messages)} messages left")
+
+    def end(self) -> None:
+        for name in self.scheduler.runnable():  # end every thread still waiting (a failed example)
+            self.scheduler.step(name, "kill_before")
+
+
 def simulate(
     choose: Choices, fault_budget: int = FAULT_BUDGET, max_steps: int = 250, calm: int = 70
 ) -> tuple[World, list[DispatchRequest]]:
     """Three workers, faults, restarts and duplicates, chosen step by step; then a drain without faults."""
-    world = World(*deployed_queue())
-    sent = requests(choose.integer(1, 30))
-    world.send(sent, choose)  # singles and orders (several requests in one message)
-    world.send([sent[choose.integer(0, len(sent) - 1)] for _ in range(choose.integer(0, 6))], choose)
-    for _ in range(choose.integer(0, 2)):
-        world.sqs.enqueue(world.sqs.queue_url, "{not json")
-    if choose.integer(0, 1):  # an order with one invalid request: that one is dead-lettered, the other dispatched
-        duplicate = sent[choose.integer(0, len(sent) - 1)]
-        world.sqs.enqueue(world.sqs.queue_url, order_body([duplicate.model_dump_json(), '{"shortage_id": 7}']))
-    scheduler = Scheduler()
-    generation = Counter[str]()
-
-    def start(base: str) -> None:
-        generation[base] += 1
-        name = f"{base}.{generation[base]}"  # a restarted process is a new worker
-        worker, sleep = world.worker(name, scheduler), scheduler.sleeper(name)
-        scheduler.start(name, lambda: run_dispatch_loop(worker, StopFlag(), until_empty=True, sleep=sleep))
-
-    def restartable() -> list[str]:
-        alive = {name.split(".")[0] for name in scheduler.runnable()}
-        return sorted({name.split(".")[0] for name in scheduler.gone} - alive)
-
+    simulation = Simulation(choose, fault_budget, calm)
     try:
         for base in ("a", "b", "c"):
-            start(base)
-        faults = 0
+            simulation.start(base)
         for _ in range(choose.integer(0, max_steps)):
-            runnable = scheduler.runnable()
-            action = choose.integer(0, 99)
-            if action < calm and runnable:
-                scheduler.step(choose.pick(runnable), "ok")
-            elif action < 88 and runnable and faults < fault_budget:
-                faults += 1
-                scheduler.step(choose.pick(runnable), choose.pick(FAULT_FATES))
-            elif action < 94:
-                step = choose.pick(CLOCK_STEPS + STALLS)
-                if step in STALLS and world.sqs.undecided(set(runnable)):
-                    if faults >= fault_budget:
-                        continue
-                    faults += 1  # the workers mid-window stall for this long
-                world.now += step
-            elif action < 97:
-                if gone := restartable():
-                    start(choose.pick(gone))
-            else:
-                world.send([choose.pick(sent)])  # a duplicate arrives late
-
-        # Faults stop: restart what died, and let the workers drain the queue in virtual time.
-        for base in restartable():
-            start(base)
-        for _round in range(QUIESCENCE_ROUNDS):
-            runnable = scheduler.runnable()
-            if not runnable:
-                if not world.sqs.messages:
-                    break
-                start("a")  # every worker drained while late messages were still invisible
-                continue
-            for name in runnable:
-                scheduler.step(name, "ok")
-            world.now += 1 if world.sqs.undecided(set(runnable)) else 10
-        else:
-            pytest.fail(f"not drained after {QUIESCENCE_ROUNDS} rounds: {len(world.sqs.messages)} messages left")
+            simulation.step()
+        simulation.drain()
     finally:
-        for name in scheduler.runnable():  # end every thread still waiting (a failed example)
-            scheduler.step(name, "kill_before")
-    return world, sent
+        simulation.end()
+    return simulation.world, simulation.sent
 
 
 def assert_exactly_once(world: World, sent: list[DispatchRequest]) -> None:

@@ -33,3 +33,27 @@ def test_ci_installs_and_tests_exactly_as_the_readme_says() -> None:
     for command in ('pip install -e ".[local,test]"', "python -m pytest"):
         assert command in readme, command
         assert command in ci, command
+
+
+def test_the_makefile_offers_the_everyday_targets_and_tests_as_ci_does() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    recipes: dict[str, list[str]] = {}
+    target = ""
+    for line in makefile.splitlines():
+        if line and not line[0].isspace() and ":" in line and "=" not in line.split(":")[0]:
+            target = line.split(":")[0].strip()
+            recipes[target] = []
+        elif line.startswith("\t") and target:
+            recipes[target].append(line.strip())
+    for name in ("install", "lint", "typecheck", "test-fast", "test", "bench"):
+        assert recipes.get(name), f"make {name} is missing"
+    assert recipes["test"] == ["$(PYTHON) -m pytest"]  # exactly what .ci/run runs
+    assert recipes["test-fast"] == ["$(PYTHON) -m pytest tests/unit"]
+
+
+def test_every_benchmark_says_in_its_help_how_long_its_default_run_takes() -> None:
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        source = path.read_text()
+        if "def main(" in source:
+            assert "default run takes about" in source, f"{path.name}: say how long the default run takes (--help)"
+            assert "run_benchmark(" in source, f"{path.name}: run main through bench.harness.run_benchmark"

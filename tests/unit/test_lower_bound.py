@@ -287,33 +287,35 @@ class Run:
         return int(self.plan["trucks"].sum())
 
 
-def _policy_run(world: World, fill: np.ndarray) -> Run:
-    """A policy that fills the shelves of the stores ``fill[s, d]`` to capacity on day d (whole cases
-    shipped, the rest refused), each day's deliveries loaded in roll cages and routed from their depots by
-    ``storeops.dispatch.vrp.route_depot`` (capacity, route time limit, return legs; the plan's cost as the
-    product prices it); FIFO sales, expiry at the end of a perishable's last day, holding on the stock at the
-    end of each day."""
-    instance, costs = world.instance, world.costs
-    n_stores, n_products, days = instance.shape
-    depot_ids = np.unique(instance.depot)
-    plan = {
-        "cases": np.zeros(instance.shape, dtype=np.int64),
-        "accepted": np.zeros(instance.shape, dtype=np.int64),
-        "stops": np.zeros((n_stores, days), dtype=np.int64),
-        "trucks": np.zeros((depot_ids.size, days), dtype=np.int64),
-    }
-    life = instance.shelf_life_days
-    cohorts = [[{} for _ in range(n_products)] for _ in range(n_stores)]  # last day -> units (perishables)
-    stock = instance.initial_stock.astype(np.int64).copy()
-    for s in range(n_stores):
-        for p in range(n_products):
-            for j in world.last_day[s, p, : stock[s, p]]:
-                cohorts[s][p][int(j)] = cohorts[s][p].get(int(j), 0) + 1
-    total = transport = 0.0
-    for d in range(days):
-        departure = DEPARTURE + timedelta(days=d)
+class _PolicyRun:
+    """The state of a run of ``_policy_run``: stock, perishable cohorts, the plan and the costs so far."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        instance = world.instance
+        n_stores, n_products, days = instance.shape
+        self.depot_ids = np.unique(instance.depot)
+        self.plan = {
+            "cases": np.zeros(instance.shape, dtype=np.int64),
+            "accepted": np.zeros(instance.shape, dtype=np.int64),
+            "stops": np.zeros((n_stores, days), dtype=np.int64),
+            "trucks": np.zeros((self.depot_ids.size, days), dtype=np.int64),
+        }
+        self.life = instance.shelf_life_days
+        # last day -> units (perishables)
+        self.cohorts: list[list[dict[int, int]]] = [[{} for _ in range(n_products)] for _ in range(n_stores)]
+        self.stock = instance.initial_stock.astype(np.int64).copy()
+        for s in range(n_stores):
+            for p in range(n_products):
+                for j in world.last_day[s, p, : self.stock[s, p]]:
+                    self.cohorts[s][p][int(j)] = self.cohorts[s][p].get(int(j), 0) + 1
+        self.total = self.transport = 0.0
+
+    def fill(self, stores: np.ndarray, d: int, departure: datetime) -> dict[int, list[DeliveryStop]]:
+        """Fill the shelves of ``stores`` on day d; each depot's deliveries."""
+        instance, stock, cohorts, life = self.world.instance, self.stock, self.cohorts, self.life
         stops: dict[int, list[DeliveryStop]] = {}
-        for s in np.flatnonzero(fill[:, d]):
+        for s in stores:
             room = np.maximum(instance.capacity[s] - stock[s], 0)
             cases = np.ceil(room / instance.case_pack).astype(np.int64)
             if not cases.any():
@@ -321,35 +323,61 @@ def _policy_run(world: World, fill: np.ndarray) -> Run:
             stock[s] += room
             for p in np.flatnonzero(room * (life > 0)):
                 cohorts[s][p][d + life[p] - 1] = cohorts[s][p].get(d + life[p] - 1, 0) + int(room[p])
-            deliveries = _deliveries(world, int(s), cases, departure)
+            deliveries = _deliveries(self.world, int(s), cases, departure)
             stops.setdefault(int(instance.depot[s]), []).extend(deliveries)
-            plan["cases"][s, :, d], plan["accepted"][s, :, d] = cases, room
+            self.plan["cases"][s, :, d], self.plan["accepted"][s, :, d] = cases, room
+        return stops
+
+    def route(self, stops: dict[int, list[DeliveryStop]], d: int, departure: datetime) -> None:
+        world, plan = self.world, self.plan
         for g, its_stops in stops.items():
-            routes = route_depot(f"D{g}", world.depots[g], its_stops, world.fleet, costs, departure, TINY).plan
+            routes = route_depot(f"D{g}", world.depots[g], its_stops, world.fleet, world.costs, departure, TINY).plan
             assert not routes.unserved, routes.unserved
-            total += routes.cost_gbp
-            transport += routes.cost_gbp
-            plan["trucks"][np.searchsorted(depot_ids, g), d] = len(routes.routes)
+            self.total += routes.cost_gbp
+            self.transport += routes.cost_gbp
+            plan["trucks"][np.searchsorted(self.depot_ids, g), d] = len(routes.routes)
             for route in routes.routes:  # a stop is a visit (one truck-sized delivery)
                 for visit in route.visits:
                     plan["stops"][int(visit.drop.stop.store_id[1:]), d] += 1
+
+    def sell(self, d: int) -> None:
+        """FIFO sales of day d; the margin of what could not be sold is lost."""
+        instance, stock = self.world.instance, self.stock
         sold = np.minimum(instance.demand[:, :, d], stock)
         stock -= sold
-        total += float((instance.margin[None, :] * (instance.demand[:, :, d] - sold)).sum())
-        for s in range(n_stores):
-            for p in np.flatnonzero(life > 0):
+        self.total += float((instance.margin[None, :] * (instance.demand[:, :, d] - sold)).sum())
+        for s in range(stock.shape[0]):
+            for p in np.flatnonzero(self.life > 0):
                 left = int(sold[s, p])
-                for j in sorted(cohorts[s][p]):
-                    take = min(left, cohorts[s][p][j])
-                    cohorts[s][p][j] -= take
+                for j in sorted(self.cohorts[s][p]):
+                    take = min(left, self.cohorts[s][p][j])
+                    self.cohorts[s][p][j] -= take
                     left -= take
-        total += float((stock * instance.unit_cost[None, :]).sum()) * costs.holding_rate_per_year / 365
-        for s in range(n_stores):
-            for p in np.flatnonzero(life > 0):
-                expired = cohorts[s][p].pop(d, 0)
+
+    def hold_and_expire(self, d: int) -> None:
+        """Holding on the stock at the end of day d, then what expires at its end."""
+        instance, stock = self.world.instance, self.stock
+        self.total += float((stock * instance.unit_cost[None, :]).sum()) * self.world.costs.holding_rate_per_year / 365
+        for s in range(stock.shape[0]):
+            for p in np.flatnonzero(self.life > 0):
+                expired = self.cohorts[s][p].pop(d, 0)
                 stock[s, p] -= expired
-                total += expired * float(instance.unit_cost[p])
-    return Run(total, transport, plan)
+                self.total += expired * float(instance.unit_cost[p])
+
+
+def _policy_run(world: World, fill: np.ndarray) -> Run:
+    """A policy that fills the shelves of the stores ``fill[s, d]`` to capacity on day d (whole cases
+    shipped, the rest refused), each day's deliveries loaded in roll cages and routed from their depots by
+    ``storeops.dispatch.vrp.route_depot`` (capacity, route time limit, return legs; the plan's cost as the
+    product prices it); FIFO sales, expiry at the end of a perishable's last day, holding on the stock at the
+    end of each day."""
+    run = _PolicyRun(world)
+    for d in range(world.instance.shape[2]):
+        departure = DEPARTURE + timedelta(days=d)
+        run.route(run.fill(np.flatnonzero(fill[:, d]), d, departure), d, departure)
+        run.sell(d)
+        run.hold_and_expire(d)
+    return Run(run.total, run.transport, run.plan)
 
 
 def _check_run(instance: Instance, costs: CostParameters, bound: float, run: Run, name: str) -> None:
