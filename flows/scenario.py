@@ -174,6 +174,160 @@ class LoopRecorder:
         )
 
 
+class _ScenarioRun:
+    """One scenario's state as it walks hour by hour: the stack, the simulated chain and what it records."""
+
+    def __init__(self, parameters: dict[str, Any], env: Any, start: datetime) -> None:
+        self.p = parameters
+        self.env = env
+        self.policy: str = parameters["policy"]
+        self.s3, self.bucket = env.clients.client("s3"), env.resources.data_lake_bucket
+        self.catalog = build_catalog(parameters["stores"], parameters["products"], parameters["seed"])
+        publish_store_directory(self.s3, self.bucket, self.catalog.directory())
+        self.frames = {
+            "stores": self.catalog.stores[STORE_COLUMNS],
+            "products": products_table(self.catalog)[PRODUCT_COLUMNS],
+            "promotions": promotions_table(self.catalog)[PROMOTION_COLUMNS],
+        }
+        self.begin = start.astimezone(UTC)
+        self.history_days: int = parameters["history_days"]
+        self.simulation = Simulation.in_memory(self.catalog, self.begin - timedelta(days=self.history_days))
+        publish_reference(self.s3, self.bucket, self.simulation)  # the planogram, promotion plan, product master
+        # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
+        # latest readings, raw): the scenario rolls each hour up as it writes it
+        self.rolls_up = PLANNER_RULE.get(self.policy) in ("storeops", "plain")
+        self.targets = PlanningTargets.from_stack(env.resources)
+        self.source = FORECAST_SOURCE.get(self.policy)
+        self.clock = VirtualClock(self.begin)
+        self.encoder = ReadingEncoder(self.catalog)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.recorder = LoopRecorder()
+        self.query_bytes: list[int] = []
+        self.methods: dict[str, int] = {}  # the plans by what decided (forecast, plain or workshop)
+        self.bytes_source = "athena"
+        self.delivered = 0
+
+    def forecast_the_day(self, at: datetime) -> None:
+        """At a virtual midnight: roll the day before up, and forecast the new day (ours or the oracle's)."""
+        if self.source == "forecast":
+            ranges = find_days_to_roll(self.env.clients, self.bucket, at.date(), min(HISTORY_DAYS, self.history_days))
+            for first, last in ranges:
+                roll_days(self.env.clients, self.targets, first, last, at)
+            forecast_day(self.env.clients, self.targets, at.date(), at, HISTORY_DAYS)
+        elif self.source == "truth":
+            write_true_forecast(self.env.clients, self.targets, self.simulation, at.date(), at)
+
+    def roll_up(self, at: datetime, state: Any, columns: dict[str, Any], event_ids: np.ndarray) -> None:
+        """Each chunk of stores is one part of the hour's rollup; the marker follows the last."""
+        if self.rolls_up:
+            frame = _hour_frame(self.catalog, state, columns, event_ids, at)
+            parts = self.simulation.layout.count
+            roll_up_hourly_readings(self.env.clients, self.bucket, at, frame, at, part=state.chunk, parts=parts)
+
+    def write_history(self, logger: Any) -> None:
+        """The weeks of sales before ``start`` the planner learns from, and the first day's forecast."""
+        if self.history_days:
+            self.simulation, history = backfill(
+                self.catalog,
+                self.s3,
+                self.bucket,
+                self.history_days,
+                end=self.begin,
+                simulation=self.simulation,
+                observe=self.roll_up,
+            )
+            logger.info(
+                "history: %d readings over %d days before %s", history.backfill_rows, self.history_days, self.begin
+            )
+            if self.source:
+                self.forecast_the_day(self.begin)
+
+    def simulate_hour(self, hour: int, deliver: Any) -> datetime:
+        """Advance the clock an hour: every chunk of stores sells, takes its stops and writes its readings."""
+        at = self.clock.advance(timedelta(hours=1))
+        on_hand, lost = [], []
+        for index in range(self.simulation.layout.count):
+            state = self.simulation.load(index)
+            tick, arrivals = take_reading(state, at, deliver)
+            self.simulation.save(state)
+            self.delivered += arrivals.units
+            columns = reading_columns(self.catalog, state, tick)
+            event_ids = random_event_ids(tick.on_hand.size)
+            batch = self.encoder.encode(columns, at, event_ids=event_ids, first_store=state.first_store)
+            name = f"scenario-{self.run_id}-{hour:05d}-{index:05d}"
+            write_by_event_time(self.s3, self.bucket, at, name, batch.data)
+            truth = truth_lines(self.catalog, state, tick, arrivals.refused)
+            write_truth(self.s3, self.bucket, at, name, truth)
+            self.roll_up(at, state, columns, event_ids)
+            frame = _hour_frame(self.catalog, state, columns, event_ids, at)[READING_COLUMNS]
+            self.recorder.add(frame, truth, tick.units_demanded)
+            on_hand.append(columns["on_hand"])
+            lost.append(tick.units_lost.reshape(-1))
+        deliver.complete()
+        self.recorder.series.add(at, np.concatenate(on_hand), np.concatenate(lost))
+        return at
+
+    def plan_and_dispatch(self, at: datetime) -> None:
+        """The real planning Lambda at the virtual now, then the real truck worker drains what it sent."""
+        rule = PLANNER_RULE[self.policy]
+        every = float(self.p["plan_every_hours"])
+        event = {
+            "as_of": at.isoformat(),
+            "policy": rule,
+            # the workshop rule reads only each pair's latest reading
+            "lookback_hours": self.p["lookback_hours"] if rule != "workshop" else every,
+            "lead_time_hours": self.p["lead_time_hours"],
+            "review_hours": every,
+            **(
+                {"extra_stop_cost": self.p["extra_stop_cost"], "safety_factor": self.p["safety_factor"]}
+                if rule == "storeops"
+                else {}
+            ),
+        }
+        payload = invoke_planner(self.env.clients, self.env.resources.planning_function, event)
+        self.query_bytes.append(int(payload["bytes_scanned"]))
+        self.methods[payload["method"]] = self.methods.get(payload["method"], 0) + 1
+        self.bytes_source = payload["bytes_scanned_source"]
+        if payload["requests_sent"]:
+            routing = ROUTING.get(self.policy, "solver")
+            run_trucks(
+                self.env,
+                FLEET,
+                routing=routing,
+                until_empty=True,
+                window_seconds=2.0,
+                departure=self.clock,
+                report=False,
+            )
+
+    def figures(self) -> dict[str, Any]:
+        """The service figures from what happened, the route map of the last day and the service-level artifact."""
+        end = self.clock.now()
+        dispatches = read_dispatches(self.s3, self.bucket, self.begin, end)
+        routing = read_routing(self.s3, self.bucket, self.begin, end)
+        record = self.recorder.record(self.begin, end, dispatches, routing, self.frames)
+        figures = ServiceFigures.compute(
+            record, FLEET.capacity_cages, CostParameters(), self.query_bytes, self.bytes_source
+        )
+        last_day = record.dispatches[record.dispatches["recorded_at"] > format_timestamp(end - timedelta(days=1))]
+        publish_route_map(
+            f"scenario-{STACK_SUFFIX[self.policy]}-routes",
+            routes_from_dispatches(last_day, load_store_directory(self.s3, self.bucket)),
+            FLEET.capacity_cages,
+            f"{self.policy}: the trucks' routes of the last virtual day, to {end:%Y-%m-%d %H:%M} UTC",
+        )
+        publish_service_level(self.policy, figures, self.recorder.series, self.p)
+        return {
+            **figures.as_dict(),
+            "demand_digest": self.recorder.digest.hexdigest()[:16],
+            "plans_by_method": self.methods,
+            "units_delivered": self.delivered,
+            "stack": self.env.settings.stack_name,
+            "start": self.begin.isoformat(),
+            "end": end.isoformat(),
+        }
+
+
 @flow(
     name="scenario",
     description="Run the closed loop in virtual time and report the service figures it reached.",
@@ -203,135 +357,20 @@ def scenario(
     check_scenario(start, days)
     started = time.monotonic()
     logger = get_run_logger()
-    env = scenario_environment(load_settings(), policy)
-    s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
-    catalog = build_catalog(stores, products, seed)
-    publish_store_directory(s3, bucket, catalog.directory())
-    frames = {
-        "stores": catalog.stores[STORE_COLUMNS],
-        "products": products_table(catalog)[PRODUCT_COLUMNS],
-        "promotions": promotions_table(catalog)[PROMOTION_COLUMNS],
-    }
-    begin = start.astimezone(UTC)
-    simulation = Simulation.in_memory(catalog, begin - timedelta(days=history_days))
-    publish_reference(s3, bucket, simulation)  # the planogram, the promotion plan, the product master
-    # this planner reads the window's closed hours from the hourly rollup (the workshop rule reads only the
-    # latest readings, raw): the scenario rolls each hour up as it writes it
-    rolls_up = PLANNER_RULE.get(policy) in ("storeops", "plain")
-    targets = PlanningTargets.from_stack(env.resources)
-    source = FORECAST_SOURCE.get(policy)
-
-    def forecast_the_day(at: datetime) -> None:
-        """At a virtual midnight: roll the day before up, and forecast the new day (ours or the oracle's)."""
-        if source == "forecast":
-            ranges = find_days_to_roll(env.clients, bucket, at.date(), min(HISTORY_DAYS, history_days))
-            for first, last in ranges:
-                roll_days(env.clients, targets, first, last, at)
-            forecast_day(env.clients, targets, at.date(), at, HISTORY_DAYS)
-        elif source == "truth":
-            write_true_forecast(env.clients, targets, simulation, at.date(), at)
-
-    def roll_up(at: datetime, state: Any, columns: dict[str, Any], event_ids: np.ndarray) -> None:
-        if rolls_up:  # each chunk of stores is one part of the hour's rollup; the marker follows the last
-            frame = _hour_frame(catalog, state, columns, event_ids, at)
-            parts = simulation.layout.count
-            roll_up_hourly_readings(env.clients, bucket, at, frame, at, part=state.chunk, parts=parts)
-
-    if history_days:
-        simulation, history = backfill(
-            catalog, s3, bucket, history_days, end=begin, simulation=simulation, observe=roll_up
-        )
-        logger.info("history: %d readings over %d days before %s", history.backfill_rows, history_days, begin)
-    if source and history_days:
-        forecast_the_day(begin)
-    clock = VirtualClock(begin)
-    encoder = ReadingEncoder(catalog)
-    deliver = deliveries_from(s3, bucket, simulation)
-    run_id = uuid.uuid4().hex[:8]
-    routing = ROUTING.get(policy, "solver")
-    recorder = LoopRecorder()
-    query_bytes: list[int] = []
-    methods: dict[str, int] = {}  # the plans by what decided (forecast, plain or workshop)
-    bytes_source = "athena"
-    delivered = 0
+    run = _ScenarioRun(chosen, scenario_environment(load_settings(), policy), start)
+    run.write_history(logger)
+    deliver = deliveries_from(run.s3, run.bucket, run.simulation)
     for hour in range(1, days * 24 + 1):
-        at = clock.advance(timedelta(hours=1))
-        on_hand, lost = [], []
-        for index in range(simulation.layout.count):
-            state = simulation.load(index)
-            tick, arrivals = take_reading(state, at, deliver)
-            simulation.save(state)
-            delivered += arrivals.units
-            columns = reading_columns(catalog, state, tick)
-            event_ids = random_event_ids(tick.on_hand.size)
-            batch = encoder.encode(columns, at, event_ids=event_ids, first_store=state.first_store)
-            name = f"scenario-{run_id}-{hour:05d}-{index:05d}"
-            write_by_event_time(s3, bucket, at, name, batch.data)
-            truth = truth_lines(catalog, state, tick, arrivals.refused)
-            write_truth(s3, bucket, at, name, truth)
-            roll_up(at, state, columns, event_ids)
-            recorder.add(
-                _hour_frame(catalog, state, columns, event_ids, at)[READING_COLUMNS], truth, tick.units_demanded
-            )
-            on_hand.append(columns["on_hand"])
-            lost.append(tick.units_lost.reshape(-1))
-        deliver.complete()
-        recorder.series.add(at, np.concatenate(on_hand), np.concatenate(lost))
-        if source and at.hour == 0 and hour < days * 24:
-            forecast_the_day(at)
+        at = run.simulate_hour(hour, deliver)
+        if run.source and at.hour == 0 and hour < days * 24:
+            run.forecast_the_day(at)
         if policy != "none" and hour % plan_every_hours == 0:
-            rule = PLANNER_RULE[policy]
-            event = {
-                "as_of": at.isoformat(),
-                "policy": rule,
-                # the workshop rule reads only each pair's latest reading
-                "lookback_hours": lookback_hours if rule != "workshop" else float(plan_every_hours),
-                "lead_time_hours": lead_time_hours,
-                "review_hours": float(plan_every_hours),
-                **({"extra_stop_cost": extra_stop_cost, "safety_factor": safety_factor} if rule == "storeops" else {}),
-            }
-            payload = invoke_planner(env.clients, env.resources.planning_function, event)
-            query_bytes.append(int(payload["bytes_scanned"]))
-            methods[payload["method"]] = methods.get(payload["method"], 0) + 1
-            bytes_source = payload["bytes_scanned_source"]
-            if payload["requests_sent"]:
-                run_trucks(
-                    env,
-                    FLEET,
-                    routing=routing,
-                    until_empty=True,
-                    window_seconds=2.0,
-                    departure=clock,
-                    report=False,
-                )
+            run.plan_and_dispatch(at)
         if hour % 24 == 0:
             logger.info("virtual day %d of %d done (%s)", hour // 24, days, at.isoformat())
-    end = clock.now()
-    record = recorder.record(
-        begin, end, read_dispatches(s3, bucket, begin, end), read_routing(s3, bucket, begin, end), frames
-    )
-    figures = ServiceFigures.compute(record, FLEET.capacity_cages, CostParameters(), query_bytes, bytes_source)
-    last_day = record.dispatches[record.dispatches["recorded_at"] > format_timestamp(end - timedelta(days=1))]
-    publish_route_map(
-        f"scenario-{STACK_SUFFIX[policy]}-routes",
-        routes_from_dispatches(last_day, load_store_directory(s3, bucket)),
-        FLEET.capacity_cages,
-        f"{policy}: the trucks' routes of the last virtual day, to {end:%Y-%m-%d %H:%M} UTC",
-    )
-    digest = recorder.digest.hexdigest()[:16]
-    publish_service_level(policy, figures, recorder.series, chosen)
-    logger.info("service figures of %s: %s", policy, figures.as_dict())
-    return {
-        **chosen,
-        **figures.as_dict(),
-        "demand_digest": digest,
-        "plans_by_method": methods,
-        "units_delivered": delivered,
-        "stack": env.settings.stack_name,
-        "start": begin.isoformat(),
-        "end": end.isoformat(),
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    figures = run.figures()
+    logger.info("service figures of %s: %s", policy, figures)
+    return {**chosen, **figures, "seconds": round(time.monotonic() - started, 1)}
 
 
 def _store_ids(catalog: Any, state: Any) -> np.ndarray:
