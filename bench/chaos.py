@@ -17,12 +17,12 @@ ARCHITECTURE.md states (two visibility timeouts + window + long poll + 30 s).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import bench_environment
-from deployments.prefect_local import LocalPrefect
-from deployments.processes import signal_group
+from deployments.prefect_local import temporary_server
+from deployments.processes import process_tree, python_module, stop_processes
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.dispatch.config import WorkerConfig
@@ -72,7 +72,7 @@ class Workers:
         environment = {**self.environment, "STOREOPS_FAULT_INJECTION": faults}
         log = (self.logs / f"worker-{index}-{self.starts[index]}.log").open("w")
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "flows.trucks", "--json"],
+            python_module("flows.trucks", "--json", tethered=True),  # gone with this benchmark
             cwd=Path(__file__).resolve().parents[1],
             env=environment,
             stdout=subprocess.PIPE,
@@ -83,7 +83,7 @@ class Workers:
 
     def kill(self, index: int) -> None:
         process = self.processes[index]
-        signal_group(process.pid, signal.SIGKILL)  # the worker and anything it started
+        stop_processes(process_tree(process.pid), terms=0)  # SIGKILL: the worker and anything it started
         process.wait()
 
     def stop_all(self) -> list[dict[str, Any]]:
@@ -94,7 +94,7 @@ class Workers:
             try:
                 out, _ = process.communicate(timeout=120)
             except subprocess.TimeoutExpired:
-                signal_group(process.pid, signal.SIGKILL)
+                stop_processes(process_tree(process.pid), terms=0)
                 out, _ = process.communicate()
             lines = [line for line in (out or "").splitlines() if line.startswith("{")]
             if lines:
@@ -155,15 +155,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"planning failed: {plan}")
         print(f"planned {plan['shortage_count']:,} shortages, sent {plan['requests_sent']:,}", flush=True)
 
-        prefect = LocalPrefect(Path(home) / "prefect", _free_port())
-        prefect.start_server()
+        prefect = contextlib.ExitStack()  # a temporary server, gone with this process however it ends
+        api_url = prefect.enter_context(temporary_server(Path(home) / "prefect" / "home"))
         environment = {
             **os.environ,
             "STOREOPS_TARGET": "local",
             "STOREOPS_LOCAL_PORT": str(env.settings.local_port),
             "STOREOPS_LOCAL_HOME": str(env.settings.local_home),
             "STOREOPS_FAULT_INJECTION": f"*={args.fault_rate}",
-            "PREFECT_API_URL": prefect.api_url,
+            "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(Path(home) / "prefect" / "home"),
             "PREFECT_LOGGING_LEVEL": "WARNING",
         }
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             drained_at = time.monotonic()
             final = workers.stop_all()
         finally:
-            prefect.stop()
+            prefect.close()
         requested, dispatched = ledger_rows(s3, res.data_lake_bucket)
         letters = receive_all(sqs, res.dead_letter_queue_url, hold_seconds=1)
         valid_letters = 0
@@ -246,14 +246,6 @@ def main(argv: list[str] | None = None) -> int:
         emit_json(result)
     ok = result["duplicates"] == result["missing"] == result["valid_dead_lettered"] == 0 and within
     return 0 if ok else 1
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

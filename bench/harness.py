@@ -26,6 +26,7 @@ def bench_environment() -> Iterator[Environment]:
         settings = load_settings(target="local", local_port=_free_port(), local_home=Path(home))
         emulator = LocalAws(settings)
         try:
+            emulator.start(tethered=True)  # gone with this benchmark, however it ends (SIGKILL too)
             yield prepare(settings)
         finally:
             emulator.stop()

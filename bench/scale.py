@@ -29,13 +29,13 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from typing import Any
 
 from bench import rollup
 from bench.harness import bench_environment
 from deployments.environment import Environment
+from deployments.processes import python_module
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.planning.scan_budget import ChainSize, cutoff_for, scan_bytes
@@ -48,7 +48,7 @@ PLANNING_INTERVAL_SECONDS = 15 * 60  # prefect.yaml, plan-shortages: */15
 def _cli(env: Environment, module: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
     """Run ``python -m <module> ... --json`` against the bench's emulator; its last stdout line."""
     completed = subprocess.run(
-        [sys.executable, "-m", module, *args, "--json"],
+        python_module(module, *args, "--json", tethered=True),  # gone with this benchmark
         env=_environment(env),
         capture_output=True,
         text=True,
@@ -74,7 +74,7 @@ def drain(env: Environment, workers: int) -> tuple[list[dict[str, Any]], float]:
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "flows.trucks", "--until-empty", "--json"],
+            python_module("flows.trucks", "--until-empty", "--json", tethered=True),
             env=_environment(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from bench.harness import bench_environment
+from deployments.processes import python_module
 from flows.prefect_api import prefect_api
 from flows.scenario import FLEET, POLICIES, ROUTING, SCENARIO_START, Policy, print_service_level, scenario
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
@@ -185,7 +186,8 @@ def run_in_processes(args: argparse.Namespace, policies: list[str]) -> list[dict
     children: list[subprocess.Popen[str]] = []
 
     def run(policy: str) -> list[dict[str, Any]]:
-        command = [sys.executable, "-m", "bench.service_level", "--lane", f"--policies={policy}", *_scenario_args(args)]
+        lane = ["bench.service_level", "--lane", f"--policies={policy}", *_scenario_args(args)]
+        command = python_module(*lane, tethered=True)  # gone with this benchmark, however it ends
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         children.append(child)
         out, err = child.communicate()
