@@ -93,12 +93,14 @@ def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) ->
     server_env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
     server_env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if prefect_home is not None:
+        prefect_home.mkdir(parents=True, exist_ok=True)  # else the server cannot create its database
         server_env["PREFECT_HOME"] = str(prefect_home)
     server = start_module(["prefect", "server", "start"], {**os.environ, **server_env}, tethered=True)
     try:
         if not wait_healthy(f"{api_url}/health", lambda: server.poll() is None, timeout):
+            exited = "exited at start" if server.poll() is not None else f"did not answer within {timeout:.0f} s"
             raise EmulatorError(
-                f"the temporary Prefect server did not answer within {timeout:.0f} s (exit code {server.poll()})",
+                f"the temporary Prefect server {exited} (exit code {server.poll()})",
                 hint="run `python -m deployments.prefect_local up`, or set PREFECT_API_URL to a running server",
             )
         yield api_url
