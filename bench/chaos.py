@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,9 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import bench_environment, free_port, kill_tree, run_benchmark
+from bench.harness import bench_environment, kill_tree, run_benchmark
 from deployments.environment import Environment
-from deployments.prefect_local import LocalPrefect
+from deployments.prefect_local import temporary_server
+from deployments.processes import python_module
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.dispatch.config import WorkerConfig
@@ -78,7 +78,7 @@ class Workers:
         environment = {**self.environment, "STOREOPS_FAULT_INJECTION": faults}
         log = (self.logs / f"worker-{index}-{self.starts[index]}.log").open("w")
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "flows.trucks", "--json"],
+            python_module("flows.trucks", "--json", tethered=True),  # gone with this benchmark
             cwd=Path(__file__).resolve().parents[1],
             env=environment,
             stdout=subprocess.PIPE,
@@ -204,21 +204,19 @@ def wait_until_empty(sqs: Any, queue_url: str, seconds: float = 1800) -> float:
 def run_chaos(env: Environment, args: argparse.Namespace, home: Path) -> tuple[list[dict[str, Any]], float]:
     """The workers on a Prefect server of the benchmark's own, killed at random until the queue is empty;
     their final runs' totals and the seconds from the last kill until the queue was empty."""
-    prefect = LocalPrefect(home / "prefect", free_port())
-    prefect.start_server()
-    environment = {
-        **os.environ,
-        "STOREOPS_TARGET": "local",
-        "STOREOPS_LOCAL_PORT": str(env.settings.local_port),
-        "STOREOPS_LOCAL_HOME": str(env.settings.local_home),
-        "STOREOPS_FAULT_INJECTION": f"*={args.fault_rate}",
-        "PREFECT_API_URL": prefect.api_url,
-        "PREFECT_HOME": str(home / "prefect" / "home"),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    logs = home / "logs"
-    logs.mkdir()
-    try:
+    with temporary_server(home / "prefect" / "home") as api_url:  # gone with this process however it ends
+        environment = {
+            **os.environ,
+            "STOREOPS_TARGET": "local",
+            "STOREOPS_LOCAL_PORT": str(env.settings.local_port),
+            "STOREOPS_LOCAL_HOME": str(env.settings.local_home),
+            "STOREOPS_FAULT_INJECTION": f"*={args.fault_rate}",
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(home / "prefect" / "home"),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+        logs = home / "logs"
+        logs.mkdir()
         workers = Workers(args.workers, environment, logs, args.seed)
         try:
             last_kill = kill_at_random(workers, args.workers, args.kills, random.Random(args.seed))
@@ -226,8 +224,6 @@ def run_chaos(env: Environment, args: argparse.Namespace, home: Path) -> tuple[l
             final = workers.stop_all()
         finally:
             workers.kill_all()
-    finally:
-        prefect.stop()
     return final, drained_at - last_kill
 
 

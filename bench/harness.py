@@ -10,7 +10,6 @@ A SIGKILL cannot be caught: for that case the emulator itself has to notice that
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import sys
@@ -24,6 +23,7 @@ import psutil
 
 from deployments.environment import Environment, prepare
 from deployments.localaws import LocalAws
+from deployments.processes import process_tree, stop_processes
 from storeops.settings import load_settings
 
 GRACE_SECONDS = 10.0  # for a leftover process to stop on SIGTERM before it is killed
@@ -44,6 +44,7 @@ def bench_environment() -> Iterator[Environment]:
         settings = load_settings(target="local", local_port=free_port(), local_home=Path(home))
         emulator = LocalAws(settings)
         try:
+            emulator.start(tethered=True)  # gone with this benchmark, however it ends (SIGKILL too)
             yield prepare(settings)
         finally:
             emulator.stop()
@@ -76,28 +77,13 @@ def stop_descendants(grace: float = GRACE_SECONDS) -> list[int]:
     except psutil.Error:
         return []
     leftovers = [process for process in tree if _to_stop(process)]
-    for process in leftovers:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    _gone, alive = psutil.wait_procs(leftovers, timeout=grace)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=5)
+    stop_processes(leftovers, timeout=grace)
     return [process.pid for process in leftovers]
 
 
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and every process under it (a worker and whatever it started), and reap it."""
-    try:
-        root = psutil.Process(pid)
-        tree = [*root.children(recursive=True), root]
-    except psutil.Error:
-        return
-    for process in tree:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(tree, timeout=5)
+    stop_processes(process_tree(pid), terms=0)
 
 
 def run_benchmark(main: Callable[[], int | None]) -> int | None:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 from bench import rollup
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment
+from deployments.processes import python_module
 from storeops.cli import emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.planning.scan_budget import ChainSize, cutoff_for, scan_bytes
@@ -53,7 +53,7 @@ DURATION = (
 def _cli(env: Environment, module: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
     """Run ``python -m <module> ... --json`` against the bench's emulator; its last stdout line."""
     completed = subprocess.run(
-        [sys.executable, "-m", module, *args, "--json"],
+        python_module(module, *args, "--json", tethered=True),  # gone with this benchmark
         env=_environment(env),
         capture_output=True,
         text=True,
@@ -79,7 +79,7 @@ def drain(env: Environment, workers: int) -> tuple[list[dict[str, Any]], float]:
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "flows.trucks", "--until-empty", "--json"],
+            python_module("flows.trucks", "--until-empty", "--json", tethered=True),
             env=_environment(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

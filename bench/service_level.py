@@ -30,6 +30,7 @@ from typing import Any, cast
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import set_up_scenario
 from deployments.prefect_api import prefect_api
+from deployments.processes import python_module
 from flows.scenario import FLEET, ROUTING, print_service_level, scenario
 from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
 from storeops.parameters import POLICIES, SCENARIO_START, Policy
@@ -187,7 +188,8 @@ def run_in_processes(args: argparse.Namespace, policies: list[str]) -> list[dict
     children: list[subprocess.Popen[str]] = []
 
     def run(policy: str) -> list[dict[str, Any]]:
-        command = [sys.executable, "-m", "bench.service_level", "--lane", f"--policies={policy}", *_scenario_args(args)]
+        lane = ["bench.service_level", "--lane", f"--policies={policy}", *_scenario_args(args)]
+        command = python_module(*lane, tethered=True)  # gone with this benchmark, however it ends
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         children.append(child)
         out, err = child.communicate()

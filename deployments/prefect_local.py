@@ -3,14 +3,16 @@
     python -m deployments.prefect_local up [--port 4200] [--database-url URL] [--no-worker]
     python -m deployments.prefect_local status|down
 
-``up`` starts ``prefect server start`` on 127.0.0.1 (host and port set through
-PREFECT_SERVER_API_HOST/PORT so the UI calls the right API), creates the ``storeops`` process
-work pool, deploys ``prefect.yaml``'s deployments on it, applies ``automations.yaml``, deploys the AWS stack (so the
-first scheduled runs find it), starts a worker and makes sure one truck run exists. Running it
-again changes nothing that runs. PostgreSQL is used when you give its URL (``--database-url`` or
-STOREOPS_PREFECT_DATABASE_URL, e.g. ``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``);
-SQLite otherwise. PIDs, the API address and logs live in ``.localaws/prefect/``; ``down`` stops
-what ``up`` started, by PID. While the server is up, the flow CLIs record their runs in it.
+``up`` runs Prefect's ``prefect server start --background`` on 127.0.0.1 (host and port set through
+PREFECT_SERVER_API_HOST/PORT so the UI calls the right API; Prefect keeps the server's PID in
+``$PREFECT_HOME/server.pid``), creates the ``storeops`` process work pool, deploys ``prefect.yaml``'s
+deployments on it if they changed, applies ``automations.yaml``, deploys the AWS stack (so the first scheduled
+runs find it), starts a worker and makes sure one truck run exists. Running it again changes nothing that runs.
+PostgreSQL is used when you give its URL (``--database-url`` or STOREOPS_PREFECT_DATABASE_URL, e.g.
+``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``); SQLite otherwise. ``down`` stops the flow runs,
+the worker, then the server (``prefect server stop``); ``status`` is ``prefect server status``. Everything lives
+in ``.localaws/prefect/`` (the worker's log; Prefect's ``--background`` discards the server's output). While
+the server is up, the flow CLIs record their runs in it.
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
+import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from deployments.environment import prepare
-from deployments.processes import http_ok, process_alive, signal_group, wait_gone
+from deployments.processes import (
+    http_ok,
+    http_post,
+    process_alive,
+    process_tree,
+    start_module,
+    stop_processes,
+    wait_healthy,
+)
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, load_settings, project_root
@@ -53,18 +63,11 @@ OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
 def api_post(api_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
     """POST JSON to a Prefect server's REST API (e.g. ``/flow_runs/filter``); the decoded answer.
     An HTTP error status raises ``urllib.error.HTTPError``."""
-    request = urllib.request.Request(  # noqa: S310 - the http:// API of a Prefect server
-        f"{api_url}{path}",
-        data=json.dumps(body or {}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
-        return json.loads(response.read())
+    return json.loads(http_post(f"{api_url}{path}", json.dumps(body or {}).encode(), timeout))
 
 
 def local_prefect_home(local_home: Path) -> Path:
-    """Where ``up`` keeps the server's PIDs, address, database and logs."""
+    """Where ``up`` keeps the server's address, database and PID, and the worker's PID and log."""
     return local_home / "prefect"
 
 
@@ -75,6 +78,35 @@ def running_api_url(local_home: Path) -> str | None:
     except (OSError, ValueError, KeyError):
         return None
     return api_url if http_ok(f"{api_url}/health") else None
+
+
+@contextlib.contextmanager
+def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """A Prefect server for this process alone, its API URL: ``prefect server start`` as Prefect runs its own
+    temporary server (no UI, the services an ephemeral server runs), except that it exits with this process
+    however this process dies, SIGKILL included (``deployments.tethered``), where Prefect's is left running.
+    The first start on a new PREFECT_HOME runs the database migrations (about 13 s)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+    api_url = f"http://{LOOPBACK}:{port}/api"
+    server_env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
+    server_env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if prefect_home is not None:
+        prefect_home.mkdir(parents=True, exist_ok=True)  # else the server cannot create its database
+        server_env["PREFECT_HOME"] = str(prefect_home)
+    server = start_module(["prefect", "server", "start"], {**os.environ, **server_env}, tethered=True)
+    try:
+        if not wait_healthy(f"{api_url}/health", lambda: server.poll() is None, timeout):
+            exited = "exited at start" if server.poll() is not None else f"did not answer within {timeout:.0f} s"
+            raise EmulatorError(
+                f"the temporary Prefect server {exited} (exit code {server.poll()})",
+                hint="run `python -m deployments.prefect_local up`, or set PREFECT_API_URL to a running server",
+            )
+        yield api_url
+    finally:
+        stop_processes(process_tree(server.pid), timeout=10)
+        server.wait()
 
 
 def pool_deployments(pool: str = WORK_POOL) -> list[dict[str, Any]]:
@@ -127,8 +159,9 @@ class LocalPrefect:
         self.database_url = database_url
         self.extra_env = extra_env or {}
         self.api_url = f"http://{LOOPBACK}:{port}/api"
-        self.pid_file = home / "pids.json"
         self.server_file = home / "server.json"
+        self.server_pid_file = home / "home" / "server.pid"  # Prefect's, in PREFECT_HOME
+        self.worker_pid_file = home / "worker.pid"
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -152,39 +185,28 @@ class LocalPrefect:
         return {**env, **self.extra_env}
 
     def pids(self) -> dict[str, int]:
-        try:
-            return {k: int(v) for k, v in json.loads(self.pid_file.read_text()).items()}
-        except (OSError, ValueError):
-            return {}
+        """What the server's (Prefect's) and the worker's PID files say; a PID may be stale."""
+        pids = {}
+        for name, pid_file in (("server", self.server_pid_file), ("worker", self.worker_pid_file)):
+            with contextlib.suppress(OSError, ValueError):
+                pids[name] = int(pid_file.read_text())
+        return pids
 
     def healthy(self) -> bool:
         return http_ok(f"{self.api_url}/health")
 
-    def _spawn(self, name: str, command: list[str]) -> int:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=project_root(),
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        pids = self.pids()
-        pids[name] = process.pid
-        self.pid_file.write_text(json.dumps(pids))
-        return process.pid
-
     def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``prefect ARGS`` against this server, in a session of its own (a Ctrl-C in the terminal that ran
+        ``up`` does not reach the server that ``prefect server start --background`` leaves behind)."""
         result = subprocess.run(
             [sys.executable, "-m", "prefect", *args],
             cwd=project_root(),
             env=self.environment(),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
+            start_new_session=True,
         )
         if check and result.returncode != 0:
             last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
@@ -192,18 +214,18 @@ class LocalPrefect:
         return result
 
     def start_server(self, timeout: float = 90.0) -> None:
-        if not self.healthy():
-            self._spawn("server", [sys.executable, "-m", "prefect", "server", "start"])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.healthy():
-                self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
-                return
-            time.sleep(0.5)
-        raise EmulatorError(
-            f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
-            hint=f"see {self.home / 'server.log'}; is port {self.port} free?",
-        )
+        """``prefect server start --background`` unless this server runs; wait until it answers."""
+        if not self.healthy() and not self._ours(self.pids().get("server")):
+            self.server_pid_file.parent.mkdir(parents=True, exist_ok=True)  # PREFECT_HOME
+            self.server_pid_file.unlink(missing_ok=True)  # stale: Prefect would refuse to start
+            self.prefect("server", "start", "--background")
+        if not wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
+            raise EmulatorError(
+                f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
+                hint=f"is port {self.port} free? `PREFECT_HOME={self.home / 'home'} prefect server start "
+                f"--port {self.port}` shows its errors in the foreground",
+            )
+        self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
 
     def deploy(self) -> bool:
         """Deploy ``prefect.yaml`` unless this server already has it as it is; True if it deployed.
@@ -299,74 +321,81 @@ class LocalPrefect:
             yield client
 
     def _ours(self, pid: int | None) -> bool:
-        """``pid`` runs and was started for this server (a PID in pids.json may have been reused)."""
-        if pid is None or not process_alive(pid):
-            return False
+        """``pid`` runs and was started for this server (a PID file may name a process that reused the PID)."""
         try:
-            return f"{OWNER_VARIABLE}={self.home}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
+            return (
+                pid is not None
+                and process_alive(pid)
+                and psutil.Process(pid).environ().get(OWNER_VARIABLE) == str(self.home)
+            )
+        except psutil.Error:
             return False
 
     def start_worker(self) -> int:
+        """A ``prefect worker start`` on the pool, in the background (Prefect has no ``--background`` for it)."""
         running = self.pids().get("worker")
         if running is not None and self._ours(running):
             return running
-        return self._spawn("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL])
+        self.home.mkdir(parents=True, exist_ok=True)
+        worker = start_module(
+            ["prefect", "worker", "start", "--pool", WORK_POOL], self.environment(), self.home / "worker.log"
+        )
+        self.worker_pid_file.write_text(str(worker.pid))
+        return worker.pid
 
     def flow_run_processes(self) -> list[int]:
         """PIDs of the flow runs started by this server's workers (found by OWNER_VARIABLE)."""
-        known = set(self.pids().values())
-        found = []
-        for proc in Path("/proc").glob("[0-9]*"):
-            pid = int(proc.name)
-            if pid in known or pid == os.getpid():
-                continue
-            try:
-                is_flow_run = b"prefect.engine" in (proc / "cmdline").read_bytes()
-            except OSError:  # gone meanwhile
-                continue
-            if is_flow_run and self._ours(pid):
-                found.append(pid)
-        return found
+        known = {*self.pids().values(), os.getpid()}
+        return [
+            process.pid
+            for process in psutil.process_iter(["cmdline"])
+            if process.pid not in known
+            and "prefect.engine" in " ".join(process.info["cmdline"] or ())
+            and self._ours(process.pid)
+        ]
 
     def stop(self) -> list[str]:
-        """Stop the worker from taking runs, then the flow runs (SIGTERM: they finish their window,
-        in parallel, until none is left), then the worker and the server; only processes started
-        for this server (a PID file may be stale)."""
-        stopped: list[str] = []
+        """Stop the worker from taking runs, then the flow runs, then the worker and the server; only
+        processes started for this server (a PID file may be stale). What it stopped."""
         worker = self.pids().get("worker")
         worker = worker if self._ours(worker) else None
         if worker is not None:
-            signal_group(worker, signal.SIGTERM)  # the first SIGTERM: it stops polling for runs
-        runs_stopped: set[int] = set()
-        for _ in range(5):  # a run the worker started in the meantime is found on the next pass
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(worker).terminate()  # the first SIGTERM: it stops polling for runs
+        runs = self._stop_flow_runs(worker)
+        stopped = [f"{runs} flow run process(es)"] if runs else []
+        if worker is not None:
+            stop_processes(process_tree(worker), terms=2, timeout=10)  # it exits on its second SIGTERM
+            stopped.append("worker")
+        if self._stop_server():
+            stopped.append("server")
+        self.worker_pid_file.unlink(missing_ok=True)
+        self.server_file.unlink(missing_ok=True)
+        return stopped
+
+    def _stop_flow_runs(self, worker: int | None) -> int:
+        """SIGTERM this server's flow runs (they finish their window, in parallel), SIGKILL what is left
+        after 30 s; again for a run the worker started meanwhile. How many there were."""
+        stopped: set[int] = set()
+        for _ in range(5):
             runs = [pid for pid in self.flow_run_processes() if pid != worker]
             if not runs:
                 break
-            for pid in runs:
-                signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while any(process_alive(pid) for pid in runs) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for pid in runs:
-                if process_alive(pid):
-                    signal_group(pid, signal.SIGKILL)
-            runs_stopped.update(runs)
-        if runs_stopped:
-            stopped.append(f"{len(runs_stopped)} flow run process(es)")
-        server = self.pids().get("server")
-        for name, process in (("worker", worker), ("server", server if self._ours(server) else None)):
-            if process is None or not process_alive(process):
-                continue
-            signal_group(process, signal.SIGTERM)
-            if not wait_gone(process, 15):
-                signal_group(process, signal.SIGTERM)  # a worker exits on the second SIGTERM
-                if not wait_gone(process, 10):
-                    signal_group(process, signal.SIGKILL)
-            stopped.append(name)
-        self.pid_file.unlink(missing_ok=True)
-        self.server_file.unlink(missing_ok=True)
-        return stopped
+            stop_processes([process for pid in runs for process in process_tree(pid)], timeout=30)
+            stopped.update(runs)
+        return len(stopped)
+
+    def _stop_server(self) -> bool:
+        """``prefect server stop`` if Prefect's PID file names this server (else it would signal a stranger
+        that reused the PID: the stale file goes); SIGKILL if it has not exited within 15 s."""
+        pid = self.pids().get("server")
+        if pid is None or not self._ours(pid):
+            self.server_pid_file.unlink(missing_ok=True)
+            return False
+        server = process_tree(pid)
+        self.prefect("server", "stop")
+        stop_processes(psutil.wait_procs(server, timeout=15)[1], terms=0)
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         payload = {"stopped": stopped}
     else:
-        healthy = local.healthy()
+        healthy = local.prefect("server", "status", check=False).returncode == 0
         print(f"Prefect server {'up' if healthy else 'down'} at {local.api_url}; processes {local.pids()}")
         payload = {"healthy": healthy, "api": local.api_url, "pids": local.pids()}
     if args.json:

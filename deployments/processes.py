@@ -1,44 +1,83 @@
-"""Processes this project starts in the background: liveness, health, signals to their group, waiting."""
+"""The processes this project starts in the background: whose they are, health, stopping a tree (psutil: any OS)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
+
+from storeops.settings import project_root
+
+
+def python_module(*args: str, tethered: bool = False) -> list[str]:
+    """The command ``python -m ARGS``; ``tethered``: the process exits when this one does, however this one dies,
+    SIGKILL included (``deployments.tethered``)."""
+    return [sys.executable, "-m", *(["deployments.tethered", str(os.getpid())] if tethered else []), *args]
+
+
+def start_module(
+    args: list[str], env: dict[str, str], log: Path | None = None, *, tethered: bool = False
+) -> subprocess.Popen[bytes]:
+    """``python -m ARGS`` in the background, in a session of its own (a Ctrl-C in the terminal that started it
+    does not reach it), its output appended to ``log``. Unless ``tethered``, it outlives this process."""
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        return subprocess.Popen(
+            python_module(*args, tethered=tethered),
+            cwd=project_root(),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_healthy(url: str, running: Callable[[], bool], timeout: float) -> bool:
+    """Poll the health endpoint ``url`` until it answers (True); False once ``running()`` says the process
+    that should answer is gone, or after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not http_ok(url, timeout=0.5):
+        if not running() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def process_alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, exited but not yet reaped, does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    # A zombie (exited, not yet reaped by its parent) is not running.
-    return not (stat.exists() and ") Z " in stat.read_text())
 
 
-def signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
+def process_tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and every process it started (still its descendants); empty when it is gone."""
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    return []
 
 
-def wait_gone(pid: int, seconds: float) -> bool:
-    """Poll until ``pid`` has exited (True) or ``seconds`` pass (False)."""
-    deadline = time.monotonic() + seconds
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def stop_processes(processes: list[psutil.Process], terms: int = 1, timeout: float = 15.0) -> None:
+    """SIGTERM ``processes`` ``terms`` times, each time waiting up to ``timeout`` s for them to exit, then
+    SIGKILL whatever is left (a process that ignores SIGTERM does not outlive its stop)."""
+    for attempt in range(terms + 1):
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.terminate() if attempt < terms else process.kill()
+        processes = psutil.wait_procs(processes, timeout=timeout if attempt < terms else 5)[1]
+        if not processes:
+            return
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -48,3 +87,12 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def http_post(url: str, data: bytes, timeout: float = 30) -> bytes:
+    """POST ``data`` to ``url`` (a local API); the answer's body. Raises ``OSError`` (``urllib.error.HTTPError``
+    on an error status)."""
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)  # noqa: S310 - as above
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URLs we build
+        return bytes(response.read())

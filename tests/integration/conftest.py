@@ -39,7 +39,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     local = LocalAws(settings)
     # A SIGTERM (e.g. from `timeout`) ends the session like Ctrl-C, so this teardown stops the emulator.
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    local.start()
+    local.start(tethered=True)  # gone with the session even when pytest is killed
     try:
         yield local
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,18 +10,22 @@ from pathlib import Path
 import pytest
 
 from deployments.prefect_local import OWNER_VARIABLE, SLOT_RETRY_SECONDS, WORKER_POLL_SECONDS, LocalPrefect
-from deployments.processes import process_alive
+from deployments.processes import process_alive, process_tree, stop_processes
+from tests.conftest import ROOT, wait_for
 
 
 def test_a_stale_pid_file_is_neither_reused_nor_signalled(tmp_path: Path) -> None:
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
         local = LocalPrefect(tmp_path, 4999)
-        tmp_path.mkdir(exist_ok=True)
-        local.pid_file.write_text(json.dumps({"worker": stranger.pid, "server": stranger.pid}))
+        local.server_pid_file.parent.mkdir(parents=True)
+        local.server_pid_file.write_text(str(stranger.pid))  # Prefect's, as `prefect server start --background` left it
+        local.worker_pid_file.write_text(str(stranger.pid))
+        assert local.pids() == {"server": stranger.pid, "worker": stranger.pid}
         assert not local._ours(stranger.pid)
         assert local.stop() == []
         assert process_alive(stranger.pid)
+        assert not local.server_pid_file.exists()  # else `prefect server start --background` refuses to start
     finally:
         stranger.kill()
         stranger.wait()
@@ -88,3 +91,28 @@ def test_the_speed_settings_reach_the_settings_prefect_reads(tmp_path: Path, mon
     settings = Settings()
     assert settings.server.deployments.concurrency_slot_wait_seconds == SLOT_RETRY_SECONDS
     assert settings.worker.query_seconds == WORKER_POLL_SECONDS
+
+
+def test_a_tethered_process_exits_when_its_starter_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the tethered process notices by itself and exits, SIGTERM or not."""
+    log = tmp_path / "child.log"
+    starter = f"""
+import os, sys, time
+from pathlib import Path
+from deployments.processes import start_module
+child = start_module(["http.server", "--bind", "127.0.0.1", "0"], dict(os.environ), Path({str(log)!r}), tethered=True)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", starter], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        wait_for(lambda: log.exists() and "Serving HTTP" in log.read_text(), timeout=30)  # running, tether in place
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not process_alive(child), timeout=15)
+    finally:
+        parent.kill()
+        parent.wait()
+        stop_processes(process_tree(child), terms=0)
