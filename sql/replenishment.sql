@@ -52,17 +52,7 @@ final as (
         coalesce(catalogue.regular_price, window_readings.price) as regular_price,
         coalesce(catalogue.unit_cost, 0.7 * window_readings.price) as unit_cost,
         cast(coalesce(catalogue.shelf_life_days, 0) as integer) as shelf_life_days,
-        coalesce(ledger_pairs.has_open_request, 0) = 1 as has_open_request,
-        -- a dispatch stays open until a reading taken after its arrival shows the delivered stock
-        coalesce(
-            ledger_pairs.last_eta_text > substr(replace(cast(window_readings.observed_at as varchar), 'T', ' '), 1, 19),
-            false
-        ) as delivery_pending,
-        coalesce(
-            cast(sum(ledger_pairs.lead_seconds) over (partition by window_readings.store_id) as double)
-            / nullif(sum(ledger_pairs.lead_deliveries) over (partition by window_readings.store_id), 0) / 3600.0,
-            :default_lead_time_hours
-        ) as lead_time_hours,
+        {ledger_pair_columns},
         day_forecast.product_id is not null as forecast_found,
         coalesce(day_forecast.method, 'none') as forecast_method,
         -- a pair the forecast does not know yet (new in the assortment): its trailing rate, flat

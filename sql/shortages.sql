@@ -41,17 +41,7 @@ pairs as (
         coalesce(window_readings.sales_per_hour, 0) as sales_per_hour,
         coalesce(shelves.shelf_capacity, 999999) as shelf_capacity,
         case when promoted.discount_pct is not null then :promo_factor else 1.0 end as promo_factor,
-        coalesce(ledger_pairs.has_open_request, 0) = 1 as has_open_request,
-        -- a dispatch stays open until a reading taken after its arrival shows the delivered stock
-        coalesce(
-            ledger_pairs.last_eta_text > substr(replace(cast(window_readings.observed_at as varchar), 'T', ' '), 1, 19),
-            false
-        ) as delivery_pending,
-        coalesce(
-            cast(sum(ledger_pairs.lead_seconds) over (partition by window_readings.store_id) as double)
-            / nullif(sum(ledger_pairs.lead_deliveries) over (partition by window_readings.store_id), 0) / 3600.0,
-            :default_lead_time_hours
-        ) as lead_time_hours
+        {ledger_pair_columns}
     from window_readings
     left join ledger_pairs
         on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
