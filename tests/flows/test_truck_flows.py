@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from flows.generate import store_data
@@ -127,33 +128,31 @@ def test_a_killed_cli_leaves_no_prefect_server_behind(
             stderr=stderr,
         )
     try:
-        server = wait_for(lambda: _children(process.pid, "prefect.server.api.server:create_app"), timeout=90)
+        server = wait_for(lambda: _prefect_servers(process.pid), timeout=90)
         wait_for(lambda: "truck worker" in log.read_text() or None, timeout=90, interval=0.2)  # its flow runs
     finally:
         process.kill()  # SIGKILL: no atexit, no finally
         process.wait()
-    (pid,) = server  # type: ignore[misc]
-    wait_for(lambda: not _alive(pid) or None, timeout=20, interval=0.2)
+    wait_for(lambda: not any(_alive(p) for p in server) or None, timeout=20, interval=0.2)
 
 
-def _children(parent: int, needle: str) -> list[int]:
+def _prefect_servers(parent: int) -> list[psutil.Process]:
+    """The Prefect server processes among ``parent``'s descendants (the temporary server and what it runs)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in psutil.Process(parent).children(recursive=True):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            command = " ".join(child.cmdline())
+        except psutil.Error:
             continue
-        if int(fields[1]) == parent and needle in cmdline:
-            found.append(int(stat.parent.name))
+        if "prefect server start" in command or "prefect.server.api.server" in command:
+            found.append(child)
     return found
 
 
-def _alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
+def _alive(process: psutil.Process) -> bool:
     try:
-        return ") Z " not in stat.read_text()
-    except OSError:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
