@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from storeops.aws_errors import describe_error, is_not_found
 from storeops.exceptions import StackError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 PARAMETER_ROOT = "/aws/service/aws-sdk-pandas/"
 PYTHON = "py3.12"
@@ -52,7 +55,7 @@ def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def published_versions(ssm: Any) -> list[str]:
+def published_versions(ssm: SSMClient) -> list[str]:
     """Every awswrangler version with a Python 3.12 x86_64 layer in the client's region, oldest first."""
     versions: set[str] = set()
     paginator = ssm.get_paginator("describe_parameters")
@@ -68,7 +71,7 @@ def published_versions(ssm: Any) -> list[str]:
     return sorted(versions, key=_version_key)
 
 
-def _value(ssm: Any, name: str) -> str | None:
+def _value(ssm: SSMClient, name: str) -> str | None:
     try:
         return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     except ClientError as exc:
@@ -77,7 +80,7 @@ def _value(ssm: Any, name: str) -> str | None:
         raise StackError(f"cannot read SSM parameter {name}: {describe_error(exc)}", hint=FIX) from None
 
 
-def find_layer(ssm: Any, wr_version: str) -> LayerChoice:
+def find_layer(ssm: SSMClient, wr_version: str) -> LayerChoice:
     """The layer of ``wr_version``, else the newest published one of the same major version."""
     exact = _value(ssm, parameter_name(wr_version))
     if exact is not None:

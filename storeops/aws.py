@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the stubs are a test dependency: the Lambda's runtime has n
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
     from storeops.settings import Settings
 
@@ -113,6 +114,8 @@ class AwsClients:
     def client(self, service: Literal["cloudformation"], read_timeout: float | None = None) -> CloudFormationClient: ...
     @overload
     def client(self, service: Literal["ec2"], read_timeout: float | None = None) -> EC2Client: ...
+    @overload
+    def client(self, service: Literal["ssm"], read_timeout: float | None = None) -> SSMClient: ...
     @overload
     def client(self, service: str, read_timeout: float | None = None) -> Any: ...
 

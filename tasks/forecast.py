@@ -26,7 +26,7 @@ from tasks.artifacts import figure, utc_stamp
 from tasks.policy import AWS_CALL_RETRIES
 
 
-@task(name="find-days-to-roll", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+@task(name="find-days-to-roll", cache_policy=NO_CACHE)
 def find_days_to_roll(clients: AwsClients, bucket: str, day: date, history_days: int) -> list[tuple[date, date]]:
     """The runs of consecutive days among the ``history_days`` before ``day`` without a daily marker whose
     hours the hourly rollup has completed (a day it has not is left for a later run, and said)."""

@@ -23,7 +23,6 @@ from storeops.stores.landing import Landing, landing_deadline, wait_until_landed
 from storeops.stores.readings import Deliveries, IngestReport, TruthSink, run_readings
 from storeops.stores.reference import catalog_name, publish_reference, published_catalog
 from storeops.stores.state import Simulation, SimulationConfig, SimulationStore
-from tasks.policy import AWS_CALL_RETRIES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,11 +43,7 @@ def _log_progress(label: str, total: int, bar: bool = False) -> Callable[[int, i
     return report
 
 
-@task(
-    name="load-simulation",
-    cache_policy=NO_CACHE,
-    **AWS_CALL_RETRIES,
-)
+@task(name="load-simulation", cache_policy=NO_CACHE)
 def load_simulation(store: SimulationStore, config: SimulationConfig, now: datetime) -> Simulation:
     """The simulation's manifest (its chunks load one at a time as the readings reach them)."""
     simulation = store.open(config, now)
@@ -134,18 +129,13 @@ def backfill_history(
     return simulation, report
 
 
-@task(
-    name="save-simulation",
-    cache_policy=NO_CACHE,
-    **AWS_CALL_RETRIES,
-    retry_condition_fn=lambda task, task_run, state: "another run changed" not in str(state.message or ""),
-)
+@task(name="save-simulation", cache_policy=NO_CACHE)
 def save_simulation(simulation: Simulation) -> None:
     """The manifest (the chunks were saved as the readings went): how far the simulation got."""
     simulation.save_manifest()
 
 
-@task(name="publish-store-directory", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+@task(name="publish-store-directory", cache_policy=NO_CACHE)
 def publish_directory(s3: S3Client, bucket: str, simulation: Simulation, fresh: bool) -> None:
     """Where the stores are, for the trucks; for a ``fresh`` simulation (its first run), or one whose reference
     tables are not the lake's, also what the planner may know of its stores and products (the product

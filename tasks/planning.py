@@ -11,7 +11,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from storeops.aws import AwsClients, describe_error
+from storeops.aws import AwsClients
+from storeops.aws_errors import describe_error, error_code
 from storeops.exceptions import StoreOpsError
 from tasks.artifacts import figures
 
@@ -60,7 +61,7 @@ def invoke_planner(clients: AwsClients, function_name: str, event: dict[str, Any
             FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if exc.response.get("Reason") == "ReservedFunctionConcurrentInvocationLimitExceeded":
             raise PlannerUnavailable(

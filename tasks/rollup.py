@@ -41,7 +41,7 @@ def _retry_unless_invalid(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(name="find-hours-to-roll", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+@task(name="find-hours-to-roll", cache_policy=NO_CACHE)
 def find_hours_to_roll(clients: AwsClients, bucket: str, now: datetime, max_hours: int) -> list[datetime]:
     """The closed hours among the last ``max_hours`` without a completion marker, oldest first (one listing)."""
     last = latest_closed_hour(now)

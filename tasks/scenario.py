@@ -18,7 +18,6 @@ from storeops.planning.models import PlanningTargets
 from storeops.service_level import HourlySeries, ServiceFigures
 from storeops.settings import Settings, load_settings
 from tasks.environment import SET_UP, Environment, load_environment
-from tasks.policy import AWS_CALL_RETRIES
 
 MAX_STACK_NAME = 24
 STACK_SUFFIX = {  # each policy's scenario stack: <stack>-<suffix>
@@ -139,7 +138,7 @@ def publish_service_level(policy: str, figures: ServiceFigures, series: HourlySe
     )
 
 
-@task(name="write-true-forecast", cache_policy=NO_CACHE, **AWS_CALL_RETRIES)
+@task(name="write-true-forecast", cache_policy=NO_CACHE)
 def write_true_forecast(clients: AwsClients, targets: PlanningTargets, simulation: Any, day: Any, now: Any) -> int:
     """The distribution oracle's forecast of ``day``: the simulator's true demand distribution, written where
     the forecast flow writes ours, so that the oracle's plans run exactly our planner; returns the rows."""
