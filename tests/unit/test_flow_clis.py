@@ -86,10 +86,19 @@ def test_bad_input_is_one_line(module: str, args: list[str], needle: str) -> Non
 
 @pytest.mark.parametrize("module", MODULES)
 def test_help_names_every_option(module: str) -> None:
-    result = run_cli(["-m", module, "--help"])
+    cli = cli_of(module)
+    parser, _, _ = cli.parser()
+    text = parser.format_help()  # what `--help` prints (the command itself: the test below)
+    assert text.startswith(f"usage: python -m {module}")
+    for name, _, _ in flow_parameters(cli.flow):
+        assert "--" + cli.names.get(name, name).replace("_", "-") in text
+
+
+def test_help_as_a_user_runs_it() -> None:
+    result = run_cli(["-m", "flows.plan", "--help"])
     assert result.returncode == 0, result.stderr
-    for name, _, _ in flow_parameters(cli_of(module).flow):
-        assert "--" + cli_of(module).names.get(name, name).replace("_", "-") in result.stdout
+    assert "--lookback-hours" in result.stdout
+    assert "--store" in result.stdout
 
 
 def test_a_bad_value_exits_2_with_one_line_before_anything_starts() -> None:
