@@ -11,7 +11,6 @@ A SIGKILL cannot be caught: for that case the emulator itself has to notice that
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,18 +22,12 @@ import psutil
 
 from deployments.environment import Environment, prepare
 from deployments.localaws import LocalAws
-from deployments.processes import process_tree, stop_processes
+from deployments.processes import free_port, process_tree, stop_processes
 from storeops.settings import load_settings
 
 GRACE_SECONDS = 10.0  # for a leftover process to stop on SIGTERM before it is killed
 # SIGINT already raises KeyboardInterrupt; SIGHUP does not exist on Windows
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

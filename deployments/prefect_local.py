@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ import psutil
 
 from deployments.environment import prepare
 from deployments.processes import (
+    free_port,
     http_ok,
     http_post,
     process_alive,
@@ -86,9 +86,7 @@ def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) ->
     temporary server (no UI, the services an ephemeral server runs), except that it exits with this process
     however this process dies, SIGKILL included (``deployments.tethered``), where Prefect's is left running.
     The first start on a new PREFECT_HOME runs the database migrations (about 13 s)."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     api_url = f"http://{LOOPBACK}:{port}/api"
     server_env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
     server_env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import psutil
 
-from storeops.settings import project_root
+from storeops.settings import LOOPBACK, project_root
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now (for a private server)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
 
 
 def python_module(*args: str, tethered: bool = False) -> list[str]:

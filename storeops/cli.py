@@ -51,14 +51,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """argparse type: a number >= 0."""
-    value = _number(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def iso_time(text: str) -> datetime:
     """argparse type: an ISO-8601 time with a time zone (``2026-11-26T12:00:00Z``)."""
     try:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from deployments.prefect_local import WORK_POOL, LocalPrefect, api_post
-from tests.conftest import ROOT, free_port, run_cli, wait_for
+from deployments.processes import free_port
+from tests.conftest import ROOT, run_cli, wait_for
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow

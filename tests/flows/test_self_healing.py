@@ -28,7 +28,8 @@ from deployments.prefect_local import (
     api_post,
     local_prefect_home,
 )
-from tests.conftest import free_port, run_cli, wait_for
+from deployments.processes import free_port
+from tests.conftest import run_cli, wait_for
 
 pytestmark = pytest.mark.flow
 

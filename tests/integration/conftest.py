@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from deployments.localaws import LocalAws
+from deployments.processes import free_port
 from deployments.stack import deploy
 from storeops.aws import AwsClients, StackResources
 from storeops.settings import Settings, load_settings
-from tests.conftest import free_port
 
 
 @dataclass

@@ -11,9 +11,10 @@ import pytest
 
 from deployments import emulator_fixes
 from deployments.localaws import LocalAws
+from deployments.processes import free_port
 from storeops.exceptions import EmulatorError
 from storeops.settings import load_settings
-from tests.conftest import free_port, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,12 @@ import awswrangler as wr
 import pytest
 
 from deployments.localaws import LocalAws
+from deployments.processes import free_port
 from deployments.stack import delete, deploy
 from storeops.aws import AwsClients
 from storeops.exceptions import StackError
 from storeops.settings import Settings
-from tests.conftest import free_port, run_cli, wait_for
+from tests.conftest import run_cli, wait_for
 from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.integration

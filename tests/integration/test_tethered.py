@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from deployments.localaws import LocalAws
-from deployments.processes import http_ok, process_alive, process_tree, stop_processes
+from deployments.processes import free_port, http_ok, process_alive, process_tree, stop_processes
 from storeops.settings import load_settings
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.integration
 
