@@ -84,11 +84,7 @@ final as (
         coalesce(day_forecast.share_h21, 0.0) as share_h21,
         coalesce(day_forecast.share_h22, 0.0) as share_h22,
         coalesce(day_forecast.share_h23, 0.0) as share_h23
-    from window_readings
-    left join ledger_pairs
-        on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
-    left join shelves
-        on window_readings.store_id = shelves.store_id and window_readings.product_id = shelves.product_id
+    {latest_pair_joins}
     left join catalogue
         on window_readings.product_id = catalogue.product_id
     left join day_forecast

@@ -42,11 +42,7 @@ pairs as (
         coalesce(shelves.shelf_capacity, 999999) as shelf_capacity,
         case when promoted.discount_pct is not null then :promo_factor else 1.0 end as promo_factor,
         {ledger_pair_columns}
-    from window_readings
-    left join ledger_pairs
-        on window_readings.store_id = ledger_pairs.store_id and window_readings.product_id = ledger_pairs.product_id
-    left join shelves
-        on window_readings.store_id = shelves.store_id and window_readings.product_id = shelves.product_id
+    {latest_pair_joins}
     left join promoted
         on window_readings.product_id = promoted.product_id
     where window_readings.recency = 1
