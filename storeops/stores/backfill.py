@@ -22,7 +22,7 @@ from storeops.stores.catalog import Catalog
 from storeops.stores.encoding import ReadingEncoder, random_event_ids
 from storeops.stores.firehose import DEFAULT_RAW_CHUNK_BYTES, pack_stream
 from storeops.stores.readings import APPROX_LINE_BYTES, CountedBatches, IngestReport, Progress, reading_columns
-from storeops.stores.simulation import SimulationState, Tick, advance_to, initial_state, restock
+from storeops.stores.simulation import ChunkLayout, SimulationState, Tick, advance_to, initial_state, restock
 from storeops.stores.state import Simulation
 
 if TYPE_CHECKING:
@@ -94,7 +94,6 @@ def backfill(
     start = end - timedelta(hours=span_hours)
     simulation = simulation if simulation is not None else Simulation.in_memory(catalog, start)
     simulation.restart(start)
-    layout = simulation.layout
     tick_hours = (every_minutes or 60) / 60  # simulated time per step
     ticks = round(span_hours / tick_hours)
     with (
@@ -103,24 +102,54 @@ def backfill(
     ):
         history = _History(catalog, start, tick_hours, 1 if every_minutes else every_hours, compressor)
         history.restock_hour, history.observe = restock_hour, observe
-        writes: deque[Future[str]] = deque()
-        for index, first, stop in layout:
-            simulation.chunks.replace(index)
-            state = initial_state(catalog, start, chunk=index, stores=(first, stop))
-            for hour_index, reading in history.readings(state, ticks):
-                if reading is not None:
-                    writes.append(pool.submit(put_by_event_time, s3, bucket, *reading))
-                    while len(writes) > 2 * max_in_flight:
-                        writes.popleft().result()
-                if progress:
-                    progress(index * ticks + hour_index + 1, layout.count * ticks)
-            simulation.save(state)
-        for write in writes:
-            write.result()
+        _write_chunks(history, simulation, ticks, _Writer(pool, s3, bucket, max_in_flight), progress)
     report = history.report
     report.ticks = ticks
     report.seconds = time.perf_counter() - started
     report.sim_clock = end.isoformat()
+    _log_backfill(report, span_hours, simulation.layout)
+    return simulation, report
+
+
+def _write_chunks(
+    history: _History, simulation: Simulation, ticks: int, writer: _Writer, progress: Progress | None
+) -> None:
+    """Simulate each chunk of stores ``ticks`` steps from the history's start, writing its readings as they are
+    taken and saving its final state into ``simulation``."""
+    layout = simulation.layout
+    for index, first, stop in layout:
+        simulation.chunks.replace(index)
+        state = initial_state(history.catalog, history.start, chunk=index, stores=(first, stop))
+        for hour_index, reading in history.readings(state, ticks):
+            if reading is not None:
+                writer.put(*reading)
+            if progress:
+                progress(index * ticks + hour_index + 1, layout.count * ticks)
+        simulation.save(state)
+    writer.wait()
+
+
+class _Writer:
+    """Puts readings into their event-time partitions on a pool, at most ``2 * max_in_flight`` waiting."""
+
+    def __init__(self, pool: ThreadPoolExecutor, s3: S3Client, bucket: str, max_in_flight: int) -> None:
+        self.pool, self.s3, self.bucket, self.max_in_flight = pool, s3, bucket, max_in_flight
+        self.writes: deque[Future[str]] = deque()
+
+    def put(self, observed_at: datetime, name: str, gzipped: bytes) -> None:
+        """Submit one object's write, then wait for the oldest writes while more than ``2 * max_in_flight`` wait."""
+        self.writes.append(self.pool.submit(put_by_event_time, self.s3, self.bucket, observed_at, name, gzipped))
+        while len(self.writes) > 2 * self.max_in_flight:
+            self.writes.popleft().result()
+
+    def wait(self) -> None:
+        """Every write done (raising the first that failed)."""
+        for write in self.writes:
+            write.result()
+
+
+def _log_backfill(report: IngestReport, span_hours: int, layout: ChunkLayout) -> None:
+    """The backfill's one log line: what it wrote, over how many hours and chunks, in how long."""
     logger.info(
         "backfilled %d readings in %d objects over %d hours, %d chunks of up to %d stores (%d MB of JSON) in %.1f s",
         report.backfill_rows,
@@ -131,7 +160,6 @@ def backfill(
         report.raw_bytes // 1_000_000,
         report.seconds,
     )
-    return simulation, report
 
 
 class _History:
