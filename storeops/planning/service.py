@@ -254,19 +254,25 @@ def plan_shortages(
     _order(shortage_chunks, request, sender, result)
     result.seconds = time.perf_counter() - started
     _log_plan(result, sender, targets, run.seconds)
-    if sender.failed:
-        kept_out = (
-            f"they stay excluded until {sender.open_until} and are planned again after that"
-            if request.policy in RECORDING_POLICIES
-            else "the next plan asks again"
-        )
-        raise DeliveryError(
-            f"{sender.failed} of {sender.failed + sender.sent} dispatch requests were not sent ({sender.first_error}); "
-            f"{kept_out}",
-            lost=sender.failed,
-            hint="check the dispatch queue, then run planning again",
-        )
+    _raise_if_unsent(sender, request)
     return result
+
+
+def _raise_if_unsent(sender: _Sender, request: PlanRequest) -> None:
+    """DeliveryError when some of the plan's requests were not sent, saying when they are planned again."""
+    if not sender.failed:
+        return
+    kept_out = (
+        f"they stay excluded until {sender.open_until} and are planned again after that"
+        if request.policy in RECORDING_POLICIES
+        else "the next plan asks again"
+    )
+    raise DeliveryError(
+        f"{sender.failed} of {sender.failed + sender.sent} dispatch requests were not sent ({sender.first_error}); "
+        f"{kept_out}",
+        lost=sender.failed,
+        hint="check the dispatch queue, then run planning again",
+    )
 
 
 def _planning_method(
