@@ -303,11 +303,8 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     n_depots = per_truck_km.size
     holding_day = costs.holding_per_unit_hour * DAY_HOURS
 
-    # stops a store-day no policy needs to exceed (relaxation 2), and cases a stop need not exceed
-    pair_stops = np.where(shelf > 0, np.ceil(1.0 + demand / np.maximum(shelf, 1.0)), 1.0).max(axis=1)
-    load_stops = np.ceil(((shelf + demand + case) / case * case_litres).sum(axis=1) / truck_litres)
-    day_stops = np.maximum(1.0, np.maximum(pair_stops, load_stops))  # (S, D)
-    cases_per_stop = np.ceil(shelf / case)  # (S, P, 1)
+    day_stops = _day_stops(demand, shelf, case, case_litres, truck_litres)  # (S, D)
+    cases_per_stop = np.ceil(shelf / case)  # (S, P, 1): more than a shelf's cases a stop would all be refused
 
     cols = _Columns()
     x = cols.add(shape, cases_per_stop * day_stops[:, None, :], integer=True)  # cases shipped
@@ -326,14 +323,7 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     stops3 = stops[:, None, :]
 
     rows = _Rows()
-    # stock balance: stock_d - stock_{d-1} - q_d + sold_d + waste_d = 0 (stock_{-1}: the initial stock)
-    rows.add([stock[:, :, :1], q[:, :, :1], sold[:, :, :1], waste[:, :, :1]], [1, -1, 1, 1], initial, initial)
-    # sales come from the stock the day started with and what arrived: sold_d - q_d - stock_{d-1} <= 0
-    rows.add([sold[:, :, :1], q[:, :, :1]], [1, -1], -np.inf, initial)
-    if days > 1:
-        before = stock[:, :, :-1]
-        rows.add([stock[:, :, 1:], before, q[:, :, 1:], sold[:, :, 1:], waste[:, :, 1:]], [1, -1, -1, 1, 1], 0, 0)
-        rows.add([sold[:, :, 1:], q[:, :, 1:], before], [1, -1, -1], -np.inf, 0)
+    _stock_balance_rows(rows, initial, stock, q, sold, waste)
     # the stock at the end of the day, before its expiry, fits on the shelf
     rows.add([stock, waste], [1, 1], -np.inf, np.broadcast_to(shelf, shape))
     # a stop puts at most a shelf on it, and ships at most ceil(shelf / case) cases of a product
@@ -355,6 +345,29 @@ def _build(instance: Instance, costs: CostParameters) -> _Model:
     columns |= {"stops": stops, "trucks": trucks}
     constant = float((margin * demand).sum())
     return _Model(lp, columns, per_stop_km, per_truck_km, holding_day, constant, day_stops)
+
+
+def _day_stops(
+    demand: np.ndarray, shelf: np.ndarray, case: np.ndarray, case_litres: np.ndarray, truck_litres: float
+) -> np.ndarray:
+    """(S, D): the stops a store-day no policy needs to exceed (relaxation 2), at least 1."""
+    pair_stops = np.where(shelf > 0, np.ceil(1.0 + demand / np.maximum(shelf, 1.0)), 1.0).max(axis=1)
+    load_stops = np.ceil(((shelf + demand + case) / case * case_litres).sum(axis=1) / truck_litres)
+    return np.maximum(1.0, np.maximum(pair_stops, load_stops))
+
+
+def _stock_balance_rows(
+    rows: _Rows, initial: np.ndarray, stock: np.ndarray, q: np.ndarray, sold: np.ndarray, waste: np.ndarray
+) -> None:
+    """Each day's stock from the day before's, and its sales from the stock it started with and what arrived."""
+    # stock balance: stock_d - stock_{d-1} - q_d + sold_d + waste_d = 0 (stock_{-1}: the initial stock)
+    rows.add([stock[:, :, :1], q[:, :, :1], sold[:, :, :1], waste[:, :, :1]], [1, -1, 1, 1], initial, initial)
+    # sales come from the stock the day started with and what arrived: sold_d - q_d - stock_{d-1} <= 0
+    rows.add([sold[:, :, :1], q[:, :, :1]], [1, -1], -np.inf, initial)
+    if stock.shape[2] > 1:
+        before = stock[:, :, :-1]
+        rows.add([stock[:, :, 1:], before, q[:, :, 1:], sold[:, :, 1:], waste[:, :, 1:]], [1, -1, -1, 1, 1], 0, 0)
+        rows.add([sold[:, :, 1:], q[:, :, 1:], before], [1, -1, -1], -np.inf, 0)
 
 
 def _truck_rows(
@@ -491,14 +504,7 @@ def hindsight_lower_bound(
     model = _build(instance, costs)
     if run is not None:
         _fix(model, run)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-    h.setOptionValue("threads", int(threads))
-    h.setOptionValue("random_seed", 0)
-    h.passModel(model.lp)
-    h.run()
+    h = _solved(model.lp, time_limit_s, mip_rel_gap, threads)
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     values = np.asarray(h.getSolution().col_value)
@@ -506,22 +512,9 @@ def hindsight_lower_bound(
     plan: dict[str, Any] = {}
     deliveries = trucks = 0
     if info.primal_solution_status == SOLUTION_FEASIBLE and values.size == model.lp.num_col_:
-        plan = {name: values[index] for name, index in model.columns.items()}
-        for name in ("cases", "stops", "trucks"):
-            plan[name] = np.rint(plan[name]).astype(np.int64)
-        demand = np.asarray(instance.demand, dtype=np.float64)
-        unit_cost = np.asarray(instance.unit_cost, dtype=np.float64)[None, :, None]
-        margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
+        plan = _plan(model, values)
         deliveries, trucks = int(plan["stops"].sum()), int(plan["trucks"].sum())
-        km = (model.per_stop_km[:, None] * plan["stops"]).sum() + (model.per_truck_km[:, None] * plan["trucks"]).sum()
-        parts = {
-            "trucks": trucks * costs.truck_per_route,
-            "km": float(km) * costs.per_km,
-            "stops": deliveries * costs.per_stop,
-            "holding": float((unit_cost * model.holding_day * plan["held"]).sum()),
-            "waste": float((unit_cost * plan["waste"]).sum()),
-            "lost_margin": float((margin * (demand - plan["sold"])).sum()),
-        }
+        parts = _plan_cost_parts(instance, costs, model, plan)
     incumbent = float(sum(parts.values())) if parts else math.inf
     dual = float(info.mip_dual_bound)
     # no bound from the search: the trivial one (no part is negative); never above a plan that was found
@@ -537,6 +530,46 @@ def hindsight_lower_bound(
         trucks=trucks,
         plan=plan,
     )
+
+
+def _solved(lp: highspy.HighsLp, time_limit_s: float, mip_rel_gap: float, threads: int) -> highspy.Highs:
+    """HiGHS run on ``lp`` (quietly, seeded) until optimal within ``mip_rel_gap`` or out of time."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("random_seed", 0)
+    h.passModel(lp)
+    h.run()
+    return h
+
+
+def _plan(model: _Model, values: np.ndarray) -> dict[str, Any]:
+    """The solution's columns by name, the cases, stops and trucks as whole numbers."""
+    plan = {name: values[index] for name, index in model.columns.items()}
+    for name in ("cases", "stops", "trucks"):
+        plan[name] = np.rint(plan[name]).astype(np.int64)
+    return plan
+
+
+def _plan_cost_parts(
+    instance: Instance, costs: CostParameters, model: _Model, plan: dict[str, Any]
+) -> dict[str, float]:
+    """What the plan costs, part by part, as a run is priced (``storeops.service_level.CostParts``)."""
+    demand = np.asarray(instance.demand, dtype=np.float64)
+    unit_cost = np.asarray(instance.unit_cost, dtype=np.float64)[None, :, None]
+    margin = np.asarray(instance.margin, dtype=np.float64)[None, :, None]
+    deliveries, trucks = int(plan["stops"].sum()), int(plan["trucks"].sum())
+    km = (model.per_stop_km[:, None] * plan["stops"]).sum() + (model.per_truck_km[:, None] * plan["trucks"]).sum()
+    return {
+        "trucks": trucks * costs.truck_per_route,
+        "km": float(km) * costs.per_km,
+        "stops": deliveries * costs.per_stop,
+        "holding": float((unit_cost * model.holding_day * plan["held"]).sum()),
+        "waste": float((unit_cost * plan["waste"]).sum()),
+        "lost_margin": float((margin * (demand - plan["sold"])).sum()),
+    }
 
 
 def stops_per_truck(fleet: Fleet) -> int | None:
