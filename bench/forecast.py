@@ -354,6 +354,30 @@ def oracle_means(catalog: Catalog, origins: list[date]) -> pd.DataFrame:
     )
 
 
+def _forecast_points(
+    catalog: Catalog, history: History, origins: list[date], days: int, project: pd.DataFrame, others: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per pair and origin: every model's forecast, the oracle's mean, the actuals and the pair's
+    seasonal naive scale."""
+    keys = ["store_id", "product_id", "day"]
+    return (
+        project.rename(columns={"forecast": PROJECT})
+        .merge(others, on=keys, how="inner", validate="one_to_one")
+        .merge(oracle_means(catalog, origins), on=keys, how="left", validate="one_to_one")
+        .merge(history.actuals, on=keys, how="left", validate="one_to_one")
+        .merge(seasonal_naive_scales(history, FIRST_ORIGIN, days), on=["store_id", "product_id"], how="left")
+    )
+
+
+def _targets_met(figures: dict[str, Any], invalid: pd.Series) -> bool:
+    """The project's forecast within both targets, and a number of units at every point."""
+    return bool(
+        figures["mase_vs_seasonal_naive"] <= TARGETS["mase_vs_seasonal_naive"]
+        and figures["ratio_to_best_statsforecast"] <= TARGETS["ratio_to_best_statsforecast"]
+        and not invalid.any()
+    )
+
+
 def run(
     stores: int,
     products: int,
@@ -378,14 +402,7 @@ def run(
     if progress is not None:
         progress("statsforecast (cross-validation)", 1, 1)
     fitted = time.perf_counter()
-    keys = ["store_id", "product_id", "day"]
-    points = (
-        project.rename(columns={"forecast": PROJECT})
-        .merge(others, on=keys, how="inner", validate="one_to_one")
-        .merge(oracle_means(catalog, origins), on=keys, how="left", validate="one_to_one")
-        .merge(history.actuals, on=keys, how="left", validate="one_to_one")
-        .merge(seasonal_naive_scales(history, FIRST_ORIGIN, days), on=["store_id", "product_id"], how="left")
-    )
+    points = _forecast_points(catalog, history, origins, days, project, others)
     if len(points) != stores * products * horizon:
         raise RuntimeError(f"{len(points)} forecast points, expected {stores * products * horizon}")
     # a forecast that is not a number of units (NaN, infinite, negative) is scored as 0 and fails the targets
@@ -393,11 +410,6 @@ def run(
     points.loc[invalid, PROJECT] = 0.0
     figures = evaluate(points)
     finished = time.perf_counter()
-    met = (
-        figures["mase_vs_seasonal_naive"] <= TARGETS["mase_vs_seasonal_naive"]
-        and figures["ratio_to_best_statsforecast"] <= TARGETS["ratio_to_best_statsforecast"]
-        and not invalid.any()
-    )
     methods = project["method"].value_counts().to_dict()
     return {
         "stores": stores,
@@ -416,7 +428,7 @@ def run(
         "lost_sales_share": round(1.0 - float(history.actuals["sales"].sum() / history.actuals["demand"].sum()), 4),
         "censored_pair_days_share": round(float((history.daily["empty_hours"] > 0).mean()), 4),
         "targets": TARGETS,
-        "targets_met": bool(met),
+        "targets_met": _targets_met(figures, invalid),
         "seconds": {
             "simulation": round(simulated - started, 2),
             "project": round(projected - simulated, 2),
