@@ -174,50 +174,16 @@ def measure(args: argparse.Namespace) -> Steps:
 
 
 def figures(args: argparse.Namespace, steps: Steps) -> dict[str, Any]:
-    rolled, generated, forecasted, planned = steps.rolled, steps.generated, steps.forecasted, steps.planned
-    totals, wall, recorded, distinct = steps.totals, steps.drain_wall_seconds, steps.recorded, steps.distinct
-    dead_letters, left = steps.dead_letters, steps.left
-    dispatched = sum(int(t["dispatched"]) for t in totals)
-    drain_seconds = max(float(t["seconds"]) for t in totals)
+    """The run's figures, step by step, and whether every target was met."""
     result = {
         "stores": args.stores,
         "products": args.products,
         "pairs": args.stores * args.products,
-        "readings_per_s": round(float(generated["readings_per_s"]), 0),
-        "generate_peak_rss_mb": round(float(generated["peak_rss_mb"]), 1),
-        "generate_seconds": round(float(generated["seconds"]), 1),
-        "readings": int(generated["rows_sent"]),
-        "shortages": int(planned["shortage_count"]),
-        "sent": int(planned["requests_sent"]),
-        "sqs_messages": int(planned.get("sqs_messages", 0)),
-        "deferred": int(planned["deferred"]),
-        "plan_seconds": round(float(planned["seconds"]), 1),
-        "plan_query_seconds": round(float(planned["query_seconds"]), 1),
-        "planner_peak_rss_mb": planned.get("peak_rss_mb"),
-        "planner_method": planned.get("method"),
-        "forecast_store_products": int(forecasted["store_products"]),
-        "forecast_bytes_scanned": int(forecasted["forecast_bytes_scanned"]),
-        "plan_bytes_scanned": int(planned.get("bytes_scanned", 0)),
-        "plan_within_timeout": float(planned["seconds"]) < PLANNER_TIMEOUT_SECONDS,
+        **_generation_figures(steps.generated),
+        **_plan_figures(steps.forecasted, steps.planned),
         "workers": args.workers,
-        "dispatched": dispatched,
-        "ledger_dispatch_rows": recorded,
-        "ledger_distinct_shortages": distinct,
-        "dead_lettered": dead_letters,
-        "left_on_queue": left,
-        "trucks": sum(int(t["trucks"]) for t in totals),
-        "drain_seconds": round(drain_seconds, 1),
-        "drain_wall_seconds": round(wall, 1),
-        "drain_messages_per_s": round(dispatched / drain_seconds, 0) if drain_seconds else 0.0,
-        "drain_within_interval": drain_seconds < PLANNING_INTERVAL_SECONDS,
-        "exactly_once": dispatched == recorded == distinct == int(planned["requests_sent"])
-        and dead_letters == 0
-        and left == 0,
-        "rollup_scan_ratio": rolled["bytes_ratio"],
-        "rollup_raw_bytes": rolled["plan_raw_bytes_scanned"],
-        "rollup_bytes": rolled["plan_rollup_bytes_scanned"],
-        "rollup_same_shortages": rolled["same_shortages"],
-        "rollup_steady_24h_ratio_estimate": rolled["steady_24h_ratio_estimate"],
+        **_drain_figures(steps),
+        **_rollup_figures(steps.rolled),
         # on AWS at this size and the deployed 1-minute cadence (the emulator's byte counts are estimates)
         "athena_bytes_at_worst": {
             name: round(value) for name, value in scan_bytes(ChainSize(args.stores, args.products, 1.0)).items()
@@ -236,6 +202,67 @@ def figures(args: argparse.Namespace, steps: Steps) -> dict[str, Any]:
         and result["rollup_scan_ratio"] <= 0.1
     )
     return result
+
+
+def _generation_figures(generated: dict[str, Any]) -> dict[str, Any]:
+    """What the store-data flow's generation reported."""
+    return {
+        "readings_per_s": round(float(generated["readings_per_s"]), 0),
+        "generate_peak_rss_mb": round(float(generated["peak_rss_mb"]), 1),
+        "generate_seconds": round(float(generated["seconds"]), 1),
+        "readings": int(generated["rows_sent"]),
+    }
+
+
+def _plan_figures(forecasted: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """What the plan (and the forecast before it) found, sent and read."""
+    return {
+        "shortages": int(planned["shortage_count"]),
+        "sent": int(planned["requests_sent"]),
+        "sqs_messages": int(planned.get("sqs_messages", 0)),
+        "deferred": int(planned["deferred"]),
+        "plan_seconds": round(float(planned["seconds"]), 1),
+        "plan_query_seconds": round(float(planned["query_seconds"]), 1),
+        "planner_peak_rss_mb": planned.get("peak_rss_mb"),
+        "planner_method": planned.get("method"),
+        "forecast_store_products": int(forecasted["store_products"]),
+        "forecast_bytes_scanned": int(forecasted["forecast_bytes_scanned"]),
+        "plan_bytes_scanned": int(planned.get("bytes_scanned", 0)),
+        "plan_within_timeout": float(planned["seconds"]) < PLANNER_TIMEOUT_SECONDS,
+    }
+
+
+def _drain_figures(steps: Steps) -> dict[str, Any]:
+    """What the truck processes dispatched, how fast, and whether each request was dispatched exactly once."""
+    totals, recorded, distinct = steps.totals, steps.recorded, steps.distinct
+    dispatched = sum(int(t["dispatched"]) for t in totals)
+    drain_seconds = max(float(t["seconds"]) for t in totals)
+    return {
+        "dispatched": dispatched,
+        "ledger_dispatch_rows": recorded,
+        "ledger_distinct_shortages": distinct,
+        "dead_lettered": steps.dead_letters,
+        "left_on_queue": steps.left,
+        "trucks": sum(int(t["trucks"]) for t in totals),
+        "drain_seconds": round(drain_seconds, 1),
+        "drain_wall_seconds": round(steps.drain_wall_seconds, 1),
+        "drain_messages_per_s": round(dispatched / drain_seconds, 0) if drain_seconds else 0.0,
+        "drain_within_interval": drain_seconds < PLANNING_INTERVAL_SECONDS,
+        "exactly_once": dispatched == recorded == distinct == int(steps.planned["requests_sent"])
+        and steps.dead_letters == 0
+        and steps.left == 0,
+    }
+
+
+def _rollup_figures(rolled: dict[str, Any]) -> dict[str, Any]:
+    """What the rollup benchmark found: the bytes a plan reads raw and from the rollup."""
+    return {
+        "rollup_scan_ratio": rolled["bytes_ratio"],
+        "rollup_raw_bytes": rolled["plan_raw_bytes_scanned"],
+        "rollup_bytes": rolled["plan_rollup_bytes_scanned"],
+        "rollup_same_shortages": rolled["same_shortages"],
+        "rollup_steady_24h_ratio_estimate": rolled["steady_24h_ratio_estimate"],
+    }
 
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
