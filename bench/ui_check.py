@@ -20,8 +20,9 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.harness import run_benchmark
 from deployments.prefect_local import api_post, local_prefect_home, running_api_url
@@ -29,10 +30,16 @@ from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StoreOpsError
 from storeops.settings import LOOPBACK, load_settings, project_root
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 DURATION = (
     " The default run takes about 2 minutes (most of it bringing up the Prefect server and the truck run);"
     " an already running server (`python -m deployments.prefect_local up`) makes it shorter."
 )
+
+
+Passed = Callable[[str, str], None]  # records a check that passed: its name and what it saw
 
 
 class CheckFailed(StoreOpsError):
@@ -74,58 +81,75 @@ def check(ui: str, api_url: str, chromium: str, shots: Path) -> list[dict[str, A
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
-
-        page.goto(f"{ui}/deployments/deployment/{plan['id']}/run", wait_until="networkidle")
-        page.get_by_text("Window of readings and sales, in hours").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(shots / "plan-run-form.png"), full_page=True)
-        passed("run form shows parameter help", "lookback_hours: 'Window of readings and sales, in hours ...'")
-
-        field = page.locator("xpath=//*[starts-with(normalize-space(text()), 'lookback_hours')]").first.locator(
-            "xpath=ancestor::div[.//input][1]//input"
-        )
-        field.fill("-5")
-        page.get_by_role("button", name="Submit").first.click()
-        page.get_by_text("Validation failed for field 'lookback_hours'").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(shots / "plan-run-form-refused.png"), full_page=True)
-        if len(_runs(api_url, plan["id"])) != runs_before:
-            raise CheckFailed("the Run form created a run with lookback_hours = -5")
-        passed("run form refuses lookback_hours -5", "'Validation failed for field lookback_hours'; no run created")
-
-        trucks = _deployment(api_url, "truck-dispatch")
-        running = _wait(
-            "a Running truck run",
-            lambda: [r for r in _runs(api_url, trucks["id"]) if r["state_type"] == "RUNNING"],
-            120,
-        )
-        if len(running) != 1:
-            raise CheckFailed(f"{len(running)} truck runs Running, expected exactly one")
-        run = running[0]
-        page.goto(f"{ui}/runs/flow-run/{run['id']}", wait_until="networkidle")
-        page.get_by_text(run["name"]).first.wait_for(timeout=30_000)
-        page.screenshot(path=str(shots / "truck-run.png"), full_page=True)
-        passed("one Running truck run", f"{run['name']}")
-
-        summary = _wait(
-            "the truck-summary artifact of the running run",
-            lambda: [
-                a
-                for a in _api(api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["truck-summary"]}}})
-                if a["flow_run_id"] == run["id"]
-            ],
-            60,
-        )
-        page.goto(f"{ui}/artifacts/key/truck-summary", wait_until="networkidle")
-        page.get_by_text("What the truck run has done so far (running, updated").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(shots / "truck-summary-versions.png"), full_page=True)
-        newest = max(summary, key=lambda a: str(a["created"]))
-        page.goto(f"{ui}/artifacts/artifact/{newest['id']}", wait_until="networkidle")
-        page.get_by_text("Truck dispatch run").first.wait_for(timeout=30_000)
-        page.get_by_text("messages received").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(shots / "truck-summary.png"), full_page=True)
-        latest = newest["description"]
-        passed("truck-summary is live", f"{len(summary)} version(s) from the running run; '{latest}'")
+        _check_run_form(page, ui, api_url, shots, plan, runs_before, passed)
+        run = _check_one_running_truck_run(page, ui, api_url, shots, passed)
+        _check_live_truck_summary(page, ui, api_url, shots, run, passed)
         browser.close()
     return results
+
+
+def _check_run_form(
+    page: Page, ui: str, api_url: str, shots: Path, plan: dict[str, Any], runs_before: int, passed: Passed
+) -> None:
+    """The plan deployment's Run form shows the parameters' help and refuses lookback_hours -5 (no run made)."""
+    page.goto(f"{ui}/deployments/deployment/{plan['id']}/run", wait_until="networkidle")
+    page.get_by_text("Window of readings and sales, in hours").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "plan-run-form.png"), full_page=True)
+    passed("run form shows parameter help", "lookback_hours: 'Window of readings and sales, in hours ...'")
+
+    field = page.locator("xpath=//*[starts-with(normalize-space(text()), 'lookback_hours')]").first.locator(
+        "xpath=ancestor::div[.//input][1]//input"
+    )
+    field.fill("-5")
+    page.get_by_role("button", name="Submit").first.click()
+    page.get_by_text("Validation failed for field 'lookback_hours'").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "plan-run-form-refused.png"), full_page=True)
+    if len(_runs(api_url, plan["id"])) != runs_before:
+        raise CheckFailed("the Run form created a run with lookback_hours = -5")
+    passed("run form refuses lookback_hours -5", "'Validation failed for field lookback_hours'; no run created")
+
+
+def _check_one_running_truck_run(page: Page, ui: str, api_url: str, shots: Path, passed: Passed) -> dict[str, Any]:
+    """Exactly one truck run is Running, and its page shows it; that run."""
+    trucks = _deployment(api_url, "truck-dispatch")
+    running = _wait(
+        "a Running truck run",
+        lambda: [r for r in _runs(api_url, trucks["id"]) if r["state_type"] == "RUNNING"],
+        120,
+    )
+    if len(running) != 1:
+        raise CheckFailed(f"{len(running)} truck runs Running, expected exactly one")
+    run: dict[str, Any] = running[0]
+    page.goto(f"{ui}/runs/flow-run/{run['id']}", wait_until="networkidle")
+    page.get_by_text(run["name"]).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "truck-run.png"), full_page=True)
+    passed("one Running truck run", f"{run['name']}")
+    return run
+
+
+def _check_live_truck_summary(
+    page: Page, ui: str, api_url: str, shots: Path, run: dict[str, Any], passed: Passed
+) -> None:
+    """The running truck run has published its truck-summary artifact, and its newest version shows."""
+    summary = _wait(
+        "the truck-summary artifact of the running run",
+        lambda: [
+            a
+            for a in _api(api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["truck-summary"]}}})
+            if a["flow_run_id"] == run["id"]
+        ],
+        60,
+    )
+    page.goto(f"{ui}/artifacts/key/truck-summary", wait_until="networkidle")
+    page.get_by_text("What the truck run has done so far (running, updated").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "truck-summary-versions.png"), full_page=True)
+    newest = max(summary, key=lambda a: str(a["created"]))
+    page.goto(f"{ui}/artifacts/artifact/{newest['id']}", wait_until="networkidle")
+    page.get_by_text("Truck dispatch run").first.wait_for(timeout=30_000)
+    page.get_by_text("messages received").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(shots / "truck-summary.png"), full_page=True)
+    latest = newest["description"]
+    passed("truck-summary is live", f"{len(summary)} version(s) from the running run; '{latest}'")
 
 
 def main(argv: list[str] | None = None) -> int:
