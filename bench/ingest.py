@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from bench.harness import bench_environment, run_benchmark
+from deployments.environment import Environment
 from storeops.cli import emit_json, positive_int, print_summary
-from storeops.stores.catalog import build_catalog
+from storeops.stores.catalog import Catalog, build_catalog
 from storeops.stores.encoding import ReadingEncoder
 from storeops.stores.firehose import FirehoseSender, billed_bytes
-from storeops.stores.readings import reading_columns, run_readings
+from storeops.stores.readings import IngestReport, reading_columns, run_readings
 from storeops.stores.simulation import advance, initial_state
 from storeops.stores.state import Simulation
 
@@ -50,39 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with bench_environment() as env:
-        s3 = env.clients.client("s3")
-        firehose = env.clients.client("firehose")
-        bucket, stream = env.resources.data_lake_bucket, env.resources.delivery_stream
         catalog = build_catalog(args.stores, args.products, 7)
-
-        # -- this path --------------------------------------------------------------------
-        start = datetime.now(UTC) - timedelta(hours=args.ticks)
-        state = initial_state(catalog, start)
-        sender = FirehoseSender(firehose, stream, max_in_flight=4)
-        started = time.perf_counter()
-        report = run_readings(
-            Simulation.of_state(catalog, state), sender, [start + timedelta(hours=h + 1) for h in range(args.ticks)]
-        )
-        deadline = time.monotonic() + 60
-        while _objects(s3, bucket) < report.firehose_records and time.monotonic() < deadline:
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
+        report, seconds, deadline = _this_path(env, catalog, args.ticks)
         readings_per_s = report.rows_sent / seconds
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-        # -- naive path: one put_record per reading ----------------------------------------
-        naive_state = initial_state(catalog, datetime.now(UTC))
-        tick = advance(naive_state, 1.0)
-        columns = reading_columns(catalog, naive_state, tick)
-        lines = ReadingEncoder(catalog).encode(columns, datetime.now(UTC)).lines()[: args.naive_readings]
-        before = _objects(s3, bucket)
-        started = time.perf_counter()
-        for line in lines:
-            firehose.put_record(DeliveryStreamName=stream, Record={"Data": line})
-        while _objects(s3, bucket) < before + len(lines) and time.monotonic() < deadline + 60:
-            time.sleep(0.05)
-        naive_seconds = time.perf_counter() - started
-        naive_readings_per_s = len(lines) / naive_seconds
+        naive_readings, naive_seconds = _naive_path(env, catalog, args.naive_readings, deadline + 60)
+        naive_readings_per_s = naive_readings / naive_seconds
 
         line_bytes = report.raw_bytes / max(report.rows_sent, 1)
         naive_billed = report.rows_sent * int(billed_bytes([int(np.ceil(line_bytes))]))
@@ -91,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "products": args.products,
             "readings": report.rows_sent,
             "readings_per_s": round(readings_per_s, 1),
-            "naive_readings": len(lines),
+            "naive_readings": naive_readings,
             "naive_readings_per_s": round(naive_readings_per_s, 1),
             "speedup": round(readings_per_s / naive_readings_per_s, 1),
             "firehose_records": report.firehose_records,
@@ -118,6 +92,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         emit_json(result)
     return 0
+
+
+def _this_path(env: Environment, catalog: Catalog, ticks: int) -> tuple[IngestReport, float, float]:
+    """``ticks`` readings of every pair through the vectorised path and ``FirehoseSender``: its report, the
+    seconds until every record was an object in S3 (at most a minute), and that minute's end (monotonic)."""
+    s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
+    start = datetime.now(UTC) - timedelta(hours=ticks)
+    state = initial_state(catalog, start)
+    sender = FirehoseSender(env.clients.client("firehose"), env.resources.delivery_stream, max_in_flight=4)
+    started = time.perf_counter()
+    report = run_readings(
+        Simulation.of_state(catalog, state), sender, [start + timedelta(hours=h + 1) for h in range(ticks)]
+    )
+    deadline = time.monotonic() + 60
+    while _objects(s3, bucket) < report.firehose_records and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return report, time.perf_counter() - started, deadline
+
+
+def _naive_path(env: Environment, catalog: Catalog, readings: int, deadline: float) -> tuple[int, float]:
+    """Up to ``readings`` readings sent one ``put_record`` each: how many, and the seconds until each was an
+    object in S3 (waiting until ``deadline``, monotonic, at the latest)."""
+    s3, bucket = env.clients.client("s3"), env.resources.data_lake_bucket
+    firehose, stream = env.clients.client("firehose"), env.resources.delivery_stream
+    naive_state = initial_state(catalog, datetime.now(UTC))
+    tick = advance(naive_state, 1.0)
+    columns = reading_columns(catalog, naive_state, tick)
+    lines = ReadingEncoder(catalog).encode(columns, datetime.now(UTC)).lines()[:readings]
+    before = _objects(s3, bucket)
+    started = time.perf_counter()
+    for line in lines:
+        firehose.put_record(DeliveryStreamName=stream, Record={"Data": line})
+    while _objects(s3, bucket) < before + len(lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(lines), time.perf_counter() - started
 
 
 if __name__ == "__main__":
