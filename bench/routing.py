@@ -150,7 +150,8 @@ def _pair(result: dict[str, Any], key: str, fmt: str) -> str:
     return f"{shown[0]:>10}  {shown[1]:>10}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.routing",
         description=__doc__.split("\n\n")[0]
@@ -163,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 3, 3), help="local day (YYYY-MM-DD)")
     parser.add_argument("--workers", type=positive_int, default=2, help="depots routed at once (processes)")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     fleet, costs, budget = Fleet(), CostParameters(), SolverBudget()
     results = [run_size(stores, args, fleet, costs, budget) for stores in args.sizes]
     for result in results:

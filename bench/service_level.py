@@ -229,7 +229,8 @@ def print_targets(checks: dict[str, bool], planner: dict[str, Any], fleet: dict[
             print(f"  target {policy} {name} {target['sense']} {target['target']:g}: {target['value']} ({state})")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.service_level",
         description=__doc__.split("\n\n")[0]
@@ -254,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lane", action="store_true", help=argparse.SUPPRESS)  # one process's share of the run
     parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in POLICIES]
