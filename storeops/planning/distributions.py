@@ -8,6 +8,8 @@ and the expected shortfall E[(D - x)+] (units a stock of x fails to serve).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 SMALL_MEAN = 60.0  # below this the negative binomial is summed term by term; above, the normal (skew-corrected)
@@ -113,57 +115,77 @@ def _skewed_normal_quantile(mean: np.ndarray, var: np.ndarray, q: np.ndarray) ->
     return np.asarray(mean + sd * (z + (z * z - 1) * skew / 6))
 
 
-def demand_quantile(mean: np.ndarray, var: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The smallest whole x with P(D <= x) >= q, per element (x = 0 where the mean is 0)."""
+def _moments(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (at least 0) and the variance (at least the mean) as float arrays."""
     mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
-    var = np.maximum(np.asarray(var, dtype=np.float64), mean)
-    q = np.broadcast_to(np.asarray(q, dtype=np.float64), mean.shape)
-    out = np.zeros(mean.shape)
+    return mean, np.maximum(np.asarray(var, dtype=np.float64), mean)
+
+
+def _per_element(
+    mean: np.ndarray,
+    var: np.ndarray,
+    x: np.ndarray,
+    at_zero_mean: float,
+    normal: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    from_pmf: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """A figure of each element's demand at ``x``: ``normal(mean, var, x)`` where the mean is at least
+    ``SMALL_MEAN``, ``from_pmf(pmf table, x)`` where it is smaller, ``at_zero_mean`` where it is 0."""
+    mean, var = _moments(mean, var)
+    x = np.broadcast_to(np.asarray(x, dtype=np.float64), mean.shape)
+    out = np.full(mean.shape, at_zero_mean)
     large = mean >= SMALL_MEAN
     if large.any():
-        out[large] = np.ceil(_skewed_normal_quantile(mean[large], var[large], q[large]) - 0.5)
+        out[large] = normal(mean[large], var[large], x[large])
     for part, pmf in _by_bucket(mean, var, np.flatnonzero(~large & (mean > 0))):
-        out[part] = (np.cumsum(pmf, axis=1) < q[part][:, None] - 1e-12).sum(axis=1)
-    return np.maximum(out, 0.0)
+        out[part] = from_pmf(pmf, x[part])
+    return out
+
+
+def demand_quantile(mean: np.ndarray, var: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The smallest whole x with P(D <= x) >= q, per element (x = 0 where the mean is 0)."""
+
+    def normal(mean: np.ndarray, var: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return np.ceil(_skewed_normal_quantile(mean, var, q) - 0.5)
+
+    def from_pmf(pmf: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return (np.cumsum(pmf, axis=1) < q[:, None] - 1e-12).sum(axis=1)
+
+    return np.maximum(_per_element(mean, var, q, 0.0, normal, from_pmf), 0.0)
 
 
 def expected_shortfall(mean: np.ndarray, var: np.ndarray, stock: np.ndarray) -> np.ndarray:
     """E[(D - stock)+]: the units of demand a stock of ``stock`` (at least 0) fails to serve."""
-    mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
-    var = np.maximum(np.asarray(var, dtype=np.float64), mean)
-    stock = np.maximum(np.broadcast_to(np.asarray(stock, dtype=np.float64), mean.shape), 0.0)
-    out = np.zeros(mean.shape)
-    large = mean >= SMALL_MEAN
-    if large.any():
-        sd = np.sqrt(var[large])
-        z = (stock[large] + 0.5 - mean[large]) / sd
-        out[large] = sd * (normal_pdf(z) - z * (1 - normal_cdf(z)))  # the normal loss function
-    for part, pmf in _by_bucket(mean, var, np.flatnonzero(~large & (mean > 0))):
+
+    def normal(mean: np.ndarray, var: np.ndarray, stock: np.ndarray) -> np.ndarray:
+        sd = np.sqrt(var)
+        z = (stock + 0.5 - mean) / sd
+        return sd * (normal_pdf(z) - z * (1 - normal_cdf(z)))  # the normal loss function
+
+    def from_pmf(pmf: np.ndarray, stock: np.ndarray) -> np.ndarray:
         k = np.arange(pmf.shape[1])[None, :]
-        out[part] = (np.maximum(k - stock[part][:, None], 0.0) * pmf).sum(axis=1)
-    return out
+        return (np.maximum(k - stock[:, None], 0.0) * pmf).sum(axis=1)
+
+    return _per_element(mean, var, np.maximum(np.asarray(stock, dtype=np.float64), 0.0), 0.0, normal, from_pmf)
 
 
 def probability_at_most(mean: np.ndarray, var: np.ndarray, stock: np.ndarray) -> np.ndarray:
     """P(D <= stock) per element."""
-    mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
-    var = np.maximum(np.asarray(var, dtype=np.float64), mean)
-    stock = np.broadcast_to(np.asarray(stock, dtype=np.float64), mean.shape)
-    out = np.ones(mean.shape)
-    large = mean >= SMALL_MEAN
-    if large.any():
-        out[large] = normal_cdf((np.floor(stock[large]) + 0.5 - mean[large]) / np.sqrt(var[large]))
-    for part, pmf in _by_bucket(mean, var, np.flatnonzero(~large & (mean > 0))):
+
+    def normal(mean: np.ndarray, var: np.ndarray, stock: np.ndarray) -> np.ndarray:
+        return normal_cdf((np.floor(stock) + 0.5 - mean) / np.sqrt(var))
+
+    def from_pmf(pmf: np.ndarray, stock: np.ndarray) -> np.ndarray:
         k = np.arange(pmf.shape[1])[None, :]
-        out[part] = (pmf * (k <= np.floor(stock[part])[:, None])).sum(axis=1)
-    return np.clip(out, 0.0, 1.0)
+        return (pmf * (k <= np.floor(stock)[:, None])).sum(axis=1)
+
+    return np.clip(_per_element(mean, var, stock, 1.0, normal, from_pmf), 0.0, 1.0)
 
 
 def cdf_table(mean: np.ndarray, var: np.ndarray, top: int) -> np.ndarray:
     """(n, top + 1): P(D <= k) for k = 0..top per element (negative binomial, the skew-free normal above
     ``SMALL_MEAN``)."""
-    mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
-    var = np.maximum(np.asarray(var, dtype=np.float64), mean)
+    mean, var = _moments(mean, var)
     table = np.ones((mean.size, top + 1))
     large = mean >= SMALL_MEAN
     if large.any():
