@@ -58,14 +58,21 @@ class StoreLocation:
     format: str = "superstore"  # storeops.calendar.FORMATS: its opening hours, hence its receiving window
 
 
-def load_store_directory(s3: S3Client, bucket: str) -> dict[str, StoreLocation]:
-    """The store directory the stores publish; empty if none was published yet."""
+def _published(s3: S3Client, bucket: str, key: str) -> bytes | None:
+    """The object at ``key``; None if none was published yet."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=STORE_DIRECTORY_KEY)["Body"].read()
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if is_not_found(exc):
-            return {}
+            return None
         raise
+
+
+def load_store_directory(s3: S3Client, bucket: str) -> dict[str, StoreLocation]:
+    """The store directory the stores publish; empty if none was published yet."""
+    body = _published(s3, bucket, STORE_DIRECTORY_KEY)
+    if body is None:
+        return {}
     stores = {
         s["store_id"]: StoreLocation(s["store_id"], s["region"], s["lat"], s["lon"], s.get("format", "superstore"))
         for s in json.loads(body)
@@ -81,12 +88,9 @@ def publish_store_directory(s3: S3Client, bucket: str, stores: Sequence[Mapping[
 
 def load_case_litres(s3: S3Client, bucket: str) -> dict[str, float]:
     """Each product's case volume (litres) from the product master; empty if none was published yet."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=PRODUCT_MASTER_KEY)["Body"].read()
-    except ClientError as exc:
-        if is_not_found(exc):
-            return {}
-        raise
+    body = _published(s3, bucket, PRODUCT_MASTER_KEY)
+    if body is None:
+        return {}
     frame = pd.read_parquet(io.BytesIO(body))
     if "case_litres" not in frame.columns:
         logger.warning("the product master has no case_litres: every case counts as a default case")
