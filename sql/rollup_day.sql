@@ -32,8 +32,7 @@ hours as (
         ) % 24 as local_hour
     from {rollup_table}
     where
-        (dt > :start_dt or (dt = :start_dt and hour >= :start_hour))
-        and (dt < :end_dt or (dt = :end_dt and hour <= :end_hour))
+        {partition_range}
         and observed_hour >= :first_hour
         and observed_hour <= :last_hour
 ),
