@@ -439,30 +439,29 @@ def monthly_bill(
     )
 
 
+@dataclass
 class _BillBuilder:
     """The lines of one month's bill, a service at a time; what a later service needs (the plan's seconds,
     the requests a day, the queries...) is kept as it is worked out."""
 
-    def __init__(
-        self,
-        stores: int,
-        products: int,
-        book: PriceBook,
-        cadence: Cadence,
-        readings: ReadingSample,
-        request_bytes: int,
-        months: int,
-        case: Case,
-    ) -> None:
-        self.stores, self.products, self.book, self.cadence = stores, products, book, cadence
-        self.readings, self.request_bytes, self.months, self.case = readings, request_bytes, months, case
-        self.w = book.workload
-        self.pairs, self.days, self.hours = stores * products, book.days_per_month, book.hours_per_month
-        self.runs = cadence.runs_per_day
-        self.history_days = months * self.days
+    stores: int
+    products: int
+    book: PriceBook
+    cadence: Cadence
+    readings: ReadingSample
+    request_bytes: int
+    months: int
+    case: Case
+
+    def __post_init__(self) -> None:
+        self.w = self.book.workload
+        self.pairs, self.days = self.stores * self.products, self.book.days_per_month
+        self.hours = self.book.hours_per_month
+        self.runs = self.cadence.runs_per_day
+        self.history_days = self.months * self.days
         self.store_runs = self.runs[STORE_DATA] * self.days
         self.requests_per_day = self.pairs * ORDERS_PER_PAIR_DAY
-        self.share = 1.0 if case == "worst" else self.w["plan_raw_share_typical"]
+        self.share = 1.0 if self.case == "worst" else self.w["plan_raw_share_typical"]
         self.queries_day = {
             "plan": self.runs[PLAN],
             "hourly_rollup": self.runs[ROLLUP],
