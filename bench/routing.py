@@ -151,7 +151,7 @@ def _pair(result: dict[str, Any], key: str, fmt: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The benchmark's command line."""
+    """Its options: the chain sizes routed, the catalog, the day and the depots routed at once."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.routing",
         description=__doc__.split("\n\n")[0]

@@ -230,7 +230,7 @@ def print_targets(checks: dict[str, bool], planner: dict[str, Any], fleet: dict[
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The benchmark's command line."""
+    """Its options: the scenario's size, days and seed, the policies compared and the processes they run in."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.service_level",
         description=__doc__.split("\n\n")[0]
