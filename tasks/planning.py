@@ -15,6 +15,7 @@ from storeops.aws import AwsClients
 from storeops.aws_errors import describe_error, error_code
 from storeops.exceptions import StoreOpsError
 from tasks.artifacts import figures
+from tasks.policy import retry_when
 
 INVOKE_READ_TIMEOUT = 330.0  # the function's timeout (300 s) plus margin
 RETRYABLE_CODES = {
@@ -35,14 +36,7 @@ class PlanningFailed(StoreOpsError):
     """The planning function itself failed; the message is its own error message."""
 
 
-def _retry_only_unavailable(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except PlannerUnavailable:
-        return True
-    except Exception:
-        return False
-    return False
+_retry_only_unavailable = retry_when(lambda exc: isinstance(exc, PlannerUnavailable))
 
 
 @task(

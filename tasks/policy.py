@@ -6,6 +6,7 @@ FAILED, a plan refused while another one runs, a stack that is still being made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect.tasks import exponential_backoff
@@ -15,3 +16,16 @@ AWS_CALL_RETRIES: dict[str, Any] = {
     "retry_delay_seconds": exponential_backoff(backoff_factor=1),
     "retry_jitter_factor": 0.5,
 }
+
+
+def retry_when(worth_retrying: Callable[[Exception], bool]) -> Callable[[Any, Any, Any], bool]:
+    """A task's ``retry_condition_fn``: retry a failed run when ``worth_retrying`` says so of its exception."""
+
+    def condition(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except Exception as exc:
+            return worth_retrying(exc)
+        return False
+
+    return condition

@@ -27,18 +27,10 @@ from storeops.planning.rollup import (
     rollup_lag_hours,
 )
 from tasks.artifacts import figure, utc_stamp
-from tasks.policy import AWS_CALL_RETRIES
+from tasks.policy import AWS_CALL_RETRIES, retry_when
 
-
-def _retry_unless_invalid(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry AWS trouble (every step is idempotent), not an hour that is not closed."""
-    try:
-        state.result()
-    except ValidationFailed:
-        return False
-    except Exception:
-        return True
-    return False
+# retry AWS trouble (every step is idempotent), not an hour that is not closed
+_retry_unless_invalid = retry_when(lambda exc: not isinstance(exc, ValidationFailed))
 
 
 @task(name="find-hours-to-roll", cache_policy=NO_CACHE)
