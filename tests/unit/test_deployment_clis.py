@@ -18,6 +18,8 @@ COMMANDS = {
     "deployments.demo": ("python -m flows.demo", []),
     "deployments.environment": ("python -m deployments.environment", []),
     "deployments.template_scan": ("python -m deployments.template_scan", []),
+    "deployments.stack": ("python -m deployments.stack", ["outputs"]),
+    "deployments.flows_stack": ("python -m deployments.flows_stack", ["outputs"]),
 }
 
 
@@ -52,6 +54,16 @@ BAD_INPUT = [
     *[(module, [*action, "--bogus"], "unrecognized arguments: --bogus") for module, (_, action) in COMMANDS.items()],
     ("deployments.cost", ["--months", "0"], "--months=0: must be at least 1"),
     ("deployments.demo", ["--days", "61"], "--days=61: must be at most 60"),
+    ("deployments.stack", [], "the following arguments are required: {deploy,verify,outputs,delete}"),
+    ("deployments.stack", ["explode"], "invalid choice: 'explode'"),
+    ("deployments.stack", ["delete"], "add --yes to confirm"),
+    ("deployments.stack", ["deploy", "--target", "gcp"], "--target=gcp: Input should be 'local' or 'aws'"),
+    ("deployments.stack", ["deploy", "--parameter", "novalue"], "--parameter 'novalue': expected KEY=VALUE"),
+    ("deployments.flows_stack", [], "the following arguments are required"),
+    ("deployments.flows_stack", ["outputs", "--image", "newest"], "apply to deploy only"),
+    ("deployments.flows_stack", ["outputs", "--output", "x.json"], "--output applies to pool-template only"),
+    ("deployments.flows_stack", ["deploy", "--subnets", "vpc-1"], "expected subnet ids"),
+    ("deployments.flows_stack", ["deploy", "--prefect-api-url", "ftp://x"], "expected an http(s) URL"),
 ]
 
 
@@ -78,8 +90,17 @@ def _no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("deployments.template_scan.scan_all", lambda tools: {"template.yaml": ScanResult(passed=3)})
 
 
+def _outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("deployments.stack", "deployments.flows_stack"):
+        monkeypatch.setattr(f"{module}.stack_outputs", lambda clients, name: {"LakeBucket": "lake"})
+        monkeypatch.setattr(f"{module}.AwsClients.from_settings", classmethod(lambda cls, settings: object()))
+    monkeypatch.setattr("deployments.stack._ensure_emulator", lambda settings, start: None)
+
+
 # module -> (argv, what stands in for the environment, a key of the JSON object)
 JSON = {
+    "deployments.stack": (["outputs"], _outputs, "outputs"),
+    "deployments.flows_stack": (["outputs"], _outputs, "outputs"),
     "deployments.environment": ([], _no_set_up, "stack"),
     "deployments.template_scan": ([], _no_scan, "templates"),
 }
