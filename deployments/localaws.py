@@ -9,14 +9,16 @@ starts with the fixes of ``deployments.emulator_fixes`` installed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
 import subprocess
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import psutil
+from pydantic import Field
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from deployments.processes import (
     http_ok,
@@ -27,6 +29,7 @@ from deployments.processes import (
     stop_processes,
     wait_healthy,
 )
+from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, Settings, load_settings
@@ -151,15 +154,21 @@ class LocalAws:
         return lines[-1][:300] if lines else "(empty log)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.localaws",
-        description="Run the embedded local AWS emulator (ministack) on 127.0.0.1.",
+class LocalAwsOptions(CliOptions):
+    """Run the embedded local AWS emulator (ministack) on 127.0.0.1."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.localaws")
+
+    action: CliPositionalArg[Literal["start", "stop", "status", "reset"]] = Field(
+        description="start or stop it; status: exit 1 when it is not running; reset: wipe every service's state"
     )
-    parser.add_argument("action", choices=["start", "stop", "status", "reset"])
-    parser.add_argument("--port", type=int, help="emulator port (default: STOREOPS_LOCAL_PORT or 4566)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="The emulator's port (default STOREOPS_LOCAL_PORT, else 4566)."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = LocalAwsOptions.parse_or_exit(argv)
     emulator = LocalAws(load_settings(local_port=args.port))
     if args.action == "start":
         was_running = emulator.pid() is not None
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "status":
         state = f"running (PID {status.pid})" if status.running else "stopped"
         print(f"emulator {state}: {status.endpoint}, home {status.home}")
-    if args.json:
+    if args.json_output:
         emit_json({"action": args.action, **asdict(status)})
     return 0 if args.action != "status" or status.running else 1
 
