@@ -79,6 +79,8 @@ class CliOptions(BaseSettings):
                 action.choices, action.metavar = choices, "{" + ",".join(choices) + "}"
             elif isinstance(extra, dict) and "metavar" in extra:  # Field(json_schema_extra={"metavar": ...})
                 action.metavar = str(extra["metavar"])
+            if isinstance(action.help, str):
+                action.help = action.help.replace(" (default: None)", "")  # no default: its help says what it means
             if isinstance(action.metavar, str) and "{" not in action.metavar:
                 action.metavar = _METAVARS.get(action.metavar, action.metavar.upper())
         return parser, source

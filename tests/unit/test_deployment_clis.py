@@ -20,6 +20,8 @@ COMMANDS = {
     "deployments.template_scan": ("python -m deployments.template_scan", []),
     "deployments.stack": ("python -m deployments.stack", ["outputs"]),
     "deployments.flows_stack": ("python -m deployments.flows_stack", ["outputs"]),
+    "deployments.localaws": ("python -m deployments.localaws", ["status"]),
+    "deployments.prefect_local": ("python -m deployments.prefect_local", ["status"]),
 }
 
 
@@ -64,6 +66,10 @@ BAD_INPUT = [
     ("deployments.flows_stack", ["outputs", "--output", "x.json"], "--output applies to pool-template only"),
     ("deployments.flows_stack", ["deploy", "--subnets", "vpc-1"], "expected subnet ids"),
     ("deployments.flows_stack", ["deploy", "--prefect-api-url", "ftp://x"], "expected an http(s) URL"),
+    ("deployments.localaws", ["explode"], "invalid choice: 'explode' (choose from 'start', 'stop', 'status', 'reset')"),
+    ("deployments.localaws", ["status", "--port", "http"], "--port=http: Input should be a valid integer"),
+    ("deployments.prefect_local", [], "the following arguments are required: {up,down,status}"),
+    ("deployments.prefect_local", ["up", "--port", "80"], "--port=80: must be at least 1024"),
 ]
 
 
@@ -100,6 +106,8 @@ def _outputs(monkeypatch: pytest.MonkeyPatch) -> None:
 # module -> (argv, what stands in for the environment, a key of the JSON object)
 JSON = {
     "deployments.stack": (["outputs"], _outputs, "outputs"),
+    "deployments.localaws": (["status", "--port", "4999"], lambda monkeypatch: None, "running"),
+    "deployments.prefect_local": (["status", "--port", "4999"], lambda monkeypatch: None, "healthy"),
     "deployments.flows_stack": (["outputs"], _outputs, "outputs"),
     "deployments.environment": ([], _no_set_up, "stack"),
     "deployments.template_scan": ([], _no_scan, "templates"),
