@@ -20,15 +20,7 @@ import psutil
 from pydantic import Field
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
-from deployments.processes import (
-    http_ok,
-    http_post,
-    process_alive,
-    process_tree,
-    start_module,
-    stop_processes,
-    wait_healthy,
-)
+from deployments import processes
 from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
@@ -63,14 +55,14 @@ class LocalAws:
         """The PID of the emulator this home started, if that process still runs (and is the emulator)."""
         try:
             pid = int(json.loads(self.pid_file.read_text())["pid"])
-            ours = process_alive(pid) and SERVER_MODULE in psutil.Process(pid).cmdline()
+            ours = processes.process_alive(pid) and SERVER_MODULE in psutil.Process(pid).cmdline()
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
         return pid if ours else None
 
     def healthy(self, timeout: float = 1.0) -> bool:
         """True when the emulator answers its health endpoint."""
-        return http_ok(f"{self.endpoint}/_ministack/health", timeout)
+        return processes.http_ok(f"{self.endpoint}/_ministack/health", timeout)
 
     def status(self) -> EmulatorStatus:
         pid = self.pid()
@@ -81,7 +73,7 @@ class LocalAws:
         """Start the emulator unless it runs already; wait until it is healthy. ``tethered``: it exits
         when this process does, however this process dies (a benchmark's or a test session's emulator)."""
         process = None if self.pid() is not None else self._spawn(tethered)
-        if wait_healthy(f"{self.endpoint}/_ministack/health", lambda: self.pid() is not None, timeout):
+        if processes.wait_healthy(f"{self.endpoint}/_ministack/health", lambda: self.pid() is not None, timeout):
             return self.status()
         if process is not None and process.poll() is not None:
             self.pid_file.unlink(missing_ok=True)
@@ -100,14 +92,14 @@ class LocalAws:
         """Stop the emulator and its Lambda workers (SIGTERM, then SIGKILL); True if one was running."""
         pid = self.pid()
         if pid is not None:
-            stop_processes(process_tree(pid), timeout=timeout)
+            processes.stop_processes(processes.process_tree(pid), timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
         return pid is not None
 
     def reset(self) -> None:
         """Wipe every service's state (about 1 ms)."""
         try:
-            http_post(f"{self.endpoint}/_ministack/reset", b"", timeout=10)
+            processes.http_post(f"{self.endpoint}/_ministack/reset", b"", timeout=10)
         except OSError as exc:
             raise EmulatorError(
                 f"cannot reset the emulator at {self.endpoint}: {exc}",
@@ -124,7 +116,7 @@ class LocalAws:
                 )
         for directory in (self.home, self.home / "state", self.home / "s3"):
             directory.mkdir(parents=True, exist_ok=True)
-        process = start_module([SERVER_MODULE], self._server_environment(), self.log_file, tethered=tethered)
+        process = processes.start_module([SERVER_MODULE], self._server_environment(), self.log_file, tethered=tethered)
         self.pid_file.write_text(json.dumps({"pid": process.pid, "port": self.port}))
         return process
 

@@ -25,17 +25,8 @@ import psutil
 from pydantic import Field
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
+from deployments import processes
 from deployments.environment import prepare
-from deployments.processes import (
-    free_port,
-    http_ok,
-    http_post,
-    process_alive,
-    process_tree,
-    start_module,
-    stop_processes,
-    wait_healthy,
-)
 from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
@@ -55,7 +46,7 @@ OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
 
 def api_post(api_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
     """POST to a Prefect server's REST API (e.g. ``/flow_runs/filter``); the decoded answer."""
-    return json.loads(http_post(f"{api_url}{path}", json.dumps(body or {}).encode(), timeout))
+    return json.loads(processes.http_post(f"{api_url}{path}", json.dumps(body or {}).encode(), timeout))
 
 
 def local_prefect_home(local_home: Path) -> Path:
@@ -67,7 +58,7 @@ def running_api_url(local_home: Path) -> str | None:
     """The API of the local server ``up`` started under ``local_home``, if it answers."""
     with contextlib.suppress(OSError, ValueError, KeyError):
         api_url = str(json.loads((local_prefect_home(local_home) / "server.json").read_text())["api_url"])
-        return api_url if http_ok(f"{api_url}/health") else None
+        return api_url if processes.http_ok(f"{api_url}/health") else None
     return None
 
 
@@ -75,15 +66,15 @@ def running_api_url(local_home: Path) -> str | None:
 def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
     """A Prefect server for this process alone, as Prefect starts its temporary one, but tethered: it exits with
     this process however it dies, SIGKILL included. Its API URL. A new PREFECT_HOME first migrates (about 13 s)."""
-    port = free_port()
+    port = processes.free_port()
     env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
     env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if prefect_home is not None:
         prefect_home.mkdir(parents=True, exist_ok=True)  # else the server cannot create its database
         env["PREFECT_HOME"] = str(prefect_home)
-    server = start_module(["prefect", "server", "start"], {**os.environ, **env}, tethered=True)
+    server = processes.start_module(["prefect", "server", "start"], {**os.environ, **env}, tethered=True)
     try:
-        if not wait_healthy(f"http://{LOOPBACK}:{port}/api/health", lambda: server.poll() is None, timeout):
+        if not processes.wait_healthy(f"http://{LOOPBACK}:{port}/api/health", lambda: server.poll() is None, timeout):
             exited = "exited at start" if server.poll() is not None else f"did not answer within {timeout:.0f} s"
             raise EmulatorError(
                 f"the temporary Prefect server {exited} (exit code {server.poll()})",
@@ -91,7 +82,7 @@ def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) ->
             )
         yield f"http://{LOOPBACK}:{port}/api"
     finally:
-        stop_processes(process_tree(server.pid), timeout=10)
+        processes.stop_processes(processes.process_tree(server.pid), timeout=10)
         server.wait()
 
 
@@ -168,7 +159,7 @@ class LocalPrefect:
         return pids
 
     def healthy(self) -> bool:
-        return http_ok(f"{self.api_url}/health")
+        return processes.http_ok(f"{self.api_url}/health")
 
     def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``prefect ARGS`` against this server, in a session of its own (a Ctrl-C in ``up``'s terminal does not
@@ -194,7 +185,7 @@ class LocalPrefect:
             self.server_pid_file.parent.mkdir(parents=True, exist_ok=True)
             self.server_pid_file.unlink(missing_ok=True)  # stale: Prefect would refuse to start
             self.prefect("server", "start", "--background")
-        if not wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
+        if not processes.wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
             raise EmulatorError(
                 f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
                 hint=f"is port {self.port} free? `PREFECT_HOME={self.home / 'home'} prefect server start "
@@ -284,7 +275,7 @@ class LocalPrefect:
         with contextlib.suppress(psutil.Error):
             return (
                 pid is not None
-                and process_alive(pid)
+                and processes.process_alive(pid)
                 and psutil.Process(pid).environ().get(OWNER_VARIABLE) == str(self.home)
             )
         return False
@@ -295,7 +286,7 @@ class LocalPrefect:
         if running is not None and self._ours(running):
             return running
         self.home.mkdir(parents=True, exist_ok=True)
-        worker = start_module(
+        worker = processes.start_module(
             ["prefect", "worker", "start", "--pool", WORK_POOL], self.environment(), self.home / "worker.log"
         )
         self.worker_pid_file.write_text(str(worker.pid))
@@ -322,12 +313,12 @@ class LocalPrefect:
         for _ in range(5):  # again for a run the worker started meanwhile
             if not (new := [pid for pid in self.flow_run_processes() if pid != pids.get("worker")]):
                 break
-            stop_processes([process for pid in new for process in process_tree(pid)], timeout=30)
+            processes.stop_processes([process for pid in new for process in processes.process_tree(pid)], timeout=30)
             runs.update(new)
         stopped = [f"{len(runs)} flow run process(es)"] if runs else []
-        for name, terms in (("worker", 2), ("server", 1)):
+        for name, terms, timeout in (("worker", 2, 10), ("server", 1, 15)):
             if name in pids:
-                stop_processes(process_tree(pids[name]), terms=terms, timeout=10 if name == "worker" else 15)
+                processes.stop_processes(processes.process_tree(pids[name]), terms, timeout)
                 stopped.append(name)
         for path in (self.worker_pid_file, self.server_pid_file, self.server_file):
             path.unlink(missing_ok=True)
