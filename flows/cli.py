@@ -8,7 +8,8 @@ argparse underneath): the values go through the same pydantic validation as the 
 refuses, and it adds no dependency (pydantic-settings already loads ``storeops.settings``; cyclopts
 and typer would be a second validation layer beside pydantic's). What every CLI adds lives here once:
 ``--json`` (one JSON object as the last stdout line), exit code 2 with a one-line reason on bad input,
-and the result as a ``rich`` table built from the rows the flow's Prefect artifact shows.
+and the result as a ``rich`` table built from the rows the flow's Prefect artifact shows. The ``deployments``
+commands declare their options by hand on the same base, ``CliOptions``, and get the same parsing.
 
 A flow module declares ``CLI = FlowCli(...)`` and ends with::
 
