@@ -84,6 +84,8 @@ class CliOptions(BaseSettings):
                 action.help = action.help.replace(" (default: None)", "")  # no default: its help says what it means
             if isinstance(action.metavar, str) and "{" not in action.metavar:
                 action.metavar = _METAVARS.get(action.metavar, action.metavar.upper())
+        for actions in (parser._actions, *(group._group_actions for group in parser._action_groups)):
+            actions.sort(key=lambda action: action.option_strings == ["--json"])  # --json last, as before
         return parser, source
 
     @classmethod
