@@ -17,7 +17,6 @@ as the project's other figures): AWS bills some of these in GiB, so the figures 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import math
 import tomllib
@@ -27,13 +26,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from flows.cli import CliOptions
 from storeops.athena import ATHENA_MIN_BYTES
-from storeops.cli import emit_json, positive_int, run_cli
+from storeops.cli import emit_json, run_cli
 from storeops.contracts.dispatch_order import ORDER_MAX_BYTES
 from storeops.dispatch.claims import RETENTION_SECONDS, TRANSACTION_LIMIT
 from storeops.dispatch.config import WorkerConfig
 from storeops.exceptions import ConfigurationError
 from storeops.metrics import HEARTBEAT_EVERY_SECONDS, ROLLUP_LAG, TRUCK_HEARTBEAT
+from storeops.parameters import PRODUCTS, STORES, Products, Stores
 from storeops.planning.forecast import HISTORY_DAYS, HORIZON_DAYS, MAX_ROLL_DAYS
 from storeops.planning.models import ARRIVAL_SPILL, LEDGER_DAYS
 from storeops.planning.rollup import CHUNK_ROWS as ROLLUP_PART_ROWS
@@ -824,40 +828,37 @@ def print_bill(bill: Bill) -> None:
         console.print(f"  - {assumption}")
 
 
+class CostOptions(CliOptions):
+    """The monthly AWS bill of storeops for a chain, by service, at the deployed cadence (prefect.yaml's
+    schedules, the template's defaults), from deployments/prices.toml's list prices."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.cost")
+
+    stores: Stores = STORES
+    products: Products = PRODUCTS
+    months: int = Field(
+        12, ge=1, description="Months of history held in what is kept for good (rollups, forecast), for its storage."
+    )
+    case: Literal["typical", "worst"] = Field(
+        "typical",
+        description="Athena's bytes: typical (a plan's raw readings on average) or worst (every query at its worst).",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.cost",
-        description="The monthly AWS bill of storeops for a chain, by service, at the deployed cadence "
-        "(prefect.yaml's schedules, the template's defaults), from deployments/prices.toml's list prices.",
-    )
-    parser.add_argument("--stores", type=positive_int, default=100, help="stores in the chain (default 100)")
-    parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")
-    parser.add_argument(
-        "--months",
-        type=positive_int,
-        default=12,
-        help="months of history held in what is kept for good (rollups, forecast), for its storage (default 12)",
-    )
-    parser.add_argument(
-        "--case",
-        choices=["typical", "worst"],
-        default="typical",
-        help="Athena's bytes: typical (a plan's raw readings on average) or worst (every query at its worst)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    options = CostOptions.parse_or_exit(argv)
     bill = monthly_bill(
-        args.stores,
-        args.products,
+        options.stores,
+        options.products,
         load_prices(),
         read_cadence(),
-        measure_readings(args.stores, args.products),
+        measure_readings(options.stores, options.products),
         measure_request_bytes(),
-        months=args.months,
-        case=args.case,
+        months=options.months,
+        case=options.case,
     )
     print_bill(bill)
-    if args.json:
+    if options.json_output:
         emit_json(bill.as_dict())
     return 0
 

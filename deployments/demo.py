@@ -10,21 +10,23 @@ plans every 4 hours, trucks delivering at their ETAs, and the service level it r
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any
 
 from prefect import flow
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from deployments.environment import set_up, set_up_scenario
 from deployments.prefect_api import prefect_api
+from flows.cli import CliOptions
 from flows.console import quiet_expected_tracebacks
 from flows.generate import store_data
 from flows.plan import plan
 from flows.scenario import print_service_level, scenario
 from flows.trucks import trucks
-from storeops.cli import emit_json, positive_int, print_summary, run_cli
+from storeops.cli import emit_json, print_summary, run_cli
 from storeops.parameters import PRODUCTS, SEED, STORES, Days, Products, Seed, Stores
 from storeops.settings import load_settings
 
@@ -70,17 +72,19 @@ def demo(stores: Stores = STORES, products: Products = PRODUCTS, days: Days = 2,
     }
 
 
+class DemoOptions(CliOptions):
+    """Run the whole system once on the embedded emulator: the live path, then the closed loop in virtual time
+    with the service level it reached."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m flows.demo")
+
+    stores: Stores = STORES
+    products: Products = PRODUCTS
+    days: Days = Field(2, description="Virtual days of the closed loop.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.demo",
-        description="Run the whole system once on the embedded emulator: the live path, then the closed loop "
-        "in virtual time with the service level it reached.",
-    )
-    parser.add_argument("--stores", type=positive_int, default=100, help="number of stores (default 100)")
-    parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")
-    parser.add_argument("--days", type=positive_int, default=2, help="virtual days of the closed loop (default 2)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    args = DemoOptions.parse_or_exit(argv)
     settings = load_settings()
     quiet_expected_tracebacks()
     started = time.monotonic()
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"closed loop over {args.days} virtual days:")
     print_service_level([result["service_level"]])
-    if args.json:
+    if args.json_output:
         emit_json(result)
     return 0 if result["lost"] == 0 else 1
 

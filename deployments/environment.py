@@ -11,10 +11,11 @@ A scenario runs on a fresh stack of its own per policy (``set_up_scenario``), ma
 
 from __future__ import annotations
 
-import argparse
+from pydantic_settings import SettingsConfigDict
 
 from deployments.localaws import LocalAws
 from deployments.stack import delete, deploy
+from flows.cli import CliOptions
 from storeops.aws import AwsClients, StackResources
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import StackError
@@ -56,18 +57,19 @@ def set_up_scenario(settings: Settings, policy: str) -> Settings:
     return scenario
 
 
+class EnvironmentOptions(CliOptions):
+    """Set the environment up: on the local target start the emulator, and deploy the stack if it is missing.
+    Every flow CLI does this first; scheduled runs expect it done."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.environment")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.environment",
-        description="Set the environment up: on the local target start the emulator, and deploy the stack if it "
-        "is missing. Every flow CLI does this first; scheduled runs expect it done.",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    args = EnvironmentOptions.parse_or_exit(argv)
     settings = load_settings()
     set_up(settings)
     print(f"stack {settings.stack_name} ({settings.target}) is ready")
-    if args.json:
+    if args.json_output:
         emit_json({"stack": settings.stack_name, "target": settings.target})
     return 0
 

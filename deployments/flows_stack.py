@@ -23,7 +23,6 @@ push to, a login to it, and the settings the runs get.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import json
@@ -31,9 +30,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from botocore.exceptions import ClientError
+from pydantic import Field, model_validator
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from deployments.stack import (
     FAILED_NEEDS_DELETE,
@@ -43,6 +44,7 @@ from deployments.stack import (
     apply_stack,
     stack_parameters,
 )
+from flows.cli import CliOptions
 from storeops.aws import AwsClients, describe_stack, stack_outputs
 from storeops.aws_errors import describe_error
 from storeops.cli import emit_json, run_cli
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
 FLOWS_TEMPLATE_PATH = Path(__file__).with_name("flows_template.yaml")
 TEMPLATE_BODY_MAX_BYTES = 51_200  # CloudFormation's limit on a request's TemplateBody (tested to hold)
 WORK_POOL = "storeops-ecs"  # prefect.yaml's ECS deployments and the template's WorkPoolName default
-SECRET_VARIABLES = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
 NEWEST = "newest"
 # The ECS worker's job variable for each kind of Prefect API secret.
 SECRET_JOB_VARIABLES = {
@@ -346,32 +347,71 @@ def delete(settings: Settings, clients: AwsClients, progress: Progress) -> bool:
     return True
 
 
-def _subnets(text: str) -> tuple[str, ...]:
-    subnets = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not subnets or not all(s.startswith("subnet-") for s in subnets):
-        raise argparse.ArgumentTypeError(
-            f"expected subnet ids separated by commas (subnet-0abc,subnet-0def), got {text!r}"
-        )
-    return subnets
+class FlowsStackOptions(CliOptions):
+    """Deploy the flows' ECS runtime (deployments/flows_template.yaml) as <stack>-flows beside the main stack, and
+    print the ECS work pool's base job template (target from STOREOPS_TARGET)."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.flows_stack")
+
+    action: CliPositionalArg[Literal["deploy", "outputs", "pool-template", "delete"]] = Field(
+        description="deploy: create or update; outputs: the stack's outputs; pool-template: the work pool's base job "
+        "template (JSON); delete: the flows stack and its images (the main stack stays)"
+    )
+    prefect_api_url: str | None = Field(None, description="deploy: the Prefect API (required on the first deploy).")
+    prefect_api_secret_arn: str | None = Field(
+        None,
+        description="deploy: the Secrets Manager secret with the API key or auth string ('' for none; kept when not "
+        "given).",
+    )
+    prefect_api_secret_variable: Literal["PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"] | None = Field(
+        None, description="deploy: what the secret holds."
+    )
+    subnets: list[str] | None = Field(
+        None, description="deploy: subnet ids (default: the default VPC's).", json_schema_extra={"metavar": "IDS"}
+    )
+    assign_public_ip: Literal["ENABLED", "DISABLED"] | None = Field(None, description="deploy: a public IP per task.")
+    image: str | None = Field(
+        None,
+        description=f"deploy: the worker's image URI, or '{NEWEST}' (the repository's newest).",
+        json_schema_extra={"metavar": "URI"},
+    )
+    output: Path | None = Field(
+        None, description="pool-template: write the JSON to this file.", json_schema_extra={"metavar": "FILE"}
+    )
+    yes: bool = Field(False, description="Confirm `delete`.")
+
+    @model_validator(mode="after")
+    def _combined(self) -> Self:
+        deploy_only = ["prefect_api_url", "prefect_api_secret_arn", "prefect_api_secret_variable"]
+        deploy_only += ["subnets", "assign_public_ip", "image"]
+        if self.action != "deploy" and any(getattr(self, name) is not None for name in deploy_only):
+            raise ValueError("--prefect-api-*, --subnets, --assign-public-ip and --image apply to deploy only")
+        if self.output is not None and self.action != "pool-template":
+            raise ValueError("--output applies to pool-template only")
+        if self.action == "delete" and not self.yes:
+            raise ValueError("delete removes the flows stack and its images: add --yes to confirm")
+        if self.prefect_api_url and not self.prefect_api_url.startswith(("https://", "http://")):
+            raise ValueError(f"--prefect-api-url {self.prefect_api_url!r}: expected an http(s) URL ending in /api")
+        if self.subnets is not None and not (self.subnets and all(s.startswith("subnet-") for s in self.subnets)):
+            raise ValueError(f"--subnets {','.join(self.subnets)!r}: expected subnet ids, e.g. subnet-0abc,subnet-0def")
+        return self
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _check_arguments(parser, args)
+    args = FlowsStackOptions.parse_or_exit(argv)
     settings = load_settings()
     clients = AwsClients.from_settings(settings)
     name = flows_stack_name(settings)
 
     def say(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+        print(line, file=sys.stderr if args.json_output else sys.stdout, flush=True)
 
     if args.action == "deploy":
         request = DeployRequest(
             prefect_api_url=args.prefect_api_url,
             prefect_api_secret_arn=args.prefect_api_secret_arn,
             prefect_api_secret_variable=args.prefect_api_secret_variable,
-            subnet_ids=args.subnets or (),
+            subnet_ids=tuple(args.subnets or ()),
             assign_public_ip=args.assign_public_ip,
             image=args.image,
         )
@@ -384,54 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in sorted(payload["outputs"].items()):
             print(f"{key:18} {value}")
     elif args.action == "pool-template":
-        payload = _pool_template_command(settings, clients, name, args.output, args.json, say)
+        payload = _pool_template_command(settings, clients, name, args.output, args.json_output, say)
     else:
         deleted = delete(settings, clients, say)
         print(f"stack {name} {'deleted' if deleted else 'did not exist'}")
         payload = {"stack": name, "deleted": deleted}
-    if args.json:
+    if args.json_output:
         emit_json(payload)
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.flows_stack",
-        description="Deploy the flows' ECS runtime (deployments/flows_template.yaml) as <stack>-flows beside the "
-        "main stack, and print the ECS work pool's base job template (target from STOREOPS_TARGET).",
-    )
-    parser.add_argument(
-        "action",
-        choices=["deploy", "outputs", "pool-template", "delete"],
-        help="deploy: create or update; outputs: the stack's outputs; pool-template: the work pool's base job "
-        "template (JSON); delete: the flows stack and its images (the main stack stays)",
-    )
-    parser.add_argument("--prefect-api-url", help="deploy: the Prefect API (required on the first deploy)")
-    parser.add_argument(
-        "--prefect-api-secret-arn",
-        help="deploy: the Secrets Manager secret with the API key or auth string ('' for none; kept when not given)",
-    )
-    parser.add_argument("--prefect-api-secret-variable", choices=SECRET_VARIABLES, help="deploy: what the secret holds")
-    parser.add_argument("--subnets", type=_subnets, help="deploy: subnet ids (default: the default VPC's)")
-    parser.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], help="deploy: a public IP per task")
-    parser.add_argument("--image", help=f"deploy: the worker's image URI, or '{NEWEST}' (the repository's newest)")
-    parser.add_argument("--output", type=Path, help="pool-template: write the JSON to this file")
-    parser.add_argument("--yes", action="store_true", help="confirm `delete`")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    return parser
-
-
-def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``parser.error`` for options given to an action they do not apply to, or malformed."""
-    deploy_only = [args.prefect_api_url, args.prefect_api_secret_arn, args.prefect_api_secret_variable, args.subnets]
-    if args.action != "deploy" and (any(v is not None for v in deploy_only) or args.assign_public_ip or args.image):
-        parser.error("--prefect-api-*, --subnets, --assign-public-ip and --image apply to deploy only")
-    if args.output is not None and args.action != "pool-template":
-        parser.error("--output applies to pool-template only")
-    if args.action == "delete" and not args.yes:
-        parser.error("delete removes the flows stack and its images: add --yes to confirm")
-    if args.prefect_api_url and not args.prefect_api_url.startswith(("https://", "http://")):
-        parser.error(f"--prefect-api-url {args.prefect_api_url!r}: expected an http(s) URL ending in /api")
 
 
 def _pool_template_command(

@@ -9,24 +9,19 @@ starts with the fixes of ``deployments.emulator_fixes`` installed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
 import subprocess
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import psutil
+from pydantic import Field
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
-from deployments.processes import (
-    http_ok,
-    http_post,
-    process_alive,
-    process_tree,
-    start_module,
-    stop_processes,
-    wait_healthy,
-)
+from deployments import processes
+from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, Settings, load_settings
@@ -60,14 +55,14 @@ class LocalAws:
         """The PID of the emulator this home started, if that process still runs (and is the emulator)."""
         try:
             pid = int(json.loads(self.pid_file.read_text())["pid"])
-            ours = process_alive(pid) and SERVER_MODULE in psutil.Process(pid).cmdline()
+            ours = processes.process_alive(pid) and SERVER_MODULE in psutil.Process(pid).cmdline()
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
         return pid if ours else None
 
     def healthy(self, timeout: float = 1.0) -> bool:
         """True when the emulator answers its health endpoint."""
-        return http_ok(f"{self.endpoint}/_ministack/health", timeout)
+        return processes.http_ok(f"{self.endpoint}/_ministack/health", timeout)
 
     def status(self) -> EmulatorStatus:
         pid = self.pid()
@@ -78,7 +73,7 @@ class LocalAws:
         """Start the emulator unless it runs already; wait until it is healthy. ``tethered``: it exits
         when this process does, however this process dies (a benchmark's or a test session's emulator)."""
         process = None if self.pid() is not None else self._spawn(tethered)
-        if wait_healthy(f"{self.endpoint}/_ministack/health", lambda: self.pid() is not None, timeout):
+        if processes.wait_healthy(f"{self.endpoint}/_ministack/health", lambda: self.pid() is not None, timeout):
             return self.status()
         if process is not None and process.poll() is not None:
             self.pid_file.unlink(missing_ok=True)
@@ -97,14 +92,14 @@ class LocalAws:
         """Stop the emulator and its Lambda workers (SIGTERM, then SIGKILL); True if one was running."""
         pid = self.pid()
         if pid is not None:
-            stop_processes(process_tree(pid), timeout=timeout)
+            processes.stop_processes(processes.process_tree(pid), timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
         return pid is not None
 
     def reset(self) -> None:
         """Wipe every service's state (about 1 ms)."""
         try:
-            http_post(f"{self.endpoint}/_ministack/reset", b"", timeout=10)
+            processes.http_post(f"{self.endpoint}/_ministack/reset", b"", timeout=10)
         except OSError as exc:
             raise EmulatorError(
                 f"cannot reset the emulator at {self.endpoint}: {exc}",
@@ -121,7 +116,7 @@ class LocalAws:
                 )
         for directory in (self.home, self.home / "state", self.home / "s3"):
             directory.mkdir(parents=True, exist_ok=True)
-        process = start_module([SERVER_MODULE], self._server_environment(), self.log_file, tethered=tethered)
+        process = processes.start_module([SERVER_MODULE], self._server_environment(), self.log_file, tethered=tethered)
         self.pid_file.write_text(json.dumps({"pid": process.pid, "port": self.port}))
         return process
 
@@ -151,15 +146,21 @@ class LocalAws:
         return lines[-1][:300] if lines else "(empty log)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.localaws",
-        description="Run the embedded local AWS emulator (ministack) on 127.0.0.1.",
+class LocalAwsOptions(CliOptions):
+    """Run the embedded local AWS emulator (ministack) on 127.0.0.1."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.localaws")
+
+    action: CliPositionalArg[Literal["start", "stop", "status", "reset"]] = Field(
+        description="start or stop it; status: exit 1 when it is not running; reset: wipe every service's state"
     )
-    parser.add_argument("action", choices=["start", "stop", "status", "reset"])
-    parser.add_argument("--port", type=int, help="emulator port (default: STOREOPS_LOCAL_PORT or 4566)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="The emulator's port (default STOREOPS_LOCAL_PORT, else 4566)."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = LocalAwsOptions.parse_or_exit(argv)
     emulator = LocalAws(load_settings(local_port=args.port))
     if args.action == "start":
         was_running = emulator.pid() is not None
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "status":
         state = f"running (PID {status.pid})" if status.running else "stopped"
         print(f"emulator {state}: {status.endpoint}, home {status.home}")
-    if args.json:
+    if args.json_output:
         emit_json({"action": args.action, **asdict(status)})
     return 0 if args.action != "status" or status.running else 1
 

@@ -22,21 +22,19 @@ def prefect_api(local_home: Path | None = None) -> Iterator[str]:
     from prefect import tags
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    configured = PREFECT_API_URL.value()
-    if configured:
-        with tags("storeops", "cli"):
-            yield str(configured)
-        return
     with contextlib.ExitStack() as stack:
-        api_url = running_api_url(local_home) if local_home else None
-        if api_url:
-            print(f"recording this run in the local Prefect server, {api_url.removesuffix('/api')}", file=sys.stderr)
-        else:
-            api_url = stack.enter_context(temporary_server())
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
-        stack.callback(_drain_prefect_workers)  # runs before the server stops and the settings go
-        with tags("storeops", "cli"):
-            yield api_url
+        api_url = PREFECT_API_URL.value()
+        if not api_url:
+            api_url = running_api_url(local_home) if local_home else None
+            if api_url:
+                print(
+                    f"recording this run in the local Prefect server, {api_url.removesuffix('/api')}", file=sys.stderr
+                )
+            api_url = api_url or stack.enter_context(temporary_server())
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api_url}))
+            stack.callback(_drain_prefect_workers)  # runs before the server stops and the settings go
+        stack.enter_context(tags("storeops", "cli"))
+        yield str(api_url)
 
 
 def _drain_prefect_workers() -> None:

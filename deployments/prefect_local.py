@@ -1,23 +1,16 @@
 """A local Prefect server with the project's deployments and a worker, in one command.
 
-    python -m deployments.prefect_local up [--port 4200] [--database-url URL] [--no-worker]
-    python -m deployments.prefect_local status|down
-
-``up`` runs Prefect's ``prefect server start --background`` on 127.0.0.1 (host and port set through
-PREFECT_SERVER_API_HOST/PORT so the UI calls the right API; Prefect keeps the server's PID in
-``$PREFECT_HOME/server.pid``), creates the ``storeops`` process work pool, deploys ``prefect.yaml``'s
-deployments on it if they changed, applies ``automations.yaml``, deploys the AWS stack (so the first scheduled
-runs find it), starts a worker and makes sure one truck run exists. Running it again changes nothing that runs.
-PostgreSQL is used when you give its URL (``--database-url`` or STOREOPS_PREFECT_DATABASE_URL, e.g.
-``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``); SQLite otherwise. ``down`` stops the flow runs,
-the worker, then the server (``prefect server stop``); ``status`` is ``prefect server status``. Everything lives
-in ``.localaws/prefect/`` (the worker's log; Prefect's ``--background`` discards the server's output). While
-the server is up, the flow CLIs record their runs in it.
+``up`` runs ``prefect server start --background`` on 127.0.0.1 (Prefect keeps its PID in ``$PREFECT_HOME/server.pid``),
+creates the ``storeops`` process work pool, deploys ``prefect.yaml``'s deployments on it if they changed, applies
+``automations.yaml``, deploys the AWS stack (so the first scheduled runs find it), starts a worker and makes sure
+one truck run exists; again, it changes nothing that runs. PostgreSQL when given its URL (``--database-url`` or
+STOREOPS_PREFECT_DATABASE_URL, e.g. ``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``), else SQLite.
+``down`` stops the flow runs, the worker, then the server; ``status`` says whether it answers. Everything lives in
+``.localaws/prefect/``. While it is up, the flow CLIs record their runs in it.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -26,21 +19,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psutil
+from pydantic import Field
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
+from deployments import processes
 from deployments.environment import prepare
-from deployments.processes import (
-    free_port,
-    http_ok,
-    http_post,
-    process_alive,
-    process_tree,
-    start_module,
-    stop_processes,
-    wait_healthy,
-)
+from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
 from storeops.settings import LOOPBACK, load_settings, project_root
@@ -48,22 +35,18 @@ from storeops.settings import LOOPBACK, load_settings, project_root
 WORK_POOL = "storeops"
 TRUCK_DEPLOYMENT = "trucks/truck-dispatch"
 AUTOMATIONS_FILE = "automations.yaml"
-# Leases of deployment concurrency slots on disk, not in the server's memory: a run that keeps
-# going while the server restarts keeps its slot, and a dead run's lease still expires.
+# Slot leases on disk: a run that outlives a server restart keeps its slot, and a dead run's lease still expires.
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
-# SQLite: wait for a lock up to 60 s instead of failing the request with "database is locked".
-SQLITE_LOCK_WAIT_SECONDS = "60"
+SQLITE_LOCK_WAIT_SECONDS = "60"  # wait for a lock rather than fail with "database is locked"
 SLOT_RETRY_SECONDS = 5
 WORKER_POLL_SECONDS = 5
-# Every process `up` starts, and the flow runs its worker starts (each in a session of its own,
-# and alive after their worker dies), carry this variable set to the server's home.
+# Set to the server's home in every process `up` starts and in the flow runs its worker starts: what `down` stops.
 OWNER_VARIABLE = "STOREOPS_PREFECT_LOCAL_HOME"
 
 
 def api_post(api_url: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
-    """POST JSON to a Prefect server's REST API (e.g. ``/flow_runs/filter``); the decoded answer.
-    An HTTP error status raises ``urllib.error.HTTPError``."""
-    return json.loads(http_post(f"{api_url}{path}", json.dumps(body or {}).encode(), timeout))
+    """POST to a Prefect server's REST API (e.g. ``/flow_runs/filter``); the decoded answer."""
+    return json.loads(processes.http_post(f"{api_url}{path}", json.dumps(body or {}).encode(), timeout))
 
 
 def local_prefect_home(local_home: Path) -> Path:
@@ -72,38 +55,34 @@ def local_prefect_home(local_home: Path) -> Path:
 
 
 def running_api_url(local_home: Path) -> str | None:
-    """The API of the local server ``up`` started under ``local_home``, if it answers; else None."""
-    try:
+    """The API of the local server ``up`` started under ``local_home``, if it answers."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
         api_url = str(json.loads((local_prefect_home(local_home) / "server.json").read_text())["api_url"])
-    except (OSError, ValueError, KeyError):
-        return None
-    return api_url if http_ok(f"{api_url}/health") else None
+        return api_url if processes.http_ok(f"{api_url}/health") else None
+    return None
 
 
 @contextlib.contextmanager
 def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
-    """A Prefect server for this process alone, its API URL: ``prefect server start`` as Prefect runs its own
-    temporary server (no UI, the services an ephemeral server runs), except that it exits with this process
-    however this process dies, SIGKILL included (``deployments.tethered``), where Prefect's is left running.
-    The first start on a new PREFECT_HOME runs the database migrations (about 13 s)."""
-    port = free_port()
-    api_url = f"http://{LOOPBACK}:{port}/api"
-    server_env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
-    server_env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    """A Prefect server for this process alone, as Prefect starts its temporary one, but tethered: it exits with
+    this process however it dies, SIGKILL included. Its API URL. A new PREFECT_HOME first migrates (about 13 s)."""
+    port = processes.free_port()
+    env = {"PREFECT_SERVER_API_HOST": LOOPBACK, "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "0"}
+    env |= {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if prefect_home is not None:
         prefect_home.mkdir(parents=True, exist_ok=True)  # else the server cannot create its database
-        server_env["PREFECT_HOME"] = str(prefect_home)
-    server = start_module(["prefect", "server", "start"], {**os.environ, **server_env}, tethered=True)
+        env["PREFECT_HOME"] = str(prefect_home)
+    server = processes.start_module(["prefect", "server", "start"], {**os.environ, **env}, tethered=True)
     try:
-        if not wait_healthy(f"{api_url}/health", lambda: server.poll() is None, timeout):
+        if not processes.wait_healthy(f"http://{LOOPBACK}:{port}/api/health", lambda: server.poll() is None, timeout):
             exited = "exited at start" if server.poll() is not None else f"did not answer within {timeout:.0f} s"
             raise EmulatorError(
                 f"the temporary Prefect server {exited} (exit code {server.poll()})",
                 hint="run `python -m deployments.prefect_local up`, or set PREFECT_API_URL to a running server",
             )
-        yield api_url
+        yield f"http://{LOOPBACK}:{port}/api"
     finally:
-        stop_processes(process_tree(server.pid), timeout=10)
+        processes.stop_processes(processes.process_tree(server.pid), timeout=10)
         server.wait()
 
 
@@ -130,32 +109,23 @@ def _deployment_digest() -> str:
 
 
 def _definition(automation: Any) -> Any:
-    """An automation as declared: its fields without the ids the server assigns.
-
-    Python values, not JSON: a trigger's ``expect``/``after``/``for_each`` are sets, whose JSON
-    order differs between processes (string hashing is seeded per process), so two dumps of the
-    same automation compare unequal as JSON, and an update would reset its open windows.
-    """
+    """An automation as declared, without the ids the server assigns. Python values, not JSON: a trigger's sets
+    dump in an order that differs between processes (string hashing is seeded), which would read as a change."""
 
     def without_ids(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: without_ids(v) for k, v in value.items() if k not in {"id", "created", "updated"}}
-        if isinstance(value, list):
-            return [without_ids(v) for v in value]
-        return value
+        return [without_ids(v) for v in value] if isinstance(value, list) else value
 
     fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
     return without_ids(automation.model_dump(mode="python", include=fields))
 
 
 class LocalPrefect:
-    def __init__(
-        self, home: Path, port: int, database_url: str | None = None, extra_env: dict[str, str] | None = None
-    ) -> None:
-        self.home = home
-        self.port = port
-        self.database_url = database_url
-        self.extra_env = extra_env or {}
+    """The server, worker and flow runs ``up`` starts under ``home``; it only ever signals its own processes."""
+
+    def __init__(self, home: Path, port: int, database_url: str | None = None) -> None:
+        self.home, self.port, self.database_url = home, port, database_url
         self.api_url = f"http://{LOOPBACK}:{port}/api"
         self.server_file = home / "server.json"
         self.server_pid_file = home / "home" / "server.pid"  # Prefect's, in PREFECT_HOME
@@ -170,17 +140,15 @@ class LocalPrefect:
             "PREFECT_SERVER_API_PORT": str(self.port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
-            # A replacement truck run that finds its slot still held (the zombie's crash lands a moment
-            # later) tries again after 5 s rather than up to 30 s; the worker polls every 5 s, not 10.
+            # A replacement truck run that finds its slot still held (the zombie's crash lands a moment later)
+            # tries again after 5 s rather than up to 30 s; the worker polls every 5 s, not 10.
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(SLOT_RETRY_SECONDS),
             "PREFECT_WORKER_QUERY_SECONDS": str(WORKER_POLL_SECONDS),
-            OWNER_VARIABLE: str(self.home),  # marks the processes `down` stops, flow runs included
+            OWNER_VARIABLE: str(self.home),
         }
         if self.database_url:
-            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
-        else:
-            env["PREFECT_SERVER_DATABASE_TIMEOUT"] = SQLITE_LOCK_WAIT_SECONDS
-        return {**env, **self.extra_env}
+            return env | {"PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url}
+        return env | {"PREFECT_SERVER_DATABASE_TIMEOUT": SQLITE_LOCK_WAIT_SECONDS}
 
     def pids(self) -> dict[str, int]:
         """What the server's (Prefect's) and the worker's PID files say; a PID may be stale."""
@@ -191,11 +159,11 @@ class LocalPrefect:
         return pids
 
     def healthy(self) -> bool:
-        return http_ok(f"{self.api_url}/health")
+        return processes.http_ok(f"{self.api_url}/health")
 
     def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``prefect ARGS`` against this server, in a session of its own (a Ctrl-C in the terminal that ran
-        ``up`` does not reach the server that ``prefect server start --background`` leaves behind)."""
+        """``prefect ARGS`` against this server, in a session of its own (a Ctrl-C in ``up``'s terminal does not
+        reach the server ``prefect server start --background`` leaves behind)."""
         result = subprocess.run(
             [sys.executable, "-m", "prefect", *args],
             cwd=project_root(),
@@ -214,10 +182,10 @@ class LocalPrefect:
     def start_server(self, timeout: float = 90.0) -> None:
         """``prefect server start --background`` unless this server runs; wait until it answers."""
         if not self.healthy() and not self._ours(self.pids().get("server")):
-            self.server_pid_file.parent.mkdir(parents=True, exist_ok=True)  # PREFECT_HOME
+            self.server_pid_file.parent.mkdir(parents=True, exist_ok=True)
             self.server_pid_file.unlink(missing_ok=True)  # stale: Prefect would refuse to start
             self.prefect("server", "start", "--background")
-        if not wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
+        if not processes.wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
             raise EmulatorError(
                 f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
                 hint=f"is port {self.port} free? `PREFECT_HOME={self.home / 'home'} prefect server start "
@@ -226,39 +194,32 @@ class LocalPrefect:
         self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
 
     def deploy(self) -> bool:
-        """Deploy ``prefect.yaml`` unless this server already has it as it is; True if it deployed.
-
-        Not every time: a deploy recreates the deployments' triggers, which forgets the open
-        windows they watch (a truck run that died just before a restart would never be replaced).
-        """
-        digest = _deployment_digest()
-        deployed = self.home / "deployed.json"
+        """Deploy ``prefect.yaml`` unless this server has it as it is; True if it deployed. Not every time: a
+        deploy recreates the triggers, which forget the windows they watch (a dead truck run would stay dead)."""
+        digest, deployed = _deployment_digest(), self.home / "deployed.json"
         with contextlib.suppress(OSError, ValueError):
             if json.loads(deployed.read_text()).get("prefect.yaml") == digest and self._has_deployments():
                 return False
         if self.prefect("work-pool", "inspect", WORK_POOL, check=False).returncode != 0:
             self.prefect("work-pool", "create", WORK_POOL, "--type", "process")
         # The process set by name: `--all` would also deploy the ECS set, whose pool this server lacks.
-        names = [arg for d in pool_deployments() for arg in ("--name", d["name"])]
-        self.prefect("deploy", *names, "--no-prompt")
+        self.prefect("deploy", *[arg for d in pool_deployments() for arg in ("--name", d["name"])], "--no-prompt")
         deployed.write_text(json.dumps({"prefect.yaml": digest}))
         return True
 
     def _has_deployments(self) -> bool:
         with self._client() as client:
-            present = {deployment.name for deployment in client.read_deployments()}
-        return {d["name"] for d in pool_deployments()} <= present
+            return {d["name"] for d in pool_deployments()} <= {x.name for x in client.read_deployments()}
 
     def apply_automations(self) -> dict[str, str]:
-        """Create or update (by name) the automations in ``automations.yaml``; what happened to
-        each, by name: ``created``, ``updated`` or ``unchanged``."""
+        """Create, or update by name only when it changed (an update resets its open windows), each automation of
+        ``automations.yaml``; what happened to each: ``created``, ``updated`` or ``unchanged``."""
         import yaml
         from prefect.events.schemas.automations import AutomationCore
 
-        declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]
         applied: dict[str, str] = {}
         with self._client() as client:
-            for data in declared:
+            for data in yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]:
                 automation = AutomationCore.model_validate(data)
                 existing = client.read_automations_by_name(automation.name)
                 for duplicate in existing[1:]:
@@ -267,8 +228,6 @@ class LocalPrefect:
                     client.create_automation(automation)
                     applied[automation.name] = "created"
                 elif _definition(existing[0]) != _definition(automation):
-                    # Only when it changed: an update resets the automation's open windows, so a
-                    # run that died before this `up` would never be found a zombie.
                     client.update_automation(existing[0].id, automation)
                     applied[automation.name] = "updated"
                 else:
@@ -276,12 +235,9 @@ class LocalPrefect:
         return applied
 
     def ensure_truck_run(self, redeployed: bool = False) -> str:
-        """Create a truck run unless one is scheduled, waiting or running; says which.
-
-        After a deploy (which recreates the triggers and forgets the heartbeat window they kept),
-        a run that is Running with no flow-run process of this server is a zombie no trigger will
-        replace: a new run is created; it waits for the slot the zombie automation frees.
-        """
+        """Create a truck run unless one is scheduled, waiting or running; says which. After a deploy (the triggers
+        forgot their heartbeat window), a Running run with no flow-run process of this server is a zombie no
+        trigger replaces: a new run is created, and waits for the slot the zombie automation frees."""
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterId,
@@ -298,12 +254,8 @@ class LocalPrefect:
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))),
             )
-            orphaned = (
-                redeployed
-                and bool(runs)
-                and all(r.state_type == StateType.RUNNING for r in runs)
-                and not self.flow_run_processes()
-            )
+            running = bool(runs) and all(r.state_type == StateType.RUNNING for r in runs)
+            orphaned = redeployed and running and not self.flow_run_processes()
             if runs and not orphaned:
                 return f"already there: {runs[0].name} ({runs[0].state_name})"
             run = client.create_flow_run_from_deployment(deployment.id)
@@ -320,29 +272,28 @@ class LocalPrefect:
 
     def _ours(self, pid: int | None) -> bool:
         """``pid`` runs and was started for this server (a PID file may name a process that reused the PID)."""
-        try:
+        with contextlib.suppress(psutil.Error):
             return (
                 pid is not None
-                and process_alive(pid)
+                and processes.process_alive(pid)
                 and psutil.Process(pid).environ().get(OWNER_VARIABLE) == str(self.home)
             )
-        except psutil.Error:
-            return False
+        return False
 
     def start_worker(self) -> int:
-        """A ``prefect worker start`` on the pool, in the background (Prefect has no ``--background`` for it)."""
+        """``prefect worker start`` on the pool, in the background (Prefect has no ``--background`` for it)."""
         running = self.pids().get("worker")
         if running is not None and self._ours(running):
             return running
         self.home.mkdir(parents=True, exist_ok=True)
-        worker = start_module(
+        worker = processes.start_module(
             ["prefect", "worker", "start", "--pool", WORK_POOL], self.environment(), self.home / "worker.log"
         )
         self.worker_pid_file.write_text(str(worker.pid))
         return worker.pid
 
     def flow_run_processes(self) -> list[int]:
-        """PIDs of the flow runs started by this server's workers (found by OWNER_VARIABLE)."""
+        """PIDs of the flow runs started by this server's workers."""
         known = {*self.pids().values(), os.getpid()}
         return [
             process.pid
@@ -353,61 +304,54 @@ class LocalPrefect:
         ]
 
     def stop(self) -> list[str]:
-        """Stop the worker from taking runs, then the flow runs, then the worker and the server; only
-        processes started for this server (a PID file may be stale). What it stopped."""
-        worker = self.pids().get("worker")
-        worker = worker if self._ours(worker) else None
-        if worker is not None:
-            with contextlib.suppress(psutil.Error):
-                psutil.Process(worker).terminate()  # the first SIGTERM: it stops polling for runs
-        runs = self._stop_flow_runs(worker)
-        stopped = [f"{runs} flow run process(es)"] if runs else []
-        if worker is not None:
-            stop_processes(process_tree(worker), terms=2, timeout=10)  # it exits on its second SIGTERM
-            stopped.append("worker")
-        if self._stop_server():
-            stopped.append("server")
-        self.worker_pid_file.unlink(missing_ok=True)
-        self.server_file.unlink(missing_ok=True)
+        """Stop the worker taking runs (its first SIGTERM), the flow runs (SIGTERM: they finish their window; SIGKILL
+        after 30 s), the worker (its second SIGTERM), then the server; only processes started for this server."""
+        pids = {name: pid for name, pid in self.pids().items() if self._ours(pid)}
+        with contextlib.suppress(psutil.Error, KeyError):
+            psutil.Process(pids["worker"]).terminate()
+        runs: set[int] = set()
+        for _ in range(5):  # again for a run the worker started meanwhile
+            if not (new := [pid for pid in self.flow_run_processes() if pid != pids.get("worker")]):
+                break
+            processes.stop_processes([process for pid in new for process in processes.process_tree(pid)], timeout=30)
+            runs.update(new)
+        stopped = [f"{len(runs)} flow run process(es)"] if runs else []
+        for name, terms, timeout in (("worker", 2, 10), ("server", 1, 15)):
+            if name in pids:
+                processes.stop_processes(processes.process_tree(pids[name]), terms, timeout)
+                stopped.append(name)
+        for path in (self.worker_pid_file, self.server_pid_file, self.server_file):
+            path.unlink(missing_ok=True)
         return stopped
 
-    def _stop_flow_runs(self, worker: int | None) -> int:
-        """SIGTERM this server's flow runs (they finish their window, in parallel), SIGKILL what is left
-        after 30 s; again for a run the worker started meanwhile. How many there were."""
-        stopped: set[int] = set()
-        for _ in range(5):
-            runs = [pid for pid in self.flow_run_processes() if pid != worker]
-            if not runs:
-                break
-            stop_processes([process for pid in runs for process in process_tree(pid)], timeout=30)
-            stopped.update(runs)
-        return len(stopped)
 
-    def _stop_server(self) -> bool:
-        """``prefect server stop`` if Prefect's PID file names this server (else it would signal a stranger
-        that reused the PID: the stale file goes); SIGKILL if it has not exited within 15 s."""
-        pid = self.pids().get("server")
-        if pid is None or not self._ours(pid):
-            self.server_pid_file.unlink(missing_ok=True)
-            return False
-        server = process_tree(pid)
-        self.prefect("server", "stop")
-        stop_processes(psutil.wait_procs(server, timeout=15)[1], terms=0)
-        return True
+class PrefectLocalOptions(CliOptions):
+    """A local Prefect server with the project's deployments, automations, a worker and one truck run."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.prefect_local")
+
+    action: CliPositionalArg[Literal["up", "down", "status"]] = Field(
+        description="up: start (or keep) it all; down: stop it all; status: whether the server answers"
+    )
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="The server's port (default STOREOPS_PREFECT_PORT, else 4200)."
+    )
+    database_url: str | None = Field(
+        None,
+        description="The server's PostgreSQL database (default STOREOPS_PREFECT_DATABASE_URL, else SQLite).",
+        json_schema_extra={"metavar": "URL"},
+    )
+    no_worker: bool = Field(False, description="Deploy but do not start a worker.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.prefect_local", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("STOREOPS_PREFECT_PORT", "4200")))
-    parser.add_argument("--database-url", default=os.environ.get("STOREOPS_PREFECT_DATABASE_URL"))
-    parser.add_argument("--no-worker", action="store_true", help="deploy but do not start a worker")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = PrefectLocalOptions.parse_or_exit(argv)
     settings = load_settings()
-    local = LocalPrefect(local_prefect_home(settings.local_home), args.port, args.database_url)
+    port = args.port or int(os.environ.get("STOREOPS_PREFECT_PORT", "4200"))
+    database_url = args.database_url or os.environ.get("STOREOPS_PREFECT_DATABASE_URL")
+    local = LocalPrefect(local_prefect_home(settings.local_home), port, database_url)
     if args.action == "up":
-        print(f"starting the Prefect server ({'PostgreSQL' if args.database_url else 'SQLite'})...", flush=True)
+        print(f"starting the Prefect server ({'PostgreSQL' if database_url else 'SQLite'})...", flush=True)
         local.start_server()
         print("deploying prefect.yaml (when this server does not have it as it is)...", flush=True)
         deployed = local.deploy()
@@ -418,27 +362,21 @@ def main(argv: list[str] | None = None) -> int:
         prepare(settings)  # before the worker, so the first scheduled runs find the stack
         worker = None if args.no_worker else local.start_worker()
         truck_run = "not started (no worker)" if worker is None else local.ensure_truck_run(redeployed=deployed)
-        print(f"Prefect UI: http://{LOOPBACK}:{args.port}  (API {local.api_url})")
+        print(f"Prefect UI: http://{LOOPBACK}:{port}  (API {local.api_url})")
         print(f"worker: {'not started' if worker is None else f'PID {worker}'}; logs in {local.home}")
         print(f"truck run: {truck_run}")
         print("flow CLIs (python -m flows.plan, ...) record their runs here while it is up")
-        payload: dict[str, object] = {
-            "ui": f"http://{LOOPBACK}:{args.port}",
-            "api": local.api_url,
-            "pids": local.pids(),
-            "deployed": deployed,
-            "automations": automations,
-            "truck_run": truck_run,
-        }
+        payload: dict[str, object] = {"ui": f"http://{LOOPBACK}:{port}", "api": local.api_url}
+        payload |= {"pids": local.pids(), "deployed": deployed, "automations": automations, "truck_run": truck_run}
     elif args.action == "down":
         stopped = local.stop()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         payload = {"stopped": stopped}
     else:
-        healthy = local.prefect("server", "status", check=False).returncode == 0
+        healthy = local.healthy()
         print(f"Prefect server {'up' if healthy else 'down'} at {local.api_url}; processes {local.pids()}")
         payload = {"healthy": healthy, "api": local.api_url, "pids": local.pids()}
-    if args.json:
+    if args.json_output:
         emit_json(payload)
     return 0
 

@@ -1,4 +1,4 @@
-"""The processes this project starts in the background: whose they are, health, stopping a tree (psutil: any OS)."""
+"""The processes this project starts in the background: starting, health, stopping a tree (psutil: any OS)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,23 @@ from storeops.settings import LOOPBACK, project_root
 
 
 def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on now (for a private server)."""
+    """A loopback TCP port nothing listens on now (for a private server)."""
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
 
 def python_module(*args: str, tethered: bool = False) -> list[str]:
-    """The command ``python -m ARGS``; ``tethered``: the process exits when this one does, however this one dies,
-    SIGKILL included (``deployments.tethered``)."""
+    """``python -m ARGS``; ``tethered``: it exits when this one does, SIGKILL included (``deployments.tethered``)."""
     return [sys.executable, "-m", *(["deployments.tethered", str(os.getpid())] if tethered else []), *args]
 
 
 def start_module(
     args: list[str], env: dict[str, str], log: Path | None = None, *, tethered: bool = False
 ) -> subprocess.Popen[bytes]:
-    """``python -m ARGS`` in the background, in a session of its own (a Ctrl-C in the terminal that started it
-    does not reach it), its output appended to ``log``. Unless ``tethered``, it outlives this process."""
-    with contextlib.ExitStack() as stack:
-        output = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+    """``python -m ARGS`` in the background, in a session of its own (a terminal's Ctrl-C does not reach it), its
+    output appended to ``log``."""
+    with log.open("ab") if log else contextlib.nullcontext(subprocess.DEVNULL) as output:
         return subprocess.Popen(
             python_module(*args, tethered=tethered),
             cwd=project_root(),
@@ -50,8 +48,7 @@ def start_module(
 
 
 def wait_healthy(url: str, running: Callable[[], bool], timeout: float) -> bool:
-    """Poll the health endpoint ``url`` until it answers (True); False once ``running()`` says the process
-    that should answer is gone, or after ``timeout`` s."""
+    """Poll ``url`` until it answers (True); False once ``running()`` is False, or after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not http_ok(url, timeout=0.5):
         if not running() or time.monotonic() > deadline:
@@ -69,7 +66,7 @@ def process_alive(pid: int) -> bool:
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
-    """``pid`` and every process it started (still its descendants); empty when it is gone."""
+    """``pid`` and its descendants; empty when it is gone."""
     with contextlib.suppress(psutil.Error):
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
@@ -77,8 +74,7 @@ def process_tree(pid: int) -> list[psutil.Process]:
 
 
 def stop_processes(processes: list[psutil.Process], terms: int = 1, timeout: float = 15.0) -> None:
-    """SIGTERM ``processes`` ``terms`` times, each time waiting up to ``timeout`` s for them to exit, then
-    SIGKILL whatever is left (a process that ignores SIGTERM does not outlive its stop)."""
+    """SIGTERM ``processes`` ``terms`` times, each time waiting up to ``timeout`` s, then SIGKILL what is left."""
     for attempt in range(terms + 1):
         for process in processes:
             with contextlib.suppress(psutil.Error):
@@ -89,7 +85,7 @@ def stop_processes(processes: list[psutil.Process], terms: int = 1, timeout: flo
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
-    """True when ``url`` (a local health endpoint) answers 200."""
+    """``url`` (a local health endpoint) answers 200."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs we build
             return bool(response.status == 200)
@@ -98,9 +94,7 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def http_post(url: str, data: bytes, timeout: float = 30) -> bytes:
-    """POST ``data`` to ``url`` (a local API); the answer's body. Raises ``OSError`` (``urllib.error.HTTPError``
-    on an error status)."""
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers)  # noqa: S310 - as above
+    """POST JSON ``data`` to ``url`` (a local API); the answer's body. ``urllib.error.HTTPError`` on an error status."""
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"}, method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URLs we build
         return bytes(response.read())

@@ -19,7 +19,6 @@ the stack, then the data lake it retains and the artifacts bucket.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -32,13 +31,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 from botocore.exceptions import ClientError
+from pydantic import Field, model_validator
+from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from deployments.pandas_layer import find_layer
 from deployments.verify import verify
+from flows.cli import CliOptions
 from storeops.aws import (
     STABLE_STACK_STATES,
     AwsClients,
@@ -47,7 +49,7 @@ from storeops.aws import (
     stack_outputs,
 )
 from storeops.aws_errors import describe_error, error_code, is_missing_bucket, is_not_found
-from storeops.cli import emit_json, positive_float, positive_int, run_cli
+from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError, EmulatorError, StackError
 from storeops.planning.scan_budget import ChainSize, cutoff_for, worst_query
 from storeops.s3 import delete_objects
@@ -632,19 +634,75 @@ def sized_cutoff(size: ChainSize) -> tuple[int, str]:
     return cutoff, line
 
 
+class StackOptions(CliOptions):
+    """Deploy, inspect or delete the storeops CloudFormation stack (target from STOREOPS_TARGET: local emulator
+    by default, or aws)."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.stack")
+
+    action: CliPositionalArg[Literal["deploy", "verify", "outputs", "delete"]] = Field(
+        description="deploy: create or update; verify: check the deployed stack end to end (exit 1 naming the step "
+        "that failed); outputs: resource names; delete: the stack and its data"
+    )
+    target: Literal["local", "aws"] | None = Field(None, description="Override STOREOPS_TARGET.")
+    stack_name: str | None = Field(None, description="Override STOREOPS_STACK_NAME (default storeops).")
+    yes: bool = Field(False, description="Confirm `delete` (it removes the data lake).")
+    parameter: list[str] = Field(
+        [],
+        description="deploy: set a template parameter, e.g. BytesScannedCutoffPerQuery=1000000000 (kept by later "
+        "deploys)",
+        json_schema_extra={"metavar": "KEY=VALUE"},
+    )
+    stores: int | None = Field(
+        None,
+        ge=1,
+        description="deploy: size the stack for this many stores (with --products): sets the Athena per-query cutoff",
+    )
+    products: int | None = Field(None, ge=1, description="deploy: products per store (with --stores).")
+    reading_minutes: float = Field(
+        1.0,
+        gt=0,
+        description="deploy: minutes between two readings of a store-product (with --stores; the deployed cadence)",
+    )
+
+    @model_validator(mode="after")
+    def _combined(self) -> Self:
+        if self.action == "delete" and not self.yes:
+            raise ValueError("delete removes the stack and its data lake: add --yes to confirm")
+        for item in self.parameter:
+            key, sep, _ = item.partition("=")
+            if not sep or not key:
+                raise ValueError(
+                    f"--parameter {item!r}: expected KEY=VALUE, e.g. BytesScannedCutoffPerQuery=1000000000"
+                )
+        if (self.parameter or self.stores or self.products) and self.action != "deploy":
+            raise ValueError("--parameter, --stores and --products apply to deploy only")
+        if (self.stores is None) != (self.products is None):
+            raise ValueError("--stores and --products go together: give both, e.g. --stores 2000 --products 1000")
+        if self.stores is not None and any(item.startswith(f"{CUTOFF_PARAMETER}=") for item in self.parameter):
+            raise ValueError(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
+        return self
+
+    def overrides(self) -> tuple[dict[str, str], str]:
+        """The template parameters ``deploy`` sets (``--parameter``, the cutoff ``--stores/--products`` size), and
+        the sizing's explanation ("" without ``--stores``)."""
+        overrides = dict(item.split("=", 1) for item in self.parameter)
+        if self.stores is None or self.products is None:
+            return overrides, ""
+        cutoff, sizing = sized_cutoff(ChainSize(self.stores, self.products, self.reading_minutes))
+        return overrides | {CUTOFF_PARAMETER: str(cutoff)}, sizing
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = StackOptions.parse_or_exit(argv)
     settings = load_settings(target=args.target, stack_name=args.stack_name)
-    if args.action == "delete" and not args.yes:
-        parser.error("delete removes the stack and its data lake: add --yes to confirm")
-    overrides, sizing = _deploy_overrides(parser, args)
+    overrides, sizing = args.overrides()
     clients = AwsClients.from_settings(settings)
     if settings.is_local:
         _ensure_emulator(settings, start=args.action == "deploy")
 
     def say(line: str) -> None:
-        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+        print(line, file=sys.stderr if args.json_output else sys.stdout, flush=True)
 
     if args.action == "deploy":
         if sizing:
@@ -656,69 +714,9 @@ def main(argv: list[str] | None = None) -> int:
         code, payload = _outputs_command(settings, clients)
     else:
         code, payload = _delete_command(settings, clients, say)
-    if args.json:
+    if args.json_output:
         emit_json(payload)
     return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.stack",
-        description="Deploy, inspect or delete the storeops CloudFormation stack "
-        "(target from STOREOPS_TARGET: local emulator by default, or aws).",
-    )
-    parser.add_argument(
-        "action",
-        choices=["deploy", "verify", "outputs", "delete"],
-        help="deploy: create or update; verify: check the deployed stack end to end (exit 1 naming the step "
-        "that failed); outputs: resource names; delete: the stack and its data",
-    )
-    parser.add_argument("--target", choices=["local", "aws"], help="override STOREOPS_TARGET")
-    parser.add_argument("--stack-name", help="override STOREOPS_STACK_NAME (default storeops)")
-    parser.add_argument("--yes", action="store_true", help="confirm `delete` (it removes the data lake)")
-    parser.add_argument(
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="deploy: set a template parameter, e.g. BytesScannedCutoffPerQuery=1000000000 (kept by later deploys)",
-    )
-    parser.add_argument(
-        "--stores",
-        type=positive_int,
-        help="deploy: size the stack for this many stores (with --products): sets the Athena per-query cutoff",
-    )
-    parser.add_argument("--products", type=positive_int, help="deploy: products per store (with --stores)")
-    parser.add_argument(
-        "--reading-minutes",
-        type=positive_float,
-        default=1.0,
-        help="deploy: minutes between two readings of a store-product (with --stores; default 1, the deployed cadence)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    return parser
-
-
-def _deploy_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict[str, str], str]:
-    """The template parameters ``deploy`` sets (``--parameter``, the cutoff ``--stores/--products`` size), and
-    the sizing's explanation ("" without ``--stores``); ``parser.error`` on a bad combination."""
-    overrides: dict[str, str] = {}
-    for item in args.parameter:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--parameter {item!r}: expected KEY=VALUE, e.g. BytesScannedCutoffPerQuery=1000000000")
-        overrides[key] = value
-    if (overrides or args.stores or args.products) and args.action != "deploy":
-        parser.error("--parameter, --stores and --products apply to deploy only")
-    if (args.stores is None) != (args.products is None):
-        parser.error("--stores and --products go together: give both, e.g. --stores 2000 --products 1000")
-    if args.stores is None:
-        return overrides, ""
-    if CUTOFF_PARAMETER in overrides:
-        parser.error(f"--stores/--products set {CUTOFF_PARAMETER}: give one or the other")
-    cutoff, sizing = sized_cutoff(ChainSize(args.stores, args.products, args.reading_minutes))
-    overrides[CUTOFF_PARAMETER] = str(cutoff)
-    return overrides, sizing
 
 
 def _ensure_emulator(settings: Settings, start: bool) -> None:

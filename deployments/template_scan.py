@@ -11,7 +11,6 @@ from the package registry. Exit 1 when a check fails.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import venv
@@ -19,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic_settings import SettingsConfigDict
+
 from deployments.stack import TEMPLATE_PATH
+from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import ConfigurationError
 from storeops.settings import load_settings
@@ -109,14 +111,15 @@ def scan_all(tools_home: Path, templates: tuple[Path, ...] = TEMPLATES) -> dict[
     return {template.name: scan(tools_home, template) for template in templates}
 
 
+class TemplateScanOptions(CliOptions):
+    """Scan deployments/template.yaml and deployments/flows_template.yaml with checkov (installed pinned, in its
+    own environment). Exit 1 when a check fails."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m deployments.template_scan")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deployments.template_scan",
-        description="Scan deployments/template.yaml and deployments/flows_template.yaml with checkov "
-        "(installed pinned, in its own environment). Exit 1 when a check fails.",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    args = TemplateScanOptions.parse_or_exit(argv)
     settings = load_settings()
     results = scan_all(settings.local_home / "tools")
     for name, result in results.items():
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  FAILED  {finding['id']}  {finding['resource']}: {finding['name']}")
         for finding in result.skipped:
             print(f"  skipped {finding['id']}  {finding['resource']}: {finding.get('reason', '(no reason)')}")
-    if args.json:
+    if args.json_output:
         emit_json({"templates": {name: result.as_dict() for name, result in results.items()}})
     return 1 if any(result.failed for result in results.values()) else 0
 

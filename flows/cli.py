@@ -8,7 +8,8 @@ argparse underneath): the values go through the same pydantic validation as the 
 refuses, and it adds no dependency (pydantic-settings already loads ``storeops.settings``; cyclopts
 and typer would be a second validation layer beside pydantic's). What every CLI adds lives here once:
 ``--json`` (one JSON object as the last stdout line), exit code 2 with a one-line reason on bad input,
-and the result as a ``rich`` table built from the rows the flow's Prefect artifact shows.
+and the result as a ``rich`` table built from the rows the flow's Prefect artifact shows. The ``deployments``
+commands declare their options by hand on the same base, ``CliOptions``, and get the same parsing.
 
 A flow module declares ``CLI = FlowCli(...)`` and ends with::
 
@@ -26,7 +27,7 @@ import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, CliApp, CliSettingsSource, SettingsConfigDict, SettingsError
@@ -37,8 +38,14 @@ Rows = list[dict[str, Any]]
 CLI_ONLY = ("json",)  # options every CLI has that are not flow parameters
 
 
-class _CliModel(BaseSettings):
-    """The base of every generated CLI model: reads the command line only (no environment, no files)."""
+class CliOptions(BaseSettings):
+    """A command's options, read from the command line only (no environment, no files).
+
+    A generated flow CLI's model derives from it, and so does each ``deployments`` command's, declared by
+    hand: its fields are the options (``CliPositionalArg[Literal[...]]`` for an action), ``cli_prog_name``
+    the program, the class docstring ``--help``'s description; a ``model_validator`` raising ``ValueError``
+    checks options together. ``--json`` is every command's.
+    """
 
     model_config = SettingsConfigDict(
         cli_kebab_case=True,
@@ -49,9 +56,64 @@ class _CliModel(BaseSettings):
         extra="forbid",
     )
 
+    json_output: bool = Field(
+        False, validation_alias=AliasChoices("json"), description="Print one JSON object as the last line."
+    )
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *_: Any, **__: Any) -> tuple[Any, ...]:
         return (init_settings,)
+
+    @classmethod
+    def parser(
+        cls, prog: str | None = None, description: str | None = None
+    ) -> tuple[argparse.ArgumentParser, CliSettingsSource[Any]]:
+        """The argparse parser pydantic-settings builds from the fields, with readable placeholders."""
+        prog = prog or str(cls.model_config.get("cli_prog_name"))
+        parser = _OneLineParser(prog=prog, description=cls.__doc__ if description is None else description)
+        source: CliSettingsSource[Any] = CliSettingsSource(cls, root_parser=parser)
+        for action in parser._actions:
+            info = cls.model_fields.get(action.dest)
+            choices = typing.get_args(info.annotation) if info and not action.option_strings else ()
+            extra = info.json_schema_extra if info else None
+            if choices and all(isinstance(c, str) for c in choices):  # an action: argparse names the choices
+                action.choices, action.metavar = choices, "{" + ",".join(choices) + "}"
+            elif isinstance(extra, dict) and "metavar" in extra:  # Field(json_schema_extra={"metavar": ...})
+                action.metavar = str(extra["metavar"])
+            if isinstance(action.help, str):
+                action.help = action.help.replace(" (default: None)", "")  # no default: its help says what it means
+            if isinstance(action.metavar, str) and "{" not in action.metavar:
+                action.metavar = _METAVARS.get(action.metavar, action.metavar.upper())
+        for actions in (parser._actions, *(group._group_actions for group in parser._action_groups)):
+            actions.sort(key=lambda action: action.option_strings == ["--json"])  # --json last, as before
+        return parser, source
+
+    @classmethod
+    def parse(
+        cls,
+        argv: Sequence[str] | None = None,
+        prog: str | None = None,
+        description: str | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> Self:
+        """The options in ``argv`` (default ``sys.argv[1:]``); ``BadInput`` (one line) if they are not valid."""
+        parser, source = cls.parser(prog, description)
+        args = list(sys.argv[1:] if argv is None else argv)
+        try:
+            return CliApp.run(cls, cli_args=args, cli_settings_source=source)
+        except ValidationError as exc:
+            raise BadInput(parser.prog, one_line(exc, cls, names)) from None
+        except SettingsError as exc:
+            raise BadInput(parser.prog, str(exc).removeprefix("error parsing CLI: ")) from None
+
+    @classmethod
+    def parse_or_exit(cls, argv: Sequence[str] | None = None) -> Self:
+        """``parse``, but bad input prints its one line and exits 2 (a command's ``main``)."""
+        try:
+            return cls.parse(argv)
+        except BadInput as exc:
+            print(str(exc), file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)
@@ -87,7 +149,7 @@ class FlowCli:
     def description(self) -> str:
         return str(self.flow.description or "")
 
-    def model(self) -> type[BaseSettings]:
+    def model(self) -> type[CliOptions]:
         """The pydantic-settings model of the options: the flow's parameters, the extras and ``--json``."""
         fields: dict[str, Any] = {}
         for name, annotation, default in flow_parameters(self.flow):
@@ -96,33 +158,15 @@ class FlowCli:
             fields[name] = (annotation, Field(default, **alias))  # type: ignore[call-overload]
         for name, (annotation, info) in self.extras.items():
             fields[name] = (annotation, info)
-        fields["json_output"] = (
-            bool,
-            Field(False, validation_alias=AliasChoices("json"), description="Print one JSON object as the last line."),
-        )
-        return create_model(f"{self.flow.name}_cli", __base__=_CliModel, **fields)
+        return create_model(f"{self.flow.name}_cli", __base__=CliOptions, **fields)
 
-    def parser(self) -> tuple[argparse.ArgumentParser, CliSettingsSource[Any], type[BaseSettings]]:
+    def parser(self) -> tuple[argparse.ArgumentParser, CliSettingsSource[Any], type[CliOptions]]:
         model = self.model()
-        parser = _OneLineParser(prog=self.prog, description=self.description)
-        source: CliSettingsSource[Any] = CliSettingsSource(model, root_parser=parser)
-        for action in parser._actions:  # readable placeholders instead of type names
-            if isinstance(action.metavar, str):
-                action.metavar = _METAVARS.get(
-                    action.metavar, action.metavar if "{" in action.metavar else action.metavar.upper()
-                )
-        return parser, source, model
+        return *model.parser(self.prog, self.description), model
 
     def parse(self, argv: Sequence[str] | None = None) -> tuple[dict[str, Any], bool]:
         """The flow's parameters from ``argv`` and whether ``--json`` was given; ``BadInput`` (one line) if not."""
-        _, source, model = self.parser()
-        args = list(sys.argv[1:] if argv is None else argv)
-        try:
-            values = CliApp.run(model, cli_args=args, cli_settings_source=source).model_dump()
-        except ValidationError as exc:
-            raise BadInput(self.prog, one_line(exc, model, self.names)) from None
-        except SettingsError as exc:
-            raise BadInput(self.prog, str(exc).removeprefix("error parsing CLI: ")) from None
+        values = self.model().parse(argv, self.prog, self.description, self.names).model_dump()
         as_json = bool(values.pop("json_output"))
         try:
             parameters = self.to_parameters(values) if self.to_parameters else values
@@ -144,7 +188,7 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (no usage block): ``BadInput``."""
 
     def error(self, message: str) -> typing.NoReturn:
-        raise BadInput(self.prog, message)
+        raise BadInput(self.prog, f"{message}; see `{self.prog} --help`")
 
 
 _METAVARS = {
@@ -191,6 +235,8 @@ def one_line(exc: ValidationError, model: type[BaseModel], names: Mapping[str, s
     """The first problem pydantic found, as ``--option=value: why`` (limits and formats spelled out)."""
     first = exc.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else ""
+    if first["type"] == "value_error" and not name:  # a model_validator's check of options together
+        return str(first["ctx"]["error"])
     shown = f"{option(name, names)}={first.get('input')}" if name else "the options"
     kind, limits = first["type"], _limits(model, name)
     low = f"at least {limits['ge']}" if "ge" in limits else f"more than {limits['gt']}" if "gt" in limits else ""
@@ -206,6 +252,8 @@ def one_line(exc: ValidationError, model: type[BaseModel], names: Mapping[str, s
         why = "expected a time like 2026-11-26T12:00:00Z"
     elif kind.startswith("date_"):
         why = "expected a day like 2026-11-28"
+    elif kind == "value_error":
+        why = str(first["ctx"]["error"])
     elif kind == "string_pattern_mismatch":
         info = model.model_fields.get(name)
         why = f"not in the expected form: {info.description if info else first['msg']}"

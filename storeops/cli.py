@@ -36,21 +36,6 @@ non_negative_int = _whole_number_at_least(0, "0 or more")
 """argparse type: an integer >= 0."""
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
 def iso_time(text: str) -> datetime:
     """argparse type: an ISO-8601 time with a time zone (``2026-11-26T12:00:00Z``)."""
     try:
