@@ -5,8 +5,9 @@ creates the ``storeops`` process work pool, deploys ``prefect.yaml``'s deploymen
 ``automations.yaml``, deploys the AWS stack (so the first scheduled runs find it), starts a worker and makes sure
 one truck run exists; again, it changes nothing that runs. PostgreSQL when given its URL (``--database-url`` or
 STOREOPS_PREFECT_DATABASE_URL, e.g. ``postgresql+asyncpg://user:pass@127.0.0.1:5432/prefect``), else SQLite.
-``down`` stops the flow runs, the worker, then the server; ``status`` says whether it answers. Everything lives in
-``.localaws/prefect/``. While it is up, the flow CLIs record their runs in it.
+``down`` stops the flow runs, the worker, then the server (``prefect server stop``); ``status`` is
+``prefect server status``. Everything lives in ``.localaws/prefect/``. While it is up, the flow CLIs record their
+runs in it.
 """
 
 from __future__ import annotations
@@ -316,13 +317,22 @@ class LocalPrefect:
             processes.stop_processes([process for pid in new for process in processes.process_tree(pid)], timeout=30)
             runs.update(new)
         stopped = [f"{len(runs)} flow run process(es)"] if runs else []
-        for name, terms, timeout in (("worker", 2, 10), ("server", 1, 15)):
-            if name in pids:
-                processes.stop_processes(processes.process_tree(pids[name]), terms, timeout)
-                stopped.append(name)
+        if "worker" in pids:
+            processes.stop_processes(processes.process_tree(pids["worker"]), terms=2, timeout=10)  # exits on its 2nd
+            stopped.append("worker")
+        if "server" in pids:
+            self._stop_server(pids["server"])
+            stopped.append("server")
         for path in (self.worker_pid_file, self.server_pid_file, self.server_file):
             path.unlink(missing_ok=True)
         return stopped
+
+    def _stop_server(self, pid: int) -> None:
+        """Prefect's own ``prefect server stop`` (its PID file names this server: ``_ours`` checked it), then
+        SIGKILL for whatever of the server's tree has not exited within 15 s."""
+        server = processes.process_tree(pid)
+        self.prefect("server", "stop", check=False)
+        processes.stop_processes(psutil.wait_procs(server, timeout=15)[1], terms=0)
 
 
 class PrefectLocalOptions(CliOptions):
@@ -331,7 +341,7 @@ class PrefectLocalOptions(CliOptions):
     model_config = SettingsConfigDict(cli_prog_name="python -m deployments.prefect_local")
 
     action: CliPositionalArg[Literal["up", "down", "status"]] = Field(
-        description="up: start (or keep) it all; down: stop it all; status: whether the server answers"
+        description="up: start (or keep) it all; down: stop it all; status: `prefect server status`"
     )
     port: int | None = Field(
         None, ge=1024, le=65535, description="The server's port (default STOREOPS_PREFECT_PORT, else 4200)."
@@ -373,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         payload = {"stopped": stopped}
     else:
-        healthy = local.healthy()
+        healthy = local.prefect("server", "status", check=False).returncode == 0
         print(f"Prefect server {'up' if healthy else 'down'} at {local.api_url}; processes {local.pids()}")
         payload = {"healthy": healthy, "api": local.api_url, "pids": local.pids()}
     if args.json_output:
