@@ -3,8 +3,8 @@
     python -m bench.drain [--messages 5000] [--naive-messages 1000] [--rss-messages 40000] [--json]
 
 All three start from a queue holding ``--messages`` valid requests, on one fresh emulator:
-- this flow: the ``trucks`` flow's loop (windows of 500: receive 10 at a time, validate,
-  claim in DynamoDB transactions, consolidate, route, record loads in the ledger, delete in batches);
+- this flow: the ``trucks`` flow's loop (windows of up to 5,000 requests or 10 s: receive 10 at a time,
+  validate, claim in DynamoDB transactions, consolidate, route, record loads in the ledger, delete in batches);
 - naive (the original workshop's shape): receive one, validate, claim it, record it, delete it;
 - ceiling: a bare loop that only receives 10, claims them (one transaction) and deletes them.
 Then a long drain of ``--rss-messages`` (the queue topped up as it drains) measures RSS growth.

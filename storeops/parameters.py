@@ -101,7 +101,7 @@ ForecastHistoryDays = Annotated[
 ForecastDay = Annotated[date | None, Field(description="UTC day to forecast, e.g. 2026-11-28 (default today).")]
 
 # ---- the trucks and the dead-letter queue
-WINDOW_MESSAGES = 500
+WINDOW_MESSAGES = 5_000
 WINDOW_SECONDS = 10.0
 UntilEmpty = Annotated[bool, Field(description="Stop once the queue is empty (a drain); otherwise run until stopped.")]
 MaxSeconds = Annotated[float | None, Field(gt=0, description="Stop after this many seconds; empty means no limit.")]

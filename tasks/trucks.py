@@ -18,6 +18,7 @@ from storeops.dispatch.loading import Routing
 from storeops.dispatch.loop import StopFlag, TruckTotals, run_dispatch_loop, stop_on_signals
 from storeops.dispatch.worker import DispatchWorker, LoadSummary, WindowReport
 from storeops.metrics import Heartbeat
+from storeops.parameters import WINDOW_MESSAGES, WINDOW_SECONDS
 from tasks.artifacts import figure, utc_stamp
 from tasks.environment import Environment
 from tasks.route_map import MapRoute, publish_route_map
@@ -258,8 +259,8 @@ def run_trucks(
     routing: Routing = "solver",
     until_empty: bool = False,
     max_seconds: float | None = None,
-    window_messages: int = 500,
-    window_seconds: float = 10.0,
+    window_messages: int = WINDOW_MESSAGES,
+    window_seconds: float = WINDOW_SECONDS,
     departure: Clock | None = None,
     report: bool = True,
 ) -> dict[str, Any]:

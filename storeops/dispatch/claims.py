@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -38,6 +39,8 @@ RETENTION_SECONDS = 60 * 24 * 3600  # DynamoDB TTL: longer than any copy of a me
 CLAIM_RETRY = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,11 @@ class ClaimOutcome:
 
 
 class ClaimStore:
-    """Claims in one DynamoDB table; all waits go through ``retry.sleep``, all times through ``clock``."""
+    """Claims in one DynamoDB table; all waits go through ``retry.sleep``, all times through ``clock``.
+
+    ``threads`` > 1 sends a window's claim transactions and its dispatched marks that many calls at a
+    time: each call covers its own shortages, so the calls are independent of each other.
+    """
 
     def __init__(
         self,
@@ -81,12 +88,21 @@ class ClaimStore:
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
         retry: RetryPolicy = CLAIM_RETRY,
+        threads: int = 1,
     ) -> None:
         self.dynamodb = dynamodb
         self.table = table
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.retry = retry
+        self.threads = threads
+
+    def _each(self, call: Callable[[T], R], chunks: Sequence[T]) -> list[R]:
+        """``call`` on every chunk, ``threads`` at a time; results in the chunks' order."""
+        if self.threads <= 1 or len(chunks) <= 1:
+            return [call(chunk) for chunk in chunks]
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(chunks))) as pool:
+            return list(pool.map(call, chunks))
 
     # -- reads ------------------------------------------------------------------------------
     def lookup(self, shortage_ids: Iterable[str]) -> tuple[dict[str, Claim], set[str]]:
@@ -119,15 +135,12 @@ class ClaimStore:
         with backoff, then left unresolved."""
         outcome = ClaimOutcome()
         unread: list[str] = []  # condition failed but the old item did not come back with the error
-        for start in range(0, len(shortage_ids), TRANSACTION_LIMIT):
-            chunk = shortage_ids[start : start + TRANSACTION_LIMIT]
-            try:
-                self._claim_chunk(chunk, window, outcome, unread)
-            except (ClientError, BotoCoreError) as exc:
-                # It may have landed: then this window holds claims it does not know of; they expire,
-                # and whoever settles them finds them missing from this window's record.
-                outcome.unresolved.update(i for i in chunk if i not in outcome.won and i not in outcome.existing)
-                logger.warning("claiming %d shortages failed: %s; retried later", len(chunk), exc)
+        parts = self._each(partial(self._claim_or_leave, window), _chunks(shortage_ids, TRANSACTION_LIMIT))
+        for part, part_unread in parts:
+            outcome.won |= part.won
+            outcome.existing.update(part.existing)
+            outcome.unresolved |= part.unresolved
+            unread += part_unread
         if unread:
             try:
                 found, unprocessed = self.lookup(unread)
@@ -141,6 +154,19 @@ class ClaimStore:
                 outcome.won.add(shortage_id)
                 del outcome.existing[shortage_id]
         return outcome
+
+    def _claim_or_leave(self, window: Window, chunk: list[str]) -> tuple[ClaimOutcome, list[str]]:
+        """One chunk's claims, and its ids whose condition failed without the old item."""
+        outcome = ClaimOutcome()
+        unread: list[str] = []
+        try:
+            self._claim_chunk(chunk, window, outcome, unread)
+        except (ClientError, BotoCoreError) as exc:
+            # It may have landed: then this window holds claims it does not know of; they expire,
+            # and whoever settles them finds them missing from this window's record.
+            outcome.unresolved.update(i for i in chunk if i not in outcome.won and i not in outcome.existing)
+            logger.warning("claiming %d shortages failed: %s; retried later", len(chunk), exc)
+        return outcome, unread
 
     def _claim_chunk(self, ids: list[str], window: Window, outcome: ClaimOutcome, unread: list[str]) -> None:
         pending = list(ids)
@@ -213,10 +239,11 @@ class ClaimStore:
         these claims (taking over needs a fence first), so no condition is needed.
         """
         write = partial(self._write_dispatched, window, self.clock())
-        failed = 0
-        for start in range(0, len(shortage_ids), BATCH_WRITE_LIMIT):
-            chunk = shortage_ids[start : start + BATCH_WRITE_LIMIT]
-            failed += len(retry_failed_entries(chunk, write, self.retry, "BatchWriteItem").failed)
+        outcomes = self._each(
+            lambda chunk: retry_failed_entries(chunk, write, self.retry, "BatchWriteItem"),
+            _chunks(shortage_ids, BATCH_WRITE_LIMIT),
+        )
+        failed = sum(len(outcome.failed) for outcome in outcomes)
         if failed:
             logger.warning("%d claims of window %s not marked dispatched (repaired from the ledger)", failed, window)
         return failed
@@ -329,3 +356,7 @@ def _cancellation_reasons(exc: ClientError, expected: int) -> list[dict[str, Any
     if len(reasons) != expected:
         return None
     return [dict(reason) for reason in reasons]
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -35,7 +35,7 @@ class WorkerConfig:
     dead_letter_queue_url: str
     bucket: str
     claims_table: str
-    window_messages: int = 500
+    window_messages: int = 5_000  # one request a message: a window as large as its request budget
     window_requests: int = 5_000  # an order message carries many requests; a window stops gathering at this many
     window_seconds: float = 10.0
     wait_seconds: int = 20
@@ -43,7 +43,7 @@ class WorkerConfig:
     lease_seconds: int = 90
     max_receive_count: int = 10  # the dispatch queue's redrive maxReceiveCount (read from the queue)
     retry_margin_seconds: float = 5.0
-    io_threads: int = 4  # concurrent SQS batch calls
+    io_threads: int = 4  # concurrent SQS batch calls, claim transactions and dispatched marks
     fleet: Fleet = field(default_factory=Fleet)
     routing: Routing = "solver"  # or "one_per_request": a truck per request (the original workshop's dispatch)
     routing_seconds: float = DEFAULT_ROUTING_SECONDS

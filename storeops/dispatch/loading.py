@@ -45,6 +45,10 @@ Routing = Literal["solver", "one_per_request"]
 DEFAULT_ROUTING_SECONDS = 45.0  # a window's routing time, over all its depots (WorkerConfig.routing_seconds)
 # Reasons a later slot cannot cure: such requests are dead-lettered, not carried.
 NEVER_SERVABLE = frozenset({UnservedReason.ROUTE_TOO_LONG})
+# A window's depot stops searching after this many iterations a part without improvement (within
+# [WINDOW_STALL_FLOOR, SolverBudget.stall_iterations]): the routing is on the window's critical path.
+WINDOW_STALL_PER_PART = 5
+WINDOW_STALL_FLOOR = 200
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,11 @@ def route_window(
             plan = baseline = route_each_alone(region, DEPOTS[region], stops, loader.fleet, costs, departure)
         else:
             share = routing_seconds * parts[region] / total_parts
-            budget = SolverBudget(floor_seconds=min(share, 0.05), cap_seconds=max(share, 0.05))
+            budget = SolverBudget(
+                floor_seconds=min(share, 0.05),
+                cap_seconds=max(share, 0.05),
+                stall_iterations=window_stall_iterations(parts[region]),
+            )
             chosen = route_depot(region, DEPOTS[region], stops, loader.fleet, costs, departure, budget)
             plan, baseline = chosen.plan, chosen.baseline
         plans[region], baselines[region] = plan, baseline
@@ -216,6 +224,16 @@ def route_window(
     if split:
         raise RuntimeError(f"a delivery of store {split[0].drop.stop.store_id} was split across trucks")
     return WindowRoutes(tuple(trucks), tuple(unserved), plans, baselines, time.perf_counter() - started)
+
+
+def window_stall_iterations(parts: int) -> int:
+    """Iterations without improvement after which a window's depot routing stops: 5 a part, 200 to 1,000.
+
+    A small depot's search finds its best early: over 18 windows of 1,500 requests (100, 200 and 400 stores,
+    departures at 23:00, 10:00 and 16:00 UTC) this rule cost 0.25% more in transport than a flat 1,000 and
+    took 48% less time (a flat 250: 0.5% more, 62% less).
+    """
+    return min(SolverBudget.stall_iterations, max(WINDOW_STALL_FLOOR, WINDOW_STALL_PER_PART * parts))
 
 
 def plan_figures(plan: RoutePlan) -> dict[str, Any]:

@@ -194,7 +194,9 @@ class DispatchWorker:
         self.business_clock = business_clock or (lambda: datetime.fromtimestamp(self.clock(), UTC))
         self.should_stop = should_stop
         self.batcher = batcher or SqsBatcher(sqs, max_workers=config.io_threads)
-        self.claims = claims or ClaimStore(dynamodb, config.claims_table, config.lease_seconds, clock)
+        self.claims = claims or ClaimStore(
+            dynamodb, config.claims_table, config.lease_seconds, clock, threads=config.io_threads
+        )
         self.stores: dict[str, StoreLocation] = {}
         self.case_litres: dict[str, float] | None = None  # the product master's, read once
         self.windows = 0

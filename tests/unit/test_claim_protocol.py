@@ -459,3 +459,20 @@ def test_a_window_of_orders_stays_near_its_request_budget() -> None:
     assert sum(len(split_message(m)) for m in held) <= 10 + 3  # overshoots by at most one order
     drain(world, worker)
     assert world.dispatched() == Counter({r.shortage_id: 1 for r in sent})
+
+
+def test_claims_and_marks_sent_several_calls_at_a_time_settle_each_shortage_as_one_at_a_time() -> None:
+    ids = [f"s-{n:04d}" for n in range(250)]  # three claim transactions, ten mark calls
+    outcomes = []
+    for threads in (1, 4):
+        state = DynamoState()
+        held = ClaimStore(FakeDynamoDB(state), "claims", 90, lambda: 1_000.0)
+        held.claim(ids[:7], _window("other"))  # held by a live window
+        store = ClaimStore(FakeDynamoDB(state), "claims", 90, lambda: 1_000.0, threads=threads)
+        outcome = store.claim(ids, _window("mine"))
+        assert store.mark_dispatched(sorted(outcome.won), _window("mine")) == 0
+        outcomes.append((sorted(outcome.won), sorted(outcome.existing), sorted(outcome.unresolved)))
+        assert {shortage_id: item["state"]["S"] for shortage_id, item in state.items.items()} == {
+            shortage_id: "claimed" if shortage_id in ids[:7] else "dispatched" for shortage_id in ids
+        }
+    assert outcomes[0] == outcomes[1] == (ids[7:], ids[:7], [])

@@ -16,9 +16,17 @@ from storeops.contracts.samples import sample_request
 from storeops.costs import CostParameters
 from storeops.directory import DEPOTS, StoreLocation
 from storeops.dispatch.fleet import Fleet, delivery_window
-from storeops.dispatch.loading import DEFAULT_CASE_LITRES, Loader, Routing, WindowRoutes, deliveries, route_window
+from storeops.dispatch.loading import (
+    DEFAULT_CASE_LITRES,
+    Loader,
+    Routing,
+    WindowRoutes,
+    deliveries,
+    route_window,
+    window_stall_iterations,
+)
 from storeops.dispatch.messages import Received, parse_request, split_message
-from storeops.dispatch.vrp import UnservedReason
+from storeops.dispatch.vrp import SolverBudget, UnservedReason
 from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher, batch_groups, entry_bytes
 
@@ -153,6 +161,11 @@ def test_routing_is_deterministic() -> None:
         return [[r.shortage_id for s in t.stops for r in s.delivery.requests] for t in routes.trucks]
 
     assert plan(a) == plan(b)
+
+
+def test_a_windows_search_stops_sooner_on_a_small_depot_never_later_than_a_slots() -> None:
+    assert [window_stall_iterations(parts) for parts in (0, 1, 40, 100, 200, 5_000)] == [200, 200, 200, 500, 1000, 1000]
+    assert window_stall_iterations(10_000) == SolverBudget().stall_iterations
 
 
 @pytest.mark.parametrize(
