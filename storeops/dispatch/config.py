@@ -16,6 +16,7 @@ from storeops.costs import CostParameters
 from storeops.dispatch.fleet import Fleet
 from storeops.dispatch.loading import DEFAULT_ROUTING_SECONDS, Routing
 from storeops.exceptions import ConfigurationError
+from storeops.parameters import WINDOW_MESSAGES, WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -35,9 +36,9 @@ class WorkerConfig:
     dead_letter_queue_url: str
     bucket: str
     claims_table: str
-    window_messages: int = 5_000  # one request a message: a window as large as its request budget
+    window_messages: int = WINDOW_MESSAGES  # one request a message: a window as large as its request budget
     window_requests: int = 5_000  # an order message carries many requests; a window stops gathering at this many
-    window_seconds: float = 10.0
+    window_seconds: float = WINDOW_SECONDS
     wait_seconds: int = 20
     visibility_seconds: int = 120
     lease_seconds: int = 90
