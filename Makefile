@@ -4,7 +4,7 @@
 
 PYTHON ?= python
 # what `make install` installs: the embedded emulator, the test tools and the developer tools (pre-commit);
-# add `bench` for bench.forecast and bench.oracle (statsforecast, HiGHS), `ui` for bench.ui_check
+# add `bench` for bench.forecast, bench.oracle and bench.routing_optimum (statsforecast, HiGHS), `ui` for bench.ui_check
 EXTRAS ?= local,test,dev
 # the benchmarks `make bench` runs, each one's default run one after another: about 18 minutes in all on 2 cores
 # (ingest 1, plan 3.5, rollup 1, routing 1, drain 8, chaos 4)
@@ -22,7 +22,7 @@ help:
 	@echo "make test        the whole suite, as CI runs it (starts its own emulator and Prefect harness; about 17 minutes)"
 	@echo "make bench       the default benchmarks: $(BENCHES) (about 18 minutes in all);"
 	@echo "                 one of them: make bench BENCHES=drain; every one's time: python -m bench.<name> --help"
-	@echo "make bench-all   also scale, service_level, forecast and oracle (about 47 minutes; needs EXTRAS=...,bench)"
+	@echo "make bench-all   also scale, service_level, forecast, oracle and routing_optimum (about 47 minutes; needs EXTRAS=...,bench)"
 
 install:
 	$(PYTHON) -m pip install -e ".[$(EXTRAS)]"
@@ -58,4 +58,4 @@ bench:
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 bench-all:
-	$(MAKE) bench BENCHES="$(BENCHES) scale service_level forecast oracle"
+	$(MAKE) bench BENCHES="$(BENCHES) scale service_level forecast oracle routing_optimum"

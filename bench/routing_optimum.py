@@ -44,6 +44,10 @@ from storeops.dispatch.fleet import Fleet
 
 ROUNDING_SECONDS = 3  # per leg: the seconds matrix is rounded per leg, so a bound allows this much per leg
 MAX_PATHS = 2_000_000  # partial routes a level may hold: beyond it the enumeration would not end in minutes
+DURATION = (
+    " The default run takes about 20 s on 2 cores (measured sharing them with other work); a route can take more"
+    " stops with more --stores, and the enumeration grows fast with them: a slot too large to enumerate is refused."
+)
 SOLVE_SECONDS = 120.0  # HiGHS's limit a solve; a solve that does not reach its optimum in it is an error
 
 
@@ -280,7 +284,9 @@ def run_capacity(capacity: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.routing_optimum", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.routing_optimum", description=__doc__.split("\n\n")[0] + DURATION
+    )
     parser.add_argument("--stores", type=positive_int, default=100)
     parser.add_argument("--products", type=positive_int, default=50, help="50: about a roll cage a store-day")
     parser.add_argument("--capacity", type=positive_int, nargs="+", default=[8, 45], help="roll cages a truck")
