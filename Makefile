@@ -37,7 +37,7 @@ typecheck:
 	$(PYTHON) -m mypy
 
 test-fast:
-	$(PYTHON) -m pytest tests/unit
+	STOREOPS_TEST_PROFILE=fast $(PYTHON) -m pytest tests/unit
 
 test:
 	$(PYTHON) -m pytest
