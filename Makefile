@@ -18,7 +18,8 @@ help:
 	@echo "make install     pip install -e \".[$(EXTRAS)]\" and the git pre-commit hook"
 	@echo "make lint        ruff (lint and format check) and sqlfluff on sql/ (seconds)"
 	@echo "make typecheck   mypy (about a minute the first time, seconds from its cache)"
-	@echo "make test-fast   the unit tests: no emulator, no network (about a minute; includes lint and mypy)"
+	@echo "make test-fast   the unit tests: no emulator, no network, ruff and mypy included; property tests at a"
+	@echo "                 quarter of their examples (STOREOPS_TEST_PROFILE=fast); about a minute of CPU"
 	@echo "make test        the whole suite, as CI runs it (starts its own emulator and Prefect harness; about 17 minutes)"
 	@echo "make bench       the default benchmarks: $(BENCHES) (about 18 minutes in all);"
 	@echo "                 one of them: make bench BENCHES=drain; every one's time: python -m bench.<name> --help"
@@ -37,7 +38,7 @@ typecheck:
 	$(PYTHON) -m mypy
 
 test-fast:
-	$(PYTHON) -m pytest tests/unit
+	STOREOPS_TEST_PROFILE=fast $(PYTHON) -m pytest tests/unit
 
 test:
 	$(PYTHON) -m pytest

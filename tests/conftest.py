@@ -11,8 +11,34 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# How far the property tests search. The suite as CI runs it (`python -m pytest`, `make test`) runs every count in
+# full; the fast loop (`make test-fast`) sets STOREOPS_TEST_PROFILE=fast and runs a quarter of each (at least 5).
+# Only how many examples or schedules: every assertion is the same in both.
+PROFILE_SHARES = {"full": 1.0, "fast": 0.25}
+PROFILE = os.environ.get("STOREOPS_TEST_PROFILE", "full")
+if PROFILE == "fast":  # a test without its own max_examples: 25 instead of 100 (full: hypothesis's own profile)
+    hypothesis_settings.register_profile("storeops-fast", max_examples=25)
+    hypothesis_settings.load_profile("storeops-fast")
+
+
+def examples(full: int) -> int:
+    """How many examples (or schedules) a property test runs: ``full`` in CI, a quarter in the fast loop."""
+    return full if PROFILE == "full" else max(5, round(full * PROFILE_SHARES[PROFILE]))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if PROFILE not in PROFILE_SHARES:
+        raise pytest.UsageError(f"STOREOPS_TEST_PROFILE={PROFILE!r}: use one of {', '.join(PROFILE_SHARES)}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if PROFILE == "full":
+        return "property tests: full profile (every example, as CI runs them)"
+    return f"property tests: {PROFILE} profile ({PROFILE_SHARES[PROFILE]:.0%} of the examples; CI runs them all)"
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> object:

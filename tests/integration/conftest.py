@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from deployments import stack
+from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from deployments.localaws import LocalAws
 from deployments.processes import free_port
 from deployments.stack import deploy
@@ -65,6 +67,21 @@ def local_stack(emulator: LocalAws) -> LocalStack:
     # The tests' readings sit at fixed hours (2026-11-20); the emulator expires nothing (its CloudFormation ignores
     # lifecycle rules), so the stack keeps raw readings for the template's longest retention and the rollup's
     # retention guard (tests/unit/test_rollup.py) does not refuse them as the wall clock moves on.
-    deploy(settings, clients, overrides={"RawReadingsRetentionDays": "3650"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stack, "build_package", _package_once)
+        deploy(settings, clients, overrides={"RawReadingsRetentionDays": "3650"})
     clients.configure_awswrangler()
     return LocalStack(settings, clients, StackResources.load(clients, settings.stack_name))
+
+
+_packages: dict[tuple[Path, LambdaPlatform, Path | None], LambdaPackage] = {}
+
+
+def _package_once(build_dir: Path, target: LambdaPlatform, root: Path | None = None) -> LambdaPackage:
+    """The planning Lambda's zip for this fixture's deploys: built by the session's first one, then reused (the
+    sources do not change during a session; compressing it was half of each deploy). Every other deploy, the
+    tests' own and the CLIs', builds it as a user's would (tests/integration/test_lambda_package.py checks that)."""
+    key = (build_dir, target, root)
+    if key not in _packages or not _packages[key].path.exists():
+        _packages[key] = build_package(build_dir, target, root)
+    return _packages[key]

@@ -13,6 +13,7 @@ Then the three double-dispatch paths found in the earlier protocol, each as an e
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -41,14 +42,14 @@ from storeops.dispatch.worker import MAX_GENERATIONS, DispatchWorker
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.retry import RetryPolicy
 from storeops.sqs import SqsBatcher
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples
 from tests.fakes.aws import DynamoState, FakeDynamoDB, FakeS3, FakeSqs, S3State, SqsState
 from tests.fakes.scheduler import Scheduler
 
 FAULT_FATES = ("fail", "lost", "twice", "conflict", "partial", "kill_before", "kill_after")
 CLOCK_STEPS = (1, 2, 5, 10)  # time passing while windows work
 STALLS = (30, 60, 95, 121, 300)  # a pause that long in the middle of a window is a fault (a stalled worker)
-EXAMPLES = int(os.environ.get("STOREOPS_PROTOCOL_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("STOREOPS_PROTOCOL_EXAMPLES", str(examples(120))))
 # Any REDRIVE_MARGIN - 1 faults, anywhere: the argument says SQS redrives a valid message only after
 # REDRIVE_MARGIN receives in a row that each ended without a decision (ARCHITECTURE.md).
 FAULT_BUDGET = int(os.environ.get("STOREOPS_PROTOCOL_FAULTS", str(REDRIVE_MARGIN - 1)))
@@ -56,6 +57,7 @@ QUIESCENCE_ROUNDS = 4000
 T = TypeVar("T")
 
 
+@functools.cache  # read once per session: every simulation builds its world from it (the parse was 2/3 of the time)
 def deployed_queue() -> tuple[int, int]:
     """The dispatch queue's visibility timeout and maxReceiveCount as the template deploys them."""
     template, errors = decode(str(ROOT / "deployments" / "template.yaml"))
@@ -291,7 +293,7 @@ def test_every_valid_request_is_dispatched_exactly_once_under_any_interleaving(d
 
 def test_many_random_schedules_without_shrinking() -> None:
     """Hypothesis favours small examples; seeded random schedules explore long ones cheaply."""
-    for seed in range(int(os.environ.get("STOREOPS_PROTOCOL_SCHEDULES", "150"))):
+    for seed in range(int(os.environ.get("STOREOPS_PROTOCOL_SCHEDULES", str(examples(150))))):
         world, sent = simulate(Choices(rng=random.Random(seed)))
         try:
             assert_exactly_once(world, sent)

@@ -27,6 +27,7 @@ from storeops.dispatch.fleet import DeliveryStop, Fleet
 from storeops.dispatch.vrp import SolverBudget, route_depot
 from storeops.stores.catalog import build_catalog
 from storeops.stores.simulation import advance_to, initial_state
+from tests.conftest import examples
 
 COSTS = CostParameters()
 HOLDING_DAY = COSTS.holding_rate_per_year / 365  # of unit cost, a unit-day
@@ -391,7 +392,7 @@ def _check_run(instance: Instance, costs: CostParameters, bound: float, run: Run
     assert bound <= run.cost + 1e-6 * max(1.0, run.cost), (name, bound, run.cost)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10), deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_the_bound_never_exceeds_a_feasible_policy(seed: int) -> None:
     world = _random_world(seed)

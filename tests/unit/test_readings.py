@@ -32,6 +32,7 @@ from storeops.stores.readings import reading_columns, run_readings
 from storeops.stores.reference import promotions_table
 from storeops.stores.simulation import SimulationState, Tick, advance, initial_state
 from storeops.stores.state import MemoryChunks, Simulation
+from tests.conftest import examples
 
 NOW = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -189,7 +190,7 @@ NUMBERS = st.integers(min_value=-5, max_value=MAX_UNITS + 5) | st.sampled_from([
     case_pack=st.integers(min_value=-2, max_value=MAX_CASE_PACK + 2),
     price=st.floats(min_value=-1, max_value=MAX_PRICE + 1, allow_nan=False) | st.sampled_from([0.0, 0.01, MAX_PRICE]),
 )
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 def test_the_model_and_the_vectorised_check_apply_the_same_rules(
     on_hand: int, units_sold: int, units_expired: int, period_hours: float, case_pack: int, price: float
 ) -> None:

@@ -31,6 +31,7 @@ from storeops.dispatch.vrp import (
     route_slot,
     split_stop,
 )
+from tests.conftest import examples
 
 DEPOT = (52.49, -1.89)
 DEPARTURE = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
@@ -164,7 +165,7 @@ def instances(draw: st.DrawFn) -> tuple[list[DeliveryStop], Fleet]:
     return stops, fleet
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_no_route_breaks_capacity_duration_or_windows_and_every_part_is_served_or_reported_once(
     instance: tuple[list[DeliveryStop], Fleet],
