@@ -145,7 +145,6 @@ def _partition(columns: list[Column], n: int, integer: bool) -> tuple[float, np.
     """min total metres with every drop in exactly one column: (objective, column values, row duals)."""
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("threads", 1)
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("time_limit", SOLVE_SECONDS)
     lp = highspy.HighsLp()
