@@ -48,7 +48,8 @@ def test_the_makefile_offers_the_everyday_targets_and_tests_as_ci_does() -> None
     for name in ("install", "lint", "typecheck", "test-fast", "test", "bench"):
         assert recipes.get(name), f"make {name} is missing"
     assert recipes["test"] == ["$(PYTHON) -m pytest"]  # exactly what .ci/run runs
-    assert recipes["test-fast"] == ["STOREOPS_TEST_PROFILE=fast $(PYTHON) -m pytest tests/unit"]  # fewer examples only
+    # fewer examples only, on every core (pytest-xdist)
+    assert recipes["test-fast"] == ["STOREOPS_TEST_PROFILE=fast $(PYTHON) -m pytest tests/unit -n auto"]
 
 
 def test_every_benchmark_says_in_its_help_how_long_its_default_run_takes() -> None:
