@@ -6,8 +6,8 @@ PYTHON ?= python
 # what `make install` installs: the embedded emulator, the test tools and the developer tools (pre-commit);
 # add `bench` for bench.forecast, bench.oracle and bench.routing_optimum (statsforecast, HiGHS), `ui` for bench.ui_check
 EXTRAS ?= local,test,dev
-# the benchmarks `make bench` runs, each one's default run one after another: about 18 minutes in all on 2 cores
-# (ingest 1, plan 3.5, rollup 1, routing 1, drain 8, chaos 4)
+# the benchmarks `make bench` runs, each one's default run one after another: about 12 minutes in all on 2 cores
+# (ingest 0.5, plan 1.5, rollup 1, routing 1, drain 2, chaos 3; longer when the cores are shared)
 BENCHES ?= ingest plan rollup routing drain chaos
 # where `make bench` keeps each benchmark's output
 BENCH_OUT ?= .localaws/bench
@@ -21,7 +21,7 @@ help:
 	@echo "make test-fast   the unit tests: no emulator, no network, ruff and mypy included; property tests at a"
 	@echo "                 quarter of their examples (STOREOPS_TEST_PROFILE=fast), a process a core; 35 s on 2 idle cores"
 	@echo "make test        the whole suite, as CI runs it (starts its own emulator and Prefect harness; about 17 minutes)"
-	@echo "make bench       the default benchmarks: $(BENCHES) (about 18 minutes in all);"
+	@echo "make bench       the default benchmarks: $(BENCHES) (about 12 minutes in all);"
 	@echo "                 one of them: make bench BENCHES=drain; every one's time: python -m bench.<name> --help"
 	@echo "make bench-all   also scale, service_level, forecast, oracle and routing_optimum (about 47 minutes; needs EXTRAS=...,bench)"
 

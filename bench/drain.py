@@ -44,9 +44,9 @@ from storeops.sqs import Outgoing, SqsBatcher
 from storeops.stores.catalog import build_catalog
 
 DURATION = (
-    " The default run takes about 8 minutes on 2 cores (measured sharing them with other work); --messages"
-    " makes every phase longer (each receive scans the whole queue), --rss-messages the long drain (about 100"
-    " messages/s): --messages 20000 --rss-messages 100000 ran for over 25 minutes."
+    " The default run takes about 2 minutes on 2 idle cores (114 s at 3ac8bcd; about 8 minutes when sharing them"
+    " with other work); --messages makes every phase longer (each receive scans the whole queue), --rss-messages"
+    " the long drain: --messages 20000 --rss-messages 100000 ran for over 25 minutes with windows of 500."
 )
 
 
