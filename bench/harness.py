@@ -83,6 +83,8 @@ def run_benchmark(main: Callable[[], int | None]) -> int | None:
     """Run a benchmark's ``main``: signals unwind it, and nothing it started outlives it."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _exit_on_signal)
+    # Ctrl-C too, even when started from a script's background job (its shell makes it ignore SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return main()
     finally:
