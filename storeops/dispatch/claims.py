@@ -110,8 +110,7 @@ class ClaimStore:
         ids = list(dict.fromkeys(shortage_ids))
         found: dict[str, Claim] = {}
         unprocessed: set[str] = set()
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            chunk = ids[start : start + BATCH_GET_LIMIT]
+        for chunk in _chunks(ids, BATCH_GET_LIMIT):
             outcome = retry_failed_entries(chunk, partial(self._read, found), self.retry, "BatchGetItem")
             unprocessed |= {chunk[position] for position in outcome.failed}
         return found, unprocessed
