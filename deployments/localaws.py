@@ -60,9 +60,13 @@ class LocalAws:
             return None
         return pid if ours else None
 
+    @property
+    def health_url(self) -> str:
+        return f"{self.endpoint}/_ministack/health"
+
     def healthy(self, timeout: float = 1.0) -> bool:
         """True when the emulator answers its health endpoint."""
-        return processes.http_ok(f"{self.endpoint}/_ministack/health", timeout)
+        return processes.http_ok(self.health_url, timeout)
 
     def status(self) -> EmulatorStatus:
         pid = self.pid()
@@ -71,30 +75,41 @@ class LocalAws:
 
     def start(self, timeout: float = 30.0, *, tethered: bool = False) -> EmulatorStatus:
         """Start the emulator unless it runs already; wait until it is healthy. ``tethered``: it exits
-        when this process does, however this process dies (a benchmark's or a test session's emulator)."""
-        process = None if self.pid() is not None else self._spawn(tethered)
-        if processes.wait_healthy(f"{self.endpoint}/_ministack/health", lambda: self.pid() is not None, timeout):
-            return self.status()
-        if process is not None and process.poll() is not None:
+        when this process does, however this process dies (a benchmark's or a test session's emulator).
+        Starts take turns (threads and processes alike): one emulator is started, the others find it."""
+        with processes.home_lock(self.home, "emulator"):
+            if self.pid() is not None:  # started before, or by the starter we waited for
+                if processes.wait_healthy(self.health_url, lambda: self.pid() is not None, timeout):
+                    return self.status()
+                raise self._timeout_error(timeout)
+            process = self._spawn(tethered)
+            # Our child's own exit code, not pid(): a child between fork and exec still shows this command line.
+            if processes.wait_healthy(self.health_url, lambda: process.poll() is None, timeout):
+                return self.status()
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise EmulatorError(
+                    f"the emulator exited at start with code {process.returncode}: {self._last_log_line()}",
+                    hint=f"see {self.log_file}; is the `local` extra installed (pip install -e '.[local]')?",
+                )
+            processes.stop_processes(processes.process_tree(process.pid))
             self.pid_file.unlink(missing_ok=True)
-            raise EmulatorError(
-                f"the emulator exited at start with code {process.returncode}: {self._last_log_line()}",
-                hint=f"see {self.log_file}; is the `local` extra installed (pip install -e '.[local]')?",
-            )
-        if process is not None:
-            self.stop()
-        raise EmulatorError(
-            f"the emulator did not answer on {self.endpoint} within {timeout:.0f} s",
-            hint=f"see {self.log_file}, then `python -m deployments.localaws stop` and start again",
-        )
+            raise self._timeout_error(timeout)
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the emulator and its Lambda workers (SIGTERM, then SIGKILL); True if one was running."""
-        pid = self.pid()
-        if pid is not None:
-            processes.stop_processes(processes.process_tree(pid), timeout=timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return pid is not None
+        with processes.home_lock(self.home, "emulator"):
+            pid = self.pid()
+            if pid is not None:
+                processes.stop_processes(processes.process_tree(pid), timeout=timeout)
+            self.pid_file.unlink(missing_ok=True)
+            return pid is not None
+
+    def _timeout_error(self, timeout: float) -> EmulatorError:
+        return EmulatorError(
+            f"the emulator did not answer on {self.endpoint} within {timeout:.0f} s",
+            hint=f"see {self.log_file}, then `python -m deployments.localaws stop` and start again",
+        )
 
     def reset(self) -> None:
         """Wipe every service's state: milliseconds when idle, but 15 s was seen on a loaded machine after a big run."""

@@ -1,6 +1,7 @@
 """A local Prefect server with the project's deployments and a worker, in one command.
 
-``up`` runs ``prefect server start --background`` on 127.0.0.1 (Prefect keeps its PID in ``$PREFECT_HOME/server.pid``),
+``up`` runs ``prefect server start`` in the background on 127.0.0.1, its log in ``server.log`` and its PID where
+``--background`` keeps it (``$PREFECT_HOME/server.pid``), so that ``prefect server stop`` and ``status`` work,
 creates the ``storeops`` process work pool, deploys ``prefect.yaml``'s deployments on it if they changed, applies
 ``automations.yaml``, deploys the AWS stack (so the first scheduled runs find it), starts a worker and makes sure
 one truck run exists; again, it changes nothing that runs. PostgreSQL when given its URL (``--database-url`` or
@@ -131,6 +132,7 @@ class LocalPrefect:
         self.server_file = home / "server.json"
         self.server_pid_file = home / "home" / "server.pid"  # Prefect's, in PREFECT_HOME
         self.worker_pid_file = home / "worker.pid"
+        self.server_log = home / "server.log"
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -164,7 +166,7 @@ class LocalPrefect:
 
     def prefect(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``prefect ARGS`` against this server, in a session of its own (a Ctrl-C in ``up``'s terminal does not
-        reach the server ``prefect server start --background`` leaves behind)."""
+        reach what it leaves running)."""
         result = subprocess.run(
             [sys.executable, "-m", "prefect", *args],
             cwd=project_root(),
@@ -181,16 +183,24 @@ class LocalPrefect:
         return result
 
     def start_server(self, timeout: float = 90.0) -> None:
-        """``prefect server start --background`` unless this server runs; wait until it answers."""
+        """Prefect's ``prefect server start`` in the background unless this server runs; wait until it answers.
+        Not ``--background``: that gives the server pipes nobody reads, so its log (a crash's traceback too) is lost.
+        Its PID goes where ``--background`` puts it, so ``prefect server stop`` and ``status`` work as usual."""
+        server = None
         if not self.healthy() and not self._ours(self.pids().get("server")):
             self.server_pid_file.parent.mkdir(parents=True, exist_ok=True)
-            self.server_pid_file.unlink(missing_ok=True)  # stale: Prefect would refuse to start
-            self.prefect("server", "start", "--background")
-        if not processes.wait_healthy(f"{self.api_url}/health", lambda: self._ours(self.pids().get("server")), timeout):
+            env = self.environment() | {"PYTHONFAULTHANDLER": "1"}  # a native crash leaves its stack in the log
+            server = processes.start_module(["prefect", "server", "start"], env, self.server_log)
+            self.server_pid_file.write_text(str(server.pid))
+
+        def running() -> bool:
+            # The child's own exit code when `up` started it: before exec it shows `up`'s environment, not ours.
+            return server.poll() is None if server is not None else self._ours(self.pids().get("server"))
+
+        if not processes.wait_healthy(f"{self.api_url}/health", running, timeout):
             raise EmulatorError(
                 f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
-                hint=f"is port {self.port} free? `PREFECT_HOME={self.home / 'home'} prefect server start "
-                f"--port {self.port}` shows its errors in the foreground",
+                hint=f"is port {self.port} free? see {self.server_log}",
             )
         self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
 

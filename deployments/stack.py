@@ -20,14 +20,13 @@ the stack, then the data lake it retains and the artifacts bucket.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,6 +38,7 @@ from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
 from deployments.lambda_package import LambdaPackage, LambdaPlatform, build_package
 from deployments.pandas_layer import find_layer
+from deployments.processes import home_lock
 from deployments.verify import verify
 from flows.cli import CliOptions
 from storeops.aws import (
@@ -379,17 +379,9 @@ def stack_parameters(
     return parameters
 
 
-@contextlib.contextmanager
-def stack_lock(settings: Settings) -> Iterator[None]:
+def stack_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
     """One deploy of a stack at a time on this machine (flows that find no stack deploy it, perhaps together)."""
-    locks = settings.local_home / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"stack-{settings.stack_name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return home_lock(settings.local_home, f"stack-{settings.stack_name}")
 
 
 def deploy(

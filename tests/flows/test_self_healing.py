@@ -77,7 +77,11 @@ class Server:
             f" {e['resource']['prefect.resource.id']}"
             for e in events
         )
-        return "\n".join(["truck runs:", *runs, "automation events:", *happened])
+        return "\n".join(["truck runs:", *runs, "automation events:", *happened, *self.server_log_tail()])
+
+    def server_log_tail(self, lines: int = 30) -> list[str]:
+        log = self.local.server_log
+        return ["server log:", *log.read_text(errors="replace").splitlines()[-lines:]] if log.exists() else []
 
     def cli(self, action: str) -> dict[str, Any]:
         """``python -m deployments.prefect_local <action> --json``; its JSON payload."""
@@ -120,6 +124,10 @@ def test_up_starts_exactly_one_truck_run(server: Server) -> None:
     assert [r["id"] for r in server.truck_runs() if r["state_type"] != "COMPLETED"] == [run["id"]]
     assert again["deployed"] is False
     assert set(again["automations"].values()) == {"unchanged"}, again["automations"]
+    status = server.cli("status")  # Prefect's own `prefect server status`
+    assert status["healthy"] is True
+    assert status["pids"]["server"] == again["pids"]["server"]
+    assert "Check out the dashboard at" in server.local.server_log.read_text()  # the server's output is kept
 
 
 def test_the_run_form_refuses_bad_values_before_a_run_exists(server: Server) -> None:
@@ -165,6 +173,8 @@ def test_the_truck_run_comes_back_after_its_host_dies_and_the_server_restarts(se
         new = wait_for(replaced, timeout=COME_BACK_SECONDS, interval=2.0)
     except pytest.fail.Exception:
         pytest.fail(f"no new truck run Running {COME_BACK_SECONDS} s after `up`\n{server.story()}")
+    except OSError as exc:  # the server went away
+        pytest.fail(f"the Prefect server stopped answering: {exc}\n" + "\n".join(server.server_log_tail()))
     assert isinstance(new, dict)
     now = time.monotonic()
     print(f"new truck run Running {now - back_up:.0f} s after `up`, {now - killed:.0f} s after the kill")

@@ -127,6 +127,40 @@ def test_start_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "ministack.pid").exists()
 
 
+def test_starts_that_race_start_one_emulator(tmp_path: Path) -> None:
+    """Flows that find no emulator start it together (threads here, a CLI beside them): one emulator starts,
+    its PID file names it, and one stop ends it (a loser's PID in the file once left the winner running)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {"STOREOPS_LOCAL_PORT": str(free_port()), "STOREOPS_LOCAL_HOME": str(tmp_path)}
+    local = LocalAws(load_settings(local_port=int(env["STOREOPS_LOCAL_PORT"]), local_home=tmp_path))
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            cli = pool.submit(run_cli, ["-m", "deployments.localaws", "start"], env)
+            pids = {status.pid for status in pool.map(lambda _: local.start(), range(3))}
+            assert cli.result().returncode == 0, cli.result().stderr
+        assert pids == {local.pid()}
+        assert local.log_file.read_text().count("Local AWS Service Emulator") == 1  # one banner: one start
+    finally:
+        assert local.stop()
+    assert not local.healthy()
+
+
+def test_a_start_does_not_take_its_child_before_exec_for_a_stranger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between fork and exec the child still shows the parent's command line, so ``pid()`` cannot tell it is
+    the emulator; on a loaded machine the first health poll came then, and start gave up at once."""
+    local = LocalAws(load_settings(local_port=free_port(), local_home=tmp_path))
+    monkeypatch.setattr(LocalAws, "pid", lambda self: None)
+    try:
+        local.start()  # raised "did not answer" at once before
+        assert local.healthy()
+    finally:
+        monkeypatch.undo()
+        local.stop()
+
+
 def test_cli_start_stop_status_cycle(tmp_path: Path) -> None:
     env = {"STOREOPS_LOCAL_PORT": str(free_port()), "STOREOPS_LOCAL_HOME": str(tmp_path)}
     started = run_cli(["-m", "deployments.localaws", "start", "--json"], env=env)

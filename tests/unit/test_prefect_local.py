@@ -19,13 +19,13 @@ def test_a_stale_pid_file_is_neither_reused_nor_signalled(tmp_path: Path) -> Non
     try:
         local = LocalPrefect(tmp_path, 4999)
         local.server_pid_file.parent.mkdir(parents=True)
-        local.server_pid_file.write_text(str(stranger.pid))  # Prefect's, as `prefect server start --background` left it
+        local.server_pid_file.write_text(str(stranger.pid))  # where `up` keeps it, as --background does
         local.worker_pid_file.write_text(str(stranger.pid))
         assert local.pids() == {"server": stranger.pid, "worker": stranger.pid}
         assert not local._ours(stranger.pid)
         assert local.stop() == []
         assert process_alive(stranger.pid)
-        assert not local.server_pid_file.exists()  # else `prefect server start --background` refuses to start
+        assert not local.server_pid_file.exists()  # `prefect server stop` would signal a stranger
     finally:
         stranger.kill()
         stranger.wait()
