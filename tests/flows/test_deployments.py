@@ -18,14 +18,14 @@ from tests.integration.conftest import LocalStack
 
 pytestmark = pytest.mark.flow
 
-RUNS = {
-    "store-data/store-data": ["--param", "stores=5", "--param", "products=4"],
-    "plan/plan-shortages": [],
-    "rollup/rollup-hourly": ["--param", "max_hours=2"],
-    "forecast/forecast-daily": ["--param", "history_days=7"],
-    "trucks/truck-dispatch": ["--param", "until_empty=true"],
-    "replay-dlq/replay-dlq": [],
-    "scenario/scenario": ["--param", "days=1", "--param", "stores=3", "--param", "products=2"],
+RUNS: dict[str, dict[str, object]] = {
+    "store-data/store-data": {"stores": 5, "products": 4},
+    "plan/plan-shortages": {},
+    "rollup/rollup-hourly": {"max_hours": 2},
+    "forecast/forecast-daily": {"history_days": 7},
+    "trucks/truck-dispatch": {"until_empty": True},
+    "replay-dlq/replay-dlq": {},
+    "scenario/scenario": {"days": 1, "stores": 3, "products": 2},
 }
 
 
@@ -75,8 +75,9 @@ def _run_every_deployment(prefect_server: tuple[LocalPrefect, dict]) -> None:
         "scenario",
     ):
         assert name in listed
-    for deployment, params in RUNS.items():
-        server.prefect("deployment", "run", deployment, *params)
+    with server._client() as client:  # as `prefect deployment run NAME --param K=V` does, in one process
+        for deployment, parameters in RUNS.items():
+            client.create_flow_run_from_deployment(client.read_deployment_by_name(deployment).id, parameters=parameters)
     worker = subprocess.run(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--run-once"],
         cwd=ROOT,
