@@ -42,5 +42,16 @@ def cli_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def cli_env(flow_env: LocalStack, cli_prefect_home: str) -> dict[str, str]:
-    """Environment for running a flow CLI as a subprocess against the test emulator."""
-    return {**flow_env.env, "PREFECT_HOME": cli_prefect_home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    """Environment for running a flow CLI as a subprocess against the test emulator, its run recorded in the
+    session's Prefect server (``PREFECT_API_URL``, as a user who set it). Without it a CLI starts a temporary
+    server of its own (5-8 s each): ``cli_env_own_server``, the demo's and the killed-CLI tests cover that."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**flow_env.env, "PREFECT_HOME": cli_prefect_home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return env | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+@pytest.fixture
+def cli_env_own_server(cli_env: dict[str, str]) -> dict[str, str]:
+    """``cli_env`` without ``PREFECT_API_URL``: the CLI starts its temporary Prefect server, as with no setup."""
+    return {key: value for key, value in cli_env.items() if key != "PREFECT_API_URL"}

@@ -13,7 +13,7 @@ from tests.integration.conftest import LocalStack
 pytestmark = pytest.mark.flow
 
 
-def test_demo_closes_the_loop_without_losing_anything(flow_env: LocalStack, cli_env: dict[str, str]) -> None:
+def test_demo_closes_the_loop_without_losing_anything(flow_env: LocalStack, cli_env_own_server: dict[str, str]) -> None:
     result = demo(stores=20, products=8, days=1)
     assert result["rows_sent"] == 20 * 8
     # the live path reads the wall clock: at night a fresh simulation's hour has no sales and no shortage,
@@ -27,8 +27,9 @@ def test_demo_closes_the_loop_without_losing_anything(flow_env: LocalStack, cli_
     assert level["units_shipped"] > 0
     assert level["trucks"] > 0
 
-    # running it again, from its CLI as a user would, works
-    again = run_cli(["-m", "flows.demo", "--stores", "20", "--products", "8", "--days", "1", "--json"], env=cli_env)
+    # running it again, from its CLI as a user would (no Prefect server set up: it starts its own), works
+    args = ["--stores", "20", "--products", "8", "--days", "1", "--json"]
+    again = run_cli(["-m", "flows.demo", *args], env=cli_env_own_server)
     assert again.returncode == 0, again.stderr[-3000:]
     payload = json.loads(again.stdout.strip().splitlines()[-1])
     for key in ("rows_sent", "shortages", "requests_sent", "dispatched", "duplicates_skipped", "dead_lettered", "lost"):
