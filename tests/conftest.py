@@ -70,9 +70,31 @@ def run_cli(
     )
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the image's install (minutes of pip) beside the suite when its test will run."""
-    if any(item.nodeid.startswith("tests/integration/test_image_install.py") for item in session.items):
+IMAGE_INSTALL_TEST = "tests/integration/test_image_install.py"
+# Every test outside tests/unit shares the session's emulator and Prefect harness: under pytest-xdist (CI runs
+# `-n 2 --dist loadgroup`) they run in one process, in order, while the unit tests run in the other.
+SHARED_SERVERS_GROUP = "emulator-and-prefect"
+
+
+# Last in their group: they hold their deployed timing (a truck run back within 2 minutes) best once the unit
+# tests beside them are done.
+RUN_LAST = ("tests/flows/test_self_healing.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it suffixes each node id with its group)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not item.nodeid.startswith("tests/unit/"):
+            item.add_marker(pytest.mark.xdist_group(SHARED_SERVERS_GROUP))
+    items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the order otherwise stays
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Start the image's install (minutes of pip) beside the suite, in the process that will run its test: at
+    the first test of that process's group (a no-op afterwards)."""
+    if item.nodeid.startswith("tests/unit/"):
+        return
+    if any(other.nodeid.startswith(IMAGE_INSTALL_TEST) for other in item.session.items):
         from tests import image_install
 
         image_install.start()

@@ -61,6 +61,11 @@ class Server:
         assert len(running) <= 1, [(r["name"], r["state_name"]) for r in self.truck_runs()]
         return running[0] if running else None
 
+    def heartbeats(self, run_id: str) -> list[dict[str, Any]]:
+        """The heartbeats the server has recorded for one flow run."""
+        body = {"event": {"name": ["prefect.flow-run.heartbeat"]}, "resource": {"id": [f"prefect.flow-run.{run_id}"]}}
+        return list(self.call("/events/filter", {"filter": body, "limit": 5})["events"])
+
     def story(self) -> str:
         """The truck runs and what the automations did, for a failure message."""
         runs = [
@@ -156,6 +161,9 @@ def test_the_truck_run_comes_back_after_its_host_dies_and_the_server_restarts(se
     """The worker and the truck run are SIGKILLed (the machine died), then `down` and `up`."""
     old = wait_for(server.running_truck_run, timeout=90, interval=1.0)
     assert isinstance(old, dict)
+    # The zombie automation watches runs that said they are alive: the machine dies after the run's first
+    # heartbeat reached the server (ARCHITECTURE.md: a run killed before that stays Running).
+    wait_for(lambda: server.heartbeats(old["id"]), timeout=60, interval=1.0)
     processes = server.local.flow_run_processes()
     assert processes, "the truck run's process"
     for pid in [*processes, server.local.pids()["worker"]]:
