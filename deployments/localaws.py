@@ -78,23 +78,24 @@ class LocalAws:
         when this process does, however this process dies (a benchmark's or a test session's emulator).
         Starts take turns (threads and processes alike): one emulator is started, the others find it."""
         with processes.home_lock(self.home, "emulator"):
-            if self.pid() is not None:  # started before, or by the starter we waited for
-                if processes.wait_healthy(self.health_url, lambda: self.pid() is not None, timeout):
-                    return self.status()
-                raise self._timeout_error(timeout)
-            process = self._spawn(tethered)
-            # Our child's own exit code, not pid(): a child between fork and exec still shows this command line.
-            if processes.wait_healthy(self.health_url, lambda: process.poll() is None, timeout):
+            process = None if self.pid() is not None else self._spawn(tethered)
+            # A child we spawned: its own exit code, not pid() (between fork and exec it shows this command line).
+            running = (lambda: process.poll() is None) if process else (lambda: self.pid() is not None)
+            if processes.wait_healthy(self.health_url, running, timeout):
                 return self.status()
-            if process.poll() is not None:
+            if process is not None:
+                exit_code = process.poll()
+                processes.stop_processes(processes.process_tree(process.pid))
                 self.pid_file.unlink(missing_ok=True)
-                raise EmulatorError(
-                    f"the emulator exited at start with code {process.returncode}: {self._last_log_line()}",
-                    hint=f"see {self.log_file}; is the `local` extra installed (pip install -e '.[local]')?",
-                )
-            processes.stop_processes(processes.process_tree(process.pid))
-            self.pid_file.unlink(missing_ok=True)
-            raise self._timeout_error(timeout)
+                if exit_code is not None:
+                    raise EmulatorError(
+                        f"the emulator exited at start with code {exit_code}: {self._last_log_line()}",
+                        hint=f"see {self.log_file}; is the `local` extra installed (pip install -e '.[local]')?",
+                    )
+            raise EmulatorError(
+                f"the emulator did not answer on {self.endpoint} within {timeout:.0f} s",
+                hint=f"see {self.log_file}, then `python -m deployments.localaws stop` and start again",
+            )
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the emulator and its Lambda workers (SIGTERM, then SIGKILL); True if one was running."""
@@ -104,12 +105,6 @@ class LocalAws:
                 processes.stop_processes(processes.process_tree(pid), timeout=timeout)
             self.pid_file.unlink(missing_ok=True)
             return pid is not None
-
-    def _timeout_error(self, timeout: float) -> EmulatorError:
-        return EmulatorError(
-            f"the emulator did not answer on {self.endpoint} within {timeout:.0f} s",
-            hint=f"see {self.log_file}, then `python -m deployments.localaws stop` and start again",
-        )
 
     def reset(self) -> None:
         """Wipe every service's state: milliseconds when idle, but 15 s was seen on a loaded machine after a big run."""
