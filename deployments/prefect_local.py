@@ -14,7 +14,6 @@ runs in it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -27,16 +26,14 @@ import psutil
 from pydantic import Field
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
-from deployments import processes
+from deployments import prefect_setup, processes
 from deployments.environment import prepare
+from deployments.prefect_setup import WORK_POOL
 from flows.cli import CliOptions
 from storeops.cli import emit_json, run_cli
 from storeops.exceptions import EmulatorError
-from storeops.settings import LOOPBACK, load_settings, project_root
+from storeops.settings import LOOPBACK, Settings, load_settings, project_root
 
-WORK_POOL = "storeops"
-TRUCK_DEPLOYMENT = "trucks/truck-dispatch"
-AUTOMATIONS_FILE = "automations.yaml"
 # Slot leases on disk: a run that outlives a server restart keeps its slot, and a dead run's lease still expires.
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 SQLITE_LOCK_WAIT_SECONDS = "60"  # wait for a lock rather than fail with "database is locked"
@@ -86,41 +83,6 @@ def temporary_server(prefect_home: Path | None = None, timeout: float = 90.0) ->
     finally:
         processes.stop_processes(processes.process_tree(server.pid), timeout=10)
         server.wait()
-
-
-def pool_deployments(pool: str = WORK_POOL) -> list[dict[str, Any]]:
-    """The deployments ``prefect.yaml`` declares on work pool ``pool`` (the file holds a set per pool)."""
-    import yaml
-
-    declared = yaml.safe_load((project_root() / "prefect.yaml").read_text())["deployments"]
-    return [d for d in declared if d["work_pool"]["name"] == pool]
-
-
-def _deployment_digest() -> str:
-    """What a deploy would send: prefect.yaml and the parameter schema of each entrypoint's flow."""
-    import yaml
-    from prefect.flows import load_flow_from_entrypoint
-    from prefect.utilities.callables import parameter_schema
-
-    text = (project_root() / "prefect.yaml").read_text()
-    schemas = {
-        d["entrypoint"]: parameter_schema(load_flow_from_entrypoint(str(project_root() / d["entrypoint"]))).model_dump()
-        for d in yaml.safe_load(text)["deployments"]
-    }
-    return hashlib.sha256(json.dumps([text, schemas], sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _definition(automation: Any) -> Any:
-    """An automation as declared, without the ids the server assigns. Python values, not JSON: a trigger's sets
-    dump in an order that differs between processes (string hashing is seeded), which would read as a change."""
-
-    def without_ids(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: without_ids(v) for k, v in value.items() if k not in {"id", "created", "updated"}}
-        return [without_ids(v) for v in value] if isinstance(value, list) else value
-
-    fields = {"name", "description", "enabled", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
-    return without_ids(automation.model_dump(mode="python", include=fields))
 
 
 class LocalPrefect:
@@ -203,83 +165,6 @@ class LocalPrefect:
                 hint=f"is port {self.port} free? see {self.server_log}",
             )
         self.server_file.write_text(json.dumps({"api_url": self.api_url, "port": self.port}))
-
-    def deploy(self) -> bool:
-        """Deploy ``prefect.yaml`` unless this server has it as it is; True if it deployed. Not every time: a
-        deploy recreates the triggers, which forget the windows they watch (a dead truck run would stay dead)."""
-        digest, deployed = _deployment_digest(), self.home / "deployed.json"
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(deployed.read_text()).get("prefect.yaml") == digest and self._has_deployments():
-                return False
-        if self.prefect("work-pool", "inspect", WORK_POOL, check=False).returncode != 0:
-            self.prefect("work-pool", "create", WORK_POOL, "--type", "process")
-        # The process set by name: `--all` would also deploy the ECS set, whose pool this server lacks.
-        self.prefect("deploy", *[arg for d in pool_deployments() for arg in ("--name", d["name"])], "--no-prompt")
-        deployed.write_text(json.dumps({"prefect.yaml": digest}))
-        return True
-
-    def _has_deployments(self) -> bool:
-        with self._client() as client:
-            return {d["name"] for d in pool_deployments()} <= {x.name for x in client.read_deployments()}
-
-    def apply_automations(self) -> dict[str, str]:
-        """Create, or update by name only when it changed (an update resets its open windows), each automation of
-        ``automations.yaml``; what happened to each: ``created``, ``updated`` or ``unchanged``."""
-        import yaml
-        from prefect.events.schemas.automations import AutomationCore
-
-        applied: dict[str, str] = {}
-        with self._client() as client:
-            for data in yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"]:
-                automation = AutomationCore.model_validate(data)
-                existing = client.read_automations_by_name(automation.name)
-                for duplicate in existing[1:]:
-                    client.delete_automation(duplicate.id)
-                if not existing:
-                    client.create_automation(automation)
-                    applied[automation.name] = "created"
-                elif _definition(existing[0]) != _definition(automation):
-                    client.update_automation(existing[0].id, automation)
-                    applied[automation.name] = "updated"
-                else:
-                    applied[automation.name] = "unchanged"
-        return applied
-
-    def ensure_truck_run(self, redeployed: bool = False) -> str:
-        """Create a truck run unless one is scheduled, waiting or running; says which. After a deploy (the triggers
-        forgot their heartbeat window), a Running run with no flow-run process of this server is a zombie no
-        trigger replaces: a new run is created, and waits for the slot the zombie automation frees."""
-        from prefect.client.schemas.filters import (
-            DeploymentFilter,
-            DeploymentFilterId,
-            FlowRunFilter,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
-        from prefect.client.schemas.objects import StateType
-
-        live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
-        with self._client() as client:
-            deployment = client.read_deployment_by_name(TRUCK_DEPLOYMENT)
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))),
-            )
-            running = bool(runs) and all(r.state_type == StateType.RUNNING for r in runs)
-            orphaned = redeployed and running and not self.flow_run_processes()
-            if runs and not orphaned:
-                return f"already there: {runs[0].name} ({runs[0].state_name})"
-            run = client.create_flow_run_from_deployment(deployment.id)
-            return f"created: {run.name}" + (f" (replacing {runs[0].name}, whose process is gone)" if orphaned else "")
-
-    @contextlib.contextmanager
-    def _client(self) -> Iterator[Any]:
-        """A synchronous Prefect client for this server's API."""
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
-            yield client
 
     def _ours(self, pid: int | None) -> bool:
         """``pid`` runs and was started for this server (a PID file may name a process that reused the PID)."""
@@ -364,6 +249,30 @@ class PrefectLocalOptions(CliOptions):
     no_worker: bool = Field(False, description="Deploy but do not start a worker.")
 
 
+def up(local: LocalPrefect, settings: Settings, worker: bool = True) -> dict[str, object]:
+    """Start (or keep) the server, deploy and apply what changed, the stack, a worker and one truck run."""
+    print(f"starting the Prefect server ({'PostgreSQL' if local.database_url else 'SQLite'})...", flush=True)
+    local.start_server()
+    print("deploying prefect.yaml (when this server does not have it as it is)...", flush=True)
+    deployed = prefect_setup.deploy_if_changed(local.api_url, local.home / "deployed.json", local.prefect)
+    print(f"deployments: {'deployed' if deployed else 'unchanged'}", flush=True)
+    automations = prefect_setup.apply_automations(local.api_url)
+    print(f"automations: {', '.join(f'{name} ({what})' for name, what in automations.items())}", flush=True)
+    print(f"deploying stack {settings.stack_name} ({settings.target}) if it is missing...", flush=True)
+    prepare(settings)  # before the worker, so the first scheduled runs find the stack
+    worker_pid = local.start_worker() if worker else None
+    truck_run = "not started (no worker)"
+    if worker_pid is not None:
+        # After a deploy (its triggers forgot their heartbeat window), a Running run with no process is a zombie.
+        truck_run = prefect_setup.ensure_truck_run(local.api_url, lambda: deployed and not local.flow_run_processes())
+    print(f"Prefect UI: http://{LOOPBACK}:{local.port}  (API {local.api_url})")
+    print(f"worker: {'not started' if worker_pid is None else f'PID {worker_pid}'}; logs in {local.home}")
+    print(f"truck run: {truck_run}")
+    print("flow CLIs (python -m flows.plan, ...) record their runs here while it is up")
+    payload: dict[str, object] = {"ui": f"http://{LOOPBACK}:{local.port}", "api": local.api_url}
+    return payload | {"pids": local.pids(), "deployed": deployed, "automations": automations, "truck_run": truck_run}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = PrefectLocalOptions.parse_or_exit(argv)
     settings = load_settings()
@@ -371,23 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     database_url = args.database_url or os.environ.get("STOREOPS_PREFECT_DATABASE_URL")
     local = LocalPrefect(local_prefect_home(settings.local_home), port, database_url)
     if args.action == "up":
-        print(f"starting the Prefect server ({'PostgreSQL' if database_url else 'SQLite'})...", flush=True)
-        local.start_server()
-        print("deploying prefect.yaml (when this server does not have it as it is)...", flush=True)
-        deployed = local.deploy()
-        print(f"deployments: {'deployed' if deployed else 'unchanged'}", flush=True)
-        automations = local.apply_automations()
-        print(f"automations: {', '.join(f'{name} ({what})' for name, what in automations.items())}", flush=True)
-        print(f"deploying stack {settings.stack_name} ({settings.target}) if it is missing...", flush=True)
-        prepare(settings)  # before the worker, so the first scheduled runs find the stack
-        worker = None if args.no_worker else local.start_worker()
-        truck_run = "not started (no worker)" if worker is None else local.ensure_truck_run(redeployed=deployed)
-        print(f"Prefect UI: http://{LOOPBACK}:{port}  (API {local.api_url})")
-        print(f"worker: {'not started' if worker is None else f'PID {worker}'}; logs in {local.home}")
-        print(f"truck run: {truck_run}")
-        print("flow CLIs (python -m flows.plan, ...) record their runs here while it is up")
-        payload: dict[str, object] = {"ui": f"http://{LOOPBACK}:{port}", "api": local.api_url}
-        payload |= {"pids": local.pids(), "deployed": deployed, "automations": automations, "truck_run": truck_run}
+        payload = up(local, settings, worker=not args.no_worker)
     elif args.action == "down":
         stopped = local.stop()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

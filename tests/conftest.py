@@ -71,34 +71,27 @@ def run_cli(
 
 
 IMAGE_INSTALL_TEST = "tests/integration/test_image_install.py"
-# Every test outside tests/unit shares the session's emulator and Prefect harness: under pytest-xdist (CI runs
-# `-n 2 --dist loadgroup`) they run in one process, in order, while the unit tests run in the other.
-SHARED_SERVERS_GROUP = "emulator-and-prefect"
-_image_install_selected: bool | None = None  # whether this session runs IMAGE_INSTALL_TEST (read once)
-
-
-# Last in their group: they hold their deployed timing (a truck run back within 2 minutes) best once the unit
-# tests beside them are done.
+# Last: they hold their deployed timing (a truck run back within 2 minutes) best once the rest is done or nearly.
 RUN_LAST = ("tests/flows/test_self_healing.py",)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it suffixes each node id with its group)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if not item.nodeid.startswith("tests/unit/"):
-            item.add_marker(pytest.mark.xdist_group(SHARED_SERVERS_GROUP))
-    items.sort(key=lambda item: item.nodeid.startswith(RUN_LAST))  # stable: the order otherwise stays
+    """The self-healing tests last; under pytest-xdist (CI runs `-n 2 --dist worksteal`: each process has its own
+    emulator and Prefect harness) the image's install test first, so one process waits out the install (minutes
+    of pip) while the other runs tests."""
+    parallel = "PYTEST_XDIST_WORKER" in os.environ
+
+    def order(item: pytest.Item) -> int:
+        if item.nodeid.startswith(RUN_LAST):
+            return 2
+        return 0 if parallel and item.nodeid.startswith(IMAGE_INSTALL_TEST) else 1
+
+    items.sort(key=order)  # stable: the order otherwise stays
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Start the image's install (minutes of pip) beside the suite, in the process that will run its test: at
-    the first test of that process's group (a no-op afterwards)."""
-    global _image_install_selected
-    if item.nodeid.startswith("tests/unit/"):
-        return
-    if _image_install_selected is None:  # the session's items as run: after -k and the like deselected some
-        _image_install_selected = any(other.nodeid.startswith(IMAGE_INSTALL_TEST) for other in item.session.items)
-    if _image_install_selected:
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In one process (`-n 0`), start the image's install in a thread beside the suite; its test waits for it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ and any(i.nodeid.startswith(IMAGE_INSTALL_TEST) for i in session.items):
         from tests import image_install
 
         image_install.start()

@@ -1,9 +1,7 @@
-"""The image's install, started as soon as the test session has collected the test that checks it.
-
-Installing the project and its dependencies into a fresh virtualenv takes about three minutes on 2 cores,
-mostly unpacking and byte-compiling; it runs in a thread beside the rest of the suite (the other tests
-mostly wait on the emulator and the Prefect server), and ``tests/integration/test_image_install.py``
-waits for it and checks what it produced.
+"""The image's install, in a thread: ``tests/integration/test_image_install.py`` waits for it and checks what it
+produced. Installing the project and its dependencies into a fresh virtualenv takes about three minutes on 2 cores,
+mostly unpacking and byte-compiling; in one process (``-n 0``) the session starts it once it has collected that
+test, so it runs beside the rest of the suite (tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deployments.prefect_local import WORK_POOL, LocalPrefect, api_post
+from deployments.prefect_local import LocalPrefect, api_post
+from deployments.prefect_setup import WORK_POOL, prefect_client
 from deployments.processes import free_port
 from tests.conftest import ROOT, run_cli, wait_for
 from tests.integration.conftest import LocalStack
@@ -75,7 +76,7 @@ def _run_every_deployment(prefect_server: tuple[LocalPrefect, dict]) -> None:
         "scenario",
     ):
         assert name in listed
-    with server._client() as client:  # as `prefect deployment run NAME --param K=V` does, in one process
+    with prefect_client(server.api_url) as client:  # as `prefect deployment run NAME --param K=V` does, in one process
         for deployment, parameters in RUNS.items():
             client.create_flow_run_from_deployment(client.read_deployment_by_name(deployment).id, parameters=parameters)
     worker = subprocess.run(

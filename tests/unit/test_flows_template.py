@@ -33,8 +33,8 @@ from deployments.flows_stack import (
     main_stack_parameters,
     pool_template,
 )
-from deployments.prefect_local import WORK_POOL as PROCESS_POOL
-from deployments.prefect_local import pool_deployments
+from deployments.prefect_setup import WORK_POOL as PROCESS_POOL
+from deployments.prefect_setup import pool_deployments
 from deployments.stack import TEMPLATE_PATH
 from storeops.metrics import NAMESPACE
 

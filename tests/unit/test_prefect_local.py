@@ -51,18 +51,18 @@ def automation_read_back_in_every_order_is_unchanged() -> None:
     import yaml
     from prefect.events.schemas.automations import AutomationCore
 
-    from deployments.prefect_local import AUTOMATIONS_FILE, _definition
+    from deployments.prefect_setup import AUTOMATIONS_FILE, automation_definition
     from storeops.settings import project_root
 
     declared = yaml.safe_load((project_root() / AUTOMATIONS_FILE).read_text())["automations"][0]
     automation = AutomationCore.model_validate(declared)
-    as_declared = _definition(automation)
+    as_declared = automation_definition(automation)
     stored = automation.model_dump(mode="json")
     for order in itertools.permutations(stored["trigger"]["expect"]):
         read_back = {**stored, "trigger": {**stored["trigger"], "expect": list(order)}}
-        assert _definition(AutomationCore.model_validate(read_back)) == as_declared, order
+        assert automation_definition(AutomationCore.model_validate(read_back)) == as_declared, order
     changed = {**stored, "trigger": {**stored["trigger"], "within": 60}}
-    assert _definition(AutomationCore.model_validate(changed)) != as_declared
+    assert automation_definition(AutomationCore.model_validate(changed)) != as_declared
 
 
 @pytest.mark.parametrize("hash_seed", ["7", "random"])
