@@ -70,28 +70,16 @@ def run_cli(
     )
 
 
-IMAGE_INSTALL_TEST = "tests/integration/test_image_install.py"
-# Last: they hold their deployed timing (a truck run back within 2 minutes) best once the rest is done or nearly.
-RUN_LAST = ("tests/flows/test_self_healing.py",)
+# First, in this order: work stealing (CI runs `-n 2 --dist worksteal`, each process with its own emulator and
+# Prefect harness) takes tests from the back of a process's queue, so a process's first tests stay together. The
+# image's install test (its process waits out minutes of pip while the other runs tests), then the self-healing
+# module (one local Prefect stack for the module: split between the processes, it would run twice at once).
+RUN_FIRST = ("tests/integration/test_image_install.py", "tests/flows/test_self_healing.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The self-healing tests last; under pytest-xdist (CI runs `-n 2 --dist worksteal`: each process has its own
-    emulator and Prefect harness) the image's install test first, so one process waits out the install (minutes
-    of pip) while the other runs tests."""
-    parallel = "PYTEST_XDIST_WORKER" in os.environ
-
     def order(item: pytest.Item) -> int:
-        if item.nodeid.startswith(RUN_LAST):
-            return 2
-        return 0 if parallel and item.nodeid.startswith(IMAGE_INSTALL_TEST) else 1
+        path = item.nodeid.split("::")[0]
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
 
     items.sort(key=order)  # stable: the order otherwise stays
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """In one process (`-n 0`), start the image's install in a thread beside the suite; its test waits for it."""
-    if "PYTEST_XDIST_WORKER" not in os.environ and any(i.nodeid.startswith(IMAGE_INSTALL_TEST) for i in session.items):
-        from tests import image_install
-
-        image_install.start()

@@ -1,7 +1,6 @@
-"""The image's install, in a thread: ``tests/integration/test_image_install.py`` waits for it and checks what it
-produced. Installing the project and its dependencies into a fresh virtualenv takes about three minutes on 2 cores,
-mostly unpacking and byte-compiling; in one process (``-n 0``) the session starts it once it has collected that
-test, so it runs beside the rest of the suite (tests/conftest.py).
+"""The image's install, in a thread: ``tests/integration/test_image_install.py`` starts it and waits for it, first
+in its process (tests/conftest.py), while the other process runs tests. Installing the project and its dependencies
+into a fresh virtualenv takes about two and a half minutes on 2 cores, mostly unpacking and byte-compiling.
 """
 
 from __future__ import annotations
@@ -90,7 +89,7 @@ def start() -> None:
 
 
 def wait() -> Installed:
-    """The install's result (starting it here if the session did not)."""
+    """The install's result, once it has finished (started here unless already started)."""
     start()
     thread, result = _started["install"]
     thread.join(TIMEOUT_SECONDS + 60)

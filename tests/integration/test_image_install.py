@@ -2,12 +2,10 @@
 Dockerfile's own RUN line into a fresh virtualenv, then every flow entrypoint prefect.yaml names loaded by
 that environment's Python from the image's working directory, as a flow run there would.
 
-SLOW (about three minutes here): it installs the project and its dependencies into a new environment. Under
-pytest-xdist it runs first in its process while the other runs tests; in one process ``tests/image_install.py``
-starts the install in a thread when the session has collected this test, and this test waits for it at its turn.
-Not a unit test for that reason; it needs no emulator. It uses the interpreter running the tests (Python 3.12,
-the image's, added 3.5 minutes of downloads in CI for no check this one lacks: the Lambda package test covers the
-cp312 wheels).
+SLOW (about two and a half minutes here): it installs the project and its dependencies into a new environment
+(``tests/image_install.py``), first in its process while the other runs tests (tests/conftest.py). Not a unit test
+for that reason; it needs no emulator. It uses the interpreter running the tests (Python 3.12, the image's, added
+3.5 minutes of downloads in CI for no check this one lacks: the Lambda package test covers the cp312 wheels).
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ print("python", sys.version.split()[0])
 
 
 def test_the_dockerfile_install_loads_every_flow_entrypoint() -> None:
-    installed = image_install.wait()  # started here, or when the session was collected (tests/conftest.py)
+    installed = image_install.wait()
     try:
         assert installed.error is None, repr(installed.error)
         assert installed.created is not None

@@ -4,7 +4,6 @@ offers ``--json``; a bad value is a usage error (exit 2)."""
 from __future__ import annotations
 
 import importlib
-import re
 
 import pytest
 
@@ -28,7 +27,7 @@ def test_help_says_how_long_the_default_run_takes_and_offers_json(
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"python -m {module}" in text
-    assert re.search(r"default run (\([^)]*\) )?takes (about|a few)", text), text
+    assert "default run takes about" in text, text
     assert "--json" in text
 
 
