@@ -19,7 +19,7 @@ help:
 	@echo "make lint        ruff (lint and format check) and sqlfluff on sql/ (seconds)"
 	@echo "make typecheck   mypy (about a minute the first time, seconds from its cache)"
 	@echo "make test-fast   the unit tests: no emulator, no network, ruff and mypy included; property tests at a"
-	@echo "                 quarter of their examples (STOREOPS_TEST_PROFILE=fast), a process a core; 35 s on 2 idle cores"
+	@echo "                 quarter of their examples (STOREOPS_TEST_PROFILE=fast), a process a core; 30 s on 2 idle cores"
 	@echo "make test        the whole suite, as CI runs it (two processes, each with its own emulator and Prefect harness; about 8 minutes)"
 	@echo "make bench       the default benchmarks: $(BENCHES) (about 12 minutes in all);"
 	@echo "                 one of them: make bench BENCHES=drain; every one's time: python -m bench.<name> --help"
