@@ -34,7 +34,7 @@ from bench.harness import bench_environment, kill_tree, run_benchmark
 from deployments.environment import Environment
 from deployments.prefect_local import temporary_server
 from deployments.processes import python_module
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.contracts.dispatch_request import DispatchRequest
 from storeops.dispatch.config import WorkerConfig
 from storeops.dispatch.replay import receive_all
@@ -251,7 +251,7 @@ def outcomes(env: Environment) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=100, help="stores (default 100)")
     parser.add_argument("--products", type=positive_int, default=85, help="products per store (default 85)")
     parser.add_argument("--workers", type=positive_int, default=3, help="truck worker processes (default 3)")

@@ -16,7 +16,6 @@ compare figures measured at the same ``--messages``. The earlier default (``--me
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ import psutil
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment
 from storeops.aws import StackResources
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.clock import format_timestamp
 from storeops.contracts.samples import sample_requests
 from storeops.directory import StoreLocation, load_store_directory, publish_store_directory
@@ -242,7 +241,7 @@ def measure_long_drain(bench: Bench, depth: int, total: int) -> LongDrain:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m bench.drain",
         description=__doc__.split("\n\n")[0] + DURATION,
     )

@@ -36,7 +36,6 @@ default run takes under a minute on 2 idle cores.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import sys
@@ -52,7 +51,7 @@ import pandas as pd
 from bench.duckdb_sql import run_query
 from bench.harness import run_benchmark
 from storeops.calendar import local_hour
-from storeops.cli import emit_json, positive_int
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int
 from storeops.planning.forecast import DAILY_COLUMNS, forecast_parameters
 from storeops.stores.backfill import RESTOCK_HOUR
 from storeops.stores.catalog import Catalog, build_catalog
@@ -500,7 +499,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.forecast", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.forecast", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=30)
     parser.add_argument("--products", type=positive_int, default=50)
     parser.add_argument("--days", type=positive_int, default=56, help="history days each forecast learns from")

@@ -11,7 +11,6 @@ the same readings would cost sent one per record.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ import numpy as np
 
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.stores.catalog import Catalog, build_catalog
 from storeops.stores.encoding import ReadingEncoder
 from storeops.stores.firehose import FirehoseSender, billed_bytes
@@ -42,7 +41,7 @@ def _objects(s3: object, bucket: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=500)
     parser.add_argument("--products", type=positive_int, default=200)
     parser.add_argument("--ticks", type=positive_int, default=5)

@@ -706,11 +706,9 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from storeops.cli import OneLineArgumentParser, emit_json, non_negative_int, positive_int, print_summary
 
-    from storeops.cli import emit_json, non_negative_int, positive_int, print_summary
-
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m bench.lower_bound",
         description=__doc__.split("\n\n")[0] + DURATION,
     )

@@ -43,7 +43,7 @@ from bench.lower_bound import LowerBound, daily_demand, hindsight_lower_bound, i
 from deployments.environment import prepare, set_up_scenario
 from deployments.prefect_api import prefect_api
 from flows.scenario import FLEET, scenario
-from storeops.cli import emit_json, non_negative_int, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, non_negative_int, positive_int, print_summary
 from storeops.clock import parse_timestamp
 from storeops.costs import CostParameters
 from storeops.parameters import SCENARIO_START
@@ -97,7 +97,7 @@ def opening_stock(stack: str, start: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.oracle", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.oracle", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--days", type=positive_int, default=7, help="virtual days of each run (default 7)")
     parser.add_argument("--stores", type=positive_int, default=40, help="stores (default 40)")
     parser.add_argument("--products", type=positive_int, default=50, help="products per store (default 50)")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment, prepare
 from deployments.localaws import LocalAws
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.planning.models import PlanRequest, PlanWindow
 from storeops.stores.backfill import backfill
 from storeops.stores.catalog import Catalog, build_catalog
@@ -75,7 +75,7 @@ def measure(env: Environment, catalog: Catalog, days: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.plan", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.plan", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=200, help="stores (default 200)")
     parser.add_argument("--products", type=positive_int, default=100, help="products per store (default 100)")
     parser.add_argument("--days", default="1,7,30", help="history lengths, comma-separated (default 1,7,30)")

@@ -14,7 +14,6 @@ open hour raw, against 26 raw partitions).
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ import numpy as np
 
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.clock import hour_floor
 from storeops.planning.models import PlanningTargets, PlanRequest
 from storeops.planning.rollup import roll_up_hour
@@ -119,7 +118,7 @@ def measure(env: Environment, stores: int, products: int, hours_ago: int = 3) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rollup", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.rollup", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=200)
     parser.add_argument("--products", type=positive_int, default=100)
     parser.add_argument("--json", action="store_true")

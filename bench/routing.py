@@ -37,7 +37,7 @@ import numpy as np
 
 from bench.harness import run_benchmark
 from storeops.calendar import opening_hours
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.costs import CostParameters
 from storeops.directory import DEPOTS
 from storeops.dispatch.fleet import DeliveryStop, Fleet, delivery_window
@@ -152,7 +152,7 @@ def _pair(result: dict[str, Any], key: str, fmt: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     """Its options: the chain sizes routed, the catalog, the day and the depots routed at once."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m bench.routing",
         description=__doc__.split("\n\n")[0]
         + " The default run takes about a minute on 2 cores, most of it the 2,000 stores; each of --sizes adds a run,"

@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.harness import run_benchmark
 from bench.routing import day_orders
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.costs import CostParameters
 from storeops.directory import DEPOTS
 from storeops.dispatch import vrp
@@ -283,7 +283,7 @@ def run_capacity(capacity: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m bench.routing_optimum", description=__doc__.split("\n\n")[0] + DURATION
     )
     parser.add_argument("--stores", type=positive_int, default=100)

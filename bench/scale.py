@@ -37,7 +37,7 @@ from bench import rollup
 from bench.harness import bench_environment, run_benchmark
 from deployments.environment import Environment
 from deployments.processes import python_module
-from storeops.cli import emit_json, positive_int, print_summary
+from storeops.cli import OneLineArgumentParser, emit_json, positive_int, print_summary
 from storeops.ledger import LEDGER_PREFIX, decode_rows
 from storeops.planning.scan_budget import ChainSize, cutoff_for, scan_bytes
 
@@ -121,7 +121,7 @@ def queue_depth(env: Environment, url: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--stores", type=positive_int, default=2000)
     parser.add_argument("--products", type=positive_int, default=1000)
     parser.add_argument("--workers", type=positive_int, default=1, help="truck processes draining the plan (1)")

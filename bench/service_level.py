@@ -32,7 +32,7 @@ from deployments.environment import set_up_scenario
 from deployments.prefect_api import prefect_api
 from deployments.processes import python_module
 from flows.scenario import FLEET, ROUTING, print_service_level, scenario
-from storeops.cli import emit_json, iso_time, non_negative_int, positive_int
+from storeops.cli import OneLineArgumentParser, emit_json, iso_time, non_negative_int, positive_int
 from storeops.parameters import POLICIES, SCENARIO_START, Policy
 
 TARGET_SECONDS = 600
@@ -231,7 +231,7 @@ def print_targets(checks: dict[str, bool], planner: dict[str, Any], fleet: dict[
 
 def _parser() -> argparse.ArgumentParser:
     """Its options: the scenario's size, days and seed, the policies compared and the processes they run in."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m bench.service_level",
         description=__doc__.split("\n\n")[0]
         + " The default run takes about 8 minutes on 2 cores (489.1 s measured at 3ac8bcd); more --days, --stores x"

@@ -16,7 +16,6 @@ prefect.yaml or the artifacts.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.harness import run_benchmark
 from deployments.prefect_local import api_post, local_prefect_home, running_api_url
-from storeops.cli import emit_json, run_cli
+from storeops.cli import OneLineArgumentParser, emit_json, run_cli
 from storeops.exceptions import ConfigurationError, StoreOpsError
 from storeops.settings import LOOPBACK, load_settings, project_root
 
@@ -153,7 +152,7 @@ def _check_live_truck_summary(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ui_check", description=__doc__.split("\n\n")[0] + DURATION)
+    parser = OneLineArgumentParser(prog="python -m bench.ui_check", description=__doc__.split("\n\n")[0] + DURATION)
     parser.add_argument("--port", type=int, default=4250, help="port of the Prefect server it starts (4250)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium to drive (/usr/bin/chromium)")
     parser.add_argument("--screenshots", type=Path, help="where screenshots go (.localaws/ui-check)")

@@ -11,10 +11,18 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from storeops.clock import parse_timestamp
 from storeops.exceptions import StoreOpsError
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage error is one line, ``PROG: error: REASON; see `PROG --help```, and exit code 2
+    (argparse's own prints its usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def _whole_number_at_least(minimum: int, rule: str) -> Callable[[str], int]:

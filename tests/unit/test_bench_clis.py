@@ -1,5 +1,5 @@
 """Every benchmark is a CLI a new user can read first: ``--help`` says how long its default run takes and
-offers ``--json``; a bad value is a usage error (exit 2)."""
+offers ``--json``; bad input is a one-line usage error (exit 2)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,11 @@ def test_help_says_how_long_the_default_run_takes_and_offers_json(
 
 
 @pytest.mark.parametrize("module", BENCHMARKS)
-def test_an_unknown_option_exits_2(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_option_is_one_line_and_exits_2(module: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module(module).main(["--no-such-option"])
     assert exit_info.value.code == 2
-    assert "--no-such-option" in capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines  # the reason and where to look, no usage block
+    assert "--no-such-option" in lines[0]
+    assert f"python -m {module} --help" in lines[0]
