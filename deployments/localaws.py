@@ -79,9 +79,7 @@ class LocalAws:
         Starts take turns (threads and processes alike): one emulator is started, the others find it."""
         with processes.home_lock(self.home, "emulator"):
             process = None if self.pid() is not None else self._spawn(tethered)
-            # A child we spawned: its own exit code, not pid() (between fork and exec it shows this command line).
-            running = (lambda: process.poll() is None) if process else (lambda: self.pid() is not None)
-            if processes.wait_healthy(self.health_url, running, timeout):
+            if processes.wait_started(self.health_url, process, lambda: self.pid() is not None, timeout):
                 return self.status()
             if process is not None:
                 exit_code = process.poll()

@@ -155,11 +155,8 @@ class LocalPrefect:
             server = processes.start_module(["prefect", "server", "start"], env, self.server_log)
             self.server_pid_file.write_text(str(server.pid))
 
-        def running() -> bool:
-            # The child's own exit code when `up` started it: before exec it shows `up`'s environment, not ours.
-            return server.poll() is None if server is not None else self._ours(self.pids().get("server"))
-
-        if not processes.wait_healthy(f"{self.api_url}/health", running, timeout):
+        running = lambda: self._ours(self.pids().get("server"))  # noqa: E731
+        if not processes.wait_started(f"{self.api_url}/health", server, running, timeout):
             raise EmulatorError(
                 f"the Prefect server did not answer on {self.api_url} within {timeout:.0f} s",
                 hint=f"is port {self.port} free? see {self.server_log}",

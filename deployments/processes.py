@@ -72,6 +72,12 @@ def wait_healthy(url: str, running: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+def wait_started(url: str, child: subprocess.Popen[bytes] | None, running: Callable[[], bool], timeout: float) -> bool:
+    """``wait_healthy`` for a server this process may have just spawned: while ``child`` (ours) runs, by its own exit
+    code (between fork and exec it still shows our command line and environment), else while ``running()``."""
+    return wait_healthy(url, (lambda: child.poll() is None) if child is not None else running, timeout)
+
+
 def process_alive(pid: int) -> bool:
     """``pid`` runs (a zombie, exited but not yet reaped, does not)."""
     try:

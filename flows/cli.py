@@ -32,6 +32,7 @@ from typing import Any, Self
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, CliApp, CliSettingsSource, SettingsConfigDict, SettingsError
 
+from storeops.cli import OneLineArgumentParser
 from storeops.exceptions import StoreOpsError
 
 Rows = list[dict[str, Any]]
@@ -184,11 +185,11 @@ class BadInput(Exception):
         super().__init__(f"{prog}: error: {reason}")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (no usage block): ``BadInput``."""
+class _OneLineParser(OneLineArgumentParser):
+    """A usage error is ``BadInput`` (the caller prints it and exits 2), in the same one line."""
 
     def error(self, message: str) -> typing.NoReturn:
-        raise BadInput(self.prog, f"{message}; see `{self.prog} --help`")
+        raise BadInput(self.prog, self.usage_error(message))
 
 
 _METAVARS = {

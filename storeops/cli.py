@@ -21,8 +21,12 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse whose usage error is one line, ``PROG: error: REASON; see `PROG --help```, and exit code 2
     (argparse's own prints its usage block first)."""
 
+    def usage_error(self, message: str) -> str:
+        """argparse's ``message`` and where to read more."""
+        return f"{message}; see `{self.prog} --help`"
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+        self.exit(2, f"{self.prog}: error: {self.usage_error(message)}\n")
 
 
 def _whole_number_at_least(minimum: int, rule: str) -> Callable[[str], int]:

@@ -33,8 +33,7 @@ print("python", sys.version.split()[0])
 
 
 def test_the_dockerfile_install_loads_every_flow_entrypoint() -> None:
-    installed = image_install.wait()
-    try:
+    with image_install.installed_image() as installed:
         assert installed.error is None, repr(installed.error)
         assert installed.created is not None
         assert installed.created.returncode == 0, installed.created.stderr
@@ -55,5 +54,3 @@ def test_the_dockerfile_install_loads_every_flow_entrypoint() -> None:
         )
         assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
         assert checked.stdout.count("loaded ") == len(entrypoints)
-    finally:
-        image_install.remove()
